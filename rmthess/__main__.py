@@ -1,0 +1,5 @@
+import sys
+
+from rmthess.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""Input validation shared by every layer (pure Python, no heavy imports).
+
+Each checker raises ``TypeError`` for the wrong type and ``ValueError`` for a value
+outside the allowed range, always naming the parameter and the allowed range.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+from rmthess import CASES
+
+
+def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as ``int``; it must be an integer (bool excluded) in [minimum, maximum].
+
+    Floats with an integral value (``1e7``) are accepted; ``2.5`` is not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        ivalue = int(value)
+    else:
+        fvalue = float(value)
+        if not math.isfinite(fvalue) or fvalue != int(fvalue):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        ivalue = int(fvalue)
+    if minimum is not None and ivalue < minimum:
+        hi = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be an integer >= {minimum}{hi}, got {value!r}")
+    if maximum is not None and ivalue > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value!r}")
+    return ivalue
+
+
+def check_positive_float(name: str, value) -> float:
+    """Return ``value`` as a finite float > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    fvalue = float(value)
+    if not math.isfinite(fvalue) or fvalue <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return fvalue
+
+
+def check_choice(name: str, value, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(choices)}")
+    return value
+
+
+def check_case(case) -> str:
+    """Validate a Hessian case name (one of :data:`rmthess.CASES`)."""
+    return check_choice("case", case, CASES)
+
+
+def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:
+    """Parse a comma-separated CLI list such as ``"10,100,1e3"`` into checked ints."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            num = float(part)
+        except ValueError:
+            raise ValueError(f"{name} must be a comma-separated list of integers, got {text!r}") from None
+        out.append(check_int(name, num, minimum))
+    if not out:
+        raise ValueError(f"{name} must list at least one integer, got {text!r}")
+    return out

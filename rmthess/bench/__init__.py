@@ -1,0 +1,1 @@
+"""Benchmarks (``rmthess bench solver``, ``rmthess bench simulate``)."""

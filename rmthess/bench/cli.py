@@ -1,0 +1,23 @@
+"""``rmthess bench {solver,simulate} [--json]``."""
+
+from __future__ import annotations
+
+import importlib
+
+BENCHES = {
+    "solver": "rmthess.bench.solver",
+    "simulate": "rmthess.bench.simulate",
+}
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, modname in BENCHES.items():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=(mod.__doc__ or name).splitlines()[0])
+        mod.add_arguments(p)
+        p.set_defaults(_bench_run=mod.run)
+
+
+def run(args) -> int:
+    return args._bench_run(args)

@@ -1,0 +1,1 @@
+"""The report: theory and simulation side by side (HTML, PNG, CSV)."""

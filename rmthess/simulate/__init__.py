@@ -1,0 +1,1 @@
+"""Monte-Carlo layer: simulated Hessian blocks in torch (CPU/GPU)."""

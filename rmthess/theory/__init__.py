@@ -1,0 +1,28 @@
+"""Exact limiting theory of the Hessian blocks (numpy/scipy/numba/mpmath; never torch).
+
+- :mod:`rmthess.theory.gmp`: generalized Marchenko-Pastur (GMP) Stieltjes solver.
+- :mod:`rmthess.theory.law`: :class:`GMPLaw`, a scipy.stats-like limiting spectral law.
+- :mod:`rmthess.theory.block_laws`: the weight law ``nu`` of every Hessian block and its
+  limiting eigenvalue density.
+- :mod:`rmthess.theory.frobenius`: exact Frobenius limits ``F_diag``, ``F_off`` at fixed C.
+- :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4`` of THEORY.md).
+"""
+
+from rmthess.theory.asymptotics import AsymptoticConstants, asymptotic_constants
+from rmthess.theory.block_laws import block_weight_law, limiting_density
+from rmthess.theory.frobenius import FrobeniusLimits, frobenius_limits
+from rmthess.theory.gmp import gmp_density, gmp_stieltjes, gmp_zero_mass
+from rmthess.theory.law import GMPLaw
+
+__all__ = [
+    "AsymptoticConstants",
+    "FrobeniusLimits",
+    "GMPLaw",
+    "asymptotic_constants",
+    "block_weight_law",
+    "frobenius_limits",
+    "gmp_density",
+    "gmp_stieltjes",
+    "gmp_zero_mass",
+    "limiting_density",
+]
