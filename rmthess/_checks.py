@@ -68,7 +68,9 @@ def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:
         try:
             num = float(part)
         except ValueError:
-            raise ValueError(f"{name} must be a comma-separated list of integers, got {text!r}") from None
+            raise ValueError(
+                f"{name} must be a comma-separated list of integers, got {text!r}"
+            ) from None
         out.append(check_int(name, num, minimum))
     if not out:
         raise ValueError(f"{name} must list at least one integer, got {text!r}")
