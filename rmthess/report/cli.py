@@ -1,9 +1,101 @@
-"""(STUB: being written)."""
+"""``rmthess report [--out DIR] [--quick | --full] [--device auto] [--force]``.
+
+Runs the theory and the simulations for the paper's claims and writes a self-contained
+report (``index.html`` with embedded figures, ``figures/*.png``, ``tables/*.csv``,
+``run.json``) into ``--out``, then prints the pass/fail table.
+
+Exit status: 0 all checks passed, 1 a check failed, 2 bad usage (non-empty or
+non-writable ``--out`` without ``--force``, ``--device cuda`` without CUDA), 130
+interrupted (nothing claiming success is left behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+DEFAULT_OUT = "rmthess-report"
 
 
-def add_arguments(parser) -> None:
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output directory (default: {DEFAULT_OUT}/; must be empty or new)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="small sizes: <= 60 s on 2 CPU cores",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="large sizes: for a GPU or patience",
+    )
+    # hidden: the test suite's few-second mode
+    mode.add_argument(
+        "--mode", dest="mode", choices=("tiny", "quick", "default", "full"), help=argparse.SUPPRESS
+    )
+    parser.set_defaults(mode="default")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available, else CPU), cpu or cuda (default: auto)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out (replacing report files there)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="do not draw the progress bar"
+    )
+    parser.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated subset of: theory, frobenius, decay, spectra, "
+        "heatmaps, dynamics (default: all)",
+    )
+
+
+def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - signal path
+    raise KeyboardInterrupt
 
 
 def run(args) -> int:
-    raise NotImplementedError("not implemented yet")
+    from rmthess._checks import check_int
+    from rmthess.report.config import get_config
+    from rmthess.report.runner import run_report
+
+    cfg = get_config(args.mode, seed=check_int("--seed", args.seed, 0))
+    sections = None
+    if args.sections:
+        sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    old = None
+    try:
+        old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    except ValueError:  # not in the main thread
+        old = None
+    try:
+        result = run_report(
+            cfg,
+            args.out,
+            device=args.device,
+            force=args.force,
+            progress=args.progress,
+            sections=sections,
+        )
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    print(result.summary())
+    sys.stdout.flush()
+    return 0 if result.passed else 1

@@ -1,10 +1,48 @@
-"""Large-C asymptotic constants (STUB: being written)."""
+"""Large-C asymptotic constants of the Frobenius limits (THEORY.md section 4).
 
+Every case has ``F_diag ~ A_diag * C**(-p_diag)`` and ``F_off ~ A_off * C**(-p_off)`` as
+``C -> infinity`` (gamma, m fixed). Conventions:
+
+- A block that is exactly zero (the MSE off-diagonal blocks) has ``A_off = 0.0`` and
+  ``p_off = inf`` (so that ``A_off * C**(-p_off) == 0``).
+- An exponent may be negative: for hidden-mse ``F_diag`` GROWS like ``C**2``
+  (``p_diag = -2``) and ``F_off`` like ``C`` (``p_off = -1``), because the hidden-layer
+  blocks carry ``|v_j|^2 ~ C/m``.
+- A constant is exact where the fixed-C value is itself a power (linear-mse, output-mse).
+
+The constants ``K1..K4`` (hidden-ce and output-ce) are computed with mpmath to ~1e-15
+relative from one-dimensional integrals (see :func:`hidden_ce_K` and :func:`output_ce_K`).
+"""
+
+from __future__ import annotations
+
+import math
 from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath as mp
+
+from rmthess._checks import check_case, check_int, check_positive_float
+
+__all__ = [
+    "AsymptoticConstants",
+    "asymptotic_constants",
+    "hidden_ce_K",
+    "output_ce_K",
+    "relu_product_mgf",
+]
+
+_DPS = 30
 
 
 @dataclass(frozen=True)
 class AsymptoticConstants:
+    """``F_diag ~ A_diag * C**(-p_diag)``, ``F_off ~ A_off * C**(-p_off)`` as C -> inf.
+
+    ``A_off = 0.0, p_off = inf`` means the off-diagonal block is exactly zero. ``m`` is
+    None for the linear cases. For output-* the constants do not depend on ``gamma``.
+    """
+
     case: str
     gamma: float
     m: int | None
@@ -13,6 +51,170 @@ class AsymptoticConstants:
     A_off: float
     p_off: float
 
+    def F_diag(self, C):
+        """The asymptote ``A_diag * C**(-p_diag)``."""
+        return self.A_diag * C ** (-self.p_diag)
 
-def asymptotic_constants(case, gamma, m=None):
-    raise NotImplementedError
+    def F_off(self, C):
+        """The asymptote ``A_off * C**(-p_off)`` (0 where the block vanishes)."""
+        if self.A_off == 0.0:
+            return 0.0 * C
+        return self.A_off * C ** (-self.p_off)
+
+
+def relu_product_mgf(t, k: int = 0):
+    """k-th derivative (k = 0, 1, 2) of ``phi(t) = E[exp(t relu(g) relu(g'))]``.
+
+    ``g, g'`` are independent N(0, 1). Finite exactly for ``t < 1``. Using
+    ``int_0^inf e^{a y} phi(y) dy = e^{a^2/2} Phi(a) =: I0(a)``, ``I1 = a I0 + 1/sqrt(2 pi)``,
+    ``I2 = I0 + a I1`` (derivatives in ``a``), for ``t < 1``:
+
+    ``phi(t) = 3/4 + int_0^inf phi(x) I0(t x) dx``,
+    ``phi^(k)(t) = int_0^inf phi(x) x^k I_k(t x) dx`` (k >= 1),
+
+    evaluated with mpmath (30 digits). Returns an ``mpmath.mpf``.
+    """
+    with mp.workdps(_DPS):
+        t = mp.mpf(t)
+        if not t < 1:
+            raise ValueError(f"t must be < 1 (phi(t) diverges for t >= 1), got {t}")
+        c = 1 / mp.sqrt(2 * mp.pi)
+
+        def I0(a):
+            return mp.ncdf(a) * c  # times exp(a^2/2), folded into the weight below
+
+        def I1(a):
+            return a * I0(a) + c * mp.exp(-(a**2) / 2) * c
+
+        def I2(a):
+            return I0(a) + a * I1(a)
+
+        Ik = (I0, I1, I2)[k]
+        # phi(x) e^{(t x)^2/2} = exp(-(1 - t^2) x^2 / 2) / sqrt(2 pi)  (the extra c above)
+        s = 1 - t * t
+
+        def f(x):
+            return mp.exp(-s * x * x / 2) * x**k * Ik(t * x)
+
+        scale = 1 / mp.sqrt(s) if s > 0 else mp.mpf(1)
+        val = mp.quad(f, [0, scale, 4 * scale, 12 * scale, mp.inf])
+        if k == 0:
+            val += mp.mpf(3) / 4
+        return val
+
+
+def _relu_product_plus(t, k):
+    """``E[(g g')^k exp(t g g') 1[g>0] 1[g'>0]]`` = derivative of phi without the 3/4."""
+    v = relu_product_mgf(t, k)
+    return v - mp.mpf(3) / 4 if k == 0 else v
+
+
+@lru_cache(maxsize=256)
+def hidden_ce_K(m: int) -> tuple[float, float]:
+    """Constants ``(K1(m), K2(m))`` of hidden-ce: ``C F_off -> gamma K1 + K2``.
+
+    ``K1 = E_g[e^{|h|^2/m} (1/m + h_j^2/m^2)(1/m + h_l^2/m^2) 1[g_j>0] 1[g_l>0]]``
+    ``   = (1/2 + r/2)^{m-2} ((r/2)(1/m + r^2/m^2))^2``, ``r = (1 - 2/m)^{-1/2}``;
+    ``K2 = E_{g,g'}[e^{h.h'/m} (1/m + h_j h'_j/m^2)(1/m + h_l h'_l/m^2) 1[...]]``
+    ``   = phi(1/m)^{m-2} psi^2``, ``psi = phi_+(1/m)/m + phi_+'(1/m)/m^2``, where
+    ``phi_+(t) = E[e^{t g g'} 1[g>0] 1[g'>0]]`` (both factorize over coordinates).
+    ``g ~ N(0, I_m)``, ``h = relu(g)``, ``j != l``. Requires ``m >= 3`` (K1 diverges for
+    ``m <= 2``). Relative accuracy ~1e-15.
+    """
+    m = check_int("m", m, 1)
+    if m <= 2:
+        raise ValueError(
+            f"m must be >= 3 for hidden-ce large-C constants: K1(m) = E[e^(|h|^2/m) ...] "
+            f"diverges for m <= 2 (got m={m})"
+        )
+    with mp.workdps(_DPS):
+        mm = mp.mpf(m)
+        r = 1 / mp.sqrt(1 - 2 / mm)
+        K1 = (mp.mpf(1) / 2 + r / 2) ** (m - 2) * ((r / 2) * (1 / mm + r**2 / mm**2)) ** 2
+        t = 1 / mm
+        phi0 = relu_product_mgf(t, 0)
+        psi = _relu_product_plus(t, 0) / mm + _relu_product_plus(t, 1) / mm**2
+        K2 = phi0 ** (m - 2) * psi**2
+        return float(K1), float(K2)
+
+
+@lru_cache(maxsize=256)
+def output_ce_K(m: int) -> tuple[float, float]:
+    """Constants ``(K3(m), K4(m))`` of output-ce: ``C^2 F_diag -> K3``, ``C^4 F_off -> K4``.
+
+    ``K3 = E[e^{h.h'/m} (h.h')^2] = (phi^m)''(1/m)``, ``K4 = E[e^{2 h.h'/m} (h.h')^2] =
+    (phi^m)''(2/m)`` with ``phi`` of :func:`relu_product_mgf` and
+    ``(phi^m)'' = m phi^{m-1} phi'' + m (m-1) phi^{m-2} phi'^2``. Requires ``m >= 3``:
+    ``phi(t)`` is infinite for ``t >= 1``, so K4 diverges for ``m <= 2`` (and K3 for
+    ``m = 1``). Relative accuracy ~1e-15.
+    """
+    m = check_int("m", m, 1)
+    if m <= 2:
+        raise ValueError(
+            f"m must be >= 3 for output-ce large-C constants: K4(m) = E[e^(2 h.h'/m) (h.h')^2] "
+            f"diverges for m <= 2 (got m={m})"
+        )
+    out = []
+    with mp.workdps(_DPS):
+        for t in (mp.mpf(1) / m, mp.mpf(2) / m):
+            f0 = relu_product_mgf(t, 0)
+            f1 = relu_product_mgf(t, 1)
+            f2 = relu_product_mgf(t, 2)
+            out.append(float(m * f0 ** (m - 1) * f2 + m * (m - 1) * f0 ** (m - 2) * f1**2))
+    return out[0], out[1]
+
+
+def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
+    """Large-C constants ``A_diag, p_diag, A_off, p_off`` of one case.
+
+    Parameters
+    ----------
+    case : str
+        One of ``linear-mse, linear-ce, hidden-mse, hidden-ce, output-mse, output-ce``.
+    gamma : float
+        ``d/N``, finite and > 0 (validated but unused for output-*).
+    m : int, optional
+        Hidden width, required for hidden-* and output-* (``m >= 2`` for hidden-mse,
+        ``m >= 3`` for hidden-ce and output-ce, ``m >= 1`` for output-mse); ignored for
+        linear-*.
+
+    Returns
+    -------
+    AsymptoticConstants
+        - linear-mse: ``A_diag = 1 + gamma, p_diag = 0``; ``A_off = 0, p_off = inf``.
+        - linear-ce: ``A_diag = 1 + e gamma, p_diag = 2``; ``A_off = 1 + e^2 gamma,
+          p_off = 4``.
+        - hidden-mse: ``A_diag = (gamma/2 + 1/4)/m^2, p_diag = -2``; ``A_off =
+          (gamma/4 + 1/16)/m^2, p_off = -1`` (both GROW with C).
+        - hidden-ce: ``A_diag = (gamma/2 + 1/4)/m^2, p_diag = 0``; ``A_off = gamma K1 + K2,
+          p_off = 1``.
+        - output-mse: ``A_diag = m/4 + m(m-1)/(4 pi^2), p_diag = 0``; ``A_off = 0,
+          p_off = inf``.
+        - output-ce: ``A_diag = K3, p_diag = 2``; ``A_off = K4, p_off = 4``.
+    """
+    case = check_case(case)
+    gamma = check_positive_float("gamma", gamma)
+    if case.startswith("linear"):
+        m = None
+    else:
+        if m is None:
+            raise ValueError(f"m (hidden width) is required for case {case!r}")
+        m = check_int("m", m, 1)
+    e = math.e
+    if case == "linear-mse":
+        vals = (1.0 + gamma, 0.0, 0.0, math.inf)
+    elif case == "linear-ce":
+        vals = (1.0 + e * gamma, 2.0, 1.0 + e * e * gamma, 4.0)
+    elif case == "hidden-mse":
+        if m < 2:
+            raise ValueError(f"m must be >= 2 for hidden-mse (no off-diagonal block), got {m}")
+        vals = ((gamma / 2 + 0.25) / m**2, -2.0, (gamma / 4 + 1 / 16) / m**2, -1.0)
+    elif case == "hidden-ce":
+        K1, K2 = hidden_ce_K(m)
+        vals = ((gamma / 2 + 0.25) / m**2, 0.0, gamma * K1 + K2, 1.0)
+    elif case == "output-mse":
+        vals = (m / 4 + m * (m - 1) / (4 * math.pi**2), 0.0, 0.0, math.inf)
+    else:  # output-ce
+        K3, K4 = output_ce_K(m)
+        vals = (K3, 2.0, K4, 4.0)
+    return AsymptoticConstants(case, gamma, m, *vals)

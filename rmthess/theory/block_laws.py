@@ -1,9 +1,192 @@
-"""Block weight laws (STUB: being written)."""
+"""Weight laws ``nu`` of the Hessian blocks and their limiting eigenvalue densities.
+
+Every within-layer block of the first layer is ``H = (1/N) sum_i a_i x_i x_i^T`` (THEORY.md
+section 2); with ``a_i`` asymptotically independent of ``x_i`` its eigenvalue distribution
+converges to the GMP law of ``nu = law(a)`` with ratio ``gamma = d/N`` (section 3). This
+goes beyond the paper, which only uses the second moment ``M_2 = gamma E a^2 + (E a)^2``.
+
+Block ``"diag"`` is ``(0, 0)``, block ``"off"`` is ``(0, 1)`` (any pair is equivalent by
+exchangeability, except that ``hidden-*`` laws are conditional on the given ``V``).
+
+| case       | diag: a                         | off: a                                 |
+|------------|---------------------------------|----------------------------------------|
+| linear-mse | 1                               | 0                                      |
+| linear-ce  | p_1 (1 - p_1)                   | -p_1 p_2,   p = softmax(z), z~N(0,I_C) |
+| hidden-mse | ||v_0||^2 1[g_0>0]              | (v_0.v_1) 1[g_0>0] 1[g_1>0]            |
+| hidden-ce  | v_0^T A v_0 1[g_0>0]            | v_0^T A v_1 1[g_0>0] 1[g_1>0]          |
+
+with ``A = diag p - p p^T``, ``p = softmax(V relu(g))``, ``g ~ N(0, I_m)``, ``v_j`` the
+j-th column of ``V`` (``C x m``). Continuous laws (``linear-ce``, ``hidden-ce``) are
+represented by ``n_atoms`` equally weighted scrambled-Sobol quasi-Monte-Carlo draws
+(error of smooth functionals ~ ``1/n_atoms``); ``linear-mse`` and ``hidden-mse`` are exact.
+Output-layer blocks (``output-*``) are ``m x m`` with ``m`` fixed: they converge to a
+deterministic matrix, not to a GMP law, and are refused here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from rmthess._checks import check_case, check_choice, check_int, check_positive_float
+from rmthess.theory.gmp import gmp_density
+from rmthess.theory.law import GMPLaw
+
+__all__ = ["BLOCKS", "block_weight_law", "limiting_density", "limiting_law", "sample_V"]
+
+BLOCKS = ("diag", "off")
+_SOBOL_MAX_DIM = 21201
 
 
-def block_weight_law(case, block, C, gamma=None, m=None, **kwargs):
-    raise NotImplementedError
+def sample_V(C: int, m: int, seed: int = 0) -> np.ndarray:
+    """LeCun-initialised output weights ``V`` (``C x m``, entries ``N(0, 1/m)``), seeded."""
+    C = check_int("C", C, 2)
+    m = check_int("m", m, 1)
+    seed = check_int("seed", seed, 0)
+    return np.random.default_rng(seed).normal(scale=1.0 / np.sqrt(m), size=(C, m))
 
 
-def limiting_density(case, block, x, C, gamma, m=None, **kwargs):
-    raise NotImplementedError
+def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
+    """``n x dim`` standard normals from scrambled Sobol points (pseudo-random past 21201)."""
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    if dim > _SOBOL_MAX_DIM:
+        return np.random.default_rng(seed).standard_normal((n, dim))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balance-property warning when n is not 2^k
+        u = qmc.Sobol(d=dim, scramble=True, seed=seed).random(n)
+    return ndtri(np.clip(u, 1e-300, 1.0 - 2.0**-53))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _check_V(V, C: int, m: int) -> np.ndarray:
+    try:
+        V = np.asarray(V, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("V must be a real array of shape (C, m)") from None
+    if V.shape != (C, m):
+        raise ValueError(f"V must have shape (C, m) = ({C}, {m}), got {V.shape}")
+    if not np.all(np.isfinite(V)):
+        raise ValueError("V must be finite")
+    return V
+
+
+def _check_common(case, block, C, gamma, m, n_atoms, seed):
+    case = check_case(case)
+    block = check_choice("block", block, BLOCKS)
+    C = check_int("C", C, 2)
+    if gamma is not None:
+        gamma = check_positive_float("gamma", gamma)
+    n_atoms = check_int("n_atoms", n_atoms, 1)
+    seed = check_int("seed", seed, 0)
+    if case.startswith("output-"):
+        raise ValueError(
+            f"case {case!r} has no GMP limit: its blocks are m x m (rows of V act on the "
+            "m-dimensional h_i, not on R^d), so as d, N -> infinity each block converges to the "
+            "deterministic matrix E[a h h^T]; limiting spectra exist only for the first-layer "
+            "cases linear-mse, linear-ce, hidden-mse, hidden-ce"
+        )
+    if case.startswith("hidden-"):
+        if m is None:
+            raise ValueError(f"case {case!r} needs the hidden width m (an integer >= 1)")
+        m = check_int("m", m, 2 if block == "off" else 1)
+    return case, block, C, gamma, m, n_atoms, seed
+
+
+def block_weight_law(
+    case: str,
+    block: str,
+    C: int,
+    gamma: float | None = None,
+    m: int | None = None,
+    V=None,
+    n_atoms: int = 4096,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The law ``nu`` of the block weight ``a_i`` as ``(atoms, weights)``.
+
+    Parameters
+    ----------
+    case : one of ``linear-mse, linear-ce, hidden-mse, hidden-ce`` (``output-*`` refused).
+    block : ``"diag"`` (block (0,0)) or ``"off"`` (block (0,1)).
+    C : int >= 2, number of classes.
+    gamma : float > 0 or None. Not needed for ``nu`` (validated if given).
+    m : int, hidden width (hidden cases only; >= 2 for ``"off"``).
+    V : array (C, m) or None. Output weights the hidden laws are conditional on; sampled
+        with :func:`sample_V` (seed ``seed``) if None.
+    n_atoms : int >= 1, number of quasi-Monte-Carlo atoms for continuous laws.
+    seed : int >= 0, seed of the Sobol scrambling (and of ``V`` when sampled).
+
+    Returns
+    -------
+    atoms, weights : float64 arrays (weights sum to 1). Atoms at 0 (indicators off) are kept:
+    they set the atom at 0 of the spectral law.
+    """
+    case, block, C, gamma, m, n_atoms, seed = _check_common(
+        case, block, C, gamma, m, n_atoms, seed
+    )
+    if case == "linear-mse":
+        return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
+    if case == "linear-ce":
+        p = _softmax(_gaussian_qmc(n_atoms, C, seed))
+        a = p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+        return a, np.full(n_atoms, 1.0 / n_atoms)
+    V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
+    l = 0 if block == "diag" else 1
+    if case == "hidden-mse":
+        c = float(V[:, 0] @ V[:, l])
+        q = 0.5 if block == "diag" else 0.25
+        return np.array([0.0, c]), np.array([1.0 - q, q])
+    # hidden-ce
+    g = _gaussian_qmc(n_atoms, m, seed)
+    h = np.maximum(g, 0.0)
+    p = _softmax(h @ V.T)  # (n, C)
+    v0, vl = V[:, 0], V[:, l]
+    a = p @ (v0 * vl) - (p @ v0) * (p @ vl)
+    a = np.where((g[:, 0] > 0) & (g[:, l] > 0), a, 0.0)
+    return a, np.full(n_atoms, 1.0 / n_atoms)
+
+
+def limiting_law(
+    case: str,
+    block: str,
+    C: int,
+    gamma: float,
+    m: int | None = None,
+    V=None,
+    n_atoms: int = 4096,
+    seed: int = 0,
+) -> GMPLaw:
+    """The limiting spectral law of the block as a :class:`GMPLaw` (``zero_mass``, ``pdf``,
+    ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``."""
+    gamma = check_positive_float("gamma", gamma)
+    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed)
+    return GMPLaw(atoms, weights, gamma)
+
+
+def limiting_density(
+    case: str,
+    block: str,
+    x,
+    C: int,
+    gamma: float,
+    m: int | None = None,
+    V=None,
+    n_atoms: int = 4096,
+    seed: int = 0,
+) -> np.ndarray:
+    """Limiting eigenvalue density of the block: ``gmp_density(x, *block_weight_law(...))``.
+
+    The absolutely continuous part only; the atom at 0 is
+    ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`.
+    """
+    gamma = check_positive_float("gamma", gamma)
+    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed)
+    return gmp_density(x, atoms, weights, gamma)

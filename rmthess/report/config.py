@@ -1,0 +1,256 @@
+"""Run configurations of ``rmthess report``: one frozen :class:`ReportConfig` per mode.
+
+Modes
+-----
+``tiny``
+    Hidden, for the test suite: every section runs, at sizes too small for the
+    statistical checks to mean much (a few seconds).
+``quick``
+    ``--quick``: small sizes, target <= 60 s on 2 CPU cores.
+``default``
+    No flag: moderate sizes, target <= 5 min on 2 CPU cores.
+``full``
+    ``--full``: the paper's sizes where affordable; for a GPU or patience.
+
+All modes use ``gamma = d / N`` (dimension over samples, THEORY.md section 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from rmthess._checks import check_choice
+
+MODES = ("tiny", "quick", "default", "full")
+
+FIT_CASES = ("linear-ce", "output-ce", "hidden-ce", "hidden-mse")
+"""Cases whose ratio r(C) decays (predicted slope -1 or -1/2) and gets a slope fit."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Sizes, grids and tolerances of one report run.
+
+    Attributes
+    ----------
+    mode : str
+        One of :data:`MODES`.
+    d, N : int
+        Data dimension and sample count of the simulated blocks (``gamma = d / N``).
+    m : int
+        Hidden width of the one-hidden-layer net (THEORY.md: ``m >= 3`` for hidden-ce).
+    Cs : tuple of int
+        Class counts C of the Frobenius sweep (every case; also the slope fit).
+    trials : int
+        Independent (X, W, V) draws per (case, C) for the linear/output cases.
+    trials_hidden : int
+        Draws for the hidden-layer cases (their averages over V are heavy-tailed).
+    theory_C_points : int
+        Points of the exact theory curve between ``min(Cs)`` and ``max(Cs)`` (log grid);
+        the Monte-Carlo theory cases (hidden-ce, output-ce) are integrated at ``Cs`` only.
+    theory_samples : int or None
+        Monte-Carlo sample size passed to the theory layer for hidden-ce/output-ce
+        (None: the theory layer's default).
+    spectra_C, spectra_d, spectra_N : int
+        Setting of the block-spectrum overlay (linear-ce blocks).
+    heatmap_Cs : tuple of int
+        Class counts of the hidden-layer heatmaps (paper Figure 6: 10, 100, 1000).
+    heatmap_d, heatmap_N, heatmap_m : int
+        Sizes of the heatmaps (the hidden block is ``(m d) x (m d)``).
+    heatmap_full_C : int
+        Class count of the whole-Hessian heatmap (paper Figures 2-3).
+    train_C, train_d, train_N, train_steps, train_lr, train_record_every : int/float
+        Training-dynamics setting (full-batch Adam, cosine schedule, CE, random labels).
+    n_boot : int
+        Bootstrap resamples of the slope fit.
+    k_se : float
+        Checks: allowed deviation in combined standard errors.
+    rel_allowance : float
+        Checks: stated finite-size allowance, relative to the theory value
+        (corrections are O(1/d) + O(1/N); see :mod:`rmthess.report.checks`).
+    slope_tol : float
+        Checks: allowed |fitted slope - predicted slope|.
+    ks_tol : float
+        Checks: allowed Kolmogorov-Smirnov distance between simulated block eigenvalues
+        and the limiting law (finite-d fluctuation plus edge effects).
+    seed : int
+        Base seed; every section derives its own seed from it.
+    """
+
+    mode: str
+    d: int
+    N: int
+    m: int
+    Cs: tuple[int, ...]
+    trials: int
+    trials_hidden: int
+    theory_C_points: int
+    theory_samples: int | None
+    spectra_C: int
+    spectra_d: int
+    spectra_N: int
+    heatmap_Cs: tuple[int, ...]
+    heatmap_d: int
+    heatmap_N: int
+    heatmap_m: int
+    heatmap_full_C: int
+    train_C: int
+    train_d: int
+    train_N: int
+    train_steps: int
+    train_lr: float
+    train_record_every: int
+    n_boot: int
+    k_se: float = 4.0
+    rel_allowance: float = 0.05
+    slope_tol: float = 0.1
+    ks_tol: float = 0.05
+    seed: int = 0
+    cases: tuple[str, ...] = field(
+        default=("linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "output-ce")
+    )
+
+    @property
+    def gamma(self) -> float:
+        """``gamma = d / N``."""
+        return self.d / self.N
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["gamma"] = self.gamma
+        return out
+
+
+_CONFIGS = {
+    "tiny": ReportConfig(
+        mode="tiny",
+        d=24,
+        N=48,
+        m=4,
+        Cs=(4, 8, 16),
+        trials=4,
+        trials_hidden=8,
+        theory_C_points=12,
+        theory_samples=20,
+        spectra_C=5,
+        spectra_d=60,
+        spectra_N=120,
+        heatmap_Cs=(10, 100),
+        heatmap_d=5,
+        heatmap_N=20,
+        heatmap_m=3,
+        heatmap_full_C=4,
+        train_C=8,
+        train_d=8,
+        train_N=32,
+        train_steps=20,
+        train_lr=1e-2,
+        train_record_every=5,
+        n_boot=50,
+        # tiny sizes: every check runs but they are not expected to be meaningful
+        rel_allowance=0.5,
+        slope_tol=0.5,
+        ks_tol=0.3,
+    ),
+    "quick": ReportConfig(
+        mode="quick",
+        d=64,
+        N=128,
+        m=8,
+        Cs=(4, 8, 16, 32, 64),
+        trials=16,
+        trials_hidden=64,
+        theory_C_points=24,
+        theory_samples=100,
+        spectra_C=5,
+        spectra_d=200,
+        spectra_N=400,
+        heatmap_Cs=(10, 100, 1000),
+        heatmap_d=8,
+        heatmap_N=64,
+        heatmap_m=4,
+        heatmap_full_C=10,
+        train_C=32,
+        train_d=32,
+        train_N=320,
+        train_steps=300,
+        train_lr=1e-2,
+        train_record_every=25,
+        n_boot=200,
+        rel_allowance=0.10,
+        ks_tol=0.06,
+    ),
+    "default": ReportConfig(
+        mode="default",
+        d=256,
+        N=512,
+        m=8,
+        Cs=(8, 16, 32, 64, 128, 256),
+        trials=16,
+        trials_hidden=64,
+        theory_C_points=32,
+        theory_samples=None,
+        spectra_C=10,
+        spectra_d=800,
+        spectra_N=1600,
+        heatmap_Cs=(10, 100, 1000),
+        heatmap_d=16,
+        heatmap_N=160,
+        heatmap_m=8,
+        heatmap_full_C=10,
+        train_C=20,
+        train_d=50,
+        train_N=200,
+        train_steps=500,
+        train_lr=1e-2,
+        train_record_every=25,
+        n_boot=1000,
+    ),
+    "full": ReportConfig(
+        mode="full",
+        d=1024,
+        N=2048,
+        m=8,
+        Cs=(8, 16, 32, 64, 128, 256, 512, 1024),
+        trials=64,
+        trials_hidden=256,
+        theory_C_points=48,
+        theory_samples=None,
+        spectra_C=10,
+        spectra_d=2000,
+        spectra_N=4000,
+        heatmap_Cs=(10, 100, 1000),
+        heatmap_d=20,
+        heatmap_N=200,
+        heatmap_m=8,
+        heatmap_full_C=20,
+        train_C=100,
+        train_d=100,
+        train_N=1000,
+        train_steps=2000,
+        train_lr=1e-2,
+        train_record_every=50,
+        n_boot=2000,
+        rel_allowance=0.03,
+        ks_tol=0.03,
+    ),
+}
+
+
+def get_config(mode: str = "default", **overrides) -> ReportConfig:
+    """Return the :class:`ReportConfig` of ``mode`` (one of :data:`MODES`), with overrides.
+
+    Raises
+    ------
+    ValueError
+        Unknown mode, or an override that is not a field of :class:`ReportConfig`.
+    """
+    check_choice("mode", mode, MODES)
+    cfg = _CONFIGS[mode]
+    if overrides:
+        fields = set(cfg.__dataclass_fields__)
+        bad = sorted(set(overrides) - fields)
+        if bad:
+            raise ValueError(f"unknown report setting(s) {bad}; allowed: {sorted(fields)}")
+        cfg = replace(cfg, **overrides)
+    return cfg

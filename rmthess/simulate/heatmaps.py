@@ -1,0 +1,170 @@
+"""Full-Hessian heatmaps ``|H|`` for small sizes (the seed paper's Figures 1-7).
+
+The Hessian is the exact closed form of :mod:`rmthess.simulate.hessian` (checked against
+``torch.func.hessian``), so large C is cheap for the hidden layer: its (m d) x (m d) block
+costs O(N m^2 (d^2 + C)) whatever C is (Figure 6: C = 10, 100, 1000).
+
+Parameter order (rows and columns): rows of W (m blocks of size d, or C blocks for the
+linear model), then rows of V (C blocks of size m). :func:`heatmap_layout` gives the block
+boundaries to draw; the paper plots ``|H|`` entry-wise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rmthess._checks import check_choice, check_int
+
+__all__ = ["hessian_heatmap", "heatmap_layout", "HeatmapLayout", "PARTS"]
+
+PARTS = ("full", "hidden", "output", "cross")
+
+
+@dataclass
+class HeatmapLayout:
+    """Where the blocks of a heatmap lie.
+
+    row_bounds, col_bounds: block boundaries (0, ..., size), one block per output neuron of
+    a layer (one row of W or V). layer_split: index where the W parameters end and the V
+    parameters begin (``full`` part of the hidden model), else None. title: a short label.
+    """
+
+    shape: tuple[int, int]
+    row_bounds: list[int]
+    col_bounds: list[int]
+    layer_split: int | None = None
+    title: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _bounds(*groups):
+    out = [0]
+    for count, size in groups:
+        start = out[-1]
+        out.extend(start + size * (k + 1) for k in range(count))
+    return out
+
+
+def heatmap_layout(model: str, C: int, d: int, m: int | None = None, part: str = "full"):
+    """Block boundaries of the ``part`` of the Hessian of ``model`` (see :class:`HeatmapLayout`)."""
+    model = check_choice("model", model, ("linear", "hidden"))
+    part = check_choice("part", part, PARTS)
+    C = check_int("C", C, 1)
+    d = check_int("d", d, 1)
+    if model == "linear":
+        if part != "full":
+            raise ValueError(f"the linear model has one layer: part must be 'full', got {part!r}")
+        b = _bounds((C, d))
+        return HeatmapLayout((C * d, C * d), b, b, None, "linear: W blocks")
+    if m is None:
+        raise ValueError("m (hidden width) is required for the one-hidden-layer model")
+    m = check_int("m", m, 1)
+    hid, out = _bounds((m, d)), _bounds((C, m))
+    if part == "hidden":
+        return HeatmapLayout((m * d, m * d), hid, hid, None, "hidden layer H_ww")
+    if part == "output":
+        return HeatmapLayout((C * m, C * m), out, out, None, "output layer H_vv")
+    if part == "cross":
+        return HeatmapLayout((m * d, C * m), hid, out, None, "cross-layer H_wv")
+    full = _bounds((m, d), (C, m))
+    n = m * d + C * m
+    return HeatmapLayout((n, n), full, full, m * d, "full Hessian")
+
+
+def hessian_heatmap(
+    model: str,
+    loss: str,
+    C: int,
+    d: int,
+    N: int,
+    m: int | None = None,
+    seed: int = 0,
+    part: str = "full",
+    step: int | None = None,
+    *,
+    train_kwargs: dict | None = None,
+    device="cpu",
+    dtype="float64",
+    return_layout: bool = False,
+):
+    """``|H|`` entry-wise as a numpy array (small sizes), optionally with its layout.
+
+    Parameters
+    ----------
+    model : "linear" or "hidden" (one-hidden-layer ReLU net, needs ``m``).
+    loss : "mse" or "ce".
+    C, d, N, m : classes, input dimension, samples, hidden width (positive ints).
+    seed : seeds data, LeCun weights and the random labels (``random_labels(C, N, seed)``;
+        they enter only the cross-layer block).
+    part : "full" (whole Hessian), "hidden" (H_ww), "output" (H_vv), "cross" (H_wv).
+    step : None or 0 for initialization; otherwise (hidden model only) the Hessian after
+        ``step`` steps of full-batch Adam training on random labels
+        (:func:`rmthess.simulate.training.train_states`; ``train_kwargs`` passes lr,
+        schedule and total ``steps`` of the cosine schedule, default ``steps = step``).
+    return_layout : also return the :class:`HeatmapLayout`.
+    """
+    from rmthess.simulate.hessian import (
+        full_hessian,
+        hessian_blocks,
+        hessian_parts,
+        random_labels,
+    )
+    from rmthess.simulate.sampling import sample_instance
+
+    layout = heatmap_layout(model, C, d, m, part)
+    loss = check_choice("loss", loss, ("mse", "ce"))
+    N = check_int("N", N, 1)
+    if step is not None:
+        step = check_int("step", step, 0)
+    if model == "linear":
+        if step:
+            raise ValueError("step > 0 (training) is supported for the hidden model only")
+        inst = sample_instance("linear", C, d, N, seed=seed, device=device, dtype=dtype)
+        H = full_hessian("linear", loss, inst)
+    else:
+        if step:
+            from rmthess.simulate.training import train_states
+
+            kw = {"steps": step, **(train_kwargs or {})}
+            if kw["steps"] < step:
+                raise ValueError(f"train_kwargs['steps'] must be >= step={step}")
+            inst = Y = None
+            for t, _, snap, labels in train_states(
+                C=C,
+                d=d,
+                m=m,
+                N=N,
+                loss=loss,
+                seed=seed,
+                device=device,
+                dtype=dtype,
+                record_every=step,
+                **kw,
+            ):
+                if t == step:
+                    inst, Y = snap, labels
+                    break
+        else:
+            inst = sample_instance("hidden", C, d, N, m=m, seed=seed, device=device, dtype=dtype)
+            Y = random_labels(C, N, seed, inst.X.device)
+        if part in ("hidden", "output"):
+            Hb = hessian_blocks(f"{part}-{loss}", inst)
+            K, _, p, _ = Hb.shape
+            H = Hb.permute(0, 2, 1, 3).reshape(K * p, K * p)
+        else:
+            parts = hessian_parts(loss, inst, Y)
+            H = parts.wv if part == "cross" else parts.full()
+    arr = H.abs().cpu().numpy()
+    assert arr.shape == layout.shape
+    layout.meta = {
+        "model": model,
+        "loss": loss,
+        "C": C,
+        "d": d,
+        "N": N,
+        "m": m,
+        "seed": seed,
+        "part": part,
+        "step": step or 0,
+    }
+    return (arr, layout) if return_layout else arr

@@ -1,0 +1,84 @@
+"""Empirical eigenvalues of one Hessian block (for histogram-vs-theory overlays).
+
+A block of form (*) (THEORY.md section 2) is materialized as
+
+    H_kl = (1/N) U diag(a^{kl}) U^T          (p x p, p = d or m)
+
+and its eigenvalues are computed with ``torch.linalg.eigvalsh`` (the symmetric part is
+used: for k != l the block ``H_kl`` is already symmetric because it is a weighted sum of
+rank-one terms ``u_i u_i^T``). For d x d blocks the limiting eigenvalue law is the GMP
+law of THEORY.md section 3 with ratio ``gamma = d/N``; for the m x m output blocks only
+the m eigenvalues are returned (no bulk: the block converges to a fixed matrix).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rmthess._checks import check_case, check_choice, check_int
+from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.sampling import sample_instance
+from rmthess.simulate.weights import block_vectors, block_weights, model_of, n_blocks
+
+
+def block_matrix(case: str, inst, k: int, l: int, trial: int = 0) -> torch.Tensor:
+    """Materialize block ``(k, l)`` of trial ``trial``: ``(1/N) U diag(a^{kl}) U^T`` (p x p)."""
+    U = block_vectors(case, inst)[trial]  # (p, N)
+    a = block_weights(case, inst, [k], [l])[trial, :, 0]  # (N,)
+    N = U.shape[1]
+    return (U * a) @ U.T / N
+
+
+def block_eigenvalues(
+    case: str,
+    block: str = "diag",
+    C: int = 10,
+    d: int = 400,
+    N: int = 800,
+    m: int | None = None,
+    seed: int = 0,
+    device="auto",
+    dtype="float64",
+    trials: int = 1,
+) -> np.ndarray:
+    """Eigenvalues of one diagonal (``block="diag"``: H_00) or off-diagonal
+    (``block="off"``: H_01) block of a freshly sampled instance.
+
+    Parameters
+    ----------
+    case : one of :data:`rmthess.CASES`.
+    block : ``"diag"`` or ``"off"``.
+    C : classes (>= 2). d, N : sizes (>= 1). m : hidden width (hidden-*: >= 2; output-*).
+    seed, device, dtype : as in :func:`rmthess.simulate.sampling.sample_instance`.
+    trials : independent instances; their eigenvalues are concatenated (pooled histogram).
+
+    Returns
+    -------
+    1-D float64 numpy array, ascending within each trial, length ``trials * p`` with
+    ``p = d`` (linear-*, hidden-*) or ``m`` (output-*). No normalization: these are the
+    eigenvalues of ``H`` itself, whose empirical law tends to the GMP law.
+    """
+    case = check_case(case)
+    block = check_choice("block", block, ("diag", "off"))
+    C = check_int("C", C, 2)
+    d = check_int("d", d, 1)
+    N = check_int("N", N, 1)
+    trials = check_int("trials", trials, 1)
+    if model_of(case) == "hidden":
+        if m is None:
+            raise ValueError(f"m (hidden width) is required for case {case!r}")
+        m = check_int("m", m, 2 if case.startswith("hidden") else 1)
+    K = n_blocks(case, C, m)
+    if block == "off" and K < 2:
+        raise ValueError(f"an off-diagonal block needs at least 2 blocks, got K={K}")
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    inst = sample_instance(model_of(case), C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt)
+    k, l_ = (0, 0) if block == "diag" else (0, 1)
+    U = block_vectors(case, inst)  # (T, p, N)
+    a = block_weights(case, inst, [k], [l_])[:, :, 0]  # (T, N)
+    H = torch.matmul(U * a.unsqueeze(1), U.transpose(1, 2)) / N
+    H = 0.5 * (H + H.transpose(1, 2))
+    ev = torch.linalg.eigvalsh(H)
+    return ev.double().cpu().numpy().reshape(-1)

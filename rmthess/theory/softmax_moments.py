@@ -1,0 +1,153 @@
+"""Exact moments of the softmax of i.i.d. standard Gaussian logits (linear-ce, Theorem 1).
+
+Let ``z ~ N(0, I_C)`` and ``p = softmax(z)``. With ``S = sum_k e^{z_k}`` and the Laplace
+representation ``y^{-n} = (1/Gamma(n)) int_0^inf t^{n-1} e^{-t y} dt``,
+
+.. math::
+
+    E[p_1^n]       = \\frac{1}{\\Gamma(n)}  \\int_0^\\infty t^{n-1} A_n(t)   L(t)^{C-1} dt,
+    E[(p_1 p_2)^n] = \\frac{1}{\\Gamma(2n)} \\int_0^\\infty t^{2n-1} A_n(t)^2 L(t)^{C-2} dt,
+
+with ``L(t) = E[exp(-t e^Z)]`` and ``A_n(t) = E[e^{nZ} exp(-t e^Z)]``, ``Z ~ N(0, 1)``.
+
+Numerics. Substituting ``t = e^u`` turns both integrals into integrals over the whole real
+line of functions analytic in the strip ``|Im u| < pi/2`` that decay at both ends (like
+``e^{n u}`` as ``u -> -inf`` and at least like ``e^{-u^2}`` as ``u -> +inf``); the same holds
+for the inner Gaussian integrals in ``z``. The trapezoidal rule on such integrands converges
+geometrically, with error about ``exp(-pi^2 / h)`` for step ``h``; ``h = 0.1`` gives an error
+far below double precision. The inner quantities ``log L(e^u)`` and ``log A_n(e^u)`` do not
+depend on C: they are tabulated once on a fixed ``u`` grid ``[-80, 16]`` (``1 - L`` is
+computed with ``expm1`` so that ``(C-1) log L`` stays accurate when ``L`` is close to 1), and
+each C costs a few vector operations on that grid. Everything is done in log space, so
+nothing overflows or underflows for C up to about 1e20 (the integrand peaks near
+``u = -log C``). Verified against an independent sigmoid quadrature at C = 2, a 2-D
+quadrature at C = 3, mpmath adaptive quadrature at C = 10, 1e3, 1e7, and Monte Carlo; the
+relative accuracy is about 1e-13 or better (see ``tests/test_softmax_moments.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from rmthess._checks import check_int
+
+__all__ = ["SoftmaxMoments", "softmax_moments", "linear_ce_frobenius"]
+
+_H = 0.1
+_U_MIN, _U_MAX = -80.0, 16.0
+_Z_MIN, _Z_MAX = -40.0, 20.0
+_NMAX = 4
+# log C must stay well inside the u grid: the integrand peaks near u = -log C and
+# decays like e^{n (u + log C)} to the left.
+_C_MAX = 1e20
+
+
+@lru_cache(maxsize=1)
+def _tables():
+    """Tabulate ``u``, ``log L(e^u)`` and ``log A_n(e^u)`` (n = 1..4) on the fixed grid."""
+    u = np.arange(_U_MIN, _U_MAX + _H / 2, _H)
+    z = np.arange(_Z_MIN, _Z_MAX + _H / 2, _H)
+    logphi = -0.5 * z**2 - 0.5 * math.log(2 * math.pi) + math.log(_H)  # trapezoid weight
+    ez = np.exp(u[:, None] + z[None, :])  # t e^z, shape (nu, nz)
+    # 1 - L(t) = E[1 - exp(-t e^Z)] (no cancellation), then log L = log1p(-(1 - L)).
+    one_minus_L = -np.expm1(-ez) @ np.exp(logphi)
+    with np.errstate(divide="ignore"):
+        logL_small = np.log1p(-np.minimum(one_minus_L, 0.5))
+        logL_big = _logsumexp(logphi[None, :] - ez, axis=1)
+    logL = np.where(one_minus_L < 0.5, logL_small, logL_big)
+    logA = np.empty((_NMAX + 1, u.size))
+    logA[0] = logL
+    for n in range(1, _NMAX + 1):
+        logA[n] = _logsumexp(logphi[None, :] + n * z[None, :] - ez, axis=1)
+    return u, logL, logA
+
+
+def _logsumexp(a, axis):
+    amax = np.max(a, axis=axis, keepdims=True)
+    amax = np.where(np.isfinite(amax), amax, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - amax), axis=axis)) + np.squeeze(amax, axis=axis)
+    return out
+
+
+@dataclass(frozen=True)
+class SoftmaxMoments:
+    """Moments of ``p = softmax(z)``, ``z ~ N(0, I_C)`` (arrays broadcast like ``C``).
+
+    ``p[n]`` is ``E[p_1^n]`` (n = 1..4, ``p[0] = 1``) and ``pp[n]`` is ``E[(p_1 p_2)^n]``
+    (n = 1, 2; ``pp[0] = 1``).
+    """
+
+    C: np.ndarray
+    p: np.ndarray
+    pp: np.ndarray
+
+
+def _check_C(C):
+    arr = np.asarray(C)
+    flat = [check_int("C", c, 2) for c in np.atleast_1d(arr).ravel().tolist()]
+    Cf = np.asarray(flat, dtype=np.float64).reshape(arr.shape)
+    if np.any(Cf > _C_MAX):
+        raise ValueError(f"C must be an integer >= 2 and <= {_C_MAX:g}, got {C!r}")
+    return Cf
+
+
+def softmax_moments(C) -> SoftmaxMoments:
+    """Exact ``E[p_1^n]`` (n <= 4) and ``E[(p_1 p_2)^n]`` (n <= 2) for Gaussian logits.
+
+    Parameters
+    ----------
+    C : int or array_like of int
+        Number of classes, ``2 <= C <= 1e20``.
+
+    Returns
+    -------
+    SoftmaxMoments
+        ``p`` has shape ``(5,) + shape(C)``, ``pp`` has shape ``(3,) + shape(C)``.
+        Relative accuracy ~1e-13 (trapezoidal rule on the Laplace representation, see the
+        module docstring). ``E[p_1] = 1/C`` holds to round-off.
+    """
+    Cf = _check_C(C)
+    u, logL, logA = _tables()
+    c = Cf.reshape(-1, 1)
+    p = np.ones((_NMAX + 1, c.shape[0]))
+    pp = np.ones((3, c.shape[0]))
+    for n in range(1, _NMAX + 1):
+        expo = n * u + logA[n] + (c - 1.0) * logL
+        p[n] = _H * np.exp(_logsumexp(expo, axis=1)) / math.gamma(n)
+    for n in (1, 2):
+        expo = 2 * n * u + 2 * logA[n] + (c - 2.0) * logL
+        pp[n] = _H * np.exp(_logsumexp(expo, axis=1)) / math.gamma(2 * n)
+    shape = Cf.shape
+    return SoftmaxMoments(
+        C=Cf,
+        p=p.reshape((_NMAX + 1,) + shape),
+        pp=pp.reshape((3,) + shape),
+    )
+
+
+def linear_ce_frobenius(C, gamma):
+    """Exact Theorem-1 limits ``(F_diag, F_off)`` of the linear model with CE loss.
+
+    .. math::
+
+        F_{diag} = \\gamma E[(p_1(1-p_1))^2] + (E[p_1(1-p_1)])^2, \\quad
+        F_{off}  = \\gamma E[(p_1 p_2)^2] + (E[p_1 p_2])^2,
+
+    with ``E[(p(1-p))^2] = E p^2 - 2 E p^3 + E p^4`` and ``E[p(1-p)] = 1/C - E p^2`` (using
+    ``E p_1 = 1/C`` exactly). Both are computed without cancellation problems for every
+    ``2 <= C <= 1e20`` (relative accuracy ~1e-12). ``C`` and ``gamma`` broadcast.
+    """
+    mom = softmax_moments(C)
+    gamma = np.asarray(gamma, dtype=np.float64)
+    Cf = mom.C
+    e2, e3, e4 = mom.p[2], mom.p[3], mom.p[4]
+    var_term = e2 - 2.0 * e3 + e4
+    mean_term = 1.0 / Cf - e2
+    F_diag = gamma * var_term + mean_term**2
+    F_off = gamma * mom.pp[2] + mom.pp[1] ** 2
+    return F_diag, F_off

@@ -1,0 +1,97 @@
+"""Shared helpers of the validation scripts (not a claim by itself).
+
+Every script: ``python validation/NAME.py [--quick] [--seed S] [--device auto|cpu|cuda]``
+prints measured vs predicted for each check and exits 1 if any check fails (2 on bad
+usage). The checks and their tolerance rules are :mod:`rmthess.report.checks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+from rmthess.report.checks import Check, check_close, exit_code
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=doc.strip().splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc,
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes (seconds; used by the tests)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    return p
+
+
+def sim_vs_theory(
+    case: str,
+    Cs,
+    d: int,
+    N: int,
+    m,
+    trials: int,
+    seed: int,
+    device,
+    k: float,
+    rel_allowance: float,
+    section: str,
+    theory_kwargs=None,
+) -> tuple[list[Check], list[dict]]:
+    """Simulated F_diag, F_off (mean +- SE over ``trials``) vs the exact limits at each C.
+
+    Check rule (per C and quantity): ``|sim - theory| <= k SE + rel_allowance |theory|``;
+    see :func:`rmthess.report.checks.check_close`.
+    """
+    from rmthess.simulate.frobenius import block_frobenius
+    from rmthess.theory import frobenius_limits
+
+    checks, rows = [], []
+    for i, C in enumerate(Cs):
+        sim = block_frobenius(case, C, d, N, m=m, trials=trials, seed=seed + i, device=device)
+        th = frobenius_limits(case, C, d / N, m=m, seed=seed, **(theory_kwargs or {}))
+        for q in ("F_diag", "F_off"):
+            s_mean = getattr(sim, f"{q}_mean")
+            s_se = getattr(sim, f"{q}_se")
+            t_val = getattr(th, q)
+            t_se = float(getattr(th, f"{q}_se", 0.0) or 0.0)
+            checks.append(
+                check_close(
+                    section,
+                    f"{case} C={C} {q}",
+                    s_mean,
+                    t_val,
+                    s_se,
+                    t_se,
+                    k=k,
+                    rel_allowance=rel_allowance,
+                    detail=f"d={d}, N={N}, trials={trials}",
+                )
+            )
+            rows.append(
+                dict(
+                    case=case,
+                    C=C,
+                    quantity=q,
+                    sim=s_mean,
+                    sim_se=s_se,
+                    theory=t_val,
+                    theory_se=t_se,
+                )
+            )
+    return checks, rows
+
+
+def finish(checks: list[Check], t0: float) -> int:
+    """Print the table and the verdict; return the exit status (0 pass, 1 fail)."""
+    code = exit_code(checks)
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    sys.stdout.flush()
+    return code
+
+
+def isclose(a: float, b: float, rel: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rel * max(abs(a), abs(b))

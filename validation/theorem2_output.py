@@ -1,0 +1,117 @@
+"""Theorem 2, output layer: one-hidden-layer ReLU net, CE and MSE loss.
+
+Claim (paper Theorem 2, THEORY.md section 4), m x m blocks of the output-layer Hessian
+(rows ``v_k`` of ``V``; no 1/d normalization: the blocks converge to fixed matrices):
+
+- MSE: exactly block diagonal, ``F_diag = ||E[h h^T]||_F^2 = m/4 + m(m-1)/(4 pi^2)``;
+- CE:  ``C^2 F_diag -> K3(m)``, ``C^4 F_off -> K4(m)``, so ``r(C) ~ 1/C``.
+
+Checks:
+- simulated F_diag (and F_off for CE) vs the fixed-C limits within k = 4 combined SE +
+  a finite-size allowance;
+- output-mse F_diag against the closed form written out here;
+- the fitted slope of log r(C) for output-ce within 0.1 (0.15 in --quick) of -1.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from _common import finish, parser, sim_vs_theory
+
+from rmthess.report.checks import check_abs, check_close
+
+
+def main(argv=None) -> int:
+    args = parser(__doc__).parse_args(argv)
+    t0 = time.perf_counter()
+    from rmthess.simulate.fits import fit_decay
+    from rmthess.simulate.frobenius import block_frobenius
+    from rmthess.theory import frobenius_limits
+
+    m = 8
+    if args.quick:
+        Cs, d, N, trials, rel = (4, 32), 64, 128, 16, 0.10
+        fit_Cs, fit_d, fit_N, fit_trials, tol = (8, 16, 32, 64), 64, 128, 8, 0.15
+    else:
+        Cs, d, N, trials, rel = (8, 32, 128, 512), 256, 512, 32, 0.05
+        fit_Cs, fit_d, fit_N, fit_trials, tol = (8, 16, 32, 64, 128, 256), 256, 512, 16, 0.1
+    gamma = d / N
+    checks, _ = sim_vs_theory(
+        "output-ce",
+        Cs,
+        d,
+        N,
+        m,
+        trials,
+        args.seed,
+        args.device,
+        k=4.0,
+        rel_allowance=rel,
+        section="theorem2-o",
+    )
+    exact = m / 4 + m * (m - 1) / (4 * math.pi**2)
+    lim = frobenius_limits("output-mse", Cs[0], gamma, m=m)
+    checks.append(
+        check_close(
+            "theorem2-o",
+            "output-mse F_diag: theory vs m/4+m(m-1)/(4pi^2)",
+            lim.F_diag,
+            exact,
+            rel_allowance=1e-12,
+            detail="closed form",
+        )
+    )
+    sim = block_frobenius(
+        "output-mse", Cs[0], d, N, m=m, trials=trials, seed=args.seed + 50, device=args.device
+    )
+    checks.append(
+        check_close(
+            "theorem2-o",
+            f"output-mse C={Cs[0]} F_diag: simulated",
+            sim.F_diag_mean,
+            exact,
+            sim.F_diag_se,
+            k=4.0,
+            rel_allowance=rel,
+            detail=f"d={d}, N={N}, trials={trials}",
+        )
+    )
+    checks.append(
+        check_abs(
+            "theorem2-o",
+            "output-mse F_off: simulated (exact zero)",
+            float(abs(sim.F_off).max()),
+            0.0,
+            1e-12,
+            "block diagonal",
+        )
+    )
+    fit = fit_decay(
+        "output-ce",
+        fit_Cs,
+        fit_d,
+        fit_N,
+        m=m,
+        trials=fit_trials,
+        seed=args.seed + 100,
+        n_boot=300,
+        device=args.device,
+    )
+    checks.append(
+        check_abs(
+            "theorem2-o",
+            f"output-ce slope of log r(C), C={fit_Cs[0]}..{fit_Cs[-1]}",
+            fit.slope,
+            -1.0,
+            tol,
+            f"95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], d={fit_d}, N={fit_N}",
+        )
+    )
+    return finish(checks, t0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
