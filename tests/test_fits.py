@@ -46,8 +46,9 @@ def test_fit_decay_hidden_mse_small():
         "hidden-mse", Cs=Cs.astype(int), d=64, N=128, m=4, trials=24, seed=2, n_boot=200,
         device="cpu",
     )  # fmt: skip
-    # 0.08: bootstrap half-width here is ~0.05 (V-average heavy tails) plus finite-size bias
-    assert abs(fit.slope - exact) < max(0.08, 1.5 * (fit.ci[1] - fit.ci[0]))
+    # 0.1: bootstrap half-width here is ~0.05 (heavy-tailed V average, 24 trials); seeds
+    # 0..3 gave |slope - exact| = 0.008, 0.023, 0.032, 0.011
+    assert abs(fit.slope - exact) < 0.1
     assert math.isfinite(fit.slope_se) and fit.slope_se > 0
 
 

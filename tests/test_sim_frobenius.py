@@ -27,9 +27,13 @@ CASES = ["linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "ou
 
 def _autograd_block_sq(case, inst, C, d, m):
     """All K x K block squared norms from the autograd Hessian (normalized like F)."""
-    model, loss = ("linear", case.split("-")[1]) if case.startswith("linear") else (
-        "hidden",
-        case.split("-")[1],
+    model, loss = (
+        ("linear", case.split("-")[1])
+        if case.startswith("linear")
+        else (
+            "hidden",
+            case.split("-")[1],
+        )
     )
     H = autograd_hessian(model, loss, inst, trial=0)
     if case.startswith("linear"):

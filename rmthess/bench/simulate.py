@@ -199,7 +199,7 @@ def matmul_gflops(n: int, d: int, dev, dt) -> float:
     a = torch.randn(n, d, device=dev, dtype=dt)
     b = torch.randn(d, n, device=dev, dtype=dt)
     torch.matmul(a, b)  # warm-up
-    t, _ = _timeit(lambda: torch.matmul(a, b), dev, min_total=1.0, max_reps=10)
+    t, _ = _timeit(lambda: torch.matmul(a, b), dev, min_total=0.5, max_reps=10)
     return 2.0 * n * n * d / t / 1e9
 
 
@@ -210,7 +210,7 @@ def gflops(d, N, C, dev, dt) -> dict:
     inst = _instance(d, N, C, dev, dt)
     rows, cols, _ = _all_blocks(C)
     gram_route(inst, rows, cols)  # warm-up
-    t, _ = _timeit(lambda: gram_route(inst, rows, cols), dev, min_total=1.0, max_reps=3)
+    t, _ = _timeit(lambda: gram_route(inst, rows, cols), dev, min_total=0.5, max_reps=3)
     f_gram, f_total = gram_flops(N, d, len(rows))
     mm = matmul_gflops(N, d, dev, dt)
     achieved = f_total / t / 1e9
@@ -240,10 +240,10 @@ def run_bench(
     dt = resolve_dtype(dtype)
     t_start = time.perf_counter()
     if quick:
-        sizes = [(32, 64, 4), (64, 128, 8)]
-        time_limit = min(time_limit, 1.0)
-        max_d = 128 if max_d is None else max_d
-        flop_size = (256, 256)
+        sizes = [(16, 32, 3), (32, 64, 4)]
+        time_limit = min(time_limit, 0.5)
+        max_d = 64 if max_d is None else max_d
+        flop_size = (128, 128)
     else:
         sizes = [(64, 128, 8), (128, 256, 16), (256, 512, 16)]
         flop_size = None

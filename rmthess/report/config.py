@@ -57,8 +57,9 @@ class ReportConfig:
         Class counts of the hidden-layer heatmaps (paper Figure 6: 10, 100, 1000).
     heatmap_d, heatmap_N, heatmap_m : int
         Sizes of the heatmaps (the hidden block is ``(m d) x (m d)``).
-    heatmap_full_C : int
-        Class count of the whole-Hessian heatmap (paper Figures 2-3).
+    heatmap_full_C, heatmap_train_steps : int
+        Class count of the whole-Hessian heatmap (paper Figures 2-3), drawn at
+        initialization and after ``heatmap_train_steps`` Adam steps.
     train_C, train_d, train_N, train_steps, train_lr, train_record_every : int/float
         Training-dynamics setting (full-batch Adam, cosine schedule, CE, random labels).
     n_boot : int
@@ -94,6 +95,7 @@ class ReportConfig:
     heatmap_N: int
     heatmap_m: int
     heatmap_full_C: int
+    heatmap_train_steps: int
     train_C: int
     train_d: int
     train_N: int
@@ -140,6 +142,7 @@ _CONFIGS = {
         heatmap_N=20,
         heatmap_m=3,
         heatmap_full_C=4,
+        heatmap_train_steps=5,
         train_C=8,
         train_d=8,
         train_N=32,
@@ -170,6 +173,7 @@ _CONFIGS = {
         heatmap_N=64,
         heatmap_m=4,
         heatmap_full_C=10,
+        heatmap_train_steps=100,
         train_C=32,
         train_d=32,
         train_N=320,
@@ -198,6 +202,7 @@ _CONFIGS = {
         heatmap_N=160,
         heatmap_m=8,
         heatmap_full_C=10,
+        heatmap_train_steps=300,
         train_C=20,
         train_d=50,
         train_N=200,
@@ -224,6 +229,7 @@ _CONFIGS = {
         heatmap_N=200,
         heatmap_m=8,
         heatmap_full_C=20,
+        heatmap_train_steps=1000,
         train_C=100,
         train_d=100,
         train_N=1000,

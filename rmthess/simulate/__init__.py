@@ -1,1 +1,57 @@
-"""Monte-Carlo layer: simulated Hessian blocks in torch (CPU/GPU)."""
+"""Monte-Carlo layer: simulated Hessian blocks in torch (CPU/GPU).
+
+- :func:`block_frobenius` / :func:`frobenius_sweep`: block Frobenius norms by the Gram
+  route (never materializing the Hessian), per trial, with standard errors.
+- :func:`block_eigenvalues`: eigenvalues of one diagonal / off-diagonal block.
+- :func:`fit_decay`: power-law fit of r(C) = sqrt(F_off / F_diag) with a bootstrap CI.
+- :func:`sample_instance`, :func:`block_vectors`, :func:`block_weights`,
+  :func:`hessian_blocks`, :func:`autograd_hessian`: sampling, the form (*) of every block,
+  closed-form and autograd Hessians.
+
+Exports are resolved lazily (PEP 562) so that importing ``rmthess.simulate.cli`` (done by
+``rmthess --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "BlockFrobenius": "rmthess.simulate.frobenius",
+    "block_frobenius": "rmthess.simulate.frobenius",
+    "frobenius_sweep": "rmthess.simulate.frobenius",
+    "gram_sq_norms": "rmthess.simulate.frobenius",
+    "select_blocks": "rmthess.simulate.frobenius",
+    "MAX_DIAG": "rmthess.simulate.frobenius",
+    "MAX_PAIRS": "rmthess.simulate.frobenius",
+    "block_eigenvalues": "rmthess.simulate.spectra",
+    "block_matrix": "rmthess.simulate.spectra",
+    "DecayFit": "rmthess.simulate.fits",
+    "fit_decay": "rmthess.simulate.fits",
+    "PREDICTED_SLOPES": "rmthess.simulate.fits",
+    "Instance": "rmthess.simulate.sampling",
+    "sample_instance": "rmthess.simulate.sampling",
+    "resolve_device": "rmthess.simulate.device",
+    "resolve_dtype": "rmthess.simulate.device",
+    "block_vectors": "rmthess.simulate.weights",
+    "block_weights": "rmthess.simulate.weights",
+    "n_blocks": "rmthess.simulate.weights",
+    "hessian_blocks": "rmthess.simulate.hessian",
+    "autograd_hessian": "rmthess.simulate.hessian",
+    "full_hessian": "rmthess.simulate.hessian",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    modname = _EXPORTS.get(name)
+    if modname is None:
+        raise AttributeError(f"module 'rmthess.simulate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(modname), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -142,9 +142,7 @@ def gram_sq_norms(U: torch.Tensor, A: torch.Tensor, max_bytes: int | None = None
     return out / float(N) ** 2
 
 
-def direct_sq_norms(
-    U: torch.Tensor, A: torch.Tensor, max_bytes: int | None = None
-) -> torch.Tensor:
+def direct_sq_norms(U: torch.Tensor, A: torch.Tensor, max_bytes: int | None = None) -> torch.Tensor:
     """Same quantity as :func:`gram_sq_norms` by forming each p x p block explicitly.
 
     ``H_P = (1/N) (U * a_P) U^T``; cost ``2 N p^2`` per block, memory chunked over blocks.
@@ -470,8 +468,6 @@ def frobenius_sweep(
     for i, C in enumerate(it):
         res = block_frobenius(case, C, d, N, m, trials, seed + i, device, dtype, **kwargs)
         rec = res.to_dict()
-        rec.update(
-            gamma=res.gamma, ratio_se=res.ratio_se, method=res.method, seconds=res.seconds
-        )
+        rec.update(gamma=res.gamma, ratio_se=res.ratio_se, method=res.method, seconds=res.seconds)
         recs.append(rec)
     return pd.DataFrame.from_records(recs)

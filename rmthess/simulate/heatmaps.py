@@ -101,6 +101,8 @@ def hessian_heatmap(
         ``step`` steps of full-batch Adam training on random labels
         (:func:`rmthess.simulate.training.train_states`; ``train_kwargs`` passes lr,
         schedule and total ``steps`` of the cosine schedule, default ``steps = step``).
+    device, dtype : default "cpu" / "float64" so that a figure is the same on every
+        machine (CPU and CUDA generators draw different numbers); "auto"/"cuda" accepted.
     return_layout : also return the :class:`HeatmapLayout`.
     """
     from rmthess.simulate.hessian import (

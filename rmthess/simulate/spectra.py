@@ -74,7 +74,9 @@ def block_eigenvalues(
         raise ValueError(f"an off-diagonal block needs at least 2 blocks, got K={K}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    inst = sample_instance(model_of(case), C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt)
+    inst = sample_instance(
+        model_of(case), C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt
+    )
     k, l_ = (0, 0) if block == "diag" else (0, 1)
     U = block_vectors(case, inst)  # (T, p, N)
     a = block_weights(case, inst, [k], [l_])[:, :, 0]  # (T, N)

@@ -22,6 +22,13 @@ At every recorded step the exact Hessian (closed form, :func:`hessian_parts`) is
 
 All norms are Frobenius norms of the whole part, e.g. ``hidden_off =
 sqrt(sum_{j != l} ||H_{w_j w_l}||_F^2)``.
+
+Observed (CPU runs, see the tests): when the net can (nearly) memorize the random labels
+(C = 20, d = 50, N = 200: 92% train accuracy) the residual part shrinks ~4.5x, as the
+paper's eq. 18-21 argument says. With many classes and the m = 8 bottleneck
+(C = d = 100, N = 1000: ~30% accuracy) the residual part only shrinks ~18%; the stripes
+still fade (circulant_fraction 0.97 -> 0.13 ~ 1/m) because the Gauss-Newton part of
+``H_wv`` grows with the weights and drowns them.
 """
 
 from __future__ import annotations

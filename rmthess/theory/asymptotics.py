@@ -74,29 +74,29 @@ def relu_product_mgf(t, k: int = 0):
 
     evaluated with mpmath (30 digits). Returns an ``mpmath.mpf``.
     """
+    if k not in (0, 1, 2):
+        raise ValueError(f"k must be 0, 1 or 2, got {k!r}")
     with mp.workdps(_DPS):
         t = mp.mpf(t)
-        if not t < 1:
-            raise ValueError(f"t must be < 1 (phi(t) diverges for t >= 1), got {t}")
+        if not -1 < t < 1:
+            raise ValueError(f"t must be in (-1, 1) (phi(t) diverges for t >= 1), got {t}")
         c = 1 / mp.sqrt(2 * mp.pi)
+        # phi(x) I_k(t x) = c exp(-(1 - t^2) x^2 / 2) J_k(t x) with
+        # J0 = Phi(a), J1 = a Phi(a) + c e^{-a^2/2}, J2 = J0 + a J1.
 
-        def I0(a):
-            return mp.ncdf(a) * c  # times exp(a^2/2), folded into the weight below
+        def J(a):
+            j0 = mp.ncdf(a)
+            if k == 0:
+                return j0
+            j1 = a * j0 + c * mp.exp(-(a**2) / 2)
+            return j1 if k == 1 else j0 + a * j1
 
-        def I1(a):
-            return a * I0(a) + c * mp.exp(-(a**2) / 2) * c
-
-        def I2(a):
-            return I0(a) + a * I1(a)
-
-        Ik = (I0, I1, I2)[k]
-        # phi(x) e^{(t x)^2/2} = exp(-(1 - t^2) x^2 / 2) / sqrt(2 pi)  (the extra c above)
         s = 1 - t * t
 
         def f(x):
-            return mp.exp(-s * x * x / 2) * x**k * Ik(t * x)
+            return c * mp.exp(-s * x * x / 2) * x**k * J(t * x)
 
-        scale = 1 / mp.sqrt(s) if s > 0 else mp.mpf(1)
+        scale = 1 / mp.sqrt(s)
         val = mp.quad(f, [0, scale, 4 * scale, 12 * scale, mp.inf])
         if k == 0:
             val += mp.mpf(3) / 4

@@ -27,10 +27,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--samples",
         default=None,
-        help="Monte-Carlo cases: independent V draws (default 200)",
+        help="Monte-Carlo cases: independent V draws (default: 200-10000 by cost)",
     )
     parser.add_argument(
-        "--inner", default=None, help="Monte-Carlo cases: g draws per V draw (default 256)"
+        "--inner", default=None, help="Monte-Carlo cases: g draws per V draw (default 64)"
     )
     parser.add_argument(
         "--asymptotic",
@@ -73,8 +73,7 @@ def run(args) -> int:
     samples = _parse_int("samples", args.samples)
     inner = _parse_int("inner", args.inner)
     rows = [
-        frobenius_limits(case, C, gamma, m, samples=samples, inner=inner, seed=seed)
-        for C in Cs
+        frobenius_limits(case, C, gamma, m, samples=samples, inner=inner, seed=seed) for C in Cs
     ]
     asym = asymptotic_constants(case, gamma, m) if args.asymptotic else None
     if args.json:
@@ -102,8 +101,10 @@ def run(args) -> int:
         print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
     if mc:
         r0 = rows[0]
-        print(f"(Monte Carlo: {r0.n_samples} V draws x {r0.n_inner} g draws, seed {r0.seed}; "
-              "stderr = standard error of ratio)")
+        print(
+            f"(Monte Carlo: {r0.n_samples} V draws x {r0.n_inner} g draws, seed {r0.seed}; "
+            "stderr = standard error of ratio)"
+        )
     if asym is not None:
         print(
             f"large C: F_diag ~ {asym.A_diag:.10g} * C^-{asym.p_diag:g}, "

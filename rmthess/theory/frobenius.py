@@ -24,12 +24,10 @@ from dataclasses import dataclass
 
 from rmthess._checks import check_case, check_int, check_positive_float
 
-__all__ = ["FrobeniusLimits", "frobenius_limits", "DEFAULT_SAMPLES", "DEFAULT_INNER"]
+__all__ = ["FrobeniusLimits", "frobenius_limits", "DEFAULT_INNER", "MC_MAX_C"]
 
-DEFAULT_SAMPLES = 200
-"""Default number of independent V draws for the Monte-Carlo cases."""
-DEFAULT_INNER = 256
-"""Default number of g draws per V draw for the Monte-Carlo cases."""
+DEFAULT_INNER = 64
+"""Default number of g draws per V draw for the Monte-Carlo cases (the V noise dominates)."""
 MC_MAX_C = 100_000
 """Largest C accepted by the Monte-Carlo cases (cost grows linearly in C)."""
 
@@ -140,8 +138,10 @@ def frobenius_limits(
         Hidden width: required for hidden-* (``m >= 2``) and output-* (``m >= 1``);
         ignored (recorded as None) for linear-*.
     samples, inner : int, optional
-        Monte-Carlo cases only: independent V draws (default ``DEFAULT_SAMPLES``, >= 2)
-        and g draws per V (default ``DEFAULT_INNER``, >= 2).
+        Monte-Carlo cases only: independent V draws (>= 2; default: as many as a budget of
+        ~1.5e10 flops allows, between 200 and 10000, see
+        :func:`rmthess.theory.hidden_integrals.default_sizes`) and g draws per V (>= 2,
+        default ``DEFAULT_INNER`` = 64).
     seed : int
         Seed of the Monte-Carlo cases (results are deterministic given it).
 
@@ -174,9 +174,13 @@ def frobenius_limits(
             f"C must be <= {MC_MAX_C} for the Monte-Carlo case {case!r} (got {C}); "
             "use rmthess.theory.asymptotic_constants for larger C"
         )
-    n_V = check_int("samples", DEFAULT_SAMPLES if samples is None else samples, 2)
-    n_g = check_int("inner", DEFAULT_INNER if inner is None else inner, 2)
     from rmthess.theory import hidden_integrals as hi
+
+    if samples is not None:
+        samples = check_int("samples", samples, 2)
+    if inner is not None:
+        inner = check_int("inner", inner, 2)
+    n_V, n_g = hi.default_sizes(case, C, m, samples, inner)
 
     fn = hi.hidden_ce_mc if case == "hidden-ce" else hi.output_ce_mc
     est = fn(C, m, n_V, n_g, seed)

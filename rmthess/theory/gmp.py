@@ -49,6 +49,7 @@ __all__ = [
     "check_law",
     "gmp_density",
     "gmp_stieltjes",
+    "gmp_support",
     "gmp_zero_mass",
     "support_bound",
 ]
@@ -348,6 +349,133 @@ def _solve_complex(zs, tau, w, gamma, eta0):
         out[i] = s
         flag[i] = 0 if ok else 1
     return out, flag
+
+
+@njit(cache=True)
+def _phi(u, tau, w, gamma):
+    """In u = 1/s: Z(u) = -u + sum w tau u / (u + gamma tau), phi(u) = dZ/du
+    = gamma sum w tau^2 / (u + gamma tau)^2 - 1 and phi'(u). Returns (phi, phi', Z)."""
+    acc = 0.0
+    dacc = 0.0
+    zacc = 0.0
+    for j in range(tau.size):
+        t = tau[j]
+        q = 1.0 / (u + gamma * t)
+        g2 = gamma * w[j] * t * t * q * q
+        acc += g2
+        dacc -= 2.0 * g2 * q
+        zacc += w[j] * t * u * q
+    return acc - 1.0, dacc, zacc - u
+
+
+@njit(cache=True)
+def _root_monotone(lo, hi, which, inc, tau, w, gamma):
+    """Root in (lo, hi) of phi (which=0) or phi' (which=1), increasing (inc) or decreasing
+    on the bracket: bisection safeguarding Newton steps, to relative width ~1e-16."""
+    x = 0.5 * (lo + hi)
+    for _ in range(200):
+        f, df, _z = _phi(x, tau, w, gamma)
+        if which == 1:
+            # phi'' = 6 gamma sum w tau^2 / (u + g tau)^4 > 0; crude: use secant-free bisection
+            val = df
+            der = 0.0
+        else:
+            val = f
+            der = df
+        if val == 0.0:
+            return x
+        if (val < 0.0) == inc:
+            lo = x
+        else:
+            hi = x
+        xn = x - val / der if der != 0.0 else 0.5 * (lo + hi)
+        if not (lo < xn < hi) or abs(xn - x) > 0.5 * (hi - lo):
+            xn = 0.5 * (lo + hi)
+        if abs(hi - lo) <= 4e-16 * max(abs(lo), abs(hi)) or xn == x:
+            return xn
+        x = xn
+    return x
+
+
+@njit(cache=True)
+def _gaps(tau, w, gamma, m2):
+    """x-gaps of the support (including the two unbounded ones) as an (k, 2) array.
+
+    Poles p_j = -gamma tau_j (sorted); phi is convex between poles (sum of convex terms), so
+    each inner pole interval holds at most one gap {phi < 0}; its two ends are edges.
+    Intervals where the two neighbouring poles alone force phi > 0 (the minimum of
+    a/(u-p)^2 + b/(q-u)^2 is (a^(1/3) + b^(1/3))^3 / (q-p)^2) are skipped."""
+    order = np.argsort(tau)[::-1]  # poles -gamma tau ascending
+    p = -gamma * tau[order]
+    ww = w[order]
+    tt = tau[order]
+    n = p.size
+    out = np.empty((n + 1, 2))
+    k = 0
+    big = 2.0 * math.sqrt(gamma * m2) + 1.0
+    # outer left (-inf, p_0): phi increasing from -1 to +inf
+    lo = p[0] - big
+    while _phi(lo, tau, w, gamma)[0] >= 0.0:
+        big *= 2.0
+        lo = p[0] - big
+    uL = _root_monotone(lo, p[0], 0, True, tau, w, gamma)
+    # outer right (p_{n-1}, inf): phi decreasing from +inf to -1
+    big = 2.0 * math.sqrt(gamma * m2) + 1.0
+    hi = p[n - 1] + big
+    while _phi(hi, tau, w, gamma)[0] >= 0.0:
+        big *= 2.0
+        hi = p[n - 1] + big
+    uR = _root_monotone(p[n - 1], hi, 0, False, tau, w, gamma)
+    out[k, 0] = _phi(uL, tau, w, gamma)[2]
+    out[k, 1] = np.inf
+    k += 1
+    out[k, 0] = -np.inf
+    out[k, 1] = _phi(uR, tau, w, gamma)[2]
+    k += 1
+    for i in range(n - 1):
+        a = gamma * ww[i] * tt[i] * tt[i]
+        b = gamma * ww[i + 1] * tt[i + 1] * tt[i + 1]
+        width = p[i + 1] - p[i]
+        if (a ** (1.0 / 3.0) + b ** (1.0 / 3.0)) ** 3 > width * width:
+            continue
+        # minimum of the convex phi on (p_i, p_{i+1}): root of the increasing phi'
+        eps = 1e-15 * max(abs(p[i]), abs(p[i + 1]), width)
+        um = _root_monotone(p[i] + eps, p[i + 1] - eps, 1, True, tau, w, gamma)
+        if _phi(um, tau, w, gamma)[0] >= 0.0:
+            continue
+        u1 = _root_monotone(p[i] + eps, um, 0, False, tau, w, gamma)
+        u2 = _root_monotone(um, p[i + 1] - eps, 0, True, tau, w, gamma)
+        # Z decreases on the gap (dZ/du = phi < 0): x-gap (Z(u2), Z(u1))
+        out[k, 0] = _phi(u2, tau, w, gamma)[2]
+        out[k, 1] = _phi(u1, tau, w, gamma)[2]
+        k += 1
+    return out[:k]
+
+
+def gmp_support(atoms, weights, gamma) -> list[tuple[float, float]]:
+    """Support of the absolutely continuous part of the limiting law: sorted disjoint intervals.
+
+    Method (Silverstein-Choi / SPECTRODE in the variable ``u = 1/s``): ``x`` is outside the
+    support iff ``x = Z(u) = -u + E[tau u/(u + gamma tau)]`` for a real ``u`` with
+    ``phi(u) := Z'(u) = gamma E[tau^2/(u + gamma tau)^2] - 1 < 0``. ``phi`` is convex between
+    consecutive poles ``-gamma tau_j`` (any sign of ``tau``), so every pole interval holds at
+    most one gap, found by safeguarded Newton/bisection; the unbounded outer intervals hold one
+    edge each. Edges ``Z(u*)`` with ``phi(u*) = 0`` are accurate to round-off (``Z`` is
+    stationary there). The atom at 0 (``u = 0`` in a gap) is not part of the result.
+    """
+    tau, w, w0, gamma, scale = _prepare(atoms, weights, gamma)
+    if tau.size == 0:
+        return []
+    m2 = float(np.dot(w, tau * tau))
+    gaps = _gaps(tau, w, gamma, m2)
+    gaps = gaps[np.argsort(gaps[:, 0])]
+    out = []
+    right = gaps[0, 1]
+    for lo, hi in gaps[1:]:
+        if lo > right:
+            out.append((float(right * scale), float(lo * scale)))
+        right = max(right, hi)
+    return out
 
 
 # ----------------------------------------------------------------------------- public API

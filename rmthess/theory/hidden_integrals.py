@@ -41,6 +41,7 @@ __all__ = [
     "hidden_ce_one_V",
     "output_ce_mc",
     "output_ce_one_V",
+    "default_sizes",
 ]
 
 _CHUNK_ELEMS = 2_000_000  # rows * C per chunk (keeps memory ~ tens of MB)
@@ -78,10 +79,40 @@ class MCEstimate:
 
 
 def _softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
+    z = z - z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    z /= z.sum(axis=-1, keepdims=True)
     return z
+
+
+def _batch_size(C: int, n: int) -> int:
+    """V draws processed together (a function of the sizes only: keeps results seeded)."""
+    return int(max(1, min(64, _CHUNK_ELEMS // max(1, n * C))))
+
+
+def _hidden_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Per-draw estimates for a batch: ``V`` (B, C, m), ``g`` (B, n, m) -> (4, B)."""
+    B, C, m = V.shape
+    n = g.shape[1]
+    chunk = max(1, _CHUNK_ELEMS // max(1, B * max(C, m * m)))
+    R2 = (V[:, :, :, None] * V[:, :, None, :]).reshape(B, C, m * m)
+    S = np.zeros((B, m, m))
+    Q = np.zeros((B, m, m))
+    for i0 in range(0, n, chunk):
+        gc = g[:, i0 : i0 + chunk]
+        h = np.maximum(gc, 0.0)
+        P = _softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+        mu = P @ V  # (B, n, m): V^T p
+        M = (P @ R2).reshape(B, -1, m, m) - mu[..., :, None] * mu[..., None, :]
+        s = (gc > 0).astype(np.float64)
+        a = M * (s[..., :, None] * s[..., None, :])
+        S += a.sum(axis=1)
+        Q += (a * a).sum(axis=1)
+    U = (S * S - Q) / (n * (n - 1))
+    off = ~np.eye(m, dtype=bool)
+    dq = np.diagonal(Q, axis1=1, axis2=2).mean(axis=1) / n
+    du = np.diagonal(U, axis1=1, axis2=2).mean(axis=1)
+    return np.stack([dq, du, Q[:, off].mean(axis=1) / n, U[:, off].mean(axis=1)])
 
 
 def hidden_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -91,39 +122,27 @@ def hidden_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     ``E[a^2|V]`` and ``(E[a|V])^2`` over the m diagonal and the m(m-1) off-diagonal hidden
     blocks (``n >= 2``; U-statistic for the squared mean).
     """
-    C, m = V.shape
-    n = g.shape[0]
-    chunk = max(1, _CHUNK_ELEMS // max(C, m * m))
-    R2 = (V[:, :, None] * V[:, None, :]).reshape(C, m * m)
-    S = np.zeros((m, m))
-    Q = np.zeros((m, m))
-    for i0 in range(0, n, chunk):
-        gc = g[i0 : i0 + chunk]
-        h = np.maximum(gc, 0.0)
-        P = _softmax(h @ V.T)
-        mu = P @ V  # (n, m): V^T p
-        M = (P @ R2).reshape(-1, m, m) - mu[:, :, None] * mu[:, None, :]
-        s = (gc > 0).astype(np.float64)
-        a = M * (s[:, :, None] * s[:, None, :])
-        S += a.sum(axis=0)
-        Q += (a * a).sum(axis=0)
-    U = (S * S - Q) / (n * (n - 1))
-    off = ~np.eye(m, dtype=bool)
-    return np.array([np.diag(Q).mean() / n, np.diag(U).mean(), Q[off].mean() / n, U[off].mean()])
+    return _hidden_ce_batch(V[None], g[None])[:, 0]
 
 
-def hidden_ce_mc(C: int, m: int, n_V: int, n_g: int, seed: int) -> MCEstimate:
-    """Nested Monte Carlo for hidden-ce at fixed C (see module docstring).
-
-    Cost ``O(n_V n_g C m^2)``; memory ``O(C m^2 + chunk)``. Deterministic given ``seed``.
-    """
-    rng = np.random.default_rng(seed)
-    out = np.empty((4, n_V))
-    for b in range(n_V):
-        V = rng.standard_normal((C, m)) / math.sqrt(m)
-        g = rng.standard_normal((n_g, m))
-        out[:, b] = hidden_ce_one_V(V, g)
-    return MCEstimate(out[0], out[1], out[2], out[3], n_g)
+def _output_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Per-draw estimates for a batch: ``V`` (B, C, m), ``g`` (B, n, m) -> (4, B)."""
+    B, C, m = V.shape
+    n = g.shape[1]
+    h = np.maximum(g, 0.0)
+    P = _softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+    A = P * (1.0 - P)
+    P2 = P * P
+    K = (h @ h.transpose(0, 2, 1)) ** 2
+    idx = np.arange(n)
+    K[:, idx, idx] = 0.0  # U-statistic: drop i == i'
+    PP = P @ P.transpose(0, 2, 1)
+    norm = n * (n - 1)
+    diag = np.sum(K * (A @ A.transpose(0, 2, 1)), axis=(1, 2)) / (norm * C)
+    off = np.sum(K * (PP * PP - P2 @ P2.transpose(0, 2, 1)), axis=(1, 2))
+    off /= norm * C * (C - 1)
+    zero = np.zeros(B)
+    return np.stack([zero, diag, zero, off])
 
 
 def output_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -134,30 +153,48 @@ def output_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     with ``w = sum_k a_ik a_i'k`` (diagonal) and ``w = (p_i . p_i')^2 - sum_k p_ik^2 p_i'k^2``
     (off-diagonal). Cost ``O(n^2 C)``.
     """
-    C = V.shape[0]
-    n = g.shape[0]
-    h = np.maximum(g, 0.0)
-    P = _softmax(h @ V.T)
-    A = P * (1.0 - P)
-    P2 = P * P
-    K = (h @ h.T) ** 2
-    np.fill_diagonal(K, 0.0)  # U-statistic: drop i == i'
-    PP = P @ P.T
-    norm = n * (n - 1)
-    diag = np.sum(K * (A @ A.T)) / (norm * C)
-    off = np.sum(K * (PP * PP - P2 @ P2.T)) / (norm * C * (C - 1))
-    return np.array([0.0, diag, 0.0, off])
+    return _output_ce_batch(V[None], g[None])[:, 0]
+
+
+def _run(batch_fn, C, m, n_V, n_g, seed) -> MCEstimate:
+    rng = np.random.default_rng(seed)
+    out = np.empty((4, n_V))
+    B = _batch_size(C, n_g)
+    for b0 in range(0, n_V, B):
+        nb = min(B, n_V - b0)
+        V = rng.standard_normal((nb, C, m)) / math.sqrt(m)
+        g = rng.standard_normal((nb, n_g, m))
+        out[:, b0 : b0 + nb] = batch_fn(V, g)
+    return MCEstimate(out[0], out[1], out[2], out[3], n_g)
+
+
+def hidden_ce_mc(C: int, m: int, n_V: int, n_g: int, seed: int) -> MCEstimate:
+    """Nested Monte Carlo for hidden-ce at fixed C (see module docstring).
+
+    Cost ``O(n_V n_g C m^2)``; memory bounded by chunking. Deterministic given ``seed``
+    (and the sizes).
+    """
+    return _run(_hidden_ce_batch, C, m, n_V, n_g, seed)
 
 
 def output_ce_mc(C: int, m: int, n_V: int, n_g: int, seed: int) -> MCEstimate:
     """Nested Monte Carlo for output-ce at fixed C (see module docstring).
 
-    Cost ``O(n_V n_g^2 C)``. Deterministic given ``seed``.
+    Cost ``O(n_V n_g^2 C)``. Deterministic given ``seed`` (and the sizes).
     """
-    rng = np.random.default_rng(seed)
-    out = np.zeros((4, n_V))
-    for b in range(n_V):
-        V = rng.standard_normal((C, m)) / math.sqrt(m)
-        g = rng.standard_normal((n_g, m))
-        out[:, b] = output_ce_one_V(V, g)
-    return MCEstimate(out[0], out[1], out[2], out[3], n_g)
+    return _run(_output_ce_batch, C, m, n_V, n_g, seed)
+
+
+def default_sizes(case: str, C: int, m: int, samples=None, inner=None) -> tuple[int, int]:
+    """Default ``(n_V, n_g)``: most of the variance comes from V, so few g per V (64) and
+    as many V draws as a budget of about 1.5e10 floating-point operations allows (200 to
+    10000).
+    """
+    n_g = 64 if inner is None else inner
+    if samples is not None:
+        return samples, n_g
+    if case == "hidden-ce":
+        per_V = 2.0 * n_g * C * m * m + 10.0 * n_g * C
+    else:
+        per_V = 6.0 * n_g * n_g * C + 10.0 * n_g * C
+    return int(min(10000, max(200, 1.5e10 // per_V))), n_g

@@ -1,0 +1,71 @@
+"""``rmthess simulate`` CLI."""
+
+import json
+
+import pytest
+
+from rmthess.cli import main
+from rmthess.simulate.frobenius import block_frobenius
+
+KEYS = ["case", "C", "d", "N", "m", "trials", "F_diag", "F_off", "F_diag_se", "F_off_se", "ratio"]
+
+
+def test_json_records_match_library(capsys):
+    rc = main(
+        "simulate --case hidden-ce --C 4,6 --d 16 --N 24 --m 3 --trials 3 --seed 5 "
+        "--device cpu --json".split()
+    )
+    assert rc == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["C"] for r in recs] == [4, 6]
+    for i, r in enumerate(recs):
+        assert list(r) == KEYS
+        lib = block_frobenius("hidden-ce", r["C"], 16, 24, 3, trials=3, seed=5 + i, device="cpu")
+        assert r["F_diag"] == pytest.approx(lib.F_diag_mean, rel=1e-12)
+        assert r["F_off_se"] == pytest.approx(lib.F_off_se, rel=1e-12)
+        assert r["ratio"] == pytest.approx(lib.ratio, rel=1e-12)
+
+
+def test_table_and_csv(capsys, tmp_path):
+    out = tmp_path / "t.csv"
+    rc = main(
+        "simulate --case linear-ce --C 4,8 --d 8 --N 16 --trials 2 --device cpu --csv".split()
+        + [str(out)]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "F_diag" in text and "ratio" in text
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert list(df["C"]) == [4, 8] and "ratio_se" in df.columns
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        ("--case nope", "case"),
+        ("--case linear-ce --d 0", "d must be"),
+        ("--case linear-ce --N x", "N must be"),
+        ("--case linear-ce --C 1,4", "C must be"),
+        ("--case linear-ce --trials 0", "trials"),
+        ("--case hidden-ce", "m "),
+        ("--case hidden-ce --m 2.5", "m must be"),
+        ("--case linear-ce --device tpu", "device"),
+        ("--case linear-ce --dtype half", "dtype"),
+    ],
+)
+def test_bad_input_exits_2_with_message(argv, match, capsys):
+    rc = main(["simulate", *argv.split()])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error" in err and match in err
+
+
+def test_cuda_absent_is_a_clear_error(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert main("simulate --case linear-ce --device cuda".split()) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""``rmthess theory`` command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rmthess.cli import main
+from rmthess.theory.frobenius import frobenius_limits
+
+KEYS = {"case", "C", "gamma", "m", "F_diag", "F_off", "ratio", "stderr", "method"}
+
+
+def test_json_linear_ce(capsys):
+    assert (
+        main(["theory", "--case", "linear-ce", "--C", "10,100,1e3", "--gamma", "0.5", "--json"])
+        == 0
+    )
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["C"] for r in recs] == [10, 100, 1000]
+    for r in recs:
+        assert KEYS <= set(r)
+        ref = frobenius_limits("linear-ce", r["C"], 0.5)
+        assert r["F_diag"] == ref.F_diag and r["F_off"] == ref.F_off
+        assert r["method"] == "quadrature" and r["stderr"] == 0.0 and r["m"] is None
+
+
+def test_table_and_asymptotic(capsys):
+    assert (
+        main(
+            [
+                "theory",
+                "--case",
+                "hidden-mse",
+                "--C",
+                "10",
+                "--gamma",
+                "1",
+                "--m",
+                "4",
+                "--asymptotic",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "F_diag" in out and "closed-form" in out and "large C" in out
+
+
+def test_monte_carlo_options(capsys):
+    argv = [
+        "theory",
+        "--case",
+        "output-ce",
+        "--C",
+        "5",
+        "--gamma",
+        "0.5",
+        "--m",
+        "3",
+        "--samples",
+        "4",
+        "--inner",
+        "8",
+        "--seed",
+        "3",
+        "--json",
+    ]
+    assert main(argv) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["method"] == "monte-carlo" and rec["n_samples"] == 4 and rec["seed"] == 3
+    assert rec["F_diag_se"] > 0 and rec["stderr"] > 0
+
+
+@pytest.mark.parametrize(
+    "extra, word",
+    [
+        (["--case", "linear-ce", "--C", "1", "--gamma", "0.5"], "C"),
+        (["--case", "linear-ce", "--C", "2.5", "--gamma", "0.5"], "C"),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "0"], "gamma"),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "inf"], "gamma"),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "abc"], "gamma"),
+        (["--case", "quadratic", "--C", "10", "--gamma", "0.5"], "linear-ce"),
+        (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5"], "m"),
+        (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5", "--m", "0"], "m"),
+        (["--case", "output-ce", "--C", "10", "--gamma", "0.5", "--m", "x"], "m"),
+    ],
+)
+def test_bad_input_exits_nonzero(capsys, extra, word):
+    assert main(["theory", *extra]) != 0
+    err = capsys.readouterr().err
+    assert "error" in err and word in err
+
+
+def test_subprocess_roundtrip():
+    cmd = [
+        sys.executable,
+        "-m",
+        "rmthess",
+        "theory",
+        "--case",
+        "linear-ce",
+        "--C",
+        "2,1e7",
+        "--gamma",
+        "0.5",
+        "--json",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    recs = json.loads(res.stdout)
+    assert recs[0]["F_diag"] == pytest.approx(recs[0]["F_off"], rel=1e-12)
+    assert recs[1]["C"] == 10**7 and recs[1]["F_off"] > 0
+    bad = subprocess.run([*cmd[:-1], "--gamma", "-1"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "gamma" in bad.stderr
