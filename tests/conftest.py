@@ -2,8 +2,12 @@
 
 import os
 
-import matplotlib
-from hypothesis import settings
+# 2-core CI machines: one BLAS thread per process avoids oversubscription when numpy
+# and torch both spin thread pools (measured 20x slowdowns of the Monte-Carlo tests).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import matplotlib  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 matplotlib.use("Agg")
 

@@ -45,6 +45,26 @@ def test_mse_closed_forms():
     assert r.F_diag == pytest.approx(0.25)
 
 
+def test_linear_mse_and_output_mse_by_simulation():
+    rng = np.random.default_rng(8)
+    # linear-mse diagonal block = X X^T / N: (1/d)||.||_F^2 = 1 + gamma + O(1/N)
+    d, N = 200, 400
+    vals = []
+    for _ in range(20):
+        X = rng.standard_normal((d, N))
+        vals.append(np.sum((X @ X.T / N) ** 2) / d)
+    assert np.mean(vals) == pytest.approx(frobenius_limits("linear-mse", 5, d / N).F_diag, rel=0.01)
+    # output-mse diagonal block -> E[h h^T]; unbiased U-statistic for ||E[h h^T]||_F^2
+    m, n = 4, 200_000
+    h = np.maximum(rng.standard_normal((n, m)), 0)
+    hh = (h[:, :, None] * h[:, None, :]).reshape(n, -1)
+    S = hh.sum(0)
+    est = (S @ S - np.sum(hh * hh)) / (n * (n - 1))
+    # per-sample kernel standard error (delta method: 2 E[(h.h')^2 | h] fluctuations)
+    se = 2 * np.std(hh @ (S / n)) / math.sqrt(n)
+    assert abs(est - frobenius_limits("output-mse", 5, 0.5, m).F_diag) < 4.5 * se
+
+
 def test_hidden_mse_V_moments_by_monte_carlo():
     # F_diag = E|v_j|^4 (gamma/2 + 1/4), F_off = E (v_j . v_l)^2 (gamma/4 + 1/16)
     C, m, gamma = 6, 3, 0.8
@@ -216,12 +236,25 @@ def test_mc_cases_approach_asymptote(case):
     assert gaps[1][0] + 3 * gaps[1][1] < gaps[0][0] - 3 * gaps[0][1]
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("case", ["hidden-ce", "output-ce"])
+def test_error_bars_honest_many_seeds(case):
+    # 40 independent seeds at C = 300, m = 8: the spread of the estimates must match the
+    # reported standard errors (sampling error of the ratio ~ 11%; bounds ~ +-2.5 of it).
+    runs = [
+        frobenius_limits(case, 300, 0.5, 8, samples=100, inner=16, seed=100 + s) for s in range(40)
+    ]
+    for val, se in (("F_diag", "F_diag_se"), ("F_off", "F_off_se")):
+        x = np.array([getattr(r, val) for r in runs])
+        e = np.array([getattr(r, se) for r in runs])
+        assert 0.72 < x.std(ddof=1) / np.sqrt(np.mean(e**2)) < 1.3, (case, val)
+
+
+@pytest.mark.slow  # ~2 s alone, but 30+ s on a contended machine with threaded BLAS
 @pytest.mark.parametrize("case", ["hidden-ce", "output-ce"])
 def test_mc_cases_close_to_asymptote_at_large_C(case):
     m, C = 8, 10_000
     c = asymptotic_constants(case, 0.5, m)
-    r = frobenius_limits(case, C, 0.5, m, samples=100, inner=64, seed=3)
+    r = frobenius_limits(case, C, 0.5, m, samples=100, inner=16, seed=3)
     assert abs(r.F_diag / c.F_diag(C) - 1) < 0.05 + 4 * r.F_diag_se / r.F_diag
     assert abs(r.F_off / c.F_off(C) - 1) < 0.05 + 4 * r.F_off_se / r.F_off
 

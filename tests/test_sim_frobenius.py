@@ -197,3 +197,15 @@ def test_bad_input(kwargs, exc, match):
 def test_cuda_absent_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         block_frobenius("linear-ce", 4, 4, 4, device="cuda")
+
+
+def test_frobenius_sweep_tidy_frame():
+    from rmthess.simulate.frobenius import frobenius_sweep
+
+    df = frobenius_sweep("output-ce", [3, 5], d=8, N=12, m=3, trials=2, seed=4, device="cpu")
+    assert list(df["C"]) == [3, 5]
+    assert {"F_diag", "F_off", "F_diag_se", "F_off_se", "ratio", "ratio_se", "gamma"} <= set(
+        df.columns
+    )
+    one = block_frobenius("output-ce", 5, 8, 12, 3, trials=2, seed=5, device="cpu")
+    assert df["F_off"].iloc[1] == pytest.approx(one.F_off_mean, rel=1e-12)

@@ -43,6 +43,17 @@ def test_C2_against_sigmoid_quadrature():
         assert mom.pp[n] == pytest.approx(ex(lambda p, n=n: (p * (1 - p)) ** n), rel=RTOL)
 
 
+def test_C2_against_mpmath_30_digits():
+    import mpmath as mp
+
+    mom = softmax_moments(2)
+    with mp.workdps(30):
+        for n in (2, 4):
+            f = lambda z, n=n: mp.npdf(z) / (1 + mp.exp(-mp.sqrt(2) * z)) ** n  # noqa: E731
+            ref = mp.quad(f, [-mp.inf, -5, 0, 5, mp.inf])
+            assert mom.p[n] == pytest.approx(float(ref), rel=RTOL)
+
+
 def test_C3_against_direct_gauss_hermite():
     # C = 3: direct 3-D Gauss-Hermite over the logits (converged at 40 nodes to 1e-13).
     mom = softmax_moments(3)

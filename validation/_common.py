@@ -95,3 +95,53 @@ def finish(checks: list[Check], t0: float) -> int:
 
 def isclose(a: float, b: float, rel: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rel * max(abs(a), abs(b))
+
+
+def slope_checks(case: str, fit, m, seed: int, section: str, asymptotic_tol=None) -> list[Check]:
+    """Checks of a :class:`rmthess.simulate.fits.DecayFit`.
+
+    1. The fitted slope against the OLS slope of the exact fixed-C limits over the same C
+       (Monte-Carlo theory: its SE propagated through the OLS weights), within 4 combined
+       SE + 5% (finite-(d, N) tilt of the log-log line).
+    2. If ``asymptotic_tol`` is given: against the large-C rate (-1 or -1/2) within it.
+    """
+    import numpy as np
+
+    from rmthess.report.checks import check_abs
+    from rmthess.simulate.fits import ols_slope
+    from rmthess.theory import frobenius_limits
+
+    Cs = np.asarray(fit.Cs, dtype=float)
+    lims = [frobenius_limits(case, int(C), fit.d / fit.N, m=m, seed=seed) for C in Cs]
+    r = np.array([lim.ratio for lim in lims])
+    rse = np.array([lim.stderr for lim in lims])
+    logC = np.log(Cs)
+    th_slope = float(ols_slope(logC, np.log(r))[0])
+    w = (logC - logC.mean()) / ((logC - logC.mean()) ** 2).sum()
+    th_se = float(np.sqrt(np.sum((w * rse / r) ** 2)))
+    ci = f"95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], d={fit.d}, N={fit.N}"
+    out = [
+        check_close(
+            section,
+            f"{case} slope vs exact theory, C={fit.Cs[0]}..{fit.Cs[-1]}",
+            fit.slope,
+            th_slope,
+            fit.slope_se,
+            th_se,
+            k=4.0,
+            rel_allowance=0.05,
+            detail=ci,
+        )
+    ]
+    if asymptotic_tol is not None:
+        out.append(
+            check_abs(
+                section,
+                f"{case} slope vs large-C rate {fit.predicted_slope:g}",
+                fit.slope,
+                fit.predicted_slope,
+                asymptotic_tol,
+                f"{ci}; exact theory over these C: {th_slope:.3f}",
+            )
+        )
+    return out

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     pred = (P[..., 0] * P[..., 1]).unsqueeze(-1) * (
         (u[:, None, :, None] * u[:, None, None, :])
         * (mask.transpose(1, 2)[:, :, :, None] * mask.transpose(1, 2)[:, :, None, :])
-    ).reshape(1, 50, m * m)
+    ).reshape(A.shape)
     err = float((A - pred).abs().max() / A.abs().max())
     checks.append(
         check_abs(

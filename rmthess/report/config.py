@@ -37,6 +37,11 @@ class ReportConfig:
         One of :data:`MODES`.
     d, N : int
         Data dimension and sample count of the simulated blocks (``gamma = d / N``).
+    d_output, N_output : int
+        Sizes for the output-layer cases. Their m x m blocks carry no 1/d and no gamma;
+        their finite-size bias is O(m^2/N + m^2/d) (a (1/N) variance term
+        ``(E[a^2 |h|^4] - ||E[a h h^T]||^2)/N`` and the fluctuation of ``W W^T`` around
+        ``I_m``): about 13% at d = 64, N = 128, m = 8, hence larger sizes (cheap: p = m).
     m : int
         Hidden width of the one-hidden-layer net (THEORY.md: ``m >= 3`` for hidden-ce).
     Cs : tuple of int
@@ -82,6 +87,8 @@ class ReportConfig:
     d: int
     N: int
     m: int
+    d_output: int
+    N_output: int
     Cs: tuple[int, ...]
     trials: int
     trials_hidden: int
@@ -129,6 +136,8 @@ _CONFIGS = {
         d=24,
         N=48,
         m=4,
+        d_output=24,
+        N_output=96,
         Cs=(4, 8, 16),
         trials=4,
         trials_hidden=8,
@@ -160,6 +169,8 @@ _CONFIGS = {
         d=64,
         N=128,
         m=8,
+        d_output=128,
+        N_output=1024,
         Cs=(4, 8, 16, 32, 64),
         trials=16,
         trials_hidden=64,
@@ -189,6 +200,8 @@ _CONFIGS = {
         d=256,
         N=512,
         m=8,
+        d_output=256,
+        N_output=2048,
         Cs=(8, 16, 32, 64, 128, 256),
         trials=16,
         trials_hidden=64,
@@ -216,6 +229,8 @@ _CONFIGS = {
         d=1024,
         N=2048,
         m=8,
+        d_output=1024,
+        N_output=8192,
         Cs=(8, 16, 32, 64, 128, 256, 512, 1024),
         trials=64,
         trials_hidden=256,

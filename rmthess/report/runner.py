@@ -360,7 +360,9 @@ def _section_frobenius(ctx: _Ctx) -> Section:
     )
     sec = Section("Frobenius norms of the Hessian blocks against C (paper Figures 8-9)")
     sec.text.append(
-        f"Simulation: d = {cfg.d}, N = {cfg.N} (gamma = {cfg.gamma:g}), m = {cfg.m}, "
+        f"Simulation: d = {cfg.d}, N = {cfg.N} (gamma = {cfg.gamma:g}), m = {cfg.m}; the "
+        f"output-layer cases (m x m blocks, no gamma dependence) use d = {cfg.d_output}, "
+        f"N = {cfg.N_output} to shrink their O(m^2/N + m^2/d) finite-size bias; "
         f"{cfg.trials} independent draws per C ({cfg.trials_hidden} for the hidden-layer cases, "
         "whose averages over V are heavy-tailed); points are means +- 1 standard error. "
         "Lines: exact fixed-C theory (shaded: +-2 SE of the Monte-Carlo theory cases); "

@@ -92,6 +92,7 @@ def run(args) -> int:
     mc = any(r.method == "monte-carlo" for r in rows)
     if mc:
         cols[4:4] = ["F_diag_se", "F_off_se"]
+        cols[-1:-1] = ["n_samples"]
     table = [cols]
     for r in rows:
         rec = r.as_record()
@@ -102,7 +103,7 @@ def run(args) -> int:
     if mc:
         r0 = rows[0]
         print(
-            f"(Monte Carlo: {r0.n_samples} V draws x {r0.n_inner} g draws, seed {r0.seed}; "
+            f"(Monte Carlo: n_samples V draws x {r0.n_inner} g draws each, seed {r0.seed}; "
             "stderr = standard error of ratio)"
         )
     if asym is not None:

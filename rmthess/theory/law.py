@@ -16,10 +16,10 @@ from numpy.polynomial import chebyshev as _cheb
 from rmthess._checks import check_int
 from rmthess.theory.gmp import (
     _prepare,
-    _solve_real,
     check_law,
     gmp_density,
     gmp_stieltjes,
+    gmp_support,
     gmp_zero_mass,
 )
 
@@ -95,56 +95,13 @@ class GMPLaw:
         """Density of the absolutely continuous part (the atom at 0 excluded)."""
         return gmp_density(x, self.atoms, self.weights, self.gamma)
 
-    def _inside(self, x):
-        """Boolean: x (rescaled units) lies in the support of the absolutely continuous part."""
-        if self._tau.size == 0:
-            return np.zeros(np.shape(x), dtype=bool)
-        s = _solve_real(np.asarray(x, dtype=float), self._tau, self._w, self.gamma, self.zero_mass)
-        return s.imag > 1e-13 * np.abs(s)
-
     # -- support -------------------------------------------------------------------------
-    def support(self, n_grid: int = 4001) -> list[tuple[float, float]]:
-        """Support of the absolutely continuous part as a sorted list of intervals.
-
-        Scans ``n_grid`` points over :func:`support_bound`, then bisects every edge to
-        relative precision ``~1e-15`` using the certified branch test (``Im s(x+i0) > 0``).
-        Gaps or bulks narrower than the grid spacing ``(hi - lo)/n_grid`` can be missed.
-        The atom at 0 (``zero_mass``) is not an interval.
-        """
-        if self._support is not None and n_grid == 4001:
-            return list(self._support)
-        n_grid = check_int("n_grid", n_grid, 16)
-        if self._tau.size == 0:
-            return []
-        f = (1.0 + math.sqrt(self.gamma)) ** 2  # rescaled units, see support_bound
-        lo, hi = f * min(0.0, float(self._tau.min())), f * max(0.0, float(self._tau.max()))
-        span = hi - lo
-        lo, hi = lo - 0.01 * span, hi + 0.01 * span
-        xs = np.linspace(lo, hi, n_grid)
-        ins = self._inside(xs)
-        d = np.diff(ins.astype(np.int8))
-        left = np.nonzero(d == 1)[0]  # xs[i] out, xs[i+1] in
-        right = np.nonzero(d == -1)[0]  # xs[i] in, xs[i+1] out
-        # bisection on all edges at once: (out_pt, in_pt) pairs
-        a_out = np.concatenate([xs[left], xs[right + 1]])
-        b_in = np.concatenate([xs[left + 1], xs[right]])
-        for _ in range(80):
-            if a_out.size == 0:
-                break
-            mid = 0.5 * (a_out + b_in)
-            im = self._inside(mid)
-            a_out = np.where(im, a_out, mid)
-            b_in = np.where(im, mid, b_in)
-            if np.all(np.abs(a_out - b_in) <= 4e-16 * np.maximum(np.abs(a_out), 1e-300)):
-                break
-        edges_l = 0.5 * (a_out[: left.size] + b_in[: left.size])
-        edges_r = 0.5 * (a_out[left.size :] + b_in[left.size :])
-        out = []
-        for xl, xr in zip(np.sort(edges_l), np.sort(edges_r), strict=True):
-            out.append((float(xl * self._scale), float(xr * self._scale)))
-        if n_grid == 4001:
-            self._support = list(out)
-        return out
+    def support(self) -> list[tuple[float, float]]:
+        """Support of the absolutely continuous part: sorted disjoint intervals (exact edges,
+        see :func:`rmthess.theory.gmp.gmp_support`). The atom at 0 is not an interval."""
+        if self._support is None:
+            self._support = gmp_support(self.atoms, self.weights, self.gamma)
+        return list(self._support)
 
     # -- distribution function -----------------------------------------------------------
     def _parts(self):
@@ -153,39 +110,48 @@ class GMPLaw:
         panel, panels halved until the last coefficients are below ``1e-13``) of the mass
         density in ``theta``; returns ``(a, b, breaks, polys, offsets)`` per interval."""
         if self._cdf_parts is None:
-            self._cdf_parts = [self._build_part(a, b) for a, b in self.support()]
+            self._cdf_parts = self._build_parts(self.support())
         return self._cdf_parts
 
-    def _build_part(self, a, b, deg: int = 32, tol: float = 1e-13):
-        half = 0.5 * (b - a)
+    def _build_parts(self, intervals, deg: int = 32, tol: float = 1e-13):
         k = np.arange(deg + 1)
         cheb_t = np.cos(np.pi * (k + 0.5) / (deg + 1))  # Chebyshev points of the first kind
-        todo = [(i * np.pi / 8, (i + 1) * np.pi / 8) for i in range(8)]
-        done = []
+        todo = [
+            (i, j * np.pi / 2, (j + 1) * np.pi / 2) for i in range(len(intervals)) for j in (0, 1)
+        ]
+        done = [[] for _ in intervals]
+        ab = np.array(intervals, dtype=float).reshape(-1, 2)
         for _level in range(40):
             if not todo:
                 break
-            lo = np.array([p[0] for p in todo])
-            hi = np.array([p[1] for p in todo])
+            idx = np.array([p[0] for p in todo])
+            lo = np.array([p[1] for p in todo])
+            hi = np.array([p[2] for p in todo])
             th = 0.5 * (lo + hi)[:, None] + 0.5 * (hi - lo)[:, None] * cheb_t[None, :]
+            a = ab[idx, 0][:, None]
+            half = 0.5 * (ab[idx, 1] - ab[idx, 0])[:, None]
             vals = self.pdf(a + half * (1.0 - np.cos(th))) * half * np.sin(th)
             coefs = _cheb.chebfit(cheb_t, vals.T, deg).T  # interpolation (deg+1 points)
             nxt = []
-            for i, (p0, p1) in enumerate(todo):
-                c = coefs[i]
-                err = np.abs(c[-3:]).max() * (p1 - p0)
-                if err <= tol or p1 - p0 < 1e-10:
-                    done.append((p0, p1, _cheb.Chebyshev(c, domain=[p0, p1]).integ(lbnd=p0)))
+            for r, (i, p0, p1) in enumerate(todo):
+                c = coefs[r]
+                if np.abs(c[-3:]).max() * (p1 - p0) <= tol or p1 - p0 < 1e-10:
+                    poly = _cheb.Chebyshev(c, domain=[p0, p1]).integ(lbnd=p0)
+                    done[i].append((p0, p1, poly))
                 else:
                     pm = 0.5 * (p0 + p1)
-                    nxt += [(p0, pm), (pm, p1)]
+                    nxt += [(i, p0, pm), (i, pm, p1)]
             todo = nxt
-        done.sort(key=lambda p: p[0])
-        breaks = np.array([p[0] for p in done] + [np.pi])
-        polys = [p[2] for p in done]
-        seg = np.array([P(p1) for (p0, p1, P) in done])
-        offsets = np.concatenate([[0.0], np.cumsum(seg)])
-        return a, b, breaks, polys, offsets
+        parts = []
+        for (a, b), d in zip(ab, done, strict=True):
+            d.sort(key=lambda p: p[0])
+            breaks = np.array([p[0] for p in d] + [np.pi])
+            polys = [p[2] for p in d]
+            seg = np.array([P(p1) for (p0, p1, P) in d])
+            parts.append(
+                (float(a), float(b), breaks, polys, np.concatenate([[0.0], np.cumsum(seg)]))
+            )
+        return parts
 
     def ac_mass(self) -> float:
         """Total mass of the absolutely continuous part (``1 - zero_mass`` in exact arithmetic;
