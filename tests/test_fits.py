@@ -74,14 +74,21 @@ def test_predicted_slopes_table():
 
 
 FULL_TRIALS = {"linear-ce": 16, "output-ce": 64, "hidden-ce": 128, "hidden-mse": 128}
+FULL_M = {"linear-ce": None, "output-ce": 8, "hidden-ce": 16, "hidden-mse": 16}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(PREDICTED_SLOPES))
 def test_full_sweep_slopes_within_0_1_of_prediction(case):
-    # The check: C in 8..256 at d = 256, N = 512 (m = 8), slope within 0.1.
+    # The check: C in 8..256 at d = 256, N = 512, slope within 0.1 of the large-C
+    # rate. hidden-ce converges slowly to -1/2 (C F_off still grows at C = 256): the exact
+    # fixed-C limits give an OLS slope of -0.40 at m = 8 (0.098 from -1/2, marginal) and
+    # -0.43 at m = 16, so the hidden cases use m = 16.
     fit = fit_decay(
-        case, Cs=(8, 16, 32, 64, 128, 256), d=256, N=512, m=None if case == "linear-ce" else 8,
-        trials=FULL_TRIALS[case], seed=0, n_boot=1000, device="cpu",
+        case, Cs=(8, 16, 32, 64, 128, 256), d=256, N=512, m=FULL_M[case],
+        trials=FULL_TRIALS[case], seed=0, n_boot=1000, device="cpu", theory=True,
     )  # fmt: skip
     assert abs(fit.slope - fit.predicted_slope) < 0.1, fit.to_dict()
+    # and the simulation reproduces the exact fixed-C curve: bootstrap noise (4 se) plus
+    # 0.01 for the Monte-Carlo noise of the hidden-ce / output-ce limits (~1.5% per C)
+    assert abs(fit.slope - fit.theory_slope) < 4 * fit.slope_se + 0.01, fit.to_dict()

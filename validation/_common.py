@@ -93,6 +93,16 @@ def finish(checks: list[Check], t0: float) -> int:
     return code
 
 
+def entry(main) -> int:
+    """Run ``main()``; bad usage (ValueError/TypeError, e.g. ``--device cuda`` without
+    CUDA) prints one line and returns 2."""
+    try:
+        return main()
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def isclose(a: float, b: float, rel: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rel * max(abs(a), abs(b))
 

@@ -18,7 +18,7 @@ import sys
 import time
 
 import torch
-from _common import finish, parser
+from _common import entry, finish, parser
 
 from rmthess.report.checks import check_abs, check_lower
 
@@ -154,4 +154,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

@@ -26,7 +26,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import finish, parser
+from _common import entry, finish, parser
 
 from rmthess.report.checks import check_abs, check_lower, check_upper
 
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     )
     # the pattern at initialization, several C
     Cs = (20, 100) if args.quick else (20, 100, 500)
-    reps = 3 if args.quick else 8
+    reps = 2 if args.quick else 8
     for C in Cs:
         fr = []
         for s in range(reps):
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         )
     # along training
     kw = (
-        dict(C=32, d=32, N=320, steps=300, lr=1e-2, record_every=100)
+        dict(C=20, d=20, N=160, steps=150, lr=2e-2, record_every=50)
         if args.quick
         else dict(C=20, d=50, N=200, steps=500, lr=1e-2, record_every=50)
     )
@@ -136,4 +136,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

@@ -23,7 +23,7 @@ import math
 import sys
 import time
 
-from _common import finish, parser, sim_vs_theory, slope_checks
+from _common import entry, finish, parser, sim_vs_theory, slope_checks
 
 from rmthess.report.checks import check_close
 
@@ -94,4 +94,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

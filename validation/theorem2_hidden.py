@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 import time
 
-from _common import finish, parser, sim_vs_theory, slope_checks
+from _common import entry, finish, parser, sim_vs_theory, slope_checks
 
 from rmthess.report.checks import check_close
 
@@ -104,4 +104,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

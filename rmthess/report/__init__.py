@@ -1,1 +1,30 @@
-"""The report: theory and simulation side by side (HTML, PNG, CSV)."""
+"""The report: theory and simulation side by side (HTML, PNG, CSV).
+
+- :mod:`rmthess.report.config`: one :class:`ReportConfig` per mode (tiny/quick/default/full).
+- :mod:`rmthess.report.runner`: :func:`run_report`, the whole of ``rmthess report``.
+- :mod:`rmthess.report.checks`: pass/fail checks (also used by ``validation/``).
+- :mod:`rmthess.report.figures`: matplotlib figures from plain arrays / DataFrames.
+- :mod:`rmthess.report.html`: the self-contained ``index.html``.
+- :mod:`rmthess.report.outdir`: safe, atomic output directories.
+
+Names are imported lazily so that ``rmthess --help`` stays fast.
+"""
+
+_LAZY = {
+    "ReportConfig": "rmthess.report.config",
+    "get_config": "rmthess.report.config",
+    "MODES": "rmthess.report.config",
+    "run_report": "rmthess.report.runner",
+    "ReportResult": "rmthess.report.runner",
+    "Check": "rmthess.report.checks",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rmthess.report' has no attribute {name!r}")

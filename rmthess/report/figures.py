@@ -16,6 +16,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 CASE_TITLES = {
     "linear-mse": "linear, MSE",
@@ -45,6 +46,28 @@ def _grid(n: int, ncols: int = 3, size=(4.6, 3.6)):
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+def _c_axis(ax, Cs) -> None:
+    """Log x axis with the C values themselves as tick labels."""
+    Cs = sorted({int(c) for c in Cs})
+    ax.set_xscale("log")
+    if len(Cs) > 8:
+        Cs = Cs[:: math.ceil(len(Cs) / 8)]
+    ax.set_xticks(Cs)
+    ax.set_xticklabels([str(c) for c in Cs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _tidy_log_y(ax) -> None:
+    """Log y axis: label minor ticks only when the range is less than a decade."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    if lo > 0 and math.log10(hi / lo) < 1:
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _positive(y):
@@ -95,7 +118,7 @@ def fig_frobenius_vs_C(theory, sim, asym: dict, cases) -> plt.Figure:
                         color=color,
                         lw=1.0,
                         alpha=0.8,
-                        label=f"{label} large-C: {A:.3g} C^{-p:g}",
+                        label=f"{label} large-C: {A:.3g}" + (f" C^{-p:g}" if p else ""),
                     )
             ysm = np.asarray(sm[key], float)
             if len(ysm) and np.isfinite(_positive(ysm)).any():
@@ -110,8 +133,8 @@ def fig_frobenius_vs_C(theory, sim, asym: dict, cases) -> plt.Figure:
                     capsize=3,
                     label=f"{label} simulated",
                 )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _c_axis(ax, sm["C"] if len(sm) else cgrid)
+        _tidy_log_y(ax)
         ax.set_xlabel("number of classes C")
         ax.set_ylabel(
             r"$\|H_{kl}\|_F^2$ (per dim.)" if not case.startswith("output") else r"$\|H_{kl}\|_F^2$"
@@ -192,8 +215,8 @@ def fig_ratio_decay(fits, theory=None) -> plt.Figure:
                     alpha=0.9,
                     label="exact theory r(C)",
                 )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _c_axis(ax, C)
+        _tidy_log_y(ax)
         ax.set_xlabel("number of classes C")
         ax.set_ylabel(r"$r(C)=\|H_{\rm off}\|_F/\|H_{\rm diag}\|_F$")
         ax.set_title(CASE_TITLES.get(case, case), fontsize=10)

@@ -487,7 +487,7 @@ def _section_decay(ctx: _Ctx) -> Section:
 
 
 def ks_distance(samples, x, density, zero_mass: float = 0.0) -> float:
-    """Kolmogorov-Smirnov distance between ``samples`` and a law given on a grid.
+    """Kolmogorov-Smirnov distance ``sup_t |F_n(t) - F(t)|`` between ``samples`` and a law.
 
     The law's CDF is ``zero_mass * 1[t >= 0] + int_{x_0}^t density`` (trapezoid rule on
     the increasing grid ``x``, which must cover the support); accuracy O(grid step^2) plus
@@ -497,11 +497,13 @@ def ks_distance(samples, x, density, zero_mass: float = 0.0) -> float:
     x = np.asarray(x, float)
     dens = np.clip(np.nan_to_num(np.asarray(density, float)), 0, None)
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x))])
-    F = np.interp(s, x, cdf) + zero_mass * (s >= 0)
+    cont = np.interp(s, x, cdf)
+    F_right = cont + zero_mass * (s >= 0)  # F(s)
+    F_left = cont + zero_mass * (s > 0)  # F(s-): an atom at 0 counts from 0 on
     n = len(s)
-    hi = np.arange(1, n + 1) / n
-    lo = np.arange(0, n) / n
-    return float(max(np.max(np.abs(hi - F)), np.max(np.abs(F - lo))))
+    d_plus = np.max(np.arange(1, n + 1) / n - F_right)
+    d_minus = np.max(F_left - np.arange(0, n) / n)
+    return float(max(d_plus, d_minus))
 
 
 def _section_spectra(ctx: _Ctx) -> Section:

@@ -1,0 +1,274 @@
+"""``rmthess report``: outputs, output-directory safety, interruption, devices, checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from rmthess.cli import main
+from rmthess.report import runner
+from rmthess.report.checks import (
+    Check,
+    all_passed,
+    check_abs,
+    check_close,
+    check_error,
+    check_lower,
+    check_upper,
+    exit_code,
+    format_table,
+)
+from rmthess.report.config import MODES, get_config
+from rmthess.report.outdir import STAGING_PREFIX, prepare_out_dir
+
+FIGURES = {
+    "frobenius_vs_C.png",
+    "ratio_decay.png",
+    "block_spectra.png",
+    "heatmap_hidden.png",
+    "heatmap_full.png",
+    "dynamics.png",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "report"
+    res = runner.run_report(get_config("tiny"), out, device="cpu", progress=False)
+    return res
+
+
+def test_tiny_report_writes_everything(tiny_report):
+    out = tiny_report.out
+    assert (out / "index.html").is_file()
+    assert {p.name for p in (out / "figures").iterdir()} == FIGURES
+    for p in (out / "figures").iterdir():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tables = {p.name for p in (out / "tables").iterdir()}
+    assert {
+        "checks.csv",
+        "theory_limits.csv",
+        "simulated_frobenius.csv",
+        "decay_fits.csv",
+        "spectra.csv",
+        "heatmaps.csv",
+        "dynamics.csv",
+    } <= tables
+    assert not [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == len(FIGURES)  # viewable offline
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["settings"]["mode"] == "tiny"
+    assert meta["environment"]["device"] == "cpu"
+    assert "torch" in meta["environment"]
+
+
+def test_tiny_report_every_section_ran(tiny_report):
+    # a section that raised would appear as a failed "section NAME ran" check
+    broken = [c for c in tiny_report.checks if c.name.startswith("section ")]
+    assert broken == [], [c.detail for c in broken]
+    sections = {c.section for c in tiny_report.checks}
+    assert {"frobenius", "decay", "spectra", "heatmaps", "dynamics"} <= sections
+    # the MSE cases are exactly block diagonal whatever the size
+    zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
+    assert len(zero) == 2 and all(c.passed and c.measured == 0.0 for c in zero)
+
+
+def test_cli_refuses_non_empty_out(tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    rc = main(["report", "--mode", "tiny", "--out", str(out), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_force_overwrites_and_drops_stale_index(tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "index.html").write_text("<html>old report claiming success</html>")
+    (out / "keep.txt").write_text("user data")
+    rc = main(
+        [
+            "report",
+            "--mode",
+            "tiny",
+            "--out",
+            str(out),
+            "--force",
+            "--no-progress",
+            "--sections",
+            "spectra",
+        ]
+    )
+    assert rc in (0, 1)
+    assert "old report" not in (out / "index.html").read_text()
+    assert (out / "keep.txt").read_text() == "user data"
+    assert "checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_cli_refuses_non_writable_out(tmp_path, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        rc = main(["report", "--mode", "tiny", "--out", str(out), "--no-progress"])
+    finally:
+        out.chmod(stat.S_IRWXU)
+    assert rc == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        prepare_out_dir(f)
+
+
+def test_cuda_unavailable_is_a_clear_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "cuda"
+    rc = main(["report", "--mode", "tiny", "--device", "cuda", "--out", str(out)])
+    assert rc == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_unknown_device_and_section(tmp_path, capsys):
+    assert main(["report", "--device", "tpu", "--out", str(tmp_path / "a")]) == 2
+    assert "device" in capsys.readouterr().err
+    assert main(["report", "--sections", "nope", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown report section" in capsys.readouterr().err
+
+
+def _boom(exc):
+    def section(ctx):
+        raise exc
+
+    return section
+
+
+def test_interrupted_run_leaves_no_index(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        runner,
+        "SECTIONS",
+        (
+            ("spectra", runner._section_spectra, 2),
+            ("dynamics", _boom(KeyboardInterrupt()), 1),
+        ),
+    )
+    out = tmp_path / "int"
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_report(get_config("tiny"), out, device="cpu", progress=False)
+    assert list(out.iterdir()) == []  # staging removed, no index.html, no half figures
+    rc = main(["report", "--mode", "tiny", "--out", str(tmp_path / "int2"), "--no-progress"])
+    assert rc == 130
+    assert not (tmp_path / "int2" / "index.html").exists()
+
+
+def test_broken_section_is_a_failed_check(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SECTIONS", (("dynamics", _boom(RuntimeError("kaput")), 1),))
+    res = runner.run_report(get_config("tiny"), tmp_path / "b", device="cpu", progress=False)
+    assert not res.passed
+    assert [c.name for c in res.checks] == ["section dynamics ran"]
+    assert "kaput" in res.checks[0].detail
+    assert "CHECK(S) FAILED" in (res.out / "index.html").read_text()
+
+
+def test_config_modes():
+    assert set(MODES) == {"tiny", "quick", "default", "full"}
+    for mode in MODES:
+        cfg = get_config(mode)
+        assert cfg.gamma == cfg.d / cfg.N
+        assert cfg.m >= 3  # hidden-ce needs m >= 3
+        assert min(cfg.Cs) >= 2 and len(cfg.Cs) >= 3
+    # the slope-vs-large-C check needs C >= 8 in the default run
+    assert min(get_config("default").Cs) >= 8
+    with pytest.raises(ValueError, match="unknown mode"):
+        get_config("huge")
+    with pytest.raises(ValueError, match="unknown report setting"):
+        get_config("quick", dd=3)
+    assert get_config("quick", seed=5).seed == 5
+
+
+# ------------------------------------------------------------------------------ checks
+def test_check_close_rule():
+    ok = check_close("s", "x", 1.05, 1.0, se_measured=0.01, k=4, rel_allowance=0.02)
+    assert ok.passed and math.isclose(ok.tolerance, 0.06)
+    bad = check_close("s", "x", 1.07, 1.0, se_measured=0.01, k=4, rel_allowance=0.02)
+    assert not bad.passed
+    # standard errors of both sides combine in quadrature
+    assert math.isclose(check_close("s", "x", 0, 0, 3.0, 4.0, k=1).tolerance, 5.0)
+    assert not check_close("s", "x", float("nan"), 1.0, 1.0).passed
+    assert not check_close("s", "x", 1.0, float("inf"), 1.0).passed
+
+
+def test_one_sided_and_abs_checks():
+    assert check_abs("s", "x", -0.95, -1.0, 0.1).passed
+    assert not check_abs("s", "x", -0.85, -1.0, 0.1).passed
+    assert check_upper("s", "x", 0.4, 0.5).passed and not check_upper("s", "x", 0.6, 0.5).passed
+    assert check_lower("s", "x", 0.6, 0.5).passed and not check_lower("s", "x", 0.4, 0.5).passed
+    err = check_error("s", "x", ValueError("bad C"))
+    assert not err.passed and "bad C" in err.detail
+
+
+def test_exit_code_and_table(capsys):
+    good = [Check("a", "one", 1.0, 1.0, 0.1, True)]
+    assert exit_code(good) == 0
+    assert exit_code(good + [Check("a", "two", 2.0, 1.0, 0.1, False)]) == 1
+    assert exit_code([]) == 1  # no check is not a pass
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "1/2 checks passed" in out
+    assert not all_passed([]) and all_passed(good)
+    assert "PASS" in format_table(good)
+
+
+def test_wrong_prediction_fails_the_report_check(tiny_report):
+    """The checker must catch a theory that is off by 30% at the report's sizes."""
+    cfg = get_config("quick")
+    from rmthess.simulate.frobenius import block_frobenius
+    from rmthess.theory import frobenius_limits
+
+    sim = block_frobenius("linear-ce", 16, cfg.d, cfg.N, trials=cfg.trials, seed=3, device="cpu")
+    th = frobenius_limits("linear-ce", 16, cfg.gamma)
+    args = dict(k=cfg.k_se, rel_allowance=cfg.rel_allowance)
+    assert check_close("t", "right", sim.F_diag_mean, th.F_diag, sim.F_diag_se, **args).passed
+    assert not check_close(
+        "t", "wrong", sim.F_diag_mean, 1.3 * th.F_diag, sim.F_diag_se, **args
+    ).passed
+
+
+def test_ks_distance_against_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=400)
+    x = np.linspace(-8, 8, 20001)
+    ks = runner.ks_distance(s, x, stats.norm.pdf(x))
+    assert math.isclose(ks, stats.kstest(s, "norm").statistic, abs_tol=1e-6)
+    assert runner.ks_distance(s + 1.0, x, stats.norm.pdf(x)) > 0.3
+    # an atom at zero is part of the law's CDF
+    zs = np.concatenate([np.zeros(200), rng.uniform(1, 2, 200)])
+    xu = np.linspace(-1, 3, 4001)
+    ks_atom = runner.ks_distance(zs, xu, 0.5 * ((xu >= 1) & (xu <= 2)), zero_mass=0.5)
+    assert ks_atom < 0.08
+
+
+def test_block_ratio():
+    K, p = 3, 4
+    H = np.kron(np.eye(K), np.ones((p, p)))
+    assert runner._block_ratio(H, K, p) == 0.0
+    assert math.isclose(runner._block_ratio(np.ones((K * p, K * p)), K, p), 1.0)
