@@ -272,3 +272,47 @@ def test_block_ratio():
     H = np.kron(np.eye(K), np.ones((p, p)))
     assert runner._block_ratio(H, K, p) == 0.0
     assert math.isclose(runner._block_ratio(np.ones((K * p, K * p)), K, p), 1.0)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_real_signal_leaves_no_index(tmp_path, sig):
+    """Ctrl-C (SIGINT) or SIGTERM during a run: exit 130, nothing claiming success."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rmthess",
+            "report",
+            "--mode",
+            "tiny",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the run has started writing
+        if out.is_dir() and any(p.name.startswith(STAGING_PREFIX) for p in out.iterdir()):
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the report never created its staging directory")
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    assert list(out.iterdir()) == []

@@ -107,13 +107,18 @@ def isclose(a: float, b: float, rel: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rel * max(abs(a), abs(b))
 
 
-def slope_checks(case: str, fit, m, seed: int, section: str, asymptotic_tol=None) -> list[Check]:
+def slope_checks(
+    case: str, fit, m, seed: int, section: str, asymptotic_tol=None, theory_kwargs=None
+) -> list[Check]:
     """Checks of a :class:`rmthess.simulate.fits.DecayFit`.
 
     1. The fitted slope against the OLS slope of the exact fixed-C limits over the same C
        (Monte-Carlo theory: its SE propagated through the OLS weights), within 4 combined
        SE + 5% (finite-(d, N) tilt of the log-log line).
     2. If ``asymptotic_tol`` is given: against the large-C rate (-1 or -1/2) within it.
+
+    ``theory_kwargs`` go to :func:`rmthess.theory.frobenius_limits` (e.g. ``samples`` of
+    the Monte-Carlo cases; their standard error enters the tolerance).
     """
     import numpy as np
 
@@ -122,7 +127,8 @@ def slope_checks(case: str, fit, m, seed: int, section: str, asymptotic_tol=None
     from rmthess.theory import frobenius_limits
 
     Cs = np.asarray(fit.Cs, dtype=float)
-    lims = [frobenius_limits(case, int(C), fit.d / fit.N, m=m, seed=seed) for C in Cs]
+    kw = theory_kwargs or {}
+    lims = [frobenius_limits(case, int(C), fit.d / fit.N, m=m, seed=seed, **kw) for C in Cs]
     r = np.array([lim.ratio for lim in lims])
     rse = np.array([lim.stderr for lim in lims])
     logC = np.log(Cs)

@@ -46,6 +46,7 @@ def main(argv=None) -> int:
         Cs, d, N, trials, rel = (8, 32, 128), 256, 512, 128, 0.05
         fit_Cs, fit_d, fit_N, fit_trials, tol = (8, 16, 32, 64, 128, 256), 256, 512, 64, 0.1
     gamma = d / N
+    tkw = {"samples": 60} if args.quick else {}  # Monte-Carlo theory: fewer V draws
     checks = []
     for case in ("hidden-mse", "hidden-ce"):
         c, _ = sim_vs_theory(
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
             k=4.0,
             rel_allowance=rel,
             section="theorem2-h",
+            theory_kwargs=tkw,
         )
         checks += c
     for C in (2, 10, 1000):
@@ -98,7 +100,13 @@ def main(argv=None) -> int:
             device=args.device,
         )
         checks += slope_checks(
-            case, fit, m, args.seed, "theorem2-h", asymptotic_tol=None if args.quick else tol
+            case,
+            fit,
+            m,
+            args.seed,
+            "theorem2-h",
+            asymptotic_tol=None if args.quick else tol,
+            theory_kwargs=tkw,
         )
     return finish(checks, t0)
 

@@ -44,6 +44,7 @@ def main(argv=None) -> int:
         Cs, d, N, trials, rel = (8, 32, 128, 512), 256, 2048, 32, 0.05
         fit_Cs, fit_d, fit_N, fit_trials, tol = (8, 16, 32, 64, 128, 256), 256, 2048, 16, 0.1
     gamma = d / N
+    tkw = {"samples": 60} if args.quick else {}  # Monte-Carlo theory: fewer V draws
     checks, _ = sim_vs_theory(
         "output-ce",
         Cs,
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
         k=4.0,
         rel_allowance=rel,
         section="theorem2-o",
+        theory_kwargs=tkw,
     )
     exact = m / 4 + m * (m - 1) / (4 * math.pi**2)
     lim = frobenius_limits("output-mse", Cs[0], gamma, m=m)
@@ -106,7 +108,13 @@ def main(argv=None) -> int:
         device=args.device,
     )
     checks += slope_checks(
-        "output-ce", fit, m, args.seed, "theorem2-o", asymptotic_tol=None if args.quick else tol
+        "output-ce",
+        fit,
+        m,
+        args.seed,
+        "theorem2-o",
+        asymptotic_tol=None if args.quick else tol,
+        theory_kwargs=tkw,
     )
     return finish(checks, t0)
 

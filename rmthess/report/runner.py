@@ -166,6 +166,8 @@ def _section_theory(ctx: _Ctx) -> Section:
     for case in cfg.cases:
         for C in _theory_C_grid(cfg, case):
             lim = _theory_limits(case, C, cfg.gamma, cfg.m, cfg.seed, cfg.theory_samples)
+            if case in MC_THEORY_CASES:
+                ctx.progress.step(f"theory {case} C={C}")
             recs.append(
                 dict(
                     case=case,
@@ -186,7 +188,8 @@ def _section_theory(ctx: _Ctx) -> Section:
             asym[case] = (float(ac.A_diag), float(ac.p_diag), float(ac.A_off), float(ac.p_off))
         except ValueError:
             pass
-        ctx.progress.step(f"theory {case}")
+        if case not in MC_THEORY_CASES:
+            ctx.progress.step(f"theory {case}")
     theory = pd.DataFrame.from_records(recs)
     ctx.data["theory"] = theory
     ctx.data["asym"] = asym
@@ -881,7 +884,10 @@ def run_report(
     t_start = time.perf_counter()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     todo = [s for s in SECTIONS if sections is None or s[0] in sections]
-    bar = _Progress(sum(s[2] for s in todo), progress)
+    units = {
+        "theory": len(cfg.cases) + sum(c in MC_THEORY_CASES for c in cfg.cases) * (len(cfg.Cs) - 1)
+    }
+    bar = _Progress(sum(units.get(s[0], s[2]) for s in todo), progress)
     timings = {}
     try:
         with Staging(out) as staging:

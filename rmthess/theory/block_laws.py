@@ -129,9 +129,7 @@ def block_weight_law(
     atoms, weights : float64 arrays (weights sum to 1). Atoms at 0 (indicators off) are kept:
     they set the atom at 0 of the spectral law.
     """
-    case, block, C, gamma, m, n_atoms, seed = _check_common(
-        case, block, C, gamma, m, n_atoms, seed
-    )
+    case, block, C, gamma, m, n_atoms, seed = _check_common(case, block, C, gamma, m, n_atoms, seed)
     if case == "linear-mse":
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
     if case == "linear-ce":
