@@ -14,6 +14,7 @@ def test_run_bench_small():
     r = run_bench(n_atoms=64, n_grid=200, n_ref=6, repeat=1, big_d=0, ref_dps=25)
     assert set(r) >= {"law", "grid", "threads", "solver", "reference", "eigvalsh_equal_time"}
     assert set(r["solver"]) >= {"wall_s", "max_abs_err", "max_rel_err", "uncertified_points"}
+    assert "max_abs_err_interior" in r["eigvalsh_equal_time"]
     assert set(r["eigvalsh_equal_time"]) >= {"d", "N", "wall_s", "bins", "max_abs_err"}
     assert r["solver"]["max_abs_err"] < 1e-8
     assert r["solver"]["uncertified_points"] == 0

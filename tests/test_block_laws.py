@@ -7,6 +7,7 @@ from rmthess.theory.block_laws import (
     block_weight_law,
     limiting_density,
     limiting_law,
+    output_block_limit,
     sample_V,
 )
 from rmthess.theory.gmp import gmp_density
@@ -109,11 +110,10 @@ def test_linear_ce_limit_vs_numpy_eigvalsh(block):
     assert ks_distance(ev, wrong) > 0.04
 
 
-@pytest.mark.slow
 def test_hidden_ce_limit_vs_numpy_eigvalsh():
     """hidden-ce, conditional on V, d = 1000, 3 draws: KS against the GMP law of nu | V.
     Observed (seed 12): diag 0.009, off 0.002; nu replaced by a two-point law with the same
-    nonzero mean: 0.017 and 0.028. ~25 s on 2 shared cores."""
+    nonzero mean: 0.017 and 0.028. ~2 s with one BLAS thread (conftest)."""
     rng = np.random.default_rng(12)
     d, N, C, m = 1000, 2000, 5, 4
     V = sample_V(C, m, seed=3)
@@ -177,3 +177,22 @@ def test_limiting_density_bad_gamma():
         limiting_density("linear-ce", "diag", [0.1], 3, float("nan"))
     with pytest.raises(ValueError, match="gamma"):
         limiting_law("linear-ce", "diag", 3, -1)
+
+
+def test_output_block_limit():
+    m = 5
+    M = output_block_limit("output-mse", "diag", 3, m)
+    # THEORY.md: ||E[h h^T]||_F^2 = m/4 + m(m-1)/(4 pi^2)
+    assert np.sum(M**2) == pytest.approx(m / 4 + m * (m - 1) / (4 * np.pi**2), rel=1e-14)
+    assert np.all(output_block_limit("output-mse", "off", 3, m) == 0)
+    # output-ce against plain Monte Carlo with many draws (independent sampler), 5 s.e.
+    V = sample_V(4, m, seed=1)
+    Mq = output_block_limit("output-ce", "off", 4, m, V=V, n_samples=2**14)
+    rng = np.random.default_rng(0)
+    h = np.maximum(rng.standard_normal((400_000, m)), 0)
+    p = _softmax(h @ V.T)
+    vals = (-p[:, 0] * p[:, 1])[:, None, None] * h[:, :, None] * h[:, None, :]
+    mc, se = vals.mean(0), vals.std(0) / np.sqrt(len(h))
+    assert np.all(np.abs(Mq - mc) < 5 * se + 1e-12)
+    with pytest.raises(ValueError, match="case"):
+        output_block_limit("linear-ce", "diag", 3, m)

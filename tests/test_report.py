@@ -316,3 +316,18 @@ def test_real_signal_leaves_no_index(tmp_path, sig):
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err
     assert list(out.iterdir()) == []
+
+
+def test_blas_threads_limits_and_restores():
+    import numpy  # noqa: F401  (loads the OpenBLAS bundled with numpy)
+
+    from rmthess.report.threads import _numpy_openblas_libs, blas_threads
+
+    libs = _numpy_openblas_libs()
+    if not libs:
+        pytest.skip("no scipy_openblas loaded (not Linux, or numpy built with another BLAS)")
+    before = [g() for _, g in libs]
+    with blas_threads(1) as n:
+        assert n == len(libs)
+        assert [g() for _, g in libs] == [1] * len(libs)
+    assert [g() for _, g in libs] == before

@@ -96,8 +96,11 @@ def finish(checks: list[Check], t0: float) -> int:
 def entry(main) -> int:
     """Run ``main()``; bad usage (ValueError/TypeError, e.g. ``--device cuda`` without
     CUDA) prints one line and returns 2."""
+    from rmthess.report.threads import blas_threads
+
     try:
-        return main()
+        with blas_threads(1):  # numpy BLAS threads oversubscribe 2 loaded cores
+            return main()
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,10 +9,15 @@
 """
 
 from rmthess.theory.asymptotics import AsymptoticConstants, asymptotic_constants
-from rmthess.theory.block_laws import block_weight_law, limiting_density
+from rmthess.theory.block_laws import (
+    block_weight_law,
+    limiting_density,
+    limiting_law,
+    output_block_limit,
+)
 from rmthess.theory.frobenius import FrobeniusLimits, frobenius_limits
-from rmthess.theory.gmp import gmp_density, gmp_stieltjes, gmp_zero_mass
-from rmthess.theory.law import GMPLaw
+from rmthess.theory.gmp import gmp_density, gmp_stieltjes, gmp_support, gmp_zero_mass
+from rmthess.theory.law import GMPLaw, gmp_moments
 
 __all__ = [
     "AsymptoticConstants",
@@ -22,7 +27,11 @@ __all__ = [
     "block_weight_law",
     "frobenius_limits",
     "gmp_density",
+    "gmp_moments",
     "gmp_stieltjes",
+    "gmp_support",
     "gmp_zero_mass",
     "limiting_density",
+    "limiting_law",
+    "output_block_limit",
 ]

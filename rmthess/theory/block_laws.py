@@ -20,7 +20,8 @@ j-th column of ``V`` (``C x m``). Continuous laws (``linear-ce``, ``hidden-ce``)
 represented by ``n_atoms`` equally weighted scrambled-Sobol quasi-Monte-Carlo draws
 (error of smooth functionals ~ ``1/n_atoms``); ``linear-mse`` and ``hidden-mse`` are exact.
 Output-layer blocks (``output-*``) are ``m x m`` with ``m`` fixed: they converge to a
-deterministic matrix, not to a GMP law, and are refused here.
+deterministic matrix, not to a GMP law: they are refused by the GMP functions, and
+:func:`output_block_limit` returns that limiting ``m x m`` matrix instead.
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from rmthess._checks import check_case, check_choice, check_int, check_positive_
 from rmthess.theory.gmp import gmp_density
 from rmthess.theory.law import GMPLaw
 
-__all__ = ["BLOCKS", "block_weight_law", "limiting_density", "limiting_law", "sample_V"]
+__all__ = [
+    "BLOCKS",
+    "block_weight_law",
+    "limiting_density",
+    "limiting_law",
+    "output_block_limit",
+    "sample_V",
+]
 
 BLOCKS = ("diag", "off")
 _SOBOL_MAX_DIM = 21201
@@ -90,8 +98,8 @@ def _check_common(case, block, C, gamma, m, n_atoms, seed):
         raise ValueError(
             f"case {case!r} has no GMP limit: its blocks are m x m (rows of V act on the "
             "m-dimensional h_i, not on R^d), so as d, N -> infinity each block converges to the "
-            "deterministic matrix E[a h h^T]; limiting spectra exist only for the first-layer "
-            "cases linear-mse, linear-ce, hidden-mse, hidden-ce"
+            "deterministic matrix E[a h h^T] (see output_block_limit); limiting spectra exist "
+            "only for the first-layer cases linear-mse, linear-ce, hidden-mse, hidden-ce"
         )
     if case.startswith("hidden-"):
         if m is None:
@@ -188,3 +196,32 @@ def limiting_density(
     gamma = check_positive_float("gamma", gamma)
     atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed)
     return gmp_density(x, atoms, weights, gamma)
+
+
+def output_block_limit(
+    case: str, block: str, C: int, m: int, V=None, n_samples: int = 2**16, seed: int = 0
+) -> np.ndarray:
+    """Limit of the ``m x m`` output-layer block ``(1/N) sum_i a_i h_i h_i^T`` given ``V``.
+
+    ``M = E_g[a h h^T]`` with ``g ~ N(0, I_m)``, ``h = relu(g)``; ``a = 1`` (``output-mse``
+    diag), ``0`` (``output-mse`` off), ``p_0 (1 - p_0)`` / ``-p_0 p_1`` with
+    ``p = softmax(V h)`` (``output-ce`` diag / off). ``output-mse`` diag is exact:
+    ``M = I/2 + (1 - I)/(2 pi)``; ``output-ce`` uses ``n_samples`` scrambled-Sobol points
+    (error ~ ``1/n_samples`` for this smooth integrand). Its eigenvalues are the limiting
+    spectrum of the block (no ``gamma`` dependence).
+    """
+    case = check_choice("case", case, ("output-mse", "output-ce"))
+    block = check_choice("block", block, BLOCKS)
+    C = check_int("C", C, 2)
+    m = check_int("m", m, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
+    seed = check_int("seed", seed, 0)
+    if case == "output-mse":
+        if block == "off":
+            return np.zeros((m, m))
+        return np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
+    V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
+    h = np.maximum(_gaussian_qmc(n_samples, m, seed), 0.0)
+    p = _softmax(h @ V.T)
+    a = p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+    return (h * a[:, None]).T @ h / n_samples
