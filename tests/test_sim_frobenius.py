@@ -209,3 +209,38 @@ def test_frobenius_sweep_tidy_frame():
     )
     one = block_frobenius("output-ce", 5, 8, 12, 3, trials=2, seed=5, device="cpu")
     assert df["F_off"].iloc[1] == pytest.approx(one.F_off_mean, rel=1e-12)
+
+
+@pytest.mark.parametrize("case", ["output-ce", "output-mse"])
+@pytest.mark.parametrize("method", ["gram", "direct"])
+def test_unbiased_output_blocks_are_the_u_statistic(case, method):
+    # Independent route: materialize M_i = a_i h_i h_i^T for every sample and form the
+    # U-statistic sum_{i != j} <M_i, M_j> / (N (N-1)) explicitly.
+    C, d, N, m = 4, 6, 9, 3
+    inst = sample_instance("hidden", C, d, N, m, trials=2, seed=3, device="cpu")
+    rows, cols = np.array([0, 1, 0, 2]), np.array([0, 1, 1, 3])
+    sq, _ = instance_sq_norms(case, inst, rows, cols, method=method, unbiased=True)
+    plain, _ = instance_sq_norms(case, inst, rows, cols, method=method)
+    from rmthess.simulate.weights import block_weights
+
+    A = block_weights(case, inst, rows, cols)  # (T, N, P)
+    H = torch.relu(inst.W @ inst.X)  # (T, m, N)
+    for t in range(2):
+        for q in range(len(rows)):
+            Mi = A[t, :, q, None, None] * H[t].T[:, :, None] * H[t].T[:, None, :]  # (N, m, m)
+            S = Mi.sum(0)
+            ref = ((S * S).sum() - (Mi * Mi).sum()) / (N * (N - 1))
+            torch.testing.assert_close(sq[t, q], ref, rtol=1e-10, atol=1e-14)
+            # and the plain value keeps the i = j terms: (1/N^2) ||sum_i M_i||^2
+            torch.testing.assert_close(plain[t, q], (S * S).sum() / N**2, rtol=1e-10, atol=1e-14)
+    res = block_frobenius(case, C, d, N, m, trials=2, seed=3, device="cpu", unbiased=True)
+    assert res.unbiased and np.all(np.isfinite(res.F_diag))
+
+
+def test_unbiased_refused_for_d_by_d_blocks_and_single_sample():
+    with pytest.raises(ValueError, match="output"):
+        block_frobenius("hidden-ce", 4, 6, 9, 3, device="cpu", unbiased=True)
+    with pytest.raises(ValueError, match="N >= 2"):
+        block_frobenius("output-ce", 4, 6, 1, 3, device="cpu", unbiased=True)
+    with pytest.raises(TypeError, match="unbiased"):
+        block_frobenius("output-ce", 4, 6, 9, 3, device="cpu", unbiased="yes")

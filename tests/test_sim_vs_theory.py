@@ -13,6 +13,8 @@ Finite-size allowance (relative), ``c_d / d + c_N / N``, with its numerical reas
 - m x m output blocks (output-*): c_d = 8, c_N = 40. ||(1/N) sum_i M_i||^2 has the exact
   finite-N bias (E||M||^2 - ||E M||^2)/N; measured +2.7% (F_diag), +4.5% (F_off) at N = 800,
   C = 32, m = 8 (coefficients 22 and 36). The output tests therefore use a larger N.
+- output blocks with ``unbiased=True`` (the U-statistic drops the i = j terms, which ARE
+  that exact 1/N bias): c_d = 8, c_N = 0; so N can stay small (N = 2d).
 """
 
 import math
@@ -22,22 +24,25 @@ import pytest
 from rmthess.simulate.frobenius import block_frobenius
 from rmthess.theory import frobenius_limits
 
-ALLOW = {"d": (8.0, 2.0), "output": (8.0, 40.0)}
+ALLOW = {"d": (8.0, 2.0), "output": (8.0, 40.0), "output-unbiased": (8.0, 0.0)}
 
 
-def _allowance(case, d, N):
-    c_d, c_N = ALLOW["output" if case.startswith("output") else "d"]
+def _allowance(case, d, N, unbiased=False):
+    key = "d" if not case.startswith("output") else "output-unbiased" if unbiased else "output"
+    c_d, c_N = ALLOW[key]
     return c_d / d + c_N / N
 
 
-def _check(case, C, d, N, m, trials, seed, samples=None):
-    sim = block_frobenius(case, C, d, N, m, trials=trials, seed=seed, device="cpu")
+def _check(case, C, d, N, m, trials, seed, samples=None, unbiased=False):
+    sim = block_frobenius(
+        case, C, d, N, m, trials=trials, seed=seed, device="cpu", unbiased=unbiased
+    )
     kw = {} if samples is None else {"samples": samples}
     if case in ("hidden-ce", "output-ce"):
         th = frobenius_limits(case, C, d / N, m, seed=seed + 1000, **kw)
     else:
         th = frobenius_limits(case, C, d / N, m)
-    allow = _allowance(case, d, N)
+    allow = _allowance(case, d, N, unbiased)
     msgs = []
     for name, s, se, t, tse in [
         ("F_diag", sim.F_diag_mean, sim.F_diag_se, th.F_diag, th.F_diag_se),
@@ -67,6 +72,12 @@ FAST = [
 @pytest.mark.parametrize("case, C, d, N, m, trials", FAST)
 def test_sim_matches_theory_fast(case, C, d, N, m, trials):
     _check(case, C, d, N, m, trials, seed=7)
+
+
+@pytest.mark.parametrize("case", ["output-mse", "output-ce"])
+def test_unbiased_output_sim_matches_theory_at_small_N(case):
+    # with the i = j terms dropped, N = 2d suffices and the allowance has no 1/N term
+    _check(case, 8, 200, 400, 8, 64, seed=7, unbiased=True)
 
 
 SLOW = [

@@ -51,8 +51,11 @@ def test_table_and_csv(capsys, tmp_path):
         ("--case linear-ce --trials 0", "trials"),
         ("--case hidden-ce", "m "),
         ("--case hidden-ce --m 2.5", "m must be"),
+        ("--case hidden-ce --m 1", "m must be an integer >= 2"),
+        ("--case output-ce --m 0", "m must be an integer >= 1"),
         ("--case linear-ce --device tpu", "device"),
         ("--case linear-ce --dtype half", "dtype"),
+        ("--case hidden-ce --m 3 --unbiased", "output"),
     ],
 )
 def test_bad_input_exits_2_with_message(argv, match, capsys):
@@ -60,6 +63,7 @@ def test_bad_input_exits_2_with_message(argv, match, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "error" in err and match in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_cuda_absent_is_a_clear_error(capsys):
@@ -68,4 +72,15 @@ def test_cuda_absent_is_a_clear_error(capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     assert main("simulate --case linear-ce --device cuda".split()) == 2
-    assert "CUDA is not available" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unbiased_flag_matches_library(capsys):
+    argv = "simulate --case output-ce --C 4 --d 16 --N 24 --m 3 --trials 2 --seed 1 --device cpu"
+    assert main([*argv.split(), "--unbiased", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    lib = block_frobenius("output-ce", 4, 16, 24, 3, trials=2, seed=1, device="cpu", unbiased=True)
+    plain = block_frobenius("output-ce", 4, 16, 24, 3, trials=2, seed=1, device="cpu")
+    assert rec["F_diag"] == pytest.approx(lib.F_diag_mean, rel=1e-12)
+    assert rec["F_diag"] != pytest.approx(plain.F_diag_mean, rel=1e-3)

@@ -85,12 +85,23 @@ def test_monte_carlo_options(capsys):
         (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5"], "m"),
         (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5", "--m", "0"], "m"),
         (["--case", "output-ce", "--C", "10", "--gamma", "0.5", "--m", "x"], "m"),
+        (["--case", "foo", "--C", "10", "--gamma", "0.5"], "unknown case 'foo'"),
+        (
+            ["--case", "hidden-ce", "--C", "10", "--gamma", "0.5", "--m", "3", "--samples", "1"],
+            "samples",
+        ),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "0.5", "--seed", "-1"], "seed"),
+        (
+            ["--case", "output-ce", "--C", "10", "--gamma", "0.5", "--m", "2", "--asymptotic"],
+            "diverges",
+        ),
     ],
 )
-def test_bad_input_exits_nonzero(capsys, extra, word):
-    assert main(["theory", *extra]) != 0
+def test_bad_input_exits_2_with_one_line(capsys, extra, word):
+    assert main(["theory", *extra]) == 2
     err = capsys.readouterr().err
     assert "error" in err and word in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_subprocess_roundtrip():
@@ -113,4 +124,7 @@ def test_subprocess_roundtrip():
     assert recs[0]["F_diag"] == pytest.approx(recs[0]["F_off"], rel=1e-12)
     assert recs[1]["C"] == 10**7 and recs[1]["F_off"] > 0
     bad = subprocess.run([*cmd[:-1], "--gamma", "-1"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "gamma" in bad.stderr
+    assert bad.returncode == 2 and "gamma" in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "rmthess theory: error: gamma must be a finite number > 0, got -1.0"
+    ]

@@ -31,6 +31,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--max-pairs", default="256", help="off-diagonal pairs averaged per trial (uniform sample)"
     )
+    parser.add_argument(
+        "--unbiased",
+        action="store_true",
+        help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
     parser.add_argument("--csv", default=None, help="also write the tidy table to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,6 +73,8 @@ def run(args) -> int:
     from rmthess.simulate.frobenius import _check_m, block_frobenius
 
     m = _check_m(case, m)
+    if args.unbiased and not case.startswith("output"):
+        raise ValueError(f"--unbiased applies to the output-* cases only, got case {case!r}")
 
     progress = (not args.json) and (not args.no_progress) and len(Cs) > 1
     it = Cs
@@ -79,17 +86,26 @@ def run(args) -> int:
     for i, C in enumerate(it):
         results.append(
             block_frobenius(
-                case, C, d, N, m, trials, seed + i, args.device, args.dtype, max_pairs=max_pairs
+                case,
+                C,
+                d,
+                N,
+                m,
+                trials,
+                seed + i,
+                args.device,
+                args.dtype,
+                max_pairs=max_pairs,
+                unbiased=args.unbiased,
             )
         )
     records = [r.to_dict() for r in results]
     if args.csv:
         import pandas as pd
 
-        df = pd.DataFrame.from_records(records)
-        df["ratio_se"] = [r.ratio_se for r in results]
-        df["seconds"] = [r.seconds for r in results]
-        df.to_csv(args.csv, index=False)
+        pd.DataFrame.from_records([r.summary_record() for r in results]).to_csv(
+            args.csv, index=False
+        )
     if args.json:
         print(json.dumps(records, indent=1))
         return 0
@@ -99,6 +115,8 @@ def run(args) -> int:
         f"device={r0.device}  dtype={r0.dtype}  route={r0.method}"
     )
     norm = "||H||_F^2" if case.startswith("output") else "(1/d)||H||_F^2"
+    if args.unbiased:
+        norm += " (i = j terms dropped: unbiased for the N -> inf limit)"
     print(f"F = mean over blocks of {norm}; +- = standard error over trials")
     hdr = f"{'C':>6} {'F_diag':>12} {'+-':>10} {'F_off':>12} {'+-':>10} {'ratio':>10} {'sec':>7}"
     print(hdr)

@@ -164,12 +164,7 @@ def fit_decay(
     ci = (float(np.quantile(boot_slopes, alpha)), float(np.quantile(boot_slopes, 1 - alpha)))
     import pandas as pd
 
-    recs = []
-    for r in results:
-        rec = r.to_dict()
-        rec.update(gamma=r.gamma, ratio_se=r.ratio_se, method=r.method, seconds=r.seconds)
-        recs.append(rec)
-    table = pd.DataFrame.from_records(recs)
+    table = pd.DataFrame.from_records([r.summary_record() for r in results])
     theory_slope = float("nan")
     if theory:
         from rmthess.theory import frobenius_limits

@@ -36,6 +36,8 @@ from rmthess._checks import check_case, check_choice, check_int
 from rmthess.simulate.device import resolve_device, resolve_dtype
 from rmthess.simulate.sampling import Instance, sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights, model_of, n_blocks
+from rmthess.theory.frobenius import check_m as _theory_check_m
+from rmthess.theory.frobenius import ratio_stderr
 
 MAX_DIAG = 256
 """Default cap on the number of diagonal blocks averaged per trial (uniform sample)."""
@@ -191,6 +193,7 @@ class BlockFrobenius:
     seconds: float = float("nan")
     flops: float = float("nan")
     extra: dict = field(default_factory=dict)
+    unbiased: bool = False
 
     @property
     def gamma(self) -> float:
@@ -230,12 +233,10 @@ class BlockFrobenius:
         with ``v, c`` the variances / covariance of the trial means.
         """
         T = len(self.F_diag)
-        if T < 2 or self.F_off_mean <= 0:
+        if T < 2:
             return float("nan")
-        cov = np.cov(np.vstack([self.F_off, self.F_diag]), ddof=1) / T
-        fo, fd = self.F_off_mean, self.F_diag_mean
-        var_log = 0.25 * (cov[0, 0] / fo**2 + cov[1, 1] / fd**2 - 2 * cov[0, 1] / (fo * fd))
-        return float(self.ratio * math.sqrt(max(var_log, 0.0)))
+        cov = np.cov(np.vstack([self.F_diag, self.F_off]), ddof=1) / T
+        return ratio_stderr(self.F_diag_mean, self.F_off_mean, cov[0, 0], cov[1, 1], cov[0, 1])
 
     def to_dict(self) -> dict:
         """The CLI's JSON record (means over trials)."""
@@ -252,6 +253,15 @@ class BlockFrobenius:
             "F_off_se": _nan_to_none(self.F_off_se),
             "ratio": self.ratio,
         }
+
+    def summary_record(self) -> dict:
+        """:meth:`to_dict` plus ``gamma``, ``ratio_se``, ``method`` and ``seconds``: one row
+        of the per-C tables of :func:`frobenius_sweep`, :func:`rmthess.simulate.fit_decay`
+        and the CLI's ``--csv``."""
+        rec = self.to_dict()
+        rec.update(gamma=self.gamma, ratio_se=self.ratio_se, method=self.method)
+        rec.update(seconds=self.seconds)
+        return rec
 
     def to_frame(self):
         """Tidy ``pandas.DataFrame``: one row per trial (columns case, C, d, N, m, gamma,
@@ -283,13 +293,22 @@ def _nan_to_none(x: float):
 
 
 def _check_m(case: str, m) -> int | None:
-    if model_of(case) == "linear":
-        if m is not None:
-            check_int("m", m, 1)
-        return None
-    if m is None:
-        raise ValueError(f"m (hidden width, an integer >= 2) is required for case {case!r}")
-    return check_int("m", m, 2 if case.startswith("hidden") else 1)
+    """:func:`rmthess.theory.frobenius.check_m`, and ``m >= 1`` if given for linear-*."""
+    if model_of(case) == "linear" and m is not None:
+        check_int("m", m, 1)
+    return _theory_check_m(case, m)
+
+
+def _check_unbiased(case: str, N: int, unbiased) -> None:
+    if not isinstance(unbiased, bool):
+        raise TypeError(f"unbiased must be True or False, got {unbiased!r}")
+    if unbiased and not case.startswith("output"):
+        raise ValueError(
+            f"unbiased=True applies to the m x m output-* blocks only (got case {case!r}): "
+            "for d x d blocks the i = j terms are part of the limit"
+        )
+    if unbiased and N < 2:
+        raise ValueError(f"unbiased=True needs N >= 2 samples, got N={N}")
 
 
 def instance_sq_norms(
@@ -299,13 +318,27 @@ def instance_sq_norms(
     cols,
     method: str = "auto",
     max_bytes: int | None = None,
+    unbiased: bool = False,
 ) -> tuple[torch.Tensor, str]:
     """Normalized squared norms of blocks ``(rows[P], cols[P])`` of a sampled instance.
 
     Returns ``((T, P) tensor, method_used)``; values are ``(1/d)||H||_F^2`` for d x d
     blocks and ``||H||_F^2`` for the m x m output blocks.
+
+    ``unbiased=True`` (output-* only, ``N >= 2``) drops the ``i = j`` terms:
+
+        (1/(N (N-1))) sum_{i != j} a_i a_j (h_i . h_j)^2
+            = (N^2 ||H||_F^2 - sum_i a_i^2 |h_i|^4) / (N (N-1)),
+
+    the U-statistic that is unbiased, given the weights ``W, V``, for the N -> infinity
+    limit ``||E[a h h^T | W, V]||_F^2`` of the m x m block. The plain value carries the
+    exact finite-N bias ``(E[a^2 |h|^4] - ||E[a h h^T]||_F^2) / N``, a few percent at
+    N = 1000. (For the d x d blocks the ``i = j`` terms are the ``gamma E[a^2]`` part of
+    the limit itself, so the option is refused there.)
     """
+    case = check_case(case)
     method = check_choice("method", method, ("auto", "gram", "direct"))
+    _check_unbiased(case, inst.X.shape[2], unbiased)
     U = block_vectors(case, inst)  # (T, p, N)
     dev = inst.X.device
     rows = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=dev)
@@ -317,6 +350,9 @@ def instance_sq_norms(
         method = "gram" if gram_flops(N, p, P)[1] <= direct_flops(N, p, P) else "direct"
     fn = gram_sq_norms if method == "gram" else direct_sq_norms
     sq = fn(U, A, max_bytes=max_bytes)
+    if unbiased:
+        u4 = U.square().sum(dim=1).square()  # (T, N): |h_i|^4
+        sq = (sq * N * N - torch.einsum("tn,tnp->tp", u4, A * A)) / (N * (N - 1))
     if not case.startswith("output"):
         sq = sq / p
     return sq, method
@@ -337,6 +373,7 @@ def block_frobenius(
     max_pairs: int = MAX_PAIRS,
     trial_batch: int | None = None,
     max_bytes: int | None = None,
+    unbiased: bool = False,
 ) -> BlockFrobenius:
     """Simulate the block Frobenius norms of one case, ``trials`` independent draws.
 
@@ -362,6 +399,9 @@ def block_frobenius(
     device : ``"auto" | "cpu" | "cuda"``. dtype : ``"float64"`` (default) or ``"float32"``.
     method : ``"auto" | "gram" | "direct"``.
     trial_batch : trials sampled together (default: as many as fit in ``max_bytes``).
+    unbiased : output-* only: drop the ``i = j`` terms so that each trial's value is
+        unbiased (given the weights) for the N -> infinity block norm; removes the O(1/N)
+        bias of the m x m blocks (see :func:`instance_sq_norms`). Default False.
 
     Returns
     -------
@@ -375,6 +415,7 @@ def block_frobenius(
     seed = check_int("seed", seed, 0)
     m = _check_m(case, m)
     method = check_choice("method", method, ("auto", "gram", "direct"))
+    _check_unbiased(case, N, unbiased)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     if max_bytes is None:
@@ -398,7 +439,7 @@ def block_frobenius(
         inst = sample_instance(
             model_of(case), C, d, N, m, trials=nt, seed=_batch_seed(seed, b), device=dev, dtype=dt
         )
-        sq, used = instance_sq_norms(case, inst, rows, cols, method, max_bytes)
+        sq, used = instance_sq_norms(case, inst, rows, cols, method, max_bytes, unbiased)
         sq_all.append(sq.double().cpu().numpy())
         del inst, sq
     if dev.type == "cuda":
@@ -426,6 +467,7 @@ def block_frobenius(
         n_off=P - n_diag,
         seconds=seconds,
         flops=flops,
+        unbiased=bool(unbiased),
     )
 
 
@@ -467,7 +509,5 @@ def frobenius_sweep(
     recs = []
     for i, C in enumerate(it):
         res = block_frobenius(case, C, d, N, m, trials, seed + i, device, dtype, **kwargs)
-        rec = res.to_dict()
-        rec.update(gamma=res.gamma, ratio_se=res.ratio_se, method=res.method, seconds=res.seconds)
-        recs.append(rec)
+        recs.append(res.summary_record())
     return pd.DataFrame.from_records(recs)

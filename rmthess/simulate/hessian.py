@@ -155,26 +155,12 @@ def hessian_parts(
         R = P - torch.nn.functional.one_hot(Yt, C).to(dt)  # (N, C)
         PV = P @ V  # (N, m)
         B = P.unsqueeze(2) * (V.unsqueeze(0) - PV.unsqueeze(1))  # (N, C, m): A_i V
-        S = torch.einsum("nc,cj,cl->njl", P, V, V) - PV.unsqueeze(2) * PV.unsqueeze(1)
     else:
         R = (Z - Yt.to(dt)).T  # (N, C)
         B = V.unsqueeze(0).expand(N, C, m)
-        S = (V.T @ V).unsqueeze(0).expand(N, m, m)
-    S = S * Mk.T.unsqueeze(2) * Mk.T.unsqueeze(1)  # (N, m, m): a_i^{jl}
-    # hidden layer: block (j, l) = X diag(S[:, j, l]) X^T / N
-    ww = torch.empty(m, d, m, d, dtype=dt, device=dev)
-    for j in range(m):
-        ww[j] = torch.einsum("an,nl,bn->alb", X, S[:, j, :], X) / N
-    # output layer
-    if loss == "ce":
-        diag = torch.einsum("nk,bn,cn->kbc", P, Hh, Hh) / N  # (C, m, m)
-        Q = (P.unsqueeze(2) * Hh.T.unsqueeze(1)).reshape(N, C * m)
-        vv = -(Q.T @ Q) / N
-        vv4 = vv.view(C, m, C, m)
-        idx = torch.arange(C, device=dev)
-        vv4[idx, :, idx, :] += diag
-    else:
-        vv = torch.kron(torch.eye(C, dtype=dt, device=dev), Hh @ Hh.T / N)
+    # within-layer blocks: form (*) with the weights of rmthess.simulate.weights
+    ww = _layer_matrix(hessian_blocks(f"hidden-{loss}", one))
+    vv = _layer_matrix(hessian_blocks(f"output-{loss}", one))
     # cross layer
     wv = torch.empty(m, d, C, m, dtype=dt, device=dev)
     res = torch.zeros(m, d, C, m, dtype=dt, device=dev)
@@ -184,8 +170,8 @@ def hessian_parts(
         res[j, :, :, j] = X @ (Mk[j].unsqueeze(1) * R) / N
     wv = wv + res
     return HessianParts(
-        ww=ww.reshape(m * d, m * d),
-        vv=vv.reshape(C * m, C * m),
+        ww=ww,
+        vv=vv,
         wv=wv.reshape(m * d, C * m),
         wv_residual=res.reshape(m * d, C * m),
         m=m,
@@ -194,10 +180,15 @@ def hessian_parts(
     )
 
 
+def _layer_matrix(Hb: torch.Tensor) -> torch.Tensor:
+    """(K, K, p, p) blocks -> the (K p) x (K p) layer Hessian (rows of the weight matrix
+    flattened row-major)."""
+    K, _, p, _ = Hb.shape
+    return Hb.permute(0, 2, 1, 3).reshape(K * p, K * p)
+
+
 def _linear_full(loss: str, inst: Instance, trial: int) -> torch.Tensor:
-    Hb = hessian_blocks(f"linear-{loss}", inst, trial)  # (C, C, d, d)
-    C, _, d, _ = Hb.shape
-    return Hb.permute(0, 2, 1, 3).reshape(C * d, C * d)
+    return _layer_matrix(hessian_blocks(f"linear-{loss}", inst, trial))  # (C d, C d)
 
 
 def full_hessian(

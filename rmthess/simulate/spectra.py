@@ -18,6 +18,7 @@ import torch
 
 from rmthess._checks import check_case, check_choice, check_int
 from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.frobenius import _check_m
 from rmthess.simulate.sampling import sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights, model_of, n_blocks
 
@@ -65,10 +66,7 @@ def block_eigenvalues(
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     trials = check_int("trials", trials, 1)
-    if model_of(case) == "hidden":
-        if m is None:
-            raise ValueError(f"m (hidden width) is required for case {case!r}")
-        m = check_int("m", m, 2 if case.startswith("hidden") else 1)
+    m = _check_m(case, m)
     K = n_blocks(case, C, m)
     if block == "off" and K < 2:
         raise ValueError(f"an off-diagonal block needs at least 2 blocks, got K={K}")

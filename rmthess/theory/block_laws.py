@@ -74,6 +74,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _ce_weight(p: np.ndarray, block: str) -> np.ndarray:
+    """CE weight of block (0, 0) / (0, 1) from softmax rows ``p`` (n, C): ``p_0 (1 - p_0)``
+    (``"diag"``) or ``-p_0 p_1`` (``"off"``), i.e. ``[diag p - p p^T]_{0l}``."""
+    return p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+
+
 def _check_V(V, C: int, m: int) -> np.ndarray:
     try:
         V = np.asarray(V, dtype=np.float64)
@@ -141,8 +147,7 @@ def block_weight_law(
     if case == "linear-mse":
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
     if case == "linear-ce":
-        p = _softmax(_gaussian_qmc(n_atoms, C, seed))
-        a = p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+        a = _ce_weight(_softmax(_gaussian_qmc(n_atoms, C, seed)), block)
         return a, np.full(n_atoms, 1.0 / n_atoms)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     l = 0 if block == "diag" else 1
@@ -222,6 +227,5 @@ def output_block_limit(
         return np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     h = np.maximum(_gaussian_qmc(n_samples, m, seed), 0.0)
-    p = _softmax(h @ V.T)
-    a = p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+    a = _ce_weight(_softmax(h @ V.T), block)
     return (h * a[:, None]).T @ h / n_samples

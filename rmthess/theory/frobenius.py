@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from rmthess._checks import check_case, check_int, check_positive_float
 
-__all__ = ["FrobeniusLimits", "frobenius_limits", "DEFAULT_INNER", "MC_MAX_C"]
+__all__ = ["FrobeniusLimits", "frobenius_limits", "ratio_stderr", "DEFAULT_INNER", "MC_MAX_C"]
 
 DEFAULT_INNER = 64
 """Default number of g draws per V draw for the Monte-Carlo cases (the V noise dominates)."""
@@ -96,21 +96,44 @@ def _ratio(F_diag, F_off):
     return math.sqrt(F_off / F_diag) if F_off > 0 else 0.0
 
 
+def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
+    """Delta-method standard error of ``r = sqrt(F_off / F_diag)`` from two correlated means.
+
+    With ``var_diag``, ``var_off`` the variances of the estimates of ``F_diag``, ``F_off``
+    (squared standard errors) and ``cov`` their covariance,
+
+    ``var(log r) = (1/4) [var_off / F_off^2 + var_diag / F_diag^2 - 2 cov / (F_off F_diag)]``
+
+    and ``se(r) = r sqrt(var(log r))`` (first order in the relative errors; a negative
+    round-off value of ``var(log r)`` is clipped at 0). Returns ``nan`` unless both means
+    are > 0. Shared by the Monte-Carlo theory cases and the simulation layer.
+    """
+    if not (F_diag > 0 and F_off > 0):
+        return math.nan
+    var_log = 0.25 * (var_off / F_off**2 + var_diag / F_diag**2 - 2 * cov / (F_off * F_diag))
+    return math.sqrt(F_off / F_diag) * math.sqrt(max(var_log, 0.0))
+
+
 def check_m(case: str, m) -> int | None:
-    """Validate the hidden width for ``case`` (None for linear cases; m is then ignored)."""
+    """Validate the hidden width ``m`` for ``case`` (shared by theory and simulate).
+
+    Returns None for linear-* (``m`` is then ignored), else ``m`` as an int: hidden-*
+    need ``m >= 2`` (m diagonal blocks and at least one off-diagonal block), output-*
+    need ``m >= 1``. Raises ValueError (missing or out of range) or TypeError (not an
+    integer), naming ``m`` and the allowed range.
+    """
     if case.startswith("linear"):
         return None
+    lo = 2 if case.startswith("hidden") else 1
     if m is None:
-        raise ValueError(f"m (hidden width, an integer >= 1) is required for case {case!r}")
-    if case.startswith("hidden"):
-        m = check_int("m", m, 1)
-        if m < 2:
-            raise ValueError(
-                f"m must be an integer >= 2 for case {case!r}: the hidden layer has m blocks, "
-                f"so m = 1 has no off-diagonal block (got m={m})"
-            )
-        return m
-    return check_int("m", m, 1)
+        raise ValueError(f"m (hidden width, an integer >= {lo}) is required for case {case!r}")
+    m = check_int("m", m, 1)
+    if m < lo:
+        raise ValueError(
+            f"m must be an integer >= 2 for case {case!r}: the hidden layer has m blocks, "
+            f"so m = 1 has no off-diagonal block (got m={m})"
+        )
+    return m
 
 
 def frobenius_limits(
@@ -186,11 +209,7 @@ def frobenius_limits(
     est = fn(C, m, n_V, n_g, seed)
     Fd, Fo, sd, so, cov = est.summary(gamma)
     ratio = _ratio(Fd, Fo)
-    if Fo > 0 and Fd > 0:
-        var_log = 0.25 * (sd**2 / Fd**2 + so**2 / Fo**2 - 2 * cov / (Fd * Fo))
-        ratio_se = ratio * math.sqrt(max(var_log, 0.0))
-    else:
-        ratio_se = math.nan
+    ratio_se = ratio_stderr(Fd, Fo, sd**2, so**2, cov)
     return FrobeniusLimits(
         case, C, gamma, m, Fd, Fo, ratio, ratio_se, "monte-carlo", sd, so, n_V, n_g, seed
     )

@@ -150,7 +150,12 @@ class GMPLaw:
             nxt = []
             for r, (i, p0, p1) in enumerate(todo):
                 c = coefs[r]
-                if np.abs(c[-3:]).max() * (p1 - p0) <= tol or p1 - p0 < 1e-10:
+                # also stop where the panel is below ~500 ulps wide in x (support width
+                # ~sqrt(gamma) at tiny gamma): the density cannot be resolved there, and
+                # halving further would never converge (exponential panel count)
+                x_width = (p1 - p0) * (ab[i, 1] - ab[i, 0])
+                unresolved = x_width <= 1e-13 * np.abs(ab[i]).max()
+                if np.abs(c[-3:]).max() * (p1 - p0) <= tol or p1 - p0 < 1e-10 or unresolved:
                     poly = _cheb.Chebyshev(c, domain=[p0, p1]).integ(lbnd=p0)
                     done[i].append((p0, p1, poly))
                 else:
