@@ -64,7 +64,12 @@ signed_laws = st.integers(1, 6).flatmap(
 def test_mp_density_closed_form(g):
     b = (1 + np.sqrt(g)) ** 2
     x = np.linspace(-0.5, b + 0.5, 1000)
-    np.testing.assert_allclose(gmp_density(x, [1.0], [1.0], g), mp_density(x, g), rtol=0, atol=1e-8)
+    # observed <= 5e-14 (absolute, and relative where rho is large) over 300 hypothesis
+    # examples; a grid point at distance delta from a square-root edge can carry
+    # ~eps / sqrt(delta) (both the solver and the closed form), so atol allows delta ~ 1e-9
+    np.testing.assert_allclose(
+        gmp_density(x, [1.0], [1.0], g), mp_density(x, g), rtol=1e-12, atol=1e-11
+    )
 
 
 @given(g=st.floats(0.05, 10.0), c=st.floats(0.1, 10.0))
@@ -159,7 +164,10 @@ def test_scaling(law, c, sign):
     c = sign * c
     r1 = gmp_density(c * x, c * atoms, w, g) * abs(c)
     r0 = gmp_density(x, atoms, w, g)
-    np.testing.assert_allclose(r1, r0, rtol=1e-9, atol=1e-9)
+    # the rescaled problem is the same up to rounding of c * x: observed <= 4e-14 of max rho
+    # over 300 examples; the margin covers grid points within ~1e-8 of an edge, where the
+    # density is ill-conditioned (error ~ eps / sqrt(distance))
+    np.testing.assert_allclose(r1, r0, rtol=1e-10, atol=1e-10 * max(r0.max(), 1.0))
 
 
 @given(law=signed_laws)
@@ -243,3 +251,7 @@ def test_bad_types():
         gmp_density([0.0], [1.0], [1.0], "a")
     with pytest.raises(ValueError, match="x"):
         gmp_density([np.inf], [1.0], [1.0], 0.5)
+    with pytest.raises(TypeError, match="x must be an array of real"):
+        gmp_density(["a"], [1.0], [1.0], 0.5)
+    with pytest.raises(TypeError, match="z must be an array of complex"):
+        gmp_stieltjes("a", [1.0], [1.0], 0.5)

@@ -122,8 +122,12 @@ def test_output_mse_exact_finite_size_expectation():
     lim = m / 4 + m * (m - 1) / (4 * math.pi**2)
     e4 = m * (m - 1) / 4 + 1.5 * m
     exact = lim + (e4 - lim) / N
-    # allowance 2% of the value for the W-orthonormality fluctuations (O(m / sqrt(d)))
-    assert abs(res.F_diag_mean - exact) < 4 * res.F_diag_se + 0.02 * exact
+    # Allowance for the O(1/d) bias from W W^T != I: with Sigma = W W^T, E_W (Sigma_jj/2)^2
+    # = (1 + 2/d)/4 and E_W (E[h_j h_l | W])^2 = 1/(4 pi^2) + (1/16 + 1/(4 pi^2))/d + O(d^-2)
+    # (expand the arc-cosine kernel in rho = Sigma_jl ~ N(0, 1/d)), i.e.
+    # (m/2 + m(m-1)(1/16 + 1/(4 pi^2))) / d = 1.0e-3 here (0.11%); 0.5% leaves 4x room.
+    # The power of the test is set by the trial-to-trial spread (4 se ~ 8% here).
+    assert abs(res.F_diag_mean - exact) < 4 * res.F_diag_se + 0.005 * exact
     assert np.all(res.F_off == 0)
 
 

@@ -173,7 +173,8 @@ class BlockFrobenius:
     ``(1/d)||H_kk||_F^2`` (d x d blocks) or ``||H_kk||_F^2`` (m x m output blocks);
     ``F_off[t]`` the same over the selected off-diagonal pairs ``k < l``. The standard
     errors are those of the mean over trials, ``std(ddof=1) / sqrt(trials)`` (nan when
-    ``trials == 1``); trials are independent draws of data and weights.
+    ``trials == 1``); trials are independent draws of data and weights. ``unbiased``: the
+    output-* values dropped the ``i = j`` terms (see :func:`instance_sq_norms`).
     """
 
     case: str
@@ -206,18 +207,22 @@ class BlockFrobenius:
 
     @property
     def F_diag_mean(self) -> float:
+        """Mean of ``F_diag`` over trials: the estimate of the diagonal-block limit."""
         return float(np.mean(self.F_diag))
 
     @property
     def F_off_mean(self) -> float:
+        """Mean of ``F_off`` over trials: the estimate of the off-diagonal-block limit."""
         return float(np.mean(self.F_off))
 
     @property
     def F_diag_se(self) -> float:
+        """Standard error of :attr:`F_diag_mean`: ``std(F_diag, ddof=1) / sqrt(trials)``."""
         return self._se(self.F_diag)
 
     @property
     def F_off_se(self) -> float:
+        """Standard error of :attr:`F_off_mean`: ``std(F_off, ddof=1) / sqrt(trials)``."""
         return self._se(self.F_off)
 
     @property

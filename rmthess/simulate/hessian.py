@@ -158,9 +158,19 @@ def hessian_parts(
     else:
         R = (Z - Yt.to(dt)).T  # (N, C)
         B = V.unsqueeze(0).expand(N, C, m)
-    # within-layer blocks: form (*) with the weights of rmthess.simulate.weights
+    # hidden layer: form (*) with the weights of rmthess.simulate.weights
     ww = _layer_matrix(hessian_blocks(f"hidden-{loss}", one))
-    vv = _layer_matrix(hessian_blocks(f"output-{loss}", one))
+    # output layer, vectorized over the C^2 blocks (hessian_blocks would loop over them):
+    # block (k, l) = (1/N) sum_i (delta_kl p_ik - p_ik p_il) h_i h_i^T  (CE), delta_kl H H^T/N
+    if loss == "ce":
+        diag = torch.einsum("nk,bn,cn->kbc", P, Hh, Hh) / N  # (C, m, m)
+        Q = (P.unsqueeze(2) * Hh.T.unsqueeze(1)).reshape(N, C * m)
+        vv = -(Q.T @ Q) / N
+        vv4 = vv.view(C, m, C, m)
+        idx = torch.arange(C, device=dev)
+        vv4[idx, :, idx, :] += diag
+    else:
+        vv = torch.kron(torch.eye(C, dtype=dt, device=dev), Hh @ Hh.T / N)
     # cross layer
     wv = torch.empty(m, d, C, m, dtype=dt, device=dev)
     res = torch.zeros(m, d, C, m, dtype=dt, device=dev)

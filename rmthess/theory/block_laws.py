@@ -18,7 +18,12 @@ exchangeability, except that ``hidden-*`` laws are conditional on the given ``V`
 with ``A = diag p - p p^T``, ``p = softmax(V relu(g))``, ``g ~ N(0, I_m)``, ``v_j`` the
 j-th column of ``V`` (``C x m``). Continuous laws (``linear-ce``, ``hidden-ce``) are
 represented by ``n_atoms`` equally weighted scrambled-Sobol quasi-Monte-Carlo draws
-(error of smooth functionals ~ ``1/n_atoms``); ``linear-mse`` and ``hidden-mse`` are exact.
+(``linear-mse`` and ``hidden-mse`` are exact). Accuracy of the QMC laws: for small C the
+moments ``E a``, ``E a^2`` are 10-100x better than Monte Carlo (measured at n_atoms = 4096:
+relative errors ~1e-4 at C = 2, 5); the Sobol dimension is C (linear-ce) or m (hidden-ce),
+and at C ~ 1000 the error is that of plain Monte Carlo, ~ ``std(a^k) / sqrt(n_atoms)``,
+which for the heavy-tailed ``(p_1 p_2)^2`` is tens of percent (measured: E[a^2] of the
+linear-ce off block at C = 1000 off by 4-54% over seeds 1-5). Increase ``n_atoms`` there.
 Output-layer blocks (``output-*``) are ``m x m`` with ``m`` fixed: they converge to a
 deterministic matrix, not to a GMP law: they are refused by the GMP functions, and
 :func:`output_block_limit` returns that limiting ``m x m`` matrix instead.
@@ -31,7 +36,6 @@ import warnings
 import numpy as np
 
 from rmthess._checks import check_case, check_choice, check_int, check_positive_float
-from rmthess.theory.gmp import gmp_density
 from rmthess.theory.law import GMPLaw
 
 __all__ = [
@@ -198,9 +202,7 @@ def limiting_density(
     The absolutely continuous part only; the atom at 0 is
     ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`.
     """
-    gamma = check_positive_float("gamma", gamma)
-    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed)
-    return gmp_density(x, atoms, weights, gamma)
+    return limiting_law(case, block, C, gamma, m, V, n_atoms, seed).pdf(x)
 
 
 def output_block_limit(

@@ -102,6 +102,14 @@ def check_law(atoms, weights, gamma):
     return a, w / total, gamma
 
 
+def _as_array(name, value, dtype, kind):
+    """``np.asarray(value, dtype)`` with a TypeError naming the parameter on failure."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of {kind} numbers, got {value!r}") from None
+
+
 def _reduce(a, w):
     """Merge equal atoms, drop zero atoms/weights. Returns (tau, w, w0) with w0 = nu({0})."""
     w0 = float(w[a == 0.0].sum())
@@ -560,7 +568,7 @@ def gmp_stieltjes(z, atoms, weights, gamma, return_flags=False):
     complex ndarray of the shape of ``z``. Relative accuracy ~1e-14 away from the edges.
     """
     tau, w, w0, gamma, scale = _prepare(atoms, weights, gamma)
-    zz = np.asarray(z, dtype=np.complex128)
+    zz = _as_array("z", z, np.complex128, "complex")
     shape = zz.shape
     zf = zz.ravel()
     if not (np.all(np.isfinite(zf.real)) and np.all(np.isfinite(zf.imag))):
@@ -605,7 +613,7 @@ def gmp_density(x, atoms, weights, gamma):
     certified root is real). Accuracy: ~1e-13 relative to ``max rho`` away from edges
     (see module docstring). At ``x = 0`` with an atom at 0, the value at ``0+``.
     """
-    xx = np.asarray(x, dtype=np.float64)
+    xx = _as_array("x", x, np.float64, "real")
     tau, w, w0, gamma, scale = _prepare(atoms, weights, gamma)
     if tau.size == 0:
         return np.zeros(xx.shape)

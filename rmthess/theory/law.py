@@ -15,6 +15,7 @@ from numpy.polynomial import chebyshev as _cheb
 
 from rmthess._checks import check_int
 from rmthess.theory.gmp import (
+    _as_array,
     _prepare,
     check_law,
     gmp_density,
@@ -80,6 +81,14 @@ class GMPLaw:
         ``nu = sum_j weights_j delta_{atoms_j}``; atoms real (any sign), weights >= 0, sum 1.
     gamma : float
         ``d/N > 0``.
+
+    Notes
+    -----
+    Each bulk has width ``~ 4 sqrt(gamma) |tau|``; for ``gamma <~ 1e-20`` it falls below
+    floating-point resolution of ``x`` and ``pdf``/``cdf`` lose their accuracy (``cdf``
+    stops refining there instead of looping; at ``gamma = 1e-30``, ``nu = delta_1`` the
+    computed total mass is 0.97). Use ``nu`` itself in that regime (``mu -> nu`` as
+    ``gamma -> 0``).
 
     Examples
     --------
@@ -184,7 +193,9 @@ class GMPLaw:
         Adaptive piecewise Chebyshev quadrature in ``theta`` (see ``_parts``); accuracy
         ~1e-12 (checked against scipy's adaptive quadrature in the tests); exactly 0 below
         the support and monotone up to ~1e-13."""
-        x0 = np.asarray(x, dtype=float)
+        x0 = _as_array("x", x, np.float64, "real")
+        if np.any(np.isnan(x0)):
+            raise ValueError("x must not contain NaN (+-inf are allowed: cdf 0 and 1)")
         x = np.atleast_1d(x0).ravel()
         out = np.where(x >= 0.0, self.zero_mass, 0.0)
         for a, b, breaks, polys, offsets in self._parts():
@@ -214,4 +225,5 @@ class GMPLaw:
         return self.moment(2) - self.moment(1) ** 2
 
     def std(self) -> float:
+        """``sqrt(var()) = sqrt(gamma E_nu[tau^2])``."""
         return math.sqrt(max(self.var(), 0.0))
