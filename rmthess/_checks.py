@@ -71,7 +71,7 @@ def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:
             raise ValueError(
                 f"{name} must be a comma-separated list of integers, got {text!r}"
             ) from None
-        out.append(check_int(name, num, minimum))
+        out.append(check_int(name, int(num) if num.is_integer() else num, minimum))
     if not out:
         raise ValueError(f"{name} must list at least one integer, got {text!r}")
     return out

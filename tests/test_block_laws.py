@@ -55,9 +55,10 @@ def test_linear_ce_atoms(C):
     assert np.all((a > 0) & (a <= 0.25)) and np.all((b < 0) & (b >= -0.25))
     # E a and E a^2 against the exact softmax moments (Laplace-transform quadrature, an
     # independent route): E[p(1-p)] = 1/C - E p^2, E[(p(1-p))^2] = E p^2 - 2 E p^3 + E p^4,
-    # E[-p1 p2] = -E[p1 p2], E[(p1 p2)^2]. Bound: 5 Monte-Carlo standard errors of the atoms
-    # (scrambled Sobol is no worse than MC; observed over seeds 0-7: <= 0.03 s.e. at C = 2,
-    # <= 0.13 at C = 5, <= 1.0 at C = 1000, where 1000-dimensional Sobol behaves like MC).
+    # E[-p1 p2] = -E[p1 p2], E[(p1 p2)^2]. Error bar: randomized QMC, 8 independent
+    # scramblings (seeds 0-7) of 2048 atoms; bound 5 s.e. (t with 7 d.o.f.: p ~ 0.002).
+    # Measured in review (4096 atoms): relative s.e. 3e-5 (C = 2) to 9e-2 (C = 1000, E a^2 of
+    # the heavy-tailed off block), |z| <= 2.1.
     mom = softmax_moments(C)
     exact = {
         ("diag", 1): 1 / C - mom.p[2],
@@ -65,11 +66,12 @@ def test_linear_ce_atoms(C):
         ("off", 1): -mom.pp[1],
         ("off", 2): mom.pp[2],
     }
-    for block, atoms in (("diag", a), ("off", b)):
+    for block in BLOCKS:
+        reps = [block_weight_law("linear-ce", block, C, n_atoms=2048, seed=s)[0] for s in range(8)]
         for k in (1, 2):
-            v = atoms**k
-            se = v.std() / np.sqrt(v.size)
-            assert abs(v.mean() - exact[block, k]) < 5 * se, (block, k)
+            means = np.array([np.mean(r**k) for r in reps])
+            se = means.std(ddof=1) / np.sqrt(means.size)
+            assert abs(means.mean() - exact[block, k]) < 5 * se, (block, k)
 
 
 @pytest.mark.parametrize("C", [2, 5])
@@ -128,12 +130,13 @@ def test_linear_ce_limit_vs_numpy_eigvalsh(block):
     depends on x_i) against the GMP law of nu. Observed KS 0.005-0.011 over seeds 11-13
     (finite-d fluctuation of the ESD and the O(d^-1/2) dependence of a_i on x_i); the MP law
     with the same mean (nu replaced by its mean) is at KS 0.05-0.057 (diag) and 0.12 (off)
-    from the same eigenvalues, so the thresholds 0.025 / 0.04 separate the two."""
+    from the same eigenvalues, so the thresholds 0.025 / 0.04 separate the two (re-measured
+    in review: 0.0047-0.0108 vs 0.049-0.128 over seeds 11-13)."""
     rng = np.random.default_rng(11)
     d, N, C = 400, 800, 5
     ev = _simulate_linear_ce(block, d, N, C, 3, rng)
     L = limiting_law("linear-ce", block, C, d / N)
-    assert ks_distance(ev, L) < 0.04
+    assert ks_distance(ev, L) < 0.025
     ((lo, hi),) = L.support()
     assert np.mean((ev > lo - 0.05 * (hi - lo)) & (ev < hi + 0.05 * (hi - lo))) == 1.0
     # the same eigenvalues reject the MP law with the same mean: the test can fail
@@ -144,7 +147,8 @@ def test_linear_ce_limit_vs_numpy_eigvalsh(block):
 def test_hidden_ce_limit_vs_numpy_eigvalsh():
     """hidden-ce, conditional on V, d = 1000, 3 draws: KS against the GMP law of nu | V.
     Observed (seed 12): diag 0.009, off 0.002; nu replaced by a two-point law with the same
-    nonzero mean: 0.017 and 0.028. ~2 s with one BLAS thread (conftest)."""
+    nonzero mean: 0.017 and 0.028 (asserted below: the test can fail). ~2 s with one BLAS
+    thread (conftest)."""
     rng = np.random.default_rng(12)
     d, N, C, m = 1000, 2000, 5, 4
     V = sample_V(C, m, seed=3)
@@ -161,6 +165,12 @@ def test_hidden_ce_limit_vs_numpy_eigvalsh():
             ev.append(np.where(np.abs(e) < 1e-10, 0.0, e))  # exact zeros: the atom at 0
         L = limiting_law("hidden-ce", block, C, d / N, m=m, V=V)
         assert ks_distance(np.concatenate(ev), L) < 0.015
+        # the same eigenvalues reject the two-point law with the same zero fraction and
+        # nonzero mean (re-measured in review, seeds 12-14: 0.017-0.032 vs 0.002-0.010)
+        at, _ = block_weight_law("hidden-ce", block, C, m=m, V=V)
+        q = np.mean(at != 0)
+        wrong = GMPLaw([0.0, at[at != 0].mean()], [1 - q, q], d / N)
+        assert ks_distance(np.concatenate(ev), wrong) > 0.015
 
 
 def test_hidden_mse_limit_vs_numpy_eigvalsh():
@@ -178,6 +188,9 @@ def test_hidden_mse_limit_vs_numpy_eigvalsh():
         ev.append(np.where(np.abs(e) < 1e-10, 0.0, e))
     L = limiting_law("hidden-mse", "off", C, d / N, m=m, V=V)
     assert L.zero_mass == pytest.approx(1 - 0.25 / 1.5)
+    # the rank (number of a_i != 0) is Binomial(N, 1/4): s.d. sqrt(200 * 3/16) / d = 0.020 of
+    # the atom at 0 per draw, 0.012 over 3 draws, so 0.04 is ~3.4 s.d. (observed 0.006-0.012
+    # over seeds 4-7)
     assert ks_distance(np.concatenate(ev), L) < 0.04
 
 

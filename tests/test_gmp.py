@@ -198,6 +198,23 @@ def test_real_axis_is_limit_of_small_eta():
         assert np.max(np.abs(s - s0)[far]) < 1e3 * eta
 
 
+def test_serial_and_parallel_kernels_agree():
+    """700 points x 300 atoms takes the parallel (chunked) kernels, one point at a time the
+    serial ones: the same certified roots, up to round-off from the chunk boundaries."""
+    rng = np.random.default_rng(5)
+    atoms = rng.normal(size=300)
+    w = np.full(300, 1 / 300)
+    g = 0.6
+    x = np.linspace(-4, 5, 700)
+    rho = gmp_density(x, atoms, w, g)
+    one = np.array([gmp_density(xi, atoms, w, g) for xi in x[::14]])
+    np.testing.assert_allclose(one, rho[::14], rtol=1e-12, atol=1e-14 * rho.max())
+    z = x[:200] + 0.1j
+    s = gmp_stieltjes(z, atoms, w, g)
+    s1 = np.array([gmp_stieltjes(zi, atoms, w, g) for zi in z[::10]])
+    np.testing.assert_allclose(s1, s[::10], rtol=1e-12)
+
+
 def test_zero_atoms_and_degenerate_laws():
     # atoms at 0 only enlarge the atom at 0: nu = 0.5 delta_0 + 0.5 delta_1 at gamma is
     # MP with ratio 2 gamma on half the samples: mu = (1 - 1/(2g))^+ delta_0 + ...

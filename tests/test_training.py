@@ -18,6 +18,18 @@ from rmthess.simulate.training import (
     train_states,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The tensors here are tiny (d = 20, N = 100): on a loaded 2-core machine two torch
+    # threads stall at every OpenMP barrier (measured 0.2 s -> 12-27 s for the 150-step run
+    # below); one thread is as fast when unloaded and immune to that.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 SMALL = dict(C=10, d=20, m=8, N=100, steps=150, lr=1e-2, record_every=50, device="cpu")
 
 
@@ -59,8 +71,26 @@ def test_block_norms_match_autograd_hessian():
     stripe = sum(
         (cross[j * d : (j + 1) * d, k * m + j] ** 2).sum() for j in range(m) for k in range(C)
     )
+    # Gauss-Newton part of H_wv = J^T A J (J = d logits / d theta), residual = rest
+    X, W, V = snap.X[0], snap.W[0], snap.V[0]
+    theta = torch.cat([W.reshape(-1), V.reshape(-1)])
+
+    def logits(th):
+        return th[md:].view(C, m) @ torch.relu(th[:md].view(m, d) @ X)
+
+    J = torch.func.jacrev(logits)(theta)  # (C, N, n_params)
+    P = torch.softmax(logits(theta), dim=0)
+    GN = (
+        sum(
+            J[:, i].T @ (torch.diag(P[:, i]) - torch.outer(P[:, i], P[:, i])) @ J[:, i]
+            for i in range(N)
+        ).numpy()
+        / N
+    )
     got = hessian_block_norms(hessian_parts("ce", snap, Y))
     want = {
+        "cross_gn": np.linalg.norm(GN[:md, md:]),
+        "cross_residual": np.linalg.norm(cross - GN[:md, md:]),
         "hidden_diag": hd**0.5,
         "hidden_off": ho**0.5,
         "output_diag": od**0.5,

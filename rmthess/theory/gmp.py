@@ -33,7 +33,9 @@ Method
   ``u = 1/s`` (as in SPECTRODE, Dobriban 2015), one gap per pole interval by convexity.
 * Atoms are rescaled by ``scale = max |tau|`` (so ``s`` is O(1)), equal atoms are merged and
   atoms at zero are dropped (they contribute nothing to ``Z`` but count in the atom at zero,
-  see :func:`gmp_zero_mass`). Inner loops are numba (``cache=True``, parallel over chunks).
+  see :func:`gmp_zero_mass`). Inner loops are numba (``cache=True``); problems with at least
+  ``2e5`` points x atoms run in parallel over chunks of the grid, smaller ones serially (a
+  thread-pool launch can cost ~10 ms on a loaded machine, more than the whole solve).
 
 Accuracy: Newton stops at a relative step ``<= 1e-13`` and takes one more step, or, when
 ill-conditioned (near an edge, ``Z'(s) ~ 0``), once the residual is at round-off level
@@ -324,45 +326,70 @@ def _solve_point_real(x, tau, w, gamma, eta0, eta_min, tol_im):
     return s, 1
 
 
+@njit(cache=True)
+def _solve_real_chunk(xs, i0, i1, tau, w, gamma, eta0, eta_min, tol_im, out, flag):
+    """Sorted real points xs[i0:i1]: Newton continuation along the grid at eta = 0."""
+    sp = 0j
+    spp = 0j
+    have = 0
+    for i in range(i0, i1):
+        x = xs[i]
+        done = False
+        if have >= 1:
+            if have >= 2 and spp.imag > 0.0 and sp.imag > 0.0:
+                s0 = 2.0 * sp - spp  # linear predictor inside the bulk
+                if s0.imag <= 0.0:
+                    s0 = sp
+            else:
+                s0 = sp
+            kick = max(s0.imag, 0.25 * abs(sp - spp) if have >= 2 else 0.0)
+            kick = max(kick, 1e-3 * abs(s0))
+            s0 = complex(s0.real, kick)
+            s1, conv = _newton_real(x, s0, tau, w, gamma, 40)
+            if conv:
+                acc, s2 = _accept_real(s1, tau, w, gamma, tol_im)
+                if acc:
+                    out[i] = s2
+                    done = True
+        if not done:
+            s2, f = _solve_point_real(x, tau, w, gamma, eta0, eta_min, tol_im)
+            out[i] = s2
+            flag[i] = 1 + f
+        spp = sp
+        sp = out[i]
+        have += 1
+
+
 @njit(cache=True, parallel=True)
 def _solve_real_grid(xs, tau, w, gamma, eta0, eta_min, tol_im, nchunks):
-    """Sorted real grid xs: per chunk, Newton continuation along the grid at eta = 0."""
+    """Sorted real grid xs: per chunk (in parallel), Newton continuation along the grid."""
     n = xs.size
     out = np.empty(n, dtype=np.complex128)
     flag = np.zeros(n, dtype=np.int64)
     for c in prange(nchunks):
         i0 = (c * n) // nchunks
         i1 = ((c + 1) * n) // nchunks
-        sp = 0j
-        spp = 0j
-        have = 0
-        for i in range(i0, i1):
-            x = xs[i]
-            done = False
-            if have >= 1:
-                if have >= 2 and spp.imag > 0.0 and sp.imag > 0.0:
-                    s0 = 2.0 * sp - spp  # linear predictor inside the bulk
-                    if s0.imag <= 0.0:
-                        s0 = sp
-                else:
-                    s0 = sp
-                kick = max(s0.imag, 0.25 * abs(sp - spp) if have >= 2 else 0.0)
-                kick = max(kick, 1e-3 * abs(s0))
-                s0 = complex(s0.real, kick)
-                s1, conv = _newton_real(x, s0, tau, w, gamma, 40)
-                if conv:
-                    acc, s2 = _accept_real(s1, tau, w, gamma, tol_im)
-                    if acc:
-                        out[i] = s2
-                        done = True
-            if not done:
-                s2, f = _solve_point_real(x, tau, w, gamma, eta0, eta_min, tol_im)
-                out[i] = s2
-                flag[i] = 1 + f
-            spp = sp
-            sp = out[i]
-            have += 1
+        _solve_real_chunk(xs, i0, i1, tau, w, gamma, eta0, eta_min, tol_im, out, flag)
     return out, flag
+
+
+@njit(cache=True)
+def _solve_real_grid_serial(xs, tau, w, gamma, eta0, eta_min, tol_im):
+    """One chunk, no thread-pool launch: the same result as ``_solve_real_grid(..., 1)``.
+
+    Launching the parallel region costs ~10 ms per call on a loaded machine (measured: 2000
+    scalar ``gmp_density`` calls, as in ``scipy.integrate.quad``, took 19 s vs 0.16 s)."""
+    n = xs.size
+    out = np.empty(n, dtype=np.complex128)
+    flag = np.zeros(n, dtype=np.int64)
+    _solve_real_chunk(xs, 0, n, tau, w, gamma, eta0, eta_min, tol_im, out, flag)
+    return out, flag
+
+
+@njit(cache=True)
+def _solve_complex_point(z, tau, w, gamma, eta0):
+    s, ok = _ladder(z.real, z.imag, eta0, tau, w, gamma)
+    return s, 0 if ok else 1
 
 
 @njit(cache=True, parallel=True)
@@ -371,10 +398,31 @@ def _solve_complex(zs, tau, w, gamma, eta0):
     out = np.empty(n, dtype=np.complex128)
     flag = np.zeros(n, dtype=np.int64)
     for i in prange(n):
-        s, ok = _ladder(zs[i].real, zs[i].imag, eta0, tau, w, gamma)
-        out[i] = s
-        flag[i] = 0 if ok else 1
+        out[i], flag[i] = _solve_complex_point(zs[i], tau, w, gamma, eta0)
     return out, flag
+
+
+@njit(cache=True)
+def _solve_complex_serial(zs, tau, w, gamma, eta0):
+    """Serial twin of ``_solve_complex`` for small inputs (no thread-pool launch)."""
+    n = zs.size
+    out = np.empty(n, dtype=np.complex128)
+    flag = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        out[i], flag[i] = _solve_complex_point(zs[i], tau, w, gamma, eta0)
+    return out, flag
+
+
+# Work (points x atoms) below which the serial kernels are used: ~1 ms of serial work, less
+# than what launching the thread pool can cost on a loaded machine (~10 ms per call).
+_PARALLEL_WORK = 200_000
+
+
+def _solve_complex_any(zs, tau, w, gamma, eta0):
+    # the eta ladder costs ~20 Newton solves per point
+    if 20 * zs.size * tau.size < _PARALLEL_WORK or numba.get_num_threads() == 1:
+        return _solve_complex_serial(zs, tau, w, gamma, eta0)
+    return _solve_complex(zs, tau, w, gamma, eta0)
 
 
 @njit(cache=True)
@@ -532,9 +580,13 @@ def _solve_real(x, tau, w, gamma, zm, return_flags=False):
         # atom at 0: s(0) is infinite; the absolutely continuous part is evaluated at 0+.
         xs[xs == 0.0] = 1e-13
     nchunks = max(1, min(numba.get_num_threads(), xs.size // 16 if xs.size >= 16 else 1))
-    out, flag = _solve_real_grid(
-        xs, tau, w, gamma, _eta0(gamma), 1e-13 * (1.0 + gamma), 1e-13, nchunks
-    )
+    if xs.size * tau.size < _PARALLEL_WORK:
+        nchunks = 1
+    args = (xs, tau, w, gamma, _eta0(gamma), 1e-13 * (1.0 + gamma), 1e-13)
+    if nchunks == 1:
+        out, flag = _solve_real_grid_serial(*args)
+    else:
+        out, flag = _solve_real_grid(*args, nchunks)
     res = np.empty_like(out)
     res[order] = out
     fl = np.empty_like(flag)
@@ -593,11 +645,11 @@ def gmp_stieltjes(z, atoms, weights, gamma, return_flags=False):
         out[real], flags[real] = np.where(inside, s, s.real + 0j), f
     up = zn.imag > 0.0
     if np.any(up):
-        s, f = _solve_complex(np.ascontiguousarray(zn[up]), tau, w, gamma, _eta0(gamma))
+        s, f = _solve_complex_any(np.ascontiguousarray(zn[up]), tau, w, gamma, _eta0(gamma))
         out[up], flags[up] = s, 2 * f
     lo = zn.imag < 0.0
     if np.any(lo):
-        s, f = _solve_complex(np.ascontiguousarray(zn[lo].conj()), tau, w, gamma, _eta0(gamma))
+        s, f = _solve_complex_any(np.ascontiguousarray(zn[lo].conj()), tau, w, gamma, _eta0(gamma))
         out[lo], flags[lo] = s.conj(), 2 * f
     out = out / scale
     if return_flags:

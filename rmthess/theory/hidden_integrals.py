@@ -13,6 +13,11 @@ output-ce, block (k, l) of the output layer (m x m, no normalization):
 The theorem's limit is ``E_V[F(V)]``, averaged over the (exchangeable) diagonal blocks for
 ``F_diag`` and over the off-diagonal pairs for ``F_off``.
 
+The weights ``a`` are the numpy twin of :func:`rmthess.simulate.weights.block_weights`
+(hidden-ce, output-ce): a deliberate copy, because the theory layer must not import torch
+and the torch version must run on the GPU. Each copy is checked against its own independent
+per-sample computation (tests/test_frobenius.py and tests/test_weights.py).
+
 Estimator. For each of ``n_V`` independent draws of ``V``, draw ``n_g`` independent ``g``
 and form, for every block, the UNBIASED estimates
 ``mean(a^2)`` of ``E[a^2|V]`` and the U-statistic ``(S^2 - sum a_i^2) / (n_g (n_g - 1))``
