@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 from rmthess._checks import check_case, check_choice, check_int, check_positive_float
+from rmthess.theory._numerics import softmax
 from rmthess.theory.law import GMPLaw
 
 __all__ = [
@@ -70,12 +71,6 @@ def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
         warnings.simplefilter("ignore")  # balance-property warning when n is not 2^k
         u = qmc.Sobol(d=dim, scramble=True, seed=seed).random(n)
     return ndtri(np.clip(u, 1e-300, 1.0 - 2.0**-53))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _ce_weight(p: np.ndarray, block: str) -> np.ndarray:
@@ -151,7 +146,7 @@ def block_weight_law(
     if case == "linear-mse":
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
     if case == "linear-ce":
-        a = _ce_weight(_softmax(_gaussian_qmc(n_atoms, C, seed)), block)
+        a = _ce_weight(softmax(_gaussian_qmc(n_atoms, C, seed)), block)
         return a, np.full(n_atoms, 1.0 / n_atoms)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     l = 0 if block == "diag" else 1
@@ -162,7 +157,7 @@ def block_weight_law(
     # hidden-ce
     g = _gaussian_qmc(n_atoms, m, seed)
     h = np.maximum(g, 0.0)
-    p = _softmax(h @ V.T)  # (n, C)
+    p = softmax(h @ V.T)  # (n, C)
     v0, vl = V[:, 0], V[:, l]
     a = p @ (v0 * vl) - (p @ v0) * (p @ vl)
     a = np.where((g[:, 0] > 0) & (g[:, l] > 0), a, 0.0)
@@ -229,5 +224,5 @@ def output_block_limit(
         return np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     h = np.maximum(_gaussian_qmc(n_samples, m, seed), 0.0)
-    a = _ce_weight(_softmax(h @ V.T), block)
+    a = _ce_weight(softmax(h @ V.T), block)
     return (h * a[:, None]).T @ h / n_samples

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rmthess.theory._numerics import softmax
+
 __all__ = [
     "MCEstimate",
     "hidden_ce_mc",
@@ -83,13 +85,6 @@ class MCEstimate:
         return Fd, Fo, float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1])), float(cov[0, 1])
 
 
-def _softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
 def _batch_size(C: int, n: int) -> int:
     """V draws processed together (a function of the sizes only: keeps results seeded)."""
     return int(max(1, min(64, _CHUNK_ELEMS // max(1, n * C))))
@@ -106,7 +101,7 @@ def _hidden_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     for i0 in range(0, n, chunk):
         gc = g[:, i0 : i0 + chunk]
         h = np.maximum(gc, 0.0)
-        P = _softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+        P = softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
         mu = P @ V  # (B, n, m): V^T p
         M = (P @ R2).reshape(B, -1, m, m) - mu[..., :, None] * mu[..., None, :]
         s = (gc > 0).astype(np.float64)
@@ -135,7 +130,7 @@ def _output_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     B, C, m = V.shape
     n = g.shape[1]
     h = np.maximum(g, 0.0)
-    P = _softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+    P = softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
     A = P * (1.0 - P)
     P2 = P * P
     K = (h @ h.transpose(0, 2, 1)) ** 2
