@@ -217,32 +217,17 @@ def _simulate_case(ctx: _Ctx, case: str, seed: int):
     cfg = ctx.cfg
     trials = cfg.trials_hidden if case.startswith("hidden") else cfg.trials
     m = _m_for(case, cfg.m)
+    d, N, extra = cfg.d, cfg.N, {}
+    if case.startswith("output"):
+        # m x m output blocks: no 1/d and no gamma in the limit; their finite-N Hessian
+        # carries the exact O(1/N) self-term bias (1/N) E||a h h^T||^2, which the i != j
+        # U-statistic (unbiased=True, the theory layer's own estimator) removes.
+        d, N, extra = cfg.d_output, cfg.N_output, {"unbiased": True}
+    common = dict(m=m, trials=trials, seed=seed, device=ctx.device, dtype="float64", **extra)
     if case in FIT_CASES:
-        fit = fit_decay(
-            case,
-            cfg.Cs,
-            cfg.d,
-            cfg.N,
-            m=m,
-            trials=trials,
-            seed=seed,
-            n_boot=cfg.n_boot,
-            device=ctx.device,
-            dtype="float64",
-        )
+        fit = fit_decay(case, cfg.Cs, d, N, n_boot=cfg.n_boot, **common)
         return fit.table, fit
-    table = frobenius_sweep(
-        case,
-        cfg.Cs,
-        cfg.d,
-        cfg.N,
-        m=m,
-        trials=trials,
-        seed=seed,
-        device=ctx.device,
-        dtype="float64",
-    )
-    return table, None
+    return frobenius_sweep(case, cfg.Cs, d, N, **common), None
 
 
 def _worst(rows: list[tuple[int, Check]], section: str, label: str) -> Check:
