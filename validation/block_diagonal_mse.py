@@ -27,6 +27,42 @@ def _blocks(H: torch.Tensor, K: int, p: int) -> torch.Tensor:
     return H.reshape(K, p, K, p).permute(0, 2, 1, 3)  # (K, K, p, p)
 
 
+def _layer_checks(H, K: int, p: int, U: torch.Tensor, loss: str, tag: str, label: str) -> list:
+    """Checks on one layer's autograd Hessian ``H`` (K blocks of size p, vectors ``U`` p x N).
+
+    MSE: the off-diagonal blocks vanish to round-off and every diagonal block equals
+    ``U U^T / N``. CE (contrast): the off-diagonal blocks carry a visible share of ``H``.
+    """
+    B = _blocks(H, K, p)
+    off = B.clone()
+    off[range(K), range(K)] = 0
+    frac = float(off.abs().max() / H.abs().max())
+    if loss != "mse":
+        return [
+            check_lower(
+                "contrast",
+                f"{tag}: max|off|/max|H| (CE: not diag)",
+                frac,
+                1e-3,
+                "CE off-diagonal blocks are non-zero",
+            )
+        ]
+    diag_err = float((B[range(K), range(K)] - U @ U.T / U.shape[1]).abs().max())
+    return [
+        check_abs(
+            "block-diag",
+            f"{tag}: max|off|/max|H|",
+            frac,
+            0.0,
+            1e-12,
+            "autograd Hessian; exactly block diagonal",
+        ),
+        check_abs(
+            "block-diag", f"{tag}: diag block - {label}", diag_err, 0.0, 1e-12, "float64 round-off"
+        ),
+    ]
+
+
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
     t0 = time.perf_counter()
@@ -46,88 +82,17 @@ def main(argv=None) -> int:
         seed = args.seed + i
         # linear model: parameters are the rows of W (C blocks of size d)
         lin = sample_instance("linear", C, d, N, seed=seed, device=dev)
-        X = lin.X[0]
         for loss in ("mse", "ce"):
             H = autograd_hessian("linear", loss, lin, seed=seed)
-            B = _blocks(H, C, d)
-            off = B.clone()
-            off[range(C), range(C)] = 0
-            frac = float(off.abs().max() / H.abs().max())
             tag = f"linear-{loss} C={C} d={d} N={N}"
-            if loss == "mse":
-                checks.append(
-                    check_abs(
-                        "block-diag",
-                        f"{tag}: max|off|/max|H|",
-                        frac,
-                        0.0,
-                        1e-12,
-                        "autograd Hessian; exactly block diagonal",
-                    )
-                )
-                diag_err = float((B[range(C), range(C)] - X @ X.T / N).abs().max())
-                checks.append(
-                    check_abs(
-                        "block-diag",
-                        f"{tag}: diag block - XX^T/N",
-                        diag_err,
-                        0.0,
-                        1e-12,
-                        "float64 round-off",
-                    )
-                )
-            else:
-                checks.append(
-                    check_lower(
-                        "contrast",
-                        f"{tag}: max|off|/max|H| (CE: not diag)",
-                        frac,
-                        1e-3,
-                        "CE off-diagonal blocks are non-zero",
-                    )
-                )
+            checks += _layer_checks(H, C, d, lin.X[0], loss, tag, "XX^T/N")
         # one-hidden-layer net: V is the last C*m parameters (C blocks of size m)
         hid = sample_instance("hidden", C, d, N, m, seed=seed, device=dev)
         h = torch.relu(hid.W[0] @ hid.X[0])
         for loss in ("mse", "ce"):
             H = autograd_hessian("hidden", loss, hid, seed=seed)[m * d :, m * d :]
-            B = _blocks(H, C, m)
-            off = B.clone()
-            off[range(C), range(C)] = 0
-            frac = float(off.abs().max() / H.abs().max())
             tag = f"output-{loss} C={C} m={m} N={N}"
-            if loss == "mse":
-                checks.append(
-                    check_abs(
-                        "block-diag",
-                        f"{tag}: max|off|/max|H|",
-                        frac,
-                        0.0,
-                        1e-12,
-                        "autograd Hessian; exactly block diagonal",
-                    )
-                )
-                diag_err = float((B[range(C), range(C)] - h @ h.T / N).abs().max())
-                checks.append(
-                    check_abs(
-                        "block-diag",
-                        f"{tag}: diag block - hh^T/N",
-                        diag_err,
-                        0.0,
-                        1e-12,
-                        "float64 round-off",
-                    )
-                )
-            else:
-                checks.append(
-                    check_lower(
-                        "contrast",
-                        f"{tag}: max|off|/max|H| (CE: not diag)",
-                        frac,
-                        1e-3,
-                        "CE off-diagonal blocks are non-zero",
-                    )
-                )
+            checks += _layer_checks(H, C, m, h, loss, tag, "hh^T/N")
     # the Gram-route simulation at a moderate size
     for case in ("linear-mse", "output-mse"):
         res = block_frobenius(
