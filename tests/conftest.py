@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 matplotlib.use("Agg")
@@ -15,3 +16,20 @@ matplotlib.use("Agg")
 settings.register_profile("ci", deadline=None, max_examples=40, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch CPU thread, restoring the count afterwards.
+
+    For modules of tiny timed torch calls: on a loaded 2-core machine two torch threads
+    stall at every OpenMP barrier (measured: test_training 0.2 s -> 12-27 s, the quick
+    simulate bench 1.5 s -> 7 s); one thread is as fast when unloaded and immune to that.
+    torch is imported here, not at module level, so theory-only test runs stay torch-free.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -3,19 +3,10 @@
 import json
 
 import pytest
-import torch
 
 from rmthess.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny timed calls: on a loaded 2-core machine two torch threads stall at OpenMP
-    # barriers (this module measured 1.5 s -> 7 s); one thread makes it steady
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def test_quick_bench_json(capsys):

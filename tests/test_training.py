@@ -18,16 +18,7 @@ from rmthess.simulate.training import (
     train_states,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The tensors here are tiny (d = 20, N = 100): on a loaded 2-core machine two torch
-    # threads stall at every OpenMP barrier (measured 0.2 s -> 12-27 s for the 150-step run
-    # below); one thread is as fast when unloaded and immune to that.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 SMALL = dict(C=10, d=20, m=8, N=100, steps=150, lr=1e-2, record_every=50, device="cpu")
