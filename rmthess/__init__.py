@@ -1,9 +1,17 @@
 """rmthess: random-matrix theory of neural-network Hessians.
 
-Layers point one way: ``rmthess.report -> rmthess.simulate -> rmthess.theory``.
-``rmthess.theory`` uses numpy/scipy/numba/mpmath only and never imports torch.
+Layers point one way::
+
+    rmthess.report -> {rmthess.simulate, rmthess.curvature, ...} -> rmthess.theory
+        -> ground floor (rmthess.cases, rmthess._checks, rmthess._stats)
+
+``rmthess.theory`` uses numpy/scipy/numba/mpmath only and never imports torch; the ground
+floor imports nothing heavier than the standard library (numpy at most).
 """
 
-__version__ = "0.1.0"
+from rmthess.cases import CASES
 
-CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "output-ce")
+__version__ = "0.2.0.dev0"
+"""The one place the version is written (pyproject.toml reads it)."""
+
+__all__ = ["CASES", "__version__"]

@@ -10,7 +10,7 @@ import math
 import numbers
 from collections.abc import Iterable
 
-from rmthess import CASES
+from rmthess.cases import get_case
 
 
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -54,8 +54,8 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
 
 
 def check_case(case) -> str:
-    """Validate a Hessian case name (one of :data:`rmthess.CASES`)."""
-    return check_choice("case", case, CASES)
+    """Validate a Hessian case name (one of :data:`rmthess.CASES`); return the name."""
+    return get_case(case).name
 
 
 def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:

@@ -292,7 +292,7 @@ def test_ratio_stderr_delta_method_against_simulated_spread():
     # bivariate normal with known covariance and measure the spread of sqrt(F_off/F_diag).
     # With relative errors ~1% the delta method is exact to O(1e-2) relative; the spread of
     # 200000 draws is known to 0.16% relative, so 2% is a safe yet sharp tolerance.
-    from rmthess.theory.frobenius import ratio_stderr
+    from rmthess._stats import ratio_stderr
 
     Fd, Fo, sd, so, rho = 2.0, 0.3, 0.02, 0.004, 0.6
     cov = rho * sd * so

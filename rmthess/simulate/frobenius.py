@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from rmthess._checks import check_case, check_choice, check_int
+from rmthess._stats import ratio_stderr
+from rmthess.cases import get_case
 from rmthess.simulate.device import resolve_device, resolve_dtype
 from rmthess.simulate.sampling import Instance, sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights, model_of, n_blocks
-from rmthess.theory.frobenius import check_m as _theory_check_m
-from rmthess.theory.frobenius import ratio_stderr
 
 MAX_DIAG = 256
 """Default cap on the number of diagonal blocks averaged per trial (uniform sample)."""
@@ -298,10 +298,8 @@ def _nan_to_none(x: float):
 
 
 def _check_m(case: str, m) -> int | None:
-    """:func:`rmthess.theory.frobenius.check_m`, and ``m >= 1`` if given for linear-*."""
-    if model_of(case) == "linear" and m is not None:
-        check_int("m", m, 1)
-    return _theory_check_m(case, m)
+    """:meth:`rmthess.cases.Case.check_m`."""
+    return get_case(case).check_m(m)
 
 
 def _check_unbiased(case: str, N: int, unbiased) -> None:

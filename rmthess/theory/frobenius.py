@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 
 from rmthess._checks import check_case, check_int, check_positive_float
+from rmthess._stats import ratio_stderr
+from rmthess.cases import get_case
 
 __all__ = ["FrobeniusLimits", "frobenius_limits", "ratio_stderr", "DEFAULT_INNER", "MC_MAX_C"]
 
@@ -96,44 +98,9 @@ def _ratio(F_diag, F_off):
     return math.sqrt(F_off / F_diag) if F_off > 0 else 0.0
 
 
-def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
-    """Delta-method standard error of ``r = sqrt(F_off / F_diag)`` from two correlated means.
-
-    With ``var_diag``, ``var_off`` the variances of the estimates of ``F_diag``, ``F_off``
-    (squared standard errors) and ``cov`` their covariance,
-
-    ``var(log r) = (1/4) [var_off / F_off^2 + var_diag / F_diag^2 - 2 cov / (F_off F_diag)]``
-
-    and ``se(r) = r sqrt(var(log r))`` (first order in the relative errors; a negative
-    round-off value of ``var(log r)`` is clipped at 0). Returns ``nan`` unless both means
-    are > 0. Shared by the Monte-Carlo theory cases and the simulation layer.
-    """
-    if not (F_diag > 0 and F_off > 0):
-        return math.nan
-    var_log = 0.25 * (var_off / F_off**2 + var_diag / F_diag**2 - 2 * cov / (F_off * F_diag))
-    return math.sqrt(F_off / F_diag) * math.sqrt(max(var_log, 0.0))
-
-
 def check_m(case: str, m) -> int | None:
-    """Validate the hidden width ``m`` for ``case`` (shared by theory and simulate).
-
-    Returns None for linear-* (``m`` is then ignored), else ``m`` as an int: hidden-*
-    need ``m >= 2`` (m diagonal blocks and at least one off-diagonal block), output-*
-    need ``m >= 1``. Raises ValueError (missing or out of range) or TypeError (not an
-    integer), naming ``m`` and the allowed range.
-    """
-    if case.startswith("linear"):
-        return None
-    lo = 2 if case.startswith("hidden") else 1
-    if m is None:
-        raise ValueError(f"m (hidden width, an integer >= {lo}) is required for case {case!r}")
-    m = check_int("m", m, 1)
-    if m < lo:
-        raise ValueError(
-            f"m must be an integer >= 2 for case {case!r}: the hidden layer has m blocks, "
-            f"so m = 1 has no off-diagonal block (got m={m})"
-        )
-    return m
+    """Validate the hidden width ``m`` for ``case``: :meth:`rmthess.cases.Case.check_m`."""
+    return get_case(case).check_m(m)
 
 
 def frobenius_limits(

@@ -1,0 +1,28 @@
+"""Small statistics helpers shared by theory and simulate (ground floor, math only)."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["ratio_stderr"]
+
+
+def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
+    """Delta-method standard error of ``r = sqrt(F_off / F_diag)`` from two correlated means.
+
+    With ``var_diag``, ``var_off`` the variances of the estimates of ``F_diag``, ``F_off``
+    (squared standard errors) and ``cov`` their covariance,
+
+    ``var(log r) = (1/4) [var_off / F_off^2 + var_diag / F_diag^2 - 2 cov / (F_off F_diag)]``
+
+    and ``se(r) = r sqrt(var(log r))`` (first order in the relative errors; a negative
+    round-off value of ``var(log r)`` is clipped at 0). Returns ``nan`` unless both means
+    are > 0.
+
+    >>> round(ratio_stderr(4.0, 1.0, 0.0, 0.01, 0.0), 6)   # r = 1/2, se(F_off)/F_off = 0.1
+    0.025
+    """
+    if not (F_diag > 0 and F_off > 0):
+        return math.nan
+    var_log = 0.25 * (var_off / F_off**2 + var_diag / F_diag**2 - 2 * cov / (F_off * F_diag))
+    return math.sqrt(F_off / F_diag) * math.sqrt(max(var_log, 0.0))
