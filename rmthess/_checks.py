@@ -75,3 +75,61 @@ def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:
     if not out:
         raise ValueError(f"{name} must list at least one integer, got {text!r}")
     return out
+
+
+# ----------------------------------------------------------------------------- argparse types
+def _number_from_text(text: str, kind: str):
+    """``"1e3"`` -> 1000 for ints (integral floats accepted), float for floats; else raise."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        pass
+    value = float(text)  # "1e3", "2.5": raises ValueError for non-numbers
+    return int(value) if kind == "int" and value.is_integer() else value
+
+
+def number_arg(kind: str = "int", *, name: str, minimum=None, maximum=None):
+    """The one ``argparse`` ``type=`` factory for numbers of the command line.
+
+    ``kind="int"``: an integer in ``[minimum, maximum]`` (``1e3`` accepted);
+    ``kind="float"``: a finite float ``> 0`` (the only float range the CLI needs).
+    Errors name ``name`` and the allowed range (argparse prefixes the flag).
+
+    >>> number_arg("int", name="C", minimum=2)("1e3")
+    1000
+    """
+    import argparse
+
+    check_choice("kind", kind, ("int", "float"))
+
+    def parse(text):
+        try:
+            value = _number_from_text(text, kind)
+        except ValueError:
+            what = "an integer" if kind == "int" else "a finite number > 0"
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
+        try:
+            if kind == "int":
+                return check_int(name, value, minimum, maximum)
+            return check_positive_float(name, value)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def int_list_arg(*, name: str, minimum: int = 1):
+    """``argparse`` ``type=`` for a comma-separated list of integers (``"10,100,1e3"``)."""
+    import argparse
+
+    def parse(text):
+        try:
+            return parse_int_list(name, text, minimum)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse

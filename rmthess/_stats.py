@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ratio_stderr"]
+__all__ = ["json_safe", "ratio_stderr"]
 
 
 def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
@@ -26,3 +26,24 @@ def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, c
         return math.nan
     var_log = 0.25 * (var_off / F_off**2 + var_diag / F_diag**2 - 2 * cov / (F_off * F_diag))
     return math.sqrt(F_off / F_diag) * math.sqrt(max(var_log, 0.0))
+
+
+def json_safe(record: dict) -> dict:
+    """A copy of a flat record with non-finite floats replaced by None (valid JSON).
+
+    Numbers of numpy types become Python numbers.
+
+    >>> json_safe({"a": float("nan"), "b": 1.5, "c": "x"})
+    {'a': None, 'b': 1.5, 'c': 'x'}
+    """
+    out = {}
+    for k, v in record.items():
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            try:
+                v = v.item()
+            except (TypeError, ValueError):
+                pass
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[k] = v
+    return out

@@ -11,6 +11,23 @@ import argparse
 import importlib
 import sys
 
+DESCRIPTION = """\
+rmthess: random-matrix theory of neural-network Hessians.
+
+Exact large-dimension limits of the Hessian blocks of linear models and one-hidden-layer
+ReLU nets at random initialization (Dong, Zhang, Yao, Sun), fast Monte-Carlo Hessians that
+check them (CPU or GPU), and a report with the paper's figures."""
+
+EPILOG = """\
+examples:
+  rmthess theory   --case linear-ce --C 10,100,1000 --gamma 0.5
+  rmthess theory   --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --asymptotic --json
+  rmthess simulate --case hidden-ce --C 8,16,32 --d 256 --N 512 --m 8 --trials 16
+  rmthess report   --quick --out my-report
+  rmthess bench    solver
+
+'rmthess COMMAND --help' describes each command; the math is in docs/theory.md."""
+
 SUBCOMMANDS = {
     "theory": ("rmthess.theory.cli", "exact limiting Frobenius constants (no torch)"),
     "simulate": ("rmthess.simulate.cli", "Monte-Carlo Hessian block norms (torch, CPU/GPU)"),
@@ -19,15 +36,32 @@ SUBCOMMANDS = {
 }
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, ``PROG: error: MESSAGE`` (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rmthess", description=__doc__.splitlines()[0])
     from rmthess import __version__
 
+    parser = OneLineErrors(
+        prog="rmthess",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"rmthess {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrors)
     for name, (modname, helptext) in SUBCOMMANDS.items():
         mod = importlib.import_module(modname)
-        p = sub.add_parser(name, help=helptext, description=helptext)
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            description=(mod.__doc__ or helptext).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -35,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error
+        return int(exc.code or 0)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

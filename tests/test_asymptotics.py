@@ -120,7 +120,7 @@ def test_linear_constants():
     assert (c.A_diag, c.p_diag, c.A_off, c.p_off) == (1 + math.e / 2, 2, 1 + math.e**2 / 2, 4)
     c = asymptotic_constants("linear-mse", 0.5, m=3)
     assert c.m is None and c.A_diag == 1.5 and c.A_off == 0.0 and c.p_off == math.inf
-    assert c.F_off(100.0) == 0.0
+    assert c.F_off_at(100.0) == 0.0
 
 
 def test_linear_ce_exact_approaches_asymptote():
@@ -128,7 +128,7 @@ def test_linear_ce_exact_approaches_asymptote():
     errs = []
     for C in (100, 10**4, 10**6):
         r = frobenius_limits("linear-ce", C, 1.3)
-        errs.append((abs(r.F_diag / c.F_diag(C) - 1), abs(r.F_off / c.F_off(C) - 1)))
+        errs.append((abs(r.F_diag / c.F_diag_at(C) - 1), abs(r.F_off / c.F_off_at(C) - 1)))
     assert errs[0][0] > errs[1][0] > errs[2][0] and errs[2][0] < 1e-4
     assert errs[0][1] > errs[1][1] > errs[2][1] and errs[2][1] < 1e-4
 
@@ -139,8 +139,8 @@ def test_hidden_mse_constants_match_closed_form(m):
     assert c.p_diag == -2 and c.p_off == -1
     for C in (10**6, 10**8):
         r = frobenius_limits("hidden-mse", C, 0.5, m)
-        assert r.F_diag == pytest.approx(c.F_diag(C), rel=3 / C)  # exact factor 1 + 2/C
-        assert r.F_off == pytest.approx(c.F_off(C), rel=1e-12)
+        assert r.F_diag == pytest.approx(c.F_diag_at(C), rel=3 / C)  # exact factor 1 + 2/C
+        assert r.F_off == pytest.approx(c.F_off_at(C), rel=1e-12)
 
 
 def test_output_mse_constants():

@@ -16,13 +16,14 @@ def test_hidden_heatmap_parts_match_autograd(loss):
     inst = sample_instance("hidden", C, D, N, m=M, seed=2, device="cpu")
     ref = np.abs(autograd_hessian("hidden", loss, inst, random_labels(C, N, 2)).numpy())
     md = M * D
-    full, lay = hessian_heatmap("hidden", loss, C, D, N, M, seed=2, return_layout=True)
+    hm = hessian_heatmap("hidden", loss, C, D, N, M, seed=2)
+    full, lay = hm.values, hm.layout
     np.testing.assert_allclose(full, ref, rtol=1e-10, atol=1e-13)
     assert lay.layer_split == md and lay.row_bounds[-1] == md + C * M
     assert lay.row_bounds[: M + 1] == [D * j for j in range(M + 1)]
     sub = {"hidden": ref[:md, :md], "output": ref[md:, md:], "cross": ref[:md, md:]}
     for part, want in sub.items():
-        got = hessian_heatmap("hidden", loss, C, D, N, M, seed=2, part=part)
+        got = hessian_heatmap("hidden", loss, C, D, N, M, seed=2, part=part).values
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
         assert got.shape == heatmap_layout("hidden", C, D, M, part).shape
 
@@ -31,7 +32,7 @@ def test_hidden_heatmap_parts_match_autograd(loss):
 def test_linear_heatmap_matches_autograd(loss):
     inst = sample_instance("linear", C, D, N, seed=1, device="cpu")
     ref = np.abs(autograd_hessian("linear", loss, inst).numpy())
-    got = hessian_heatmap("linear", loss, C, D, N, seed=1)
+    got = hessian_heatmap("linear", loss, C, D, N, seed=1).values
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-13)
     assert (got >= 0).all()
 
@@ -40,7 +41,7 @@ def test_heatmap_after_training_matches_autograd_of_trained_params():
     step = 5
     got = hessian_heatmap(
         "hidden", "ce", C, D, N, M, seed=3, step=step, train_kwargs={"steps": 10, "lr": 1e-2}
-    )
+    ).values
     states = {
         t: (snap, Y)
         for t, _, snap, Y in train_states(
@@ -50,9 +51,11 @@ def test_heatmap_after_training_matches_autograd_of_trained_params():
     snap, Y = states[step]
     ref = np.abs(autograd_hessian("hidden", "ce", snap, Y).numpy())
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-13)
-    init = hessian_heatmap("hidden", "ce", C, D, N, M, seed=3)
+    init = hessian_heatmap("hidden", "ce", C, D, N, M, seed=3).values
     assert not np.allclose(got, init)
-    np.testing.assert_array_equal(hessian_heatmap("hidden", "ce", C, D, N, M, seed=3, step=0), init)
+    np.testing.assert_array_equal(
+        hessian_heatmap("hidden", "ce", C, D, N, M, seed=3, step=0).values, init
+    )
 
 
 def test_figure6_hidden_block_more_block_diagonal_at_large_C():
@@ -67,9 +70,14 @@ def test_figure6_hidden_block_more_block_diagonal_at_large_C():
         diag = sum((Hb[j, :, j, :] ** 2).sum() for j in range(m))
         return np.sqrt(((Hb**2).sum() - diag) / diag)
 
-    r10 = ratio(hessian_heatmap("hidden", "ce", 10, d, 100, m, part="hidden"))
-    r1000 = ratio(hessian_heatmap("hidden", "ce", 1000, d, 100, m, part="hidden"))
+    h10 = hessian_heatmap("hidden", "ce", 10, d, 100, m, part="hidden")
+    h1000 = hessian_heatmap("hidden", "ce", 1000, d, 100, m, part="hidden")
+    r10, r1000 = ratio(h10.values), ratio(h1000.values)
     assert r1000 < r10 / 3
+    # Heatmap.block_ratio (means over the m diagonal and m(m-1) off-diagonal blocks)
+    # against the sums of the loop above: ratio of sums = block_ratio * sqrt(m - 1)
+    assert h10.block_ratio() * np.sqrt(m - 1) == pytest.approx(r10, rel=1e-12)
+    assert h1000.block_ratio() * np.sqrt(m - 1) == pytest.approx(r1000, rel=1e-12)
 
 
 def test_layouts():

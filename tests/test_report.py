@@ -154,22 +154,34 @@ def test_unknown_device_and_section(tmp_path, capsys):
     assert "unknown report section" in capsys.readouterr().err
 
 
+def _fake_section(name, compute, needs=()):
+    """A stand-in section module (the interface of rmthess.report.sections)."""
+    from types import SimpleNamespace
+
+    from rmthess.report.html import Section
+
+    return SimpleNamespace(
+        NAME=name,
+        NEEDS=needs,
+        units=lambda cfg: 1,
+        compute=compute,
+        checks=lambda result: [],
+        render=lambda result, out: Section(name),
+    )
+
+
 def _boom(exc):
-    def section(ctx):
+    def compute(cfg, **kw):
         raise exc
 
-    return section
+    return compute
 
 
 def test_interrupted_run_leaves_no_index(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        runner,
-        "SECTIONS",
-        (
-            ("spectra", runner._section_spectra, 2),
-            ("dynamics", _boom(KeyboardInterrupt()), 1),
-        ),
-    )
+    from rmthess.report.sections import spectra
+
+    plan = [spectra, _fake_section("dynamics", _boom(KeyboardInterrupt()))]
+    monkeypatch.setattr(runner, "plan_sections", lambda names: (plan, []))
     out = tmp_path / "int"
     with pytest.raises(KeyboardInterrupt):
         runner.run_report(get_config("tiny"), out, device="cpu", progress=False)
@@ -180,12 +192,58 @@ def test_interrupted_run_leaves_no_index(tmp_path, monkeypatch):
 
 
 def test_broken_section_is_a_failed_check(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "SECTIONS", (("dynamics", _boom(RuntimeError("kaput")), 1),))
+    plan = [
+        _fake_section("dynamics", _boom(RuntimeError("kaput"))),
+        _fake_section("after", lambda cfg, **kw: 1, needs=("dynamics",)),
+    ]
+    monkeypatch.setattr(runner, "plan_sections", lambda names: (plan, []))
     res = runner.run_report(get_config("tiny"), tmp_path / "b", device="cpu", progress=False)
     assert not res.passed
-    assert [c.name for c in res.checks] == ["section dynamics ran"]
+    assert [c.name for c in res.checks] == ["section dynamics ran", "section after ran"]
     assert "kaput" in res.checks[0].detail
+    assert "needs section(s) ['dynamics']" in res.checks[1].detail
     assert "CHECK(S) FAILED" in (res.out / "index.html").read_text()
+
+
+def test_plan_sections_adds_what_a_section_needs():
+    def names(plan):
+        return [s.NAME for s in plan]
+
+    plan, added = runner.plan_sections(["decay"])
+    assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
+    plan, added = runner.plan_sections(["spectra", "theory"])
+    assert names(plan) == ["theory", "spectra"] and added == []
+    assert len(runner.plan_sections(None)[0]) == 6
+    with pytest.raises(ValueError, match="unknown report section"):
+        runner.plan_sections(["decay", "nope"])
+
+
+def test_decay_section_alone_runs_its_inputs(tmp_path, capsys):
+    out = tmp_path / "decay"
+    rc = main(["report", "--mode", "tiny", "--sections", "decay", "--out", str(out)])
+    assert rc in (0, 1)  # tiny sizes: the verdict is not the point
+    assert "also running frobenius, theory" in capsys.readouterr().out
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["settings"]["sections"] == "theory, frobenius, decay"
+    assert {c["section"] for c in meta["checks"]} == {"frobenius", "decay"}
+
+
+def test_report_runs_with_single_threaded_blas(tmp_path, monkeypatch):
+    """numpy's BLAS is limited to one thread inside every section (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def compute(cfg, **kw):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    monkeypatch.setattr(
+        runner, "plan_sections", lambda names: ([_fake_section("probe", compute)], [])
+    )
+    runner.run_report(get_config("tiny"), tmp_path / "t", device="cpu", progress=False)
+    if not seen:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    assert set(seen) == {1}
 
 
 def test_config_modes():
@@ -245,33 +303,36 @@ def test_wrong_prediction_fails_the_report_check(tiny_report):
     sim = block_frobenius("linear-ce", 16, cfg.d, cfg.N, trials=cfg.trials, seed=3, device="cpu")
     th = frobenius_limits("linear-ce", 16, cfg.gamma)
     args = dict(k=cfg.k_se, rel_allowance=cfg.rel_allowance)
-    assert check_close("t", "right", sim.F_diag_mean, th.F_diag, sim.F_diag_se, **args).passed
-    assert not check_close(
-        "t", "wrong", sim.F_diag_mean, 1.3 * th.F_diag, sim.F_diag_se, **args
-    ).passed
+    assert check_close("t", "right", sim.F_diag, th.F_diag, sim.F_diag_se, **args).passed
+    assert not check_close("t", "wrong", sim.F_diag, 1.3 * th.F_diag, sim.F_diag_se, **args).passed
 
 
-def test_ks_distance_against_scipy():
-    from scipy import stats
+def test_spectra_ks_uses_the_atom_of_the_law():
+    """The spectra section's KS distance (scipy.stats.kstest against GMPLaw.cdf) counts the
+    atom at zero: Wishart eigenvalues with d > N against the Marchenko-Pastur law."""
+    from scipy.stats import kstest
+
+    from rmthess.theory import GMPLaw
 
     rng = np.random.default_rng(0)
-    s = rng.normal(size=400)
-    x = np.linspace(-8, 8, 20001)
-    ks = runner.ks_distance(s, x, stats.norm.pdf(x))
-    assert math.isclose(ks, stats.kstest(s, "norm").statistic, abs_tol=1e-6)
-    assert runner.ks_distance(s + 1.0, x, stats.norm.pdf(x)) > 0.3
-    # an atom at zero is part of the law's CDF
-    zs = np.concatenate([np.zeros(200), rng.uniform(1, 2, 200)])
-    xu = np.linspace(-1, 3, 4001)
-    ks_atom = runner.ks_distance(zs, xu, 0.5 * ((xu >= 1) & (xu <= 2)), zero_mass=0.5)
-    assert ks_atom < 0.08
+    d, N = 400, 200  # gamma = 2: half the eigenvalues are exactly 0 in the limit
+    X = rng.normal(size=(d, N))
+    ev = np.linalg.eigvalsh(X @ X.T / N)
+    ev[np.abs(ev) < 1e-9] = 0.0
+    law = GMPLaw([1.0], [1.0], d / N)
+    assert law.zero_mass == pytest.approx(0.5, abs=1e-12)
+    assert kstest(ev, law.cdf).statistic < 0.02
+    # the same law without its atom (continuous part renormalized) is rejected
+    assert kstest(ev, lambda x: 2 * (law.cdf(x) - 0.5 * (x >= 0))).statistic > 0.4
 
 
 def test_block_ratio():
+    from rmthess.simulate.heatmaps import block_ratio
+
     K, p = 3, 4
     H = np.kron(np.eye(K), np.ones((p, p)))
-    assert runner._block_ratio(H, K, p) == 0.0
-    assert math.isclose(runner._block_ratio(np.ones((K * p, K * p)), K, p), 1.0)
+    assert block_ratio(H, K, p) == 0.0
+    assert math.isclose(block_ratio(np.ones((K * p, K * p)), K, p), 1.0)
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
@@ -316,18 +377,3 @@ def test_real_signal_leaves_no_index(tmp_path, sig):
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err
     assert list(out.iterdir()) == []
-
-
-def test_blas_threads_limits_and_restores():
-    import numpy  # noqa: F401  (loads the OpenBLAS bundled with numpy)
-
-    from rmthess.report.threads import _numpy_openblas_libs, blas_threads
-
-    libs = _numpy_openblas_libs()
-    if not libs:
-        pytest.skip("no scipy_openblas loaded (not Linux, or numpy built with another BLAS)")
-    before = [g() for _, g in libs]
-    with blas_threads(1) as n:
-        assert n == len(libs)
-        assert [g() for _, g in libs] == [1] * len(libs)
-    assert [g() for _, g in libs] == before

@@ -9,7 +9,7 @@ import pytest
 from rmthess.cli import main
 from rmthess.theory.frobenius import frobenius_limits
 
-KEYS = {"case", "C", "gamma", "m", "F_diag", "F_off", "ratio", "stderr", "method"}
+KEYS = {"case", "C", "gamma", "m", "F_diag", "F_off", "ratio", "ratio_se", "method"}
 
 
 def test_json_linear_ce(capsys):
@@ -23,7 +23,7 @@ def test_json_linear_ce(capsys):
         assert KEYS <= set(r)
         ref = frobenius_limits("linear-ce", r["C"], 0.5)
         assert r["F_diag"] == ref.F_diag and r["F_off"] == ref.F_off
-        assert r["method"] == "quadrature" and r["stderr"] == 0.0 and r["m"] is None
+        assert r["method"] == "quadrature" and r["ratio_se"] == 0.0 and r["m"] is None
 
 
 def test_table_and_asymptotic(capsys):
@@ -70,7 +70,7 @@ def test_monte_carlo_options(capsys):
     assert main(argv) == 0
     (rec,) = json.loads(capsys.readouterr().out)
     assert rec["method"] == "monte-carlo" and rec["n_samples"] == 4 and rec["seed"] == 3
-    assert rec["F_diag_se"] > 0 and rec["stderr"] > 0
+    assert rec["F_diag_se"] > 0 and rec["ratio_se"] > 0
 
 
 @pytest.mark.parametrize(

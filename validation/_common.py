@@ -96,10 +96,12 @@ def finish(checks: list[Check], t0: float) -> int:
 def entry(main) -> int:
     """Run ``main()``; bad usage (ValueError/TypeError, e.g. ``--device cuda`` without
     CUDA) prints one line and returns 2."""
-    from rmthess.report.threads import blas_threads
+    from threadpoolctl import threadpool_limits
 
     try:
-        with blas_threads(1):  # numpy BLAS threads oversubscribe 2 loaded cores
+        with threadpool_limits(
+            limits=1, user_api="blas"
+        ):  # numpy BLAS threads oversubscribe 2 loaded cores
             return main()
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -133,7 +135,7 @@ def slope_checks(
     kw = theory_kwargs or {}
     lims = [frobenius_limits(case, int(C), fit.d / fit.N, m=m, seed=seed, **kw) for C in Cs]
     r = np.array([lim.ratio for lim in lims])
-    rse = np.array([lim.stderr for lim in lims])
+    rse = np.array([lim.ratio_se for lim in lims])
     logC = np.log(Cs)
     th_slope = float(ols_slope(logC, np.log(r))[0])
     w = (logC - logC.mean()) / ((logC - logC.mean()) ** 2).sum()

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
                 sim.ratio,
                 th2.ratio,
                 sim.ratio_se,
-                th2.stderr,
+                th2.ratio_se,
                 k=4.0,
                 rel_allowance=0.10 if args.quick else 0.05,
                 detail=f"d={d}, N={N}, trials={trials}",

@@ -2,6 +2,7 @@
 
 - :mod:`rmthess.report.config`: one :class:`ReportConfig` per mode (tiny/quick/default/full).
 - :mod:`rmthess.report.runner`: :func:`run_report`, the whole of ``rmthess report``.
+- :mod:`rmthess.report.sections`: one module per section (compute, checks, render).
 - :mod:`rmthess.report.checks`: pass/fail checks (also used by ``validation/``).
 - :mod:`rmthess.report.figures`: matplotlib figures from plain arrays / DataFrames.
 - :mod:`rmthess.report.html`: the self-contained ``index.html``.

@@ -19,6 +19,8 @@ DEFAULT_OUT = "rmthess-report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rmthess._checks import number_arg
+
     parser.add_argument(
         "--out",
         default=DEFAULT_OUT,
@@ -54,7 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty --out (replacing report files there)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=number_arg("int", name="seed", minimum=0),
+        default=0,
+        help="base random seed (default 0)",
+    )
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="do not draw the progress bar"
     )
@@ -62,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sections",
         default=None,
         help="comma-separated subset of: theory, frobenius, decay, spectra, "
-        "heatmaps, dynamics (default: all)",
+        "heatmaps, dynamics (default: all; the sections a chosen one needs run too)",
     )
 
 
@@ -71,14 +78,16 @@ def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - signal path
 
 
 def run(args) -> int:
-    from rmthess._checks import check_int
     from rmthess.report.config import get_config
-    from rmthess.report.runner import run_report
+    from rmthess.report.runner import plan_sections, run_report
 
-    cfg = get_config(args.mode, seed=check_int("--seed", args.seed, 0))
+    cfg = get_config(args.mode, seed=args.seed)
     sections = None
     if args.sections:
         sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+        _, added = plan_sections(sections)
+        if added:
+            print(f"rmthess report: also running {', '.join(added)} (needed as input)")
     old = None
     try:
         old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

@@ -12,7 +12,7 @@ Modes
 ``full``
     ``--full``: the paper's sizes where affordable; for a GPU or patience.
 
-All modes use ``gamma = d / N`` (dimension over samples, THEORY.md section 1).
+All modes use ``gamma = d / N`` (dimension over samples, docs/theory.md section 1).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from rmthess._checks import check_choice
+from rmthess.cases import CASES
 
 MODES = ("tiny", "quick", "default", "full")
-
-FIT_CASES = ("linear-ce", "output-ce", "hidden-ce", "hidden-mse")
-"""Cases whose ratio r(C) decays (predicted slope -1 or -1/2) and gets a slope fit."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class ReportConfig:
         ``(E[a^2 |h|^4] - ||E[a h h^T]||^2)/N`` and the fluctuation of ``W W^T`` around
         ``I_m``): about 13% at d = 64, N = 128, m = 8, hence larger sizes (cheap: p = m).
     m : int
-        Hidden width of the one-hidden-layer net (THEORY.md: ``m >= 3`` for hidden-ce).
+        Hidden width of the one-hidden-layer net (minimum per case: ``rmthess.cases``).
     Cs : tuple of int
         Class counts C of the Frobenius sweep (every case; also the slope fit).
     trials : int
@@ -115,9 +113,7 @@ class ReportConfig:
     slope_tol: float = 0.1
     ks_tol: float = 0.05
     seed: int = 0
-    cases: tuple[str, ...] = field(
-        default=("linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "output-ce")
-    )
+    cases: tuple[str, ...] = field(default=CASES)
 
     @property
     def gamma(self) -> float:

@@ -1,21 +1,21 @@
 """Decay fits of the structure measure r(C) = sqrt(F_off / F_diag) against C.
 
-THEORY.md section 4 predicts ``r(C) ~ c C^{beta}`` with ``beta = -1`` (linear-ce,
-output-ce) and ``beta = -1/2`` (hidden-ce, hidden-mse); linear-mse and output-mse are
-exactly block diagonal (r = 0) and have no slope.
+docs/theory.md section 5 predicts ``r(C) ~ c C^{beta}`` with ``beta = -1`` (linear-ce,
+output-ce) and ``beta = -1/2`` (hidden-ce, hidden-mse): the registry's
+:attr:`rmthess.cases.Case.predicted_slope`. linear-mse and output-mse are exactly block
+diagonal (r = 0) and have no slope.
 
 :func:`fit_decay` simulates ``r(C)`` for every C (:func:`block_frobenius`), fits the
 ordinary least-squares line ``log r = alpha + beta log C`` and gives a bootstrap
-confidence interval for ``beta``: for each bootstrap replicate the trials of every C are
-resampled with replacement (trials are independent draws), ``r(C)`` is recomputed as
-``sqrt(mean F_off / mean F_diag)`` and the line refitted; the interval is the
-percentile interval of the replicated slopes.
+confidence interval for ``beta`` with :func:`scipy.stats.bootstrap` (percentile method):
+each replicate resamples the independent trials of every C with replacement, recomputes
+``r(C) = sqrt(mean F_off / mean F_diag)`` and refits the line.
 
-Note that the predicted slope is the LARGE-C rate: at finite C the local slope of the
-exact fixed-C limit differs (e.g. hidden-mse has ``r(C)^2 proportional to 1/(C + 2)``, local slope
-``-C / (2 (C + 2))``). When ``theory=True`` the same line is fitted to the exact fixed-C
-limits of :func:`rmthess.theory.frobenius_limits` at ``gamma = d / N`` (``theory_slope``),
-which is what a finite sweep should reproduce.
+The predicted slope is the LARGE-C rate: at finite C the local slope of the exact
+fixed-C limit differs (e.g. hidden-mse has ``r(C)^2`` proportional to ``1/(C + 2)``, local
+slope ``-C / (2 (C + 2))``). With ``theory=True`` (the default) the same line is fitted to
+the exact fixed-C limits of :func:`rmthess.theory.frobenius_limits` at ``gamma = d / N``
+(``theory_slope``), which is what a finite sweep should reproduce.
 """
 
 from __future__ import annotations
@@ -25,16 +25,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_case, check_int
+from rmthess._checks import check_int
+from rmthess._stats import json_safe
+from rmthess.cases import cases_where, get_case
 
-PREDICTED_SLOPES = {"linear-ce": -1.0, "output-ce": -1.0, "hidden-ce": -0.5, "hidden-mse": -0.5}
-"""Large-C exponent of r(C) (THEORY.md section 4, summary table)."""
+__all__ = ["DecayFit", "fit_decay", "ols_slope"]
 
 
 def ols_slope(logC: np.ndarray, logr: np.ndarray) -> tuple[float, float]:
     """``(slope, intercept)`` of the least-squares line ``logr = intercept + slope logC``.
 
     Works on the last axis, so ``logr`` may be (B, n) for B replicates (then arrays).
+
+    >>> ols_slope(np.log([1.0, 10.0, 100.0]), np.log([1.0, 0.1, 0.01]))
+    (np.float64(-1.0), np.float64(0.0))
     """
     x = np.asarray(logC, dtype=float)
     y = np.asarray(logr, dtype=float)
@@ -48,11 +52,14 @@ def ols_slope(logC: np.ndarray, logr: np.ndarray) -> tuple[float, float]:
 class DecayFit:
     """Result of :func:`fit_decay`.
 
-    slope : OLS slope of log r(C) on log C. ci : (lo, hi) bootstrap percentile interval
-    at level ``level``. slope_se : bootstrap standard deviation of the slope.
-    predicted_slope : large-C exponent (THEORY.md). theory_slope : the OLS slope of the
-    exact fixed-C theory limits over the same Cs (nan if not computed). table : tidy
-    ``pandas.DataFrame``, one row per C (see :func:`rmthess.simulate.frobenius_sweep`).
+    Attributes
+    ----------
+    slope, slope_se : OLS slope of log r(C) on log C and its bootstrap standard error.
+    slope_ci : (lo, hi) bootstrap percentile interval at level ``level``.
+    intercept : of the fitted line.
+    predicted_slope : large-C exponent (registry). theory_slope : OLS slope of the exact
+        fixed-C theory limits over the same Cs (nan with ``theory=False``).
+    results : the :class:`rmthess.simulate.frobenius.BlockFrobenius` of every C.
     """
 
     case: str
@@ -62,35 +69,64 @@ class DecayFit:
     m: int | None
     trials: int
     slope: float
-    intercept: float
-    ci: tuple
     slope_se: float
+    slope_ci: tuple
+    intercept: float
     level: float
     n_boot: int
     predicted_slope: float
     theory_slope: float = float("nan")
-    table: object = None
-    extra: dict = field(default_factory=dict)
+    theory_ratios: list = field(default_factory=list)
+    results: list = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
-        return {
-            "case": self.case,
-            "Cs": list(self.Cs),
-            "d": self.d,
-            "N": self.N,
-            "m": self.m,
-            "trials": self.trials,
-            "slope": self.slope,
-            "ci_low": self.ci[0],
-            "ci_high": self.ci[1],
-            "slope_se": self.slope_se,
-            "predicted_slope": self.predicted_slope,
-            "theory_slope": None if not math.isfinite(self.theory_slope) else self.theory_slope,
-        }
+        """Scalars of the fit (flat, JSON-safe); the per-C values are in :meth:`to_frame`."""
+        rec = dict(case=self.case, C_min=min(self.Cs), C_max=max(self.Cs), d=self.d, N=self.N)
+        rec.update(m=self.m, trials=self.trials, slope=self.slope, slope_se=self.slope_se)
+        rec.update(slope_ci_low=self.slope_ci[0], slope_ci_high=self.slope_ci[1])
+        rec.update(level=self.level, n_boot=self.n_boot, predicted_slope=self.predicted_slope)
+        rec.update(theory_slope=self.theory_slope, intercept=self.intercept)
+        return json_safe(rec)
 
     def to_frame(self):
-        """The per-C table (tidy ``pandas.DataFrame``)."""
-        return self.table
+        """Tidy per-C table: one :meth:`BlockFrobenius.to_dict` row per C (plus
+        ``ratio_theory`` when the theory was fitted)."""
+        import pandas as pd
+
+        df = pd.DataFrame.from_records([r.to_dict() for r in self.results])
+        if self.theory_ratios:
+            df["ratio_theory"] = self.theory_ratios
+        return df
+
+
+def _bootstrap_slopes(results, logC, n_boot, level, seed):
+    """Percentile bootstrap of the OLS slope over trials resampled within each C."""
+    from scipy.stats import bootstrap
+
+    F_off = [r.F_off_trials for r in results]
+    F_diag = [r.F_diag_trials for r in results]
+
+    def statistic(*idx, axis=-1):
+        logr = []
+        for j, ix in enumerate(idx):
+            ix = np.asarray(ix, dtype=np.intp)
+            fo = F_off[j][ix].mean(axis=axis)
+            fd = F_diag[j][ix].mean(axis=axis)
+            logr.append(0.5 * (np.log(np.maximum(fo, 1e-300)) - np.log(fd)))
+        return ols_slope(logC, np.stack(logr, axis=-1))[0]
+
+    data = tuple(np.arange(r.trials) for r in results)
+    res = bootstrap(
+        data,
+        statistic,
+        n_resamples=n_boot,
+        vectorized=True,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng([seed, 0xB007]),
+    )
+    ci = res.confidence_interval
+    return (float(ci.low), float(ci.high)), float(res.standard_error)
 
 
 def fit_decay(
@@ -99,96 +135,93 @@ def fit_decay(
     d: int = 256,
     N: int = 512,
     m: int | None = None,
+    *,
     trials: int = 8,
     seed: int = 0,
     n_boot: int = 1000,
     level: float = 0.95,
+    theory: bool = True,
+    progress: bool = False,
     device="auto",
     dtype="float64",
-    theory: bool = False,
-    progress: bool = False,
-    **kwargs,
+    **block_kwargs,
 ) -> DecayFit:
     """Simulate r(C) over ``Cs`` and fit its power-law decay.
 
     Parameters
     ----------
-    case : linear-ce, output-ce, hidden-ce or hidden-mse (the MSE linear/output cases
-        have r = 0 exactly and are refused).
+    case : a case whose ratio decays (``rmthess.cases.cases_where(decays=True)``:
+        linear-ce, hidden-mse, hidden-ce, output-ce).
     Cs : at least 2 distinct class counts (>= 2).
-    d, N, m, trials, seed, device, dtype : passed to :func:`block_frobenius` (C number i
-        uses seed ``seed + i``).
+    d, N, m : passed to :func:`rmthess.simulate.frobenius.frobenius_sweep` (each C gets its
+        own independent random stream derived from ``(seed, C)``), with ``trials``,
+        ``device``, ``dtype`` and ``block_kwargs``.
     n_boot : bootstrap replicates (>= 10). level : confidence level in (0, 1).
-    theory : also fit the exact limits of :func:`rmthess.theory.frobenius_limits`.
+    theory : also fit the exact limits of :func:`rmthess.theory.frobenius_limits`
+        (``theory_slope``; for hidden-ce and output-ce a Monte-Carlo integral per C).
 
     Returns
     -------
     DecayFit. The bootstrap CI reflects Monte-Carlo noise only; finite-C curvature of the
     true r(C) is a bias that ``theory_slope`` exposes.
     """
-    from rmthess.simulate.frobenius import block_frobenius
+    from tqdm.auto import tqdm
 
-    case = check_case(case)
-    if case not in PREDICTED_SLOPES:
+    from rmthess.simulate.frobenius import block_frobenius, config_seed
+
+    c = get_case(case)
+    if not c.decays:
         raise ValueError(
-            f"case {case!r} is exactly block diagonal (r = 0): no decay to fit; "
-            f"allowed: {', '.join(PREDICTED_SLOPES)}"
+            f"case {c.name!r} is exactly block diagonal (r = 0): no decay to fit; "
+            f"allowed: {', '.join(cases_where(decays=True))}"
         )
-    Cs = sorted({check_int("C", c, 2) for c in Cs})
+    Cs = sorted({check_int("C", C, 2) for C in Cs})
     if len(Cs) < 2:
         raise ValueError(f"Cs must hold at least 2 distinct values >= 2, got {Cs}")
-    n_boot = check_int("n_boot", n_boot, 10)
+    n_boot = check_int("n_boot", n_boot, 10, 10**6)
     if not (0 < float(level) < 1):
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     trials = check_int("trials", trials, 2)
-    it = Cs
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(Cs, desc=f"fit {case}", unit="C")
-    results = []
-    for i, C in enumerate(it):
-        results.append(block_frobenius(case, C, d, N, m, trials, seed + i, device, dtype, **kwargs))
+    results = [
+        block_frobenius(
+            c.name,
+            C,
+            d,
+            N,
+            m,
+            trials=trials,
+            seed=config_seed(seed, C),
+            device=device,
+            dtype=dtype,
+            **block_kwargs,
+        )
+        for C in tqdm(Cs, desc=f"fit {c.name}", unit="C", disable=not progress)
+    ]
     logC = np.log(np.asarray(Cs, dtype=float))
     logr = np.array([math.log(r.ratio) for r in results])
     slope, intercept = ols_slope(logC, logr)
-    rng = np.random.default_rng([seed, 0xB007])
-    boot_logr = np.empty((n_boot, len(Cs)))
-    for j, r in enumerate(results):
-        idx = rng.integers(0, r.trials, size=(n_boot, r.trials))
-        fo = r.F_off[idx].mean(axis=1)
-        fd = r.F_diag[idx].mean(axis=1)
-        boot_logr[:, j] = 0.5 * (np.log(np.maximum(fo, 1e-300)) - np.log(fd))
-    boot_slopes, _ = ols_slope(logC, boot_logr)
-    alpha = (1 - float(level)) / 2
-    ci = (float(np.quantile(boot_slopes, alpha)), float(np.quantile(boot_slopes, 1 - alpha)))
-    import pandas as pd
-
-    table = pd.DataFrame.from_records([r.summary_record() for r in results])
-    theory_slope = float("nan")
+    ci, se = _bootstrap_slopes(results, logC, n_boot, float(level), seed)
+    theory_slope, theory_ratios = float("nan"), []
     if theory:
         from rmthess.theory import frobenius_limits
 
-        tr = []
-        for C in Cs:
-            lim = frobenius_limits(case, C, d / N, m=m)
-            tr.append(lim.ratio)
-        table["ratio_theory"] = tr
-        theory_slope = float(ols_slope(logC, np.log(np.asarray(tr)))[0])
+        theory_ratios = [frobenius_limits(c.name, C, d / N, m).ratio for C in Cs]
+        theory_slope = float(ols_slope(logC, np.log(np.asarray(theory_ratios)))[0])
     return DecayFit(
-        case=case,
+        case=c.name,
         Cs=Cs,
         d=d,
         N=N,
         m=m,
         trials=trials,
         slope=float(slope),
+        slope_se=se,
+        slope_ci=ci,
         intercept=float(intercept),
-        ci=ci,
-        slope_se=float(np.std(boot_slopes, ddof=1)),
         level=float(level),
         n_boot=n_boot,
-        predicted_slope=PREDICTED_SLOPES[case],
+        predicted_slope=c.predicted_slope,
         theory_slope=theory_slope,
-        table=table,
+        theory_ratios=theory_ratios,
+        results=results,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from rmthess._checks import check_choice, check_int
 
-__all__ = ["hessian_heatmap", "heatmap_layout", "HeatmapLayout", "PARTS"]
+__all__ = ["Heatmap", "HeatmapLayout", "PARTS", "block_ratio", "heatmap_layout", "hessian_heatmap"]
 
 PARTS = ("full", "hidden", "output", "cross")
 
@@ -35,6 +35,49 @@ class HeatmapLayout:
     layer_split: int | None = None
     title: str = ""
     meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Heatmap:
+    """What :func:`hessian_heatmap` returns: ``|H|`` entry-wise and where its blocks lie.
+
+    ``values`` is a numpy array; ``numpy.asarray(heatmap)`` gives it too.
+    """
+
+    values: object  # numpy.ndarray
+    layout: HeatmapLayout
+
+    def __array__(self, dtype=None, copy=None):
+        import numpy as np
+
+        return np.asarray(self.values, dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def block_ratio(self) -> float:
+        """:func:`block_ratio` of a square heatmap with equal blocks (a layer's Hessian)."""
+        bounds = self.layout.row_bounds
+        return block_ratio(self.values, len(bounds) - 1, bounds[1] - bounds[0])
+
+
+def block_ratio(H, K: int, p: int) -> float:
+    """``sqrt(mean_{k != l} ||H_kl||_F^2 / mean_k ||H_kk||_F^2)`` of a ``(K p) x (K p)`` matrix.
+
+    The one-Hessian version of ``r = sqrt(F_off / F_diag)`` (docs/theory.md section 4).
+
+    >>> import numpy as np
+    >>> block_ratio(np.kron(np.ones((2, 2)), np.eye(3)), 2, 3)
+    1.0
+    """
+    import numpy as np
+
+    H = np.asarray(H, float)
+    B = (H.reshape(K, p, K, p) ** 2).sum(axis=(1, 3))
+    diag = np.trace(B) / K
+    off = (B.sum() - np.trace(B)) / (K * (K - 1))
+    return float(np.sqrt(off / diag))
 
 
 def _bounds(*groups):
@@ -85,9 +128,8 @@ def hessian_heatmap(
     train_kwargs: dict | None = None,
     device="cpu",
     dtype="float64",
-    return_layout: bool = False,
-):
-    """``|H|`` entry-wise as a numpy array (small sizes), optionally with its layout.
+) -> Heatmap:
+    """``|H|`` entry-wise (small sizes) with its block layout, as a :class:`Heatmap`.
 
     Parameters
     ----------
@@ -103,7 +145,6 @@ def hessian_heatmap(
         schedule and total ``steps`` of the cosine schedule, default ``steps = step``).
     device, dtype : default "cpu" / "float64" so that a figure is the same on every
         machine (CPU and CUDA generators draw different numbers); "auto"/"cuda" accepted.
-    return_layout : also return the :class:`HeatmapLayout`.
     """
     from rmthess.simulate.hessian import (
         full_hessian,
@@ -169,4 +210,4 @@ def hessian_heatmap(
         "part": part,
         "step": step or 0,
     }
-    return (arr, layout) if return_layout else arr
+    return Heatmap(arr, layout)

@@ -113,8 +113,9 @@ def _check_config(C, d, m, N, steps, lr, schedule, loss, record_every):
 def train_states(
     C: int = 20,
     d: int = 50,
-    m: int = 8,
     N: int = 200,
+    m: int = 8,
+    *,
     steps: int = 500,
     lr: float = 1e-2,
     schedule: str = "cosine",
@@ -166,8 +167,9 @@ def _run(inst, Y, steps, lr, schedule, loss, record_every):
 def train_dynamics(
     C: int = 20,
     d: int = 50,
-    m: int = 8,
     N: int = 200,
+    m: int = 8,
+    *,
     steps: int = 500,
     lr: float = 1e-2,
     schedule: str = "cosine",
@@ -197,7 +199,18 @@ def train_dynamics(
 
     rows = []
     for t, value, snap, Y in train_states(
-        C, d, m, N, steps, lr, schedule, loss, seed, device, dtype, record_every
+        C,
+        d,
+        N,
+        m,
+        steps=steps,
+        lr=lr,
+        schedule=schedule,
+        loss=loss,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        record_every=record_every,
     ):
         parts = hessian_parts(loss, snap, Y)
         with torch.no_grad():

@@ -17,12 +17,13 @@ relative from one-dimensional integrals (see :func:`hidden_ce_K` and :func:`outp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import mpmath as mp
 
 from rmthess._checks import check_case, check_int, check_positive_float
+from rmthess._stats import json_safe
 
 __all__ = [
     "AsymptoticConstants",
@@ -51,15 +52,25 @@ class AsymptoticConstants:
     A_off: float
     p_off: float
 
-    def F_diag(self, C):
+    def F_diag_at(self, C):
         """The asymptote ``A_diag * C**(-p_diag)``."""
         return self.A_diag * C ** (-self.p_diag)
 
-    def F_off(self, C):
+    def F_off_at(self, C):
         """The asymptote ``A_off * C**(-p_off)`` (0 where the block vanishes)."""
         if self.A_off == 0.0:
             return 0.0 * C
         return self.A_off * C ** (-self.p_off)
+
+    def to_dict(self) -> dict:
+        """A flat, JSON-safe dict (``p_off = inf`` of an exactly zero block becomes None)."""
+        return json_safe(asdict(self))
+
+    def to_frame(self):
+        """A one-row tidy ``pandas.DataFrame`` of :meth:`to_dict`."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_dict()])
 
 
 def relu_product_mgf(t, k: int = 0):

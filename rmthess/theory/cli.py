@@ -1,9 +1,14 @@
 """``rmthess theory``: exact limiting Frobenius norms of the Hessian blocks (no torch).
 
-Example::
+Prints, for each C, ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off / F_diag)`` with their
+standard errors (non-zero only for the Monte-Carlo cases hidden-ce and output-ce); with
+``--asymptotic`` also the large-C constants ``F ~ A C^-p``. Arguments that do not apply to
+the case (``--m`` for linear-*, ``--samples``/``--inner`` for the exact cases) are refused.
 
-    rmthess theory --case linear-ce --C 10,100,1000 --gamma 0.5
-    rmthess theory --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --samples 400 --json
+examples:
+  rmthess theory --case linear-ce --C 10,100,1000 --gamma 0.5
+  rmthess theory --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --samples 400 --json
+  rmthess theory --case output-ce --C 10 --gamma 0.5 --m 8 --asymptotic
 """
 
 from __future__ import annotations
@@ -12,25 +17,50 @@ import math
 
 
 def add_arguments(parser) -> None:
-    from rmthess import CASES
+    from rmthess._checks import int_list_arg, number_arg
+    from rmthess.cases import CASES, REGISTRY
 
-    parser.add_argument("--case", required=True, help=f"one of: {', '.join(CASES)}")
+    mc = [n for n, c in REGISTRY.items() if c.monte_carlo_theory]
     parser.add_argument(
-        "--C", required=True, help="comma-separated class counts >= 2, e.g. 10,100,1e3"
+        "--case", required=True, choices=CASES, metavar="CASE", help=f"one of: {', '.join(CASES)}"
     )
-    parser.add_argument("--gamma", required=True, help="d/N, a finite number > 0")
     parser.add_argument(
-        "--m", default=None, help="hidden width (required for hidden-* and output-*)"
+        "--C",
+        required=True,
+        type=int_list_arg(name="C", minimum=2),
+        help="comma-separated class counts >= 2, e.g. 10,100,1e3",
+    )
+    parser.add_argument(
+        "--gamma",
+        required=True,
+        type=number_arg("float", name="gamma"),
+        help="d/N, a finite number > 0",
+    )
+    parser.add_argument(
+        "--m",
+        default=None,
+        type=number_arg("int", name="m", minimum=1),
+        help="hidden width: required for hidden-* and output-*, refused for "
+        "linear-* (minimum per case: see rmthess.cases)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
-    parser.add_argument("--seed", default="0", help="seed of the Monte-Carlo cases (int >= 0)")
+    parser.add_argument(
+        "--seed",
+        default=0,
+        type=number_arg("int", name="seed", minimum=0),
+        help="seed of the Monte-Carlo cases (int >= 0, default 0)",
+    )
     parser.add_argument(
         "--samples",
         default=None,
-        help="Monte-Carlo cases: independent V draws (default: 200-10000 by cost)",
+        type=number_arg("int", name="samples", minimum=2),
+        help=f"{', '.join(mc)} only: independent V draws (default: 200-10000 by cost)",
     )
     parser.add_argument(
-        "--inner", default=None, help="Monte-Carlo cases: g draws per V draw (default 64)"
+        "--inner",
+        default=None,
+        type=number_arg("int", name="inner", minimum=2),
+        help=f"{', '.join(mc)} only: g draws per V draw (default 64)",
     )
     parser.add_argument(
         "--asymptotic",
@@ -39,64 +69,68 @@ def add_arguments(parser) -> None:
     )
 
 
-def _parse_float(name, text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {text!r}") from None
+def format_power_law(name: str, A: float, p: float) -> str:
+    """Human form of ``name ~ A C^-p``: a constant, a growth, a decay or an exact zero.
 
-
-def _parse_int(name, text):
-    if text is None:
-        return None
-    try:
-        return float(text) if "." in str(text) or "e" in str(text).lower() else int(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
-
-
-_KEYS = ("case", "C", "gamma", "m", "F_diag", "F_off", "ratio", "stderr", "method")
+    >>> format_power_law("F_off", 0.0, math.inf)
+    'F_off = 0 exactly'
+    >>> format_power_law("F_diag", 2.5, 0.0)
+    'F_diag -> 2.5 (constant in C)'
+    >>> format_power_law("F_diag", 0.25, -2.0)
+    'F_diag ~ 0.25 * C^2 (grows)'
+    >>> format_power_law("F_off", 4.7, 4.0)
+    'F_off ~ 4.7 * C^-4'
+    """
+    if A == 0.0:
+        return f"{name} = 0 exactly"
+    if p == 0:
+        return f"{name} -> {A:.10g} (constant in C)"
+    if p < 0:
+        return f"{name} ~ {A:.10g} * C^{-p:g} (grows)"
+    return f"{name} ~ {A:.10g} * C^-{p:g}"
 
 
 def run(args) -> int:
     import json
 
-    from rmthess._checks import check_case, parse_int_list
+    from rmthess.cases import get_case
     from rmthess.theory.asymptotics import asymptotic_constants
     from rmthess.theory.frobenius import frobenius_limits
 
-    case = check_case(args.case)
-    Cs = parse_int_list("C", args.C, minimum=2)
-    gamma = _parse_float("gamma", args.gamma)
-    m = _parse_int("m", args.m)
-    seed = _parse_int("seed", args.seed)
-    samples = _parse_int("samples", args.samples)
-    inner = _parse_int("inner", args.inner)
-    rows = [
-        frobenius_limits(case, C, gamma, m, samples=samples, inner=inner, seed=seed) for C in Cs
-    ]
-    asym = asymptotic_constants(case, gamma, m) if args.asymptotic else None
+    case = get_case(args.case)
+    m = case.check_m(args.m)
+    if args.asymptotic:  # refuse an m without finite large-C constants before any work
+        case.check_m(args.m, asymptotic=True)
+    if not case.monte_carlo_theory:
+        for flag in ("samples", "inner"):
+            if getattr(args, flag) is not None:
+                raise ValueError(
+                    f"--{flag} applies only to the Monte-Carlo cases hidden-ce and output-ce; "
+                    f"case {case.name!r} is {case.theory_method}"
+                )
+    mc_kw = {}
+    if case.monte_carlo_theory:
+        mc_kw = {"samples": args.samples, "inner": args.inner, "seed": args.seed}
+    rows = [frobenius_limits(case.name, C, args.gamma, m, **mc_kw) for C in args.C]
+    asym = asymptotic_constants(case.name, args.gamma, m) if args.asymptotic else None
     if args.json:
         records = []
         for r in rows:
-            rec = r.as_record()
+            rec = r.to_dict()
             if asym is not None:
-                rec.update(A_diag=asym.A_diag, p_diag=asym.p_diag)
-                rec.update(A_off=asym.A_off, p_off=asym.p_off)
-            records.append({k: _json_safe(v) for k, v in rec.items()})
+                rec.update({k: v for k, v in asym.to_dict().items() if k.startswith(("A_", "p_"))})
+            records.append(rec)
         print(json.dumps(records, indent=2))
         return 0
-    head = f"rmthess theory: case={case} gamma={gamma:g}" + ("" if m is None else f" m={m}")
-    print(head)
-    cols = ["C", "F_diag", "F_off", "ratio", "stderr", "method"]
-    mc = any(r.method == "monte-carlo" for r in rows)
+    print(
+        f"rmthess theory: case={case.name} gamma={args.gamma:g}" + ("" if m is None else f" m={m}")
+    )
+    cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
+    mc = case.monte_carlo_theory
     if mc:
         cols[4:4] = ["F_diag_se", "F_off_se"]
         cols[-1:-1] = ["n_samples"]
-    table = [cols]
-    for r in rows:
-        rec = r.as_record()
-        table.append([_fmt(rec[c]) for c in cols])
+    table = [cols] + [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
         print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
@@ -104,25 +138,23 @@ def run(args) -> int:
         r0 = rows[0]
         print(
             f"(Monte Carlo: n_samples V draws x {r0.n_inner} g draws each, seed {r0.seed}; "
-            "stderr = standard error of ratio)"
+            "*_se = standard errors)"
         )
     if asym is not None:
         print(
-            f"large C: F_diag ~ {asym.A_diag:.10g} * C^-{asym.p_diag:g}, "
-            f"F_off ~ {asym.A_off:.10g} * C^-{asym.p_off:g}"
+            "large C: "
+            + format_power_law("F_diag", asym.A_diag, asym.p_diag)
+            + "; "
+            + format_power_law("F_off", asym.A_off, asym.p_off)
         )
     return 0
 
 
-def _fmt(v):
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, str):
         return v
     if isinstance(v, int):
         return str(v)
-    return f"{v:.10g}"
-
-
-def _json_safe(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
+    return f"{v:.10g}" if math.isfinite(v) else str(v)

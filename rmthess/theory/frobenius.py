@@ -20,10 +20,10 @@ Methods:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from rmthess._checks import check_case, check_int, check_positive_float
-from rmthess._stats import ratio_stderr
+from rmthess._stats import json_safe, ratio_stderr
 from rmthess.cases import get_case
 
 __all__ = ["FrobeniusLimits", "frobenius_limits", "ratio_stderr", "DEFAULT_INNER", "MC_MAX_C"]
@@ -42,15 +42,15 @@ class FrobeniusLimits:
     ----------
     F_diag, F_off : float
         The limits (see the module docstring for the normalization).
+    F_diag_se, F_off_se : float
+        Their standard errors (0.0 where the value is exact).
     ratio : float
         ``sqrt(F_off / F_diag)`` (0.0 where ``F_off == 0``).
-    stderr : float
+    ratio_se : float
         Standard error of ``ratio`` (delta method with the covariance of the two
         estimates over independent V draws); 0.0 where the value is exact.
     method : str
         ``"closed-form"``, ``"quadrature"`` or ``"monte-carlo"``.
-    F_diag_se, F_off_se : float
-        Standard errors of ``F_diag`` and ``F_off`` (0.0 where exact).
     n_samples : int
         Number of independent V draws (0 where exact).
     n_inner : int
@@ -66,7 +66,7 @@ class FrobeniusLimits:
     F_diag: float
     F_off: float
     ratio: float
-    stderr: float
+    ratio_se: float
     method: str
     F_diag_se: float = 0.0
     F_off_se: float = 0.0
@@ -74,24 +74,15 @@ class FrobeniusLimits:
     n_inner: int = 0
     seed: int | None = None
 
-    def as_record(self) -> dict:
-        """A flat dict (the JSON record of the CLI)."""
-        return {
-            "case": self.case,
-            "C": self.C,
-            "gamma": self.gamma,
-            "m": self.m,
-            "F_diag": self.F_diag,
-            "F_off": self.F_off,
-            "ratio": self.ratio,
-            "stderr": self.stderr,
-            "method": self.method,
-            "F_diag_se": self.F_diag_se,
-            "F_off_se": self.F_off_se,
-            "n_samples": self.n_samples,
-            "n_inner": self.n_inner,
-            "seed": self.seed,
-        }
+    def to_dict(self) -> dict:
+        """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""
+        return json_safe(asdict(self))
+
+    def to_frame(self):
+        """A one-row tidy ``pandas.DataFrame`` of :meth:`to_dict`."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_dict()])
 
 
 def _ratio(F_diag, F_off):
