@@ -57,7 +57,7 @@ for C, lim, row in zip(Cs, theory, table.itertuples(), strict=True):
         f"{lim.F_diag:.4e}  ({z:+.1f} SE)"
     )
 print(
-    f"slope {fit.slope:.3f}, 95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], "
+    f"slope {fit.slope:.3f}, 95% CI [{fit.slope_ci[0]:.3f}, {fit.slope_ci[1]:.3f}], "
     f"predicted {fit.predicted_slope}"
 )
 

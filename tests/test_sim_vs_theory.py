@@ -45,8 +45,8 @@ def _check(case, C, d, N, m, trials, seed, samples=None, unbiased=False):
     allow = _allowance(case, d, N, unbiased)
     msgs = []
     for name, s, se, t, tse in [
-        ("F_diag", sim.F_diag_mean, sim.F_diag_se, th.F_diag, th.F_diag_se),
-        ("F_off", sim.F_off_mean, sim.F_off_se, th.F_off, th.F_off_se),
+        ("F_diag", sim.F_diag, sim.F_diag_se, th.F_diag, th.F_diag_se),
+        ("F_off", sim.F_off, sim.F_off_se, th.F_off, th.F_off_se),
     ]:
         tol = 3 * math.hypot(se, tse) + allow * abs(t)
         if t == 0:  # exactly block diagonal: the simulation must be exactly 0 too

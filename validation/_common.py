@@ -54,7 +54,7 @@ def sim_vs_theory(
         sim = block_frobenius(case, C, d, N, m=m, trials=trials, seed=seed + i, device=device)
         th = frobenius_limits(case, C, d / N, m=m, seed=seed, **(theory_kwargs or {}))
         for q in ("F_diag", "F_off"):
-            s_mean = getattr(sim, f"{q}_mean")
+            s_mean = getattr(sim, q)
             s_se = getattr(sim, f"{q}_se")
             t_val = getattr(th, q)
             t_se = float(getattr(th, f"{q}_se", 0.0) or 0.0)
@@ -140,7 +140,7 @@ def slope_checks(
     th_slope = float(ols_slope(logC, np.log(r))[0])
     w = (logC - logC.mean()) / ((logC - logC.mean()) ** 2).sum()
     th_se = float(np.sqrt(np.sum((w * rse / r) ** 2)))
-    ci = f"95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], d={fit.d}, N={fit.N}"
+    ci = f"95% CI [{fit.slope_ci[0]:.3f}, {fit.slope_ci[1]:.3f}], d={fit.d}, N={fit.N}"
     out = [
         check_close(
             section,
