@@ -39,22 +39,41 @@ CASE = "linear-ce"
 
 
 def add_arguments(parser) -> None:
+    from rmthess._checks import number_arg
+
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, ~10 s (for tests)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
-    parser.add_argument("--C", default="16", help="classes for the size search (>= 2)")
     parser.add_argument(
-        "--time-limit", default="60", help="seconds a route may take in the size search"
+        "--C",
+        default=16,
+        type=number_arg("int", name="C", minimum=2),
+        help="classes for the size search (>= 2)",
     )
     parser.add_argument(
-        "--mem-gb", default="6", help="memory cap (GiB) for the autograd Hessian search"
+        "--time-limit",
+        default=60.0,
+        type=number_arg("float", name="time-limit"),
+        help="seconds a route may take in the size search",
     )
     parser.add_argument(
-        "--max-d", default=None, help="largest d = N tried in the size search (default: none)"
+        "--mem-gb",
+        default=6.0,
+        type=number_arg("float", name="mem-gb"),
+        help="memory cap (GiB) for the autograd Hessian search",
     )
     parser.add_argument(
-        "--threads", default=None, help="torch CPU threads (default: torch's own choice)"
+        "--max-d",
+        default=None,
+        type=number_arg("int", name="max-d", minimum=1),
+        help="largest d = N tried in the size search (default: none)",
+    )
+    parser.add_argument(
+        "--threads",
+        default=None,
+        type=number_arg("int", name="threads", minimum=1),
+        help="torch CPU threads (default: torch's own choice)",
     )
 
 
@@ -286,16 +305,6 @@ def run_bench(
     return res
 
 
-def _float(name, text, lo=0.0) -> float:
-    from rmthess._checks import check_positive_float
-
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > {lo:g}, got {text!r}") from None
-    return check_positive_float(name, v)
-
-
 def format_table(res: dict) -> str:
     lines = [
         f"rmthess bench simulate  case={res['case']}  device={res['device']} "
@@ -330,17 +339,13 @@ def format_table(res: dict) -> str:
 
 
 def run(args) -> int:
-    from rmthess._checks import check_int
-
-    C = check_int("C", _float("C", args.C), 2)
-    limit = _float("time-limit", args.time_limit)
-    mem = _float("mem-gb", args.mem_gb)
-    max_d = None if args.max_d is None else check_int("max-d", _float("max-d", args.max_d), 1)
     if args.threads is not None:
         import torch
 
-        torch.set_num_threads(check_int("threads", _float("threads", args.threads), 1))
-    res = run_bench(args.quick, args.device, args.dtype, C, limit, mem, max_d)
+        torch.set_num_threads(args.threads)
+    res = run_bench(
+        args.quick, args.device, args.dtype, args.C, args.time_limit, args.mem_gb, args.max_d
+    )
     if args.json:
         print(json.dumps(res, indent=1))
     else:

@@ -27,19 +27,40 @@ _DEFAULTS = dict(case="linear-ce", block="diag", C=10, gamma=0.5, n_atoms=1000, 
 
 
 def add_arguments(parser) -> None:
+    from rmthess._checks import number_arg
+
+    def pos_int(name, minimum=1):
+        return number_arg("int", name=name, minimum=minimum)
+
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--case", default=_DEFAULTS["case"], help="first-layer case of nu")
     parser.add_argument("--block", default=_DEFAULTS["block"], help="diag or off")
-    parser.add_argument("--C", type=int, default=_DEFAULTS["C"], help="number of classes")
-    parser.add_argument("--m", type=int, default=None, help="hidden width (hidden cases)")
-    parser.add_argument("--gamma", type=float, default=_DEFAULTS["gamma"], help="d/N")
-    parser.add_argument("--n-atoms", type=int, default=_DEFAULTS["n_atoms"], help="atoms of nu")
-    parser.add_argument("--n-grid", type=int, default=_DEFAULTS["n_grid"], help="grid points")
-    parser.add_argument("--n-ref", type=int, default=80, help="mpmath reference points")
-    parser.add_argument("--ref-dps", type=int, default=30, help="mpmath decimal digits")
-    parser.add_argument("--repeat", type=int, default=5, help="timed solver runs")
-    parser.add_argument("--big-d", type=int, default=2000, help="larger eigvalsh d for scale")
-    parser.add_argument("--seed", type=int, default=0, help="seed (QMC atoms, eigvalsh sample)")
+    parser.add_argument(
+        "--C", type=pos_int("C", 2), default=_DEFAULTS["C"], help="number of classes"
+    )
+    parser.add_argument("--m", type=pos_int("m"), default=None, help="hidden width (hidden cases)")
+    parser.add_argument(
+        "--gamma", type=number_arg("float", name="gamma"), default=_DEFAULTS["gamma"], help="d/N"
+    )
+    parser.add_argument(
+        "--n-atoms", type=pos_int("n_atoms"), default=_DEFAULTS["n_atoms"], help="atoms of nu"
+    )
+    parser.add_argument(
+        "--n-grid", type=pos_int("n_grid"), default=_DEFAULTS["n_grid"], help="grid points"
+    )
+    parser.add_argument(
+        "--n-ref", type=pos_int("n_ref"), default=80, help="mpmath reference points"
+    )
+    parser.add_argument(
+        "--ref-dps", type=pos_int("ref_dps"), default=30, help="mpmath decimal digits"
+    )
+    parser.add_argument("--repeat", type=pos_int("repeat"), default=5, help="timed solver runs")
+    parser.add_argument(
+        "--big-d", type=pos_int("big_d", 0), default=2000, help="larger eigvalsh d for scale"
+    )
+    parser.add_argument(
+        "--seed", type=pos_int("seed", 0), default=0, help="seed (QMC atoms, eigvalsh sample)"
+    )
 
 
 # ----------------------------------------------------------------------------- reference
