@@ -119,3 +119,7 @@ def test_check_kind_and_to_dict():
     assert Check("a", "b", 1.0, 1.0, 0.1, True).kind == "close"  # positional use unchanged
     with pytest.raises(ValueError, match="kind"):
         Check("a", "b", 1.0, 1.0, 0.1, True, kind="two-sided")
+
+
+def test_format_table_of_no_checks_is_the_header():
+    assert format_table([]).split() == ["section", "check", "measured", "expected", "tol"]

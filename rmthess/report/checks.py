@@ -155,7 +155,7 @@ def all_passed(checks: Iterable[Check]) -> bool:
     return bool(checks) and all(c.passed for c in checks)
 
 
-def format_table(checks: Iterable[Check], width: int = 48) -> str:
+def format_table(checks: Iterable[Check], width: int = 52) -> str:
     """Fixed-width text table: verdict, section, check, measured, expected, tolerance.
 
     Numbers are printed to 4 significant digits and never cut: each numeric column is as
@@ -174,7 +174,7 @@ def format_table(checks: Iterable[Check], width: int = 48) -> str:
     head = ("", "section", "check", "measured", "expected", "tol")
     longest_word = max((len(w) for r in rows for w in r[2].split()), default=0)
     name_w = max(len(head[2]), min(width, max((len(r[2]) for r in rows), default=0)), longest_word)
-    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+    widths = [max([len(head[i]), *(len(r[i]) for r in rows)]) for i in range(6)]
     widths[0], widths[2] = max(widths[0], 4), name_w
 
     def line(cells) -> str:
