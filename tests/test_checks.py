@@ -86,7 +86,7 @@ def test_format_table_never_cuts_a_number_or_a_name(
 
 
 def test_format_table_regression_worst_C_256():
-    c = check_close("frobenius", "linear-ce F_diag sim vs theory (worst C=256)", 0.015, 0.016)
+    c = check_close("frobenius", "hidden-mse F_diag sim vs theory (worst C=256)", 0.015, 0.016)
     text = format_table([c])
     assert "C=256)" in text and "C=25~" not in text
 
