@@ -242,3 +242,14 @@ def test_tables_scroll_and_numbers_have_four_digits(tmp_path):
     assert n_tables >= 3
     assert page.count("<div class='tablewrap'><table") == n_tables
     assert "overflow-x:auto" in page
+
+
+def test_frobenius_figure_readable_at_page_width():
+    cases = ["linear-ce", "hidden-ce", "output-mse"]
+    Cs = [4, 8, 16, 32]
+    theory = pd.DataFrame(
+        [dict(case=k, C=c, F_diag=1.0 / c, F_off=1.0 / c**2) for k in cases for c in Cs]
+    )
+    sim = theory.assign(F_diag_se=0.01 * theory["F_diag"], F_off_se=0.01 * theory["F_off"])
+    fig = figures.fig_frobenius_vs_C(theory, sim, {"linear-ce": (1.0, 1.0, 1.0, 2.0)}, cases)
+    assert embedded_font_pt(fig) >= 9.0

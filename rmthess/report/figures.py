@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
+from rmthess.cases import get_case  # noqa: E402
+
 CASE_TITLES = {
     "linear-mse": "linear, MSE",
     "linear-ce": "linear, CE (Thm 1)",
@@ -75,6 +77,14 @@ def _tidy_log_y(ax) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _case_facts(case):
+    """The registry's :class:`rmthess.cases.Case` of ``case``; None for a free label."""
+    try:
+        return get_case(case)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def _positive(y):
     y = np.asarray(y, dtype=float)
     return np.where(y > 0, y, np.nan)
@@ -95,7 +105,7 @@ def fig_frobenius_vs_C(theory, sim, asym: dict, cases) -> plt.Figure:
         ``case -> (A_diag, p_diag, A_off, p_off)``: large-C asymptotes ``A C^-p`` (dashed).
     cases : sequence of str
     """
-    fig, axes = _grid(len(cases))
+    fig, axes = _grid(len(cases), ncols=2, size=(5.4, 4.0))
     for ax, case in zip(axes, cases, strict=True):
         th = theory[theory["case"] == case].sort_values("C")
         sm = sim[sim["case"] == case].sort_values("C")
@@ -141,15 +151,15 @@ def fig_frobenius_vs_C(theory, sim, asym: dict, cases) -> plt.Figure:
         _c_axis(ax, sm["C"] if len(sm) else cgrid)
         _tidy_log_y(ax)
         ax.set_xlabel("number of classes C")
-        ax.set_ylabel(
-            r"$\|H_{kl}\|_F^2$ (per dim.)" if not case.startswith("output") else r"$\|H_{kl}\|_F^2$"
-        )
+        facts = _case_facts(case)
+        per_dim = facts is None or facts.normalization == "1/d"
+        ax.set_ylabel(r"$\|H_{kl}\|_F^2$" + (" (per dim.)" if per_dim else ""))
         title = CASE_TITLES.get(case, case)
-        if case.endswith("mse") and case != "hidden-mse":
+        if facts is not None and facts.zero_off:
             title += r"   ($F_{\rm off}=0$ exactly)"
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=6.5, loc="best")
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle("Frobenius norms of Hessian blocks vs number of classes", y=1.0)
     fig.tight_layout()
     return fig
