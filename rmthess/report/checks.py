@@ -18,7 +18,11 @@ Tolerance rules
   hence 10% allowance in ``--quick`` (d = 64) and 5% by default (d = 256).
 - :func:`check_abs`: ``|measured - predicted| <= tol`` (slopes, exact zeros, KS distances).
 - :func:`check_upper` / :func:`check_lower`: ``measured <= bound`` / ``>= bound``
-  (one-sided, e.g. a decaying norm).
+  (one-sided, e.g. a decaying norm; the bound is stored as ``predicted`` and shown as
+  ``<= b`` / ``>= b``, the tolerance is nan: there is none).
+
+Every :class:`Check` records its ``kind`` (``close``, ``abs``, ``upper``, ``lower``,
+``error``) so that a table can show each one as what it is.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 The page needs no network and no JavaScript: it opens offline from any copy of the
 report directory (the PNG and CSV files beside it are linked as well).
+
+Layout: a summary (pass/fail banner, counts per section, the failed checks) first, then
+each section's prose, figures and tables, then the full check table (collapsed) and the
+run settings. Tables scroll sideways inside their own box; numbers show 4 significant
+digits; every missing value (None, nan, pandas NA) shows as an en dash.
 """
 
 from __future__ import annotations
