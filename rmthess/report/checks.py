@@ -18,22 +18,34 @@ Tolerance rules
   hence 10% allowance in ``--quick`` (d = 64) and 5% by default (d = 256).
 - :func:`check_abs`: ``|measured - predicted| <= tol`` (slopes, exact zeros, KS distances).
 - :func:`check_upper` / :func:`check_lower`: ``measured <= bound`` / ``>= bound``
-  (one-sided, e.g. a decaying norm).
+  (one-sided, e.g. a decaying norm; the bound is stored as ``predicted`` and shown as
+  ``<= b`` / ``>= b``, the tolerance is nan: there is none).
+
+Every :class:`Check` records its ``kind`` (``close``, ``abs``, ``upper``, ``lower``,
+``error``) so that a table can show each one as what it is.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+
+KINDS = ("close", "abs", "upper", "lower", "error")
+"""How a :class:`Check` compares ``measured`` with ``predicted`` (see the module docstring)."""
 
 
 @dataclass
 class Check:
     """One pass/fail comparison.
 
-    ``measured`` and ``predicted`` are floats (nan if unavailable), ``tolerance`` the
-    allowed absolute deviation (or bound), ``detail`` a short human explanation.
+    ``measured`` and ``predicted`` are floats (nan if unavailable). ``kind`` says how they
+    were compared: ``"close"`` / ``"abs"``: ``|measured - predicted| <= tolerance`` (the
+    allowed absolute deviation); ``"upper"`` / ``"lower"``: ``measured <= predicted`` /
+    ``>= predicted``, a one-sided bound (``predicted`` holds the bound, ``tolerance`` is
+    nan); ``"error"``: the computation raised (``detail`` holds the message).
+    ``detail`` is a short human explanation.
     """
 
     section: str
@@ -43,13 +55,44 @@ class Check:
     tolerance: float
     passed: bool
     detail: str = ""
+    kind: str = "close"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Flat, JSON-safe record (non-finite floats -> None)."""
+        d = asdict(self)
+        for key in ("measured", "predicted", "tolerance"):
+            if not math.isfinite(d[key]):
+                d[key] = None
+        return d
 
     @property
     def verdict(self) -> str:
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def expected(self) -> str:
+        """What the check expects, as text: the prediction, or ``"<= b"`` / ``">= b"``."""
+        if self.kind == "error":
+            return ""
+        prefix = {"upper": "<= ", "lower": ">= "}.get(self.kind, "")
+        return prefix + format_number(self.predicted)
+
+    @property
+    def tolerance_text(self) -> str:
+        """The tolerance as text; blank where it has no meaning (one-sided, error)."""
+        return "" if self.kind in ("upper", "lower", "error") else format_number(self.tolerance)
+
+
+def format_number(x, digits: int = 4) -> str:
+    """``x`` to ``digits`` significant digits (``"nan"``, ``"inf"`` as such); never cut."""
+    try:
+        return f"{float(x):.{digits}g}"
+    except (TypeError, ValueError):
+        return str(x)
 
 
 def _f(x) -> float:
@@ -79,34 +122,35 @@ def check_close(
     tol = k * se + rel_allowance * abs(pv)
     ok = all(math.isfinite(v) for v in (mv, pv, tol)) and abs(mv - pv) <= tol
     extra = f"k={k:g} SE (se={se:.3g}) + {rel_allowance:.0%} finite-size allowance"
-    return Check(section, name, mv, pv, tol, bool(ok), f"{detail}; {extra}" if detail else extra)
+    det = f"{detail}; {extra}" if detail else extra
+    return Check(section, name, mv, pv, tol, bool(ok), det, kind="close")
 
 
 def check_abs(section: str, name: str, measured, predicted, tol: float, detail: str = "") -> Check:
     """Pass when ``|measured - predicted| <= tol`` (all finite)."""
     mv, pv, tv = _f(measured), _f(predicted), _f(tol)
     ok = all(math.isfinite(v) for v in (mv, pv, tv)) and abs(mv - pv) <= tv
-    return Check(section, name, mv, pv, tv, bool(ok), detail)
+    return Check(section, name, mv, pv, tv, bool(ok), detail, kind="abs")
 
 
 def check_upper(section: str, name: str, measured, bound: float, detail: str = "") -> Check:
     """Pass when ``measured <= bound`` (one-sided; both finite)."""
     mv, bv = _f(measured), _f(bound)
     ok = math.isfinite(mv) and math.isfinite(bv) and mv <= bv
-    return Check(section, name, mv, bv, bv, bool(ok), detail)
+    return Check(section, name, mv, bv, math.nan, bool(ok), detail, kind="upper")
 
 
 def check_lower(section: str, name: str, measured, bound: float, detail: str = "") -> Check:
     """Pass when ``measured >= bound`` (one-sided; both finite)."""
     mv, bv = _f(measured), _f(bound)
     ok = math.isfinite(mv) and math.isfinite(bv) and mv >= bv
-    return Check(section, name, mv, bv, bv, bool(ok), detail)
+    return Check(section, name, mv, bv, math.nan, bool(ok), detail, kind="lower")
 
 
 def check_error(section: str, name: str, exc: BaseException) -> Check:
     """A failed check recording that a section raised ``exc`` (so a report still renders)."""
     msg = f"{type(exc).__name__}: {exc}"
-    return Check(section, name, math.nan, math.nan, math.nan, False, msg[:500])
+    return Check(section, name, math.nan, math.nan, math.nan, False, msg[:500], kind="error")
 
 
 def all_passed(checks: Iterable[Check]) -> bool:
@@ -115,17 +159,43 @@ def all_passed(checks: Iterable[Check]) -> bool:
     return bool(checks) and all(c.passed for c in checks)
 
 
-def format_table(checks: Iterable[Check], width: int = 44) -> str:
-    """Fixed-width text table: verdict, section, name, measured, predicted, tolerance."""
-    lines = [
-        f"{'':4}  {'section':<10} {'check':<{width}} {'measured':>11} {'predicted':>11} {'tol':>9}"
-    ]
+def format_table(checks: Iterable[Check], width: int = 52) -> str:
+    """Fixed-width text table: verdict, section, check, measured, expected, tolerance.
+
+    Numbers are printed to 4 significant digits and never cut: each numeric column is as
+    wide as its widest entry. A check name longer than ``width`` characters wraps onto
+    continuation lines (at spaces; a single word longer than ``width`` widens the column).
+    One-sided checks show their bound as ``<= b`` / ``>= b`` in the ``expected`` column
+    with a blank tolerance; a check whose computation raised shows ``error`` there and
+    the start of the message on a continuation line.
+    """
+    checks = list(checks)
+    rows = []
     for c in checks:
-        name = c.name if len(c.name) <= width else c.name[: width - 1] + "~"
-        lines.append(
-            f"{c.verdict:<4}  {c.section:<10.10} {name:<{width}} {c.measured:>11.4g} "
-            f"{c.predicted:>11.4g} {c.tolerance:>9.2g}"
-        )
+        measured = "" if c.kind == "error" else format_number(c.measured)
+        expected = "error" if c.kind == "error" else c.expected
+        rows.append((c.verdict, c.section, c.name, measured, expected, c.tolerance_text))
+    head = ("", "section", "check", "measured", "expected", "tol")
+    longest_word = max((len(w) for r in rows for w in r[2].split()), default=0)
+    name_w = max(len(head[2]), min(width, max((len(r[2]) for r in rows), default=0)), longest_word)
+    widths = [max([len(head[i]), *(len(r[i]) for r in rows)]) for i in range(6)]
+    widths[0], widths[2] = max(widths[0], 4), name_w
+
+    def line(cells) -> str:
+        v, sec, name, *nums = cells
+        out = f"{v:<{widths[0]}}  {sec:<{widths[1]}}  {name:<{widths[2]}}"
+        out += "".join(f"  {x:>{w}}" for x, w in zip(nums, widths[3:], strict=True))
+        return out.rstrip()
+
+    indent = " " * (widths[0] + widths[1] + 4)
+    lines = [line(head)]
+    for c, r in zip(checks, rows, strict=True):
+        parts = textwrap.wrap(r[2], name_w, break_long_words=False, break_on_hyphens=False) or [""]
+        lines.append(line((r[0], r[1], parts[0], *r[3:])))
+        lines.extend(indent + p for p in parts[1:])
+        if c.kind == "error" and c.detail:
+            msg = c.detail if len(c.detail) <= 200 else c.detail[:197] + "..."
+            lines.extend(indent + p for p in textwrap.wrap(msg, max(name_w, 40)))
     return "\n".join(lines)
 
 
