@@ -16,7 +16,7 @@ name                    model     layer    loss    K       p            zero F_o
 ``output-ce``           hidden    output   ce      C       m            no            1/C
 ======================  ========  =======  ======  ======  ===========  ============  ======
 
-(``rate``: large-C decay of ``r(C) = sqrt(F_off / F_diag)``; docs/theory.md section 4.)
+(``rate``: large-C decay of ``r(C) = sqrt(F_off / F_diag)``; docs/theory.md section 5.)
 
 This module imports nothing heavy (no numpy, torch, numba): it is safe everywhere.
 

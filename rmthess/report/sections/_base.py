@@ -69,4 +69,5 @@ def worst_of(rows: list[tuple[int, Check]], section: str, label: str) -> Check:
         worst.tolerance,
         n_fail == 0,
         detail,
+        kind=worst.kind,
     )

@@ -79,8 +79,8 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
                 title=f"whole Hessian |H|, CE, C={C}, {when}",
                 H=H,
                 boundaries=bounds,
-                xlabel="parameters: W (hidden) | V (output)",
-                ylabel="parameters: W (hidden) | V (output)",
+                xlabel="parameters: W rows (hidden), then V rows (output)",
+                ylabel="parameters: W rows (hidden), then V rows (output)",
             )
         )
         cross.append(
@@ -121,7 +121,7 @@ def render(result: HeatmapsResult, out: Output) -> Section:
 
     cfg = result.cfg
     sec = Section("Hessian heatmaps |H| (paper Figures 2-3 and 6)")
-    fig = fig_heatmaps(result.hidden_panels, ncols=len(cfg.heatmap_Cs))
+    fig = fig_heatmaps(result.hidden_panels, ncols=len(cfg.heatmap_Cs), shared_scale="rows")
     sec.figures.append(
         ("hidden-layer Hessian |H| at several C (Figure 6)", out.figure(fig, "heatmap_hidden.png"))
     )
@@ -136,7 +136,7 @@ def render(result: HeatmapsResult, out: Output) -> Section:
     sec.text.append(
         f"Hidden-layer heatmaps: d = {cfg.heatmap_d}, N = {cfg.heatmap_N}, m = {cfg.heatmap_m}; "
         "white lines separate the blocks (one per hidden neuron); one log colour scale per "
-        "figure, so panels of different C compare directly. Each single Hessian's block ratio "
+        "row (per loss), so panels of different C compare directly. Each single Hessian's block ratio "
         "r = sqrt(mean off-block ||H_jl||^2 / mean diagonal ||H_jj||^2) is tabulated. The "
         "whole Hessian orders the parameters as rows of W, then rows of V. At initialization "
         "the cross-layer block shows the block-circulant stripes of its residual term (one "
