@@ -137,8 +137,8 @@ def render(result: HeatmapsResult, out: Output) -> Section:
         f"Hidden-layer heatmaps: d = {cfg.heatmap_d}, N = {cfg.heatmap_N}, m = {cfg.heatmap_m}; "
         "white lines separate the blocks (one per hidden neuron); one log colour scale per "
         "row (per loss), so panels of different C compare directly. Each single Hessian's "
-        "block ratio r = sqrt(mean off-block ||H_jl||^2 / mean diagonal ||H_jj||^2) is tabulated. The "
-        "whole Hessian orders the parameters as rows of W, then rows of V. At initialization "
+        "block ratio r = sqrt(mean off-block ||H_jl||^2 / mean diagonal ||H_jj||^2) is "
+        "tabulated. The whole Hessian orders the parameters as rows of W, then rows of V. At initialization "
         "the cross-layer block shows the block-circulant stripes of its residual term (one "
         "column per block; docs/theory.md section 2); after training they fade."
     )
