@@ -134,13 +134,14 @@ def render(result: HeatmapsResult, out: Output) -> Section:
         )
     )
     sec.text.append(
-        f"Hidden-layer heatmaps: d = {cfg.heatmap_d}, N = {cfg.heatmap_N}, m = {cfg.heatmap_m}; "
-        "white lines separate the blocks (one per hidden neuron); one log colour scale per "
-        "row (per loss), so panels of different C compare directly. Each single Hessian's "
-        "block ratio r = sqrt(mean off-block ||H_jl||^2 / mean diagonal ||H_jj||^2) is "
-        "tabulated. The whole Hessian orders the parameters as rows of W, then rows of V. At initialization "
-        "the cross-layer block shows the block-circulant stripes of its residual term (one "
-        "column per block; docs/theory.md section 2); after training they fade."
+        f"Hidden-layer heatmaps: d = {cfg.heatmap_d}, N = {cfg.heatmap_N}, "
+        f"m = {cfg.heatmap_m}; white lines separate the blocks (one per hidden neuron); "
+        "one log colour scale per row (per loss), so panels of different C compare "
+        "directly. Each single Hessian's block ratio r = sqrt(mean off-block ||H_jl||^2 / "
+        "mean diagonal ||H_jj||^2) is tabulated. The whole Hessian orders the parameters "
+        "as rows of W, then rows of V. At initialization the cross-layer block shows the "
+        "block-circulant stripes of its residual term (one column per block; "
+        "docs/theory.md section 2.2); after training they fade."
     )
     df = result.ratios
     sec.tables.append(("Block ratio of single Hessians", df, out.table(df, "heatmaps.csv")))
