@@ -4,21 +4,16 @@ Independent routes: torch.func.hessian of the real model + loss (full Hessian, s
 direct materialization of each block, and the exact finite-N expectation for linear-mse.
 """
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from rmthess.simulate.frobenius import (
-    BlockFrobenius,
-    block_frobenius,
-    direct_sq_norms,
-    gram_flops,
-    gram_sq_norms,
-    instance_sq_norms,
-    select_blocks,
-)
+from rmthess.cases import get_case
+from rmthess.simulate.frobenius import BlockFrobenius, block_frobenius, select_blocks
+from rmthess.simulate.gram import direct_sq_norms, gram_flops, gram_sq_norms, instance_sq_norms
 from rmthess.simulate.hessian import autograd_hessian
 from rmthess.simulate.sampling import sample_instance
 
@@ -27,19 +22,12 @@ CASES = ["linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "ou
 
 def _autograd_block_sq(case, inst, C, d, m):
     """All K x K block squared norms from the autograd Hessian (normalized like F)."""
-    model, loss = (
-        ("linear", case.split("-")[1])
-        if case.startswith("linear")
-        else (
-            "hidden",
-            case.split("-")[1],
-        )
-    )
-    H = autograd_hessian(model, loss, inst, trial=0)
-    if case.startswith("linear"):
+    c = get_case(case)
+    H = autograd_hessian(c.model, c.loss, inst, trial=0)
+    if c.layer == "linear":
         B = H.reshape(C, d, C, d)
         return B.square().sum(dim=(1, 3)) / d
-    if case.startswith("hidden"):
+    if c.layer == "hidden":
         B = H[: m * d, : m * d].reshape(m, d, m, d)
         return B.square().sum(dim=(1, 3)) / d
     B = H[m * d :, m * d :].reshape(C, m, C, m)
@@ -50,9 +38,9 @@ def _autograd_block_sq(case, inst, C, d, m):
 @pytest.mark.parametrize("method", ["gram", "direct"])
 def test_block_norms_match_autograd(case, method):
     C, d, N, m = 4, 6, 9, 3
-    model = "linear" if case.startswith("linear") else "hidden"
-    inst = sample_instance(model, C, d, N, m, trials=1, seed=3, device="cpu")
-    K = m if case.startswith("hidden") else C
+    c = get_case(case)
+    inst = sample_instance(c.model, C, d, N, m, trials=1, seed=3, device="cpu")
+    K = c.n_blocks(C, m)
     rows, cols = np.divmod(np.arange(K * K), K)
     sq, used = instance_sq_norms(case, inst, rows, cols, method=method)
     assert used == method
@@ -108,8 +96,8 @@ def test_linear_mse_exact_finite_size_expectation():
     d, N, T = 20, 30, 200
     res = block_frobenius("linear-mse", 3, d, N, trials=T, seed=5, device="cpu")
     exact = 1 + (d + 1) / N
-    assert abs(res.F_diag_mean - exact) < 4 * res.F_diag_se
-    assert np.all(res.F_off == 0)
+    assert abs(res.F_diag - exact) < 4 * res.F_diag_se
+    assert np.all(res.F_off_trials == 0) and res.F_off == 0 and res.ratio == 0
 
 
 def test_output_mse_exact_finite_size_expectation():
@@ -127,8 +115,8 @@ def test_output_mse_exact_finite_size_expectation():
     # (expand the arc-cosine kernel in rho = Sigma_jl ~ N(0, 1/d)), i.e.
     # (m/2 + m(m-1)(1/16 + 1/(4 pi^2))) / d = 1.0e-3 here (0.11%); 0.5% leaves 4x room.
     # The power of the test is set by the trial-to-trial spread (4 se ~ 8% here).
-    assert abs(res.F_diag_mean - exact) < 4 * res.F_diag_se + 0.005 * exact
-    assert np.all(res.F_off == 0)
+    assert abs(res.F_diag - exact) < 4 * res.F_diag_se + 0.005 * exact
+    assert np.all(res.F_off_trials == 0)
 
 
 def test_result_object_and_reproducibility():
@@ -136,26 +124,44 @@ def test_result_object_and_reproducibility():
     a = block_frobenius("hidden-ce", **kw)
     b = block_frobenius("hidden-ce", **kw)
     assert isinstance(a, BlockFrobenius)
-    np.testing.assert_array_equal(a.F_diag, b.F_diag)
-    np.testing.assert_array_equal(a.F_off, b.F_off)
-    assert a.F_diag.shape == (3,) and a.F_off.shape == (3,)
+    np.testing.assert_array_equal(a.F_diag_trials, b.F_diag_trials)
+    np.testing.assert_array_equal(a.F_off_trials, b.F_off_trials)
+    assert a.F_diag_trials.shape == (3,) and a.F_off_trials.shape == (3,)
     assert a.n_diag == 4 and a.n_off == 6
-    assert a.F_diag_se == pytest.approx(np.std(a.F_diag, ddof=1) / math.sqrt(3))
-    assert a.ratio == pytest.approx(math.sqrt(a.F_off.mean() / a.F_diag.mean()))
+    assert isinstance(a.F_diag, float) and a.F_diag == pytest.approx(a.F_diag_trials.mean())
+    assert a.F_off == pytest.approx(a.F_off_trials.mean())
+    assert a.F_diag_se == pytest.approx(np.std(a.F_diag_trials, ddof=1) / math.sqrt(3))
+    assert a.F_off_se == pytest.approx(np.std(a.F_off_trials, ddof=1) / math.sqrt(3))
+    assert a.ratio == pytest.approx(math.sqrt(a.F_off_trials.mean() / a.F_diag_trials.mean()))
     rec = a.to_dict()
     assert list(rec) == [
-        "case", "C", "d", "N", "m", "trials", "F_diag", "F_off", "F_diag_se", "F_off_se", "ratio"
+        "case", "C", "d", "N", "m", "gamma", "trials", "seed", "F_diag", "F_diag_se", "F_off",
+        "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "device",
+        "dtype", "seconds", "flops",
     ]  # fmt: skip
+    assert rec["F_diag"] == a.F_diag and rec["ratio_se"] == a.ratio_se and rec["seed"] == 11
+    assert rec["gamma"] == 16 / 24 and rec["method"] == "gram" and rec["unbiased"] is False
+    json.dumps(rec)  # JSON-safe
     df = a.to_frame()
-    assert len(df) == 3 and {"trial", "F_diag", "F_off", "gamma"} <= set(df.columns)
+    assert len(df) == 3 and {"trial", "F_diag", "F_off", "ratio", "gamma"} <= set(df.columns)
+    np.testing.assert_array_equal(df["F_diag"], a.F_diag_trials)
     c = block_frobenius("hidden-ce", **{**kw, "seed": 12})
-    assert not np.array_equal(a.F_diag, c.F_diag)
+    assert not np.array_equal(a.F_diag_trials, c.F_diag_trials)
+
+
+def test_to_dict_non_finite_is_none():
+    res = block_frobenius("linear-mse", 3, 8, 12, trials=1, device="cpu")
+    rec = res.to_dict()
+    # one trial: no standard errors; F_off = 0: ratio 0 but its relative error undefined
+    assert rec["F_diag_se"] is None and rec["F_off_se"] is None and rec["ratio_se"] is None
+    assert rec["F_off"] == 0.0 and rec["ratio"] == 0.0
+    assert json.loads(json.dumps(rec, allow_nan=False)) == rec
 
 
 def test_trial_batches_are_independent():
     # trial_batch=1 forces one sample_instance call per trial: batches must differ
     res = block_frobenius("linear-ce", 4, 8, 12, trials=4, seed=0, device="cpu", trial_batch=1)
-    assert len(np.unique(res.F_diag)) == 4
+    assert len(np.unique(res.F_diag_trials)) == 4
 
 
 def test_single_trial_has_nan_se_and_null_json():
@@ -208,11 +214,13 @@ def test_frobenius_sweep_tidy_frame():
 
     df = frobenius_sweep("output-ce", [3, 5], d=8, N=12, m=3, trials=2, seed=4, device="cpu")
     assert list(df["C"]) == [3, 5]
-    assert {"F_diag", "F_off", "F_diag_se", "F_off_se", "ratio", "ratio_se", "gamma"} <= set(
-        df.columns
-    )
-    one = block_frobenius("output-ce", 5, 8, 12, 3, trials=2, seed=5, device="cpu")
-    assert df["F_off"].iloc[1] == pytest.approx(one.F_off_mean, rel=1e-12)
+    one = block_frobenius("output-ce", 5, 8, 12, 3, trials=2, seed=4, device="cpu")
+    assert list(df.columns) == list(one.to_dict())
+    # row C is exactly block_frobenius(C, seed): the stream is derived from (seed, C)
+    row = df.iloc[1].to_dict()
+    for k in ("F_diag", "F_off", "F_diag_se", "F_off_se", "ratio", "ratio_se"):
+        assert row[k] == pytest.approx(getattr(one, k), rel=1e-12)
+    assert row["seed"] == 4
 
 
 @pytest.mark.parametrize("case", ["output-ce", "output-mse"])
@@ -238,7 +246,7 @@ def test_unbiased_output_blocks_are_the_u_statistic(case, method):
             # and the plain value keeps the i = j terms: (1/N^2) ||sum_i M_i||^2
             torch.testing.assert_close(plain[t, q], (S * S).sum() / N**2, rtol=1e-10, atol=1e-14)
     res = block_frobenius(case, C, d, N, m, trials=2, seed=3, device="cpu", unbiased=True)
-    assert res.unbiased and np.all(np.isfinite(res.F_diag))
+    assert res.unbiased and np.all(np.isfinite(res.F_diag_trials))
 
 
 def test_unbiased_refused_for_d_by_d_blocks_and_single_sample():

@@ -21,6 +21,7 @@ import math
 
 import pytest
 
+from rmthess.cases import get_case
 from rmthess.simulate.frobenius import block_frobenius
 from rmthess.theory import frobenius_limits
 
@@ -28,7 +29,7 @@ ALLOW = {"d": (8.0, 2.0), "output": (8.0, 40.0), "output-unbiased": (8.0, 0.0)}
 
 
 def _allowance(case, d, N, unbiased=False):
-    key = "d" if not case.startswith("output") else "output-unbiased" if unbiased else "output"
+    key = "d" if get_case(case).block_dim == "d" else "output-unbiased" if unbiased else "output"
     c_d, c_N = ALLOW[key]
     return c_d / d + c_N / N
 
@@ -38,7 +39,7 @@ def _check(case, C, d, N, m, trials, seed, samples=None, unbiased=False):
         case, C, d, N, m, trials=trials, seed=seed, device="cpu", unbiased=unbiased
     )
     kw = {} if samples is None else {"samples": samples}
-    if case in ("hidden-ce", "output-ce"):
+    if get_case(case).monte_carlo_theory:
         th = frobenius_limits(case, C, d / N, m, seed=seed + 1000, **kw)
     else:
         th = frobenius_limits(case, C, d / N, m)

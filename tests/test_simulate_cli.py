@@ -7,7 +7,11 @@ import pytest
 from rmthess.cli import main
 from rmthess.simulate.frobenius import block_frobenius
 
-KEYS = ["case", "C", "d", "N", "m", "trials", "F_diag", "F_off", "F_diag_se", "F_off_se", "ratio"]
+KEYS = [
+    "case", "C", "d", "N", "m", "gamma", "trials", "seed", "F_diag", "F_diag_se", "F_off",
+    "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "device",
+    "dtype", "seconds", "flops",
+]  # fmt: skip
 
 
 def test_json_records_match_library(capsys):
@@ -18,10 +22,10 @@ def test_json_records_match_library(capsys):
     assert rc == 0
     recs = json.loads(capsys.readouterr().out)
     assert [r["C"] for r in recs] == [4, 6]
-    for i, r in enumerate(recs):
+    for r in recs:
         assert list(r) == KEYS
-        lib = block_frobenius("hidden-ce", r["C"], 16, 24, 3, trials=3, seed=5 + i, device="cpu")
-        assert r["F_diag"] == pytest.approx(lib.F_diag_mean, rel=1e-12)
+        lib = block_frobenius("hidden-ce", r["C"], 16, 24, 3, trials=3, seed=5, device="cpu")
+        assert r["F_diag"] == pytest.approx(lib.F_diag, rel=1e-12)
         assert r["F_off_se"] == pytest.approx(lib.F_off_se, rel=1e-12)
         assert r["ratio"] == pytest.approx(lib.ratio, rel=1e-12)
 
@@ -38,7 +42,10 @@ def test_table_and_csv(capsys, tmp_path):
     import pandas as pd
 
     df = pd.read_csv(out)
-    assert list(df["C"]) == [4, 8] and "ratio_se" in df.columns
+    assert list(df["C"]) == [4, 8] and list(df.columns) == KEYS
+    lib = block_frobenius("linear-ce", 8, 8, 16, trials=2, seed=0, device="cpu")
+    assert df["ratio_se"].iloc[1] == pytest.approx(lib.ratio_se, rel=1e-12)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary file left
 
 
 @pytest.mark.parametrize(
@@ -82,5 +89,5 @@ def test_unbiased_flag_matches_library(capsys):
     (rec,) = json.loads(capsys.readouterr().out)
     lib = block_frobenius("output-ce", 4, 16, 24, 3, trials=2, seed=1, device="cpu", unbiased=True)
     plain = block_frobenius("output-ce", 4, 16, 24, 3, trials=2, seed=1, device="cpu")
-    assert rec["F_diag"] == pytest.approx(lib.F_diag_mean, rel=1e-12)
-    assert rec["F_diag"] != pytest.approx(plain.F_diag_mean, rel=1e-3)
+    assert rec["F_diag"] == pytest.approx(lib.F_diag, rel=1e-12)
+    assert rec["F_diag"] != pytest.approx(plain.F_diag, rel=1e-3)

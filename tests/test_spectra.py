@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rmthess.simulate.frobenius import instance_sq_norms
+from rmthess.cases import get_case
+from rmthess.simulate.gram import instance_sq_norms
 from rmthess.simulate.sampling import sample_instance
 from rmthess.simulate.spectra import block_eigenvalues, block_matrix
 
@@ -13,15 +14,15 @@ from rmthess.simulate.spectra import block_eigenvalues, block_matrix
 def test_eigenvalue_moments_match_gram_route_and_trace(case, block):
     # sum(ev^2) = ||H||_F^2 (eigvalsh vs the Gram route); sum(ev) = tr H = (1/N) sum a_i |u_i|^2
     C, d, N, seed = 5, 30, 50, 3
-    m = None if case.startswith("linear") else 4
+    c = get_case(case)
+    m = 4 if c.needs_m else None
     ev = block_eigenvalues(case, block, C, d, N, m, seed=seed, device="cpu")
-    p = m if case.startswith("output") else d
+    p = c.block_size(d, m)
     assert ev.shape == (p,)
-    model = "linear" if case.startswith("linear") else "hidden"
-    inst = sample_instance(model, C, d, N, m, trials=1, seed=seed, device="cpu")
+    inst = sample_instance(c.model, C, d, N, m, trials=1, seed=seed, device="cpu")
     k, l_ = (0, 0) if block == "diag" else (0, 1)
     sq, _ = instance_sq_norms(case, inst, [k], [l_])
-    norm = 1.0 if case.startswith("output") else d
+    norm = d if c.normalization == "1/d" else 1.0
     np.testing.assert_allclose(np.sum(ev**2) / norm, sq[0, 0].item(), rtol=1e-10)
     H = block_matrix(case, inst, k, l_)
     np.testing.assert_allclose(np.sum(ev), H.trace().item(), rtol=1e-10, atol=1e-15)

@@ -9,20 +9,14 @@ import pytest
 import torch
 
 from rmthess import CASES
+from rmthess.cases import get_case
 from rmthess.simulate.sampling import sample_instance
-from rmthess.simulate.weights import (
-    all_pairs,
-    block_vectors,
-    block_weights,
-    loss_of,
-    model_of,
-    n_blocks,
-)
+from rmthess.simulate.weights import all_pairs, block_vectors, block_weights, n_blocks
 
 
 def _inst(case, C=4, d=6, N=11, m=3, trials=2, seed=3, dtype="float64"):
     return sample_instance(
-        model_of(case), C, d, N, m=m, trials=trials, seed=seed, device="cpu", dtype=dtype
+        get_case(case).model, C, d, N, m=m, trials=trials, seed=seed, device="cpu", dtype=dtype
     )
 
 
@@ -30,8 +24,9 @@ def _naive_weights(case, inst, t):
     """a_i^{kl} for all k, l of trial t, by explicit per-sample loops (numpy)."""
     X = inst.X[t].numpy()
     W = inst.W[t].numpy()
-    loss = loss_of(case)
-    if model_of(case) == "linear":
+    c = get_case(case)
+    loss = c.loss
+    if c.model == "linear":
         Z = W @ X
         C = W.shape[0]
         K = C
@@ -40,7 +35,7 @@ def _naive_weights(case, inst, t):
         G = W @ X
         Z = V @ np.maximum(G, 0)
         C, m = V.shape
-        K = C if case.startswith("output") else m
+        K = C if c.layer == "output" else m
     N = X.shape[1]
     out = np.zeros((N, K, K))
     for i in range(N):
@@ -50,7 +45,7 @@ def _naive_weights(case, inst, t):
             A = np.diag(p) - np.outer(p, p)
         else:
             A = np.eye(C)
-        if case.startswith("hidden"):
+        if c.layer == "hidden":
             mask = (G[:, i] > 0).astype(float)
             out[i] = (V.T @ A @ V) * np.outer(mask, mask)
         else:
@@ -91,7 +86,7 @@ def test_weights_arbitrary_pairs_and_symmetry(case):
 def test_vectors(case):
     inst = _inst(case)
     U = block_vectors(case, inst)
-    if case.startswith("output"):
+    if get_case(case).layer == "output":
         assert torch.equal(U, torch.relu(inst.W @ inst.X))
         assert U.shape == (2, 3, 11)
     else:

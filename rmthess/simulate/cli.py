@@ -4,16 +4,24 @@ Example::
 
     rmthess simulate --case linear-ce --C 8,16,32 --d 256 --N 512 --trials 8 --json
 
-With ``--json`` prints a JSON list, one record per C with keys ``case, C, d, N, m,
-trials, F_diag, F_off, F_diag_se, F_off_se, ratio`` (means over trials; standard errors
-of the mean, null when trials == 1). Without it prints a readable table, with a progress
-bar on stderr for sweeps of more than one C. ``--csv PATH`` also writes the tidy table.
+With ``--json`` prints a JSON list, one record per C: the fields of
+:meth:`rmthess.simulate.BlockFrobenius.to_dict` (case, C, d, N, m, gamma, trials, seed,
+F_diag, F_diag_se, F_off, F_off_se, ratio, ratio_se, ...; means over trials, standard
+errors of the mean, null when not finite, e.g. for trials == 1). Without it prints a
+readable table, with a progress bar on stderr for sweeps of more than one C. ``--csv
+PATH`` also writes the same records as a CSV table. Row C is
+``block_frobenius(case, C, d, N, m, seed=seed, ...)``: its random stream is derived from
+``(seed, C)``.
+
+Every argument, the memory each C needs and the ``--csv`` path (its directory must exist
+and be writable) are checked before anything is simulated; the CSV is written to a
+temporary file in the same directory and renamed, so no half-written file is left behind.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 
 from rmthess import CASES
 
@@ -37,7 +45,7 @@ def add_arguments(parser) -> None:
         help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
-    parser.add_argument("--csv", default=None, help="also write the tidy table to this CSV file")
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -54,10 +62,49 @@ def _int(name: str, text, minimum: int) -> int:
     return check_int(name, val, minimum)
 
 
-def run(args) -> int:
-    from rmthess._checks import check_case, parse_int_list
+def check_writable(option: str, path: str) -> str:
+    """Refuse an output ``path`` that cannot be written (missing or read-only directory,
+    a directory, a read-only file), by creating and removing a probe file next to it."""
+    import tempfile
 
-    case = check_case(args.case)
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a directory; give a file name")
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option}: directory {parent!r} does not exist")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"{option}: file {path!r} is not writable")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".rmthess-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot write in directory {parent!r} ({exc})") from None
+    return path
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it onto ``path``."""
+    import tempfile
+
+    parent = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args) -> int:
+    from rmthess._checks import parse_int_list
+    from rmthess.cases import get_case
+
+    c = get_case(args.case)
+    case = c.name
     Cs = parse_int_list("C", args.C, minimum=2)
     d = _int("d", args.d, 1)
     N = _int("N", args.N, 1)
@@ -65,47 +112,22 @@ def run(args) -> int:
     seed = _int("seed", args.seed, 0)
     max_pairs = _int("max-pairs", args.max_pairs, 1)
     m = None if args.m is None else _int("m", args.m, 1)
-    # validate device / dtype before any heavy work
-    from rmthess.simulate.device import resolve_device, resolve_dtype
-
-    resolve_device(args.device)
-    resolve_dtype(args.dtype)
-    from rmthess.simulate.frobenius import _check_m, block_frobenius
-
-    m = _check_m(case, m)
-    if args.unbiased and not case.startswith("output"):
+    m = c.check_m(m)
+    if args.unbiased and c.block_dim != "m":
         raise ValueError(f"--unbiased applies to the output-* cases only, got case {case!r}")
+    csv_path = None if args.csv is None else check_writable("--csv", args.csv)
+    from rmthess.simulate.frobenius import sweep_results
 
     progress = (not args.json) and (not args.no_progress) and len(Cs) > 1
-    it = Cs
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(Cs, desc=f"simulate {case}", unit="C", file=sys.stderr)
-    results = []
-    for i, C in enumerate(it):
-        results.append(
-            block_frobenius(
-                case,
-                C,
-                d,
-                N,
-                m,
-                trials,
-                seed + i,
-                args.device,
-                args.dtype,
-                max_pairs=max_pairs,
-                unbiased=args.unbiased,
-            )
-        )
+    results = sweep_results(
+        case, Cs, d, N, m, trials=trials, seed=seed, device=args.device, dtype=args.dtype,
+        max_pairs=max_pairs, unbiased=args.unbiased, progress=progress,
+    )  # fmt: skip
     records = [r.to_dict() for r in results]
-    if args.csv:
+    if csv_path is not None:
         import pandas as pd
 
-        pd.DataFrame.from_records([r.summary_record() for r in results]).to_csv(
-            args.csv, index=False
-        )
+        write_atomic(csv_path, pd.DataFrame.from_records(records).to_csv(index=False))
     if args.json:
         print(json.dumps(records, indent=1))
         return 0
@@ -114,18 +136,15 @@ def run(args) -> int:
         f"case {case}  d={d} N={N} gamma={d / N:.4g}  m={m}  trials={trials}  seed={seed}  "
         f"device={r0.device}  dtype={r0.dtype}  route={r0.method}"
     )
-    norm = "||H||_F^2" if case.startswith("output") else "(1/d)||H||_F^2"
+    norm = "(1/d)||H||_F^2" if c.normalization == "1/d" else "||H||_F^2"
     if args.unbiased:
         norm += " (i = j terms dropped: unbiased for the N -> inf limit)"
     print(f"F = mean over blocks of {norm}; +- = standard error over trials")
     hdr = f"{'C':>6} {'F_diag':>12} {'+-':>10} {'F_off':>12} {'+-':>10} {'ratio':>10} {'sec':>7}"
     print(hdr)
     for r in results:
-        rec = r.to_dict()
-        se_d = rec["F_diag_se"] if rec["F_diag_se"] is not None else float("nan")
-        se_o = rec["F_off_se"] if rec["F_off_se"] is not None else float("nan")
         print(
-            f"{r.C:>6d} {rec['F_diag']:>12.5g} {se_d:>10.2g} {rec['F_off']:>12.5g} "
-            f"{se_o:>10.2g} {rec['ratio']:>10.4g} {r.seconds:>7.2f}"
+            f"{r.C:>6d} {r.F_diag:>12.5g} {r.F_diag_se:>10.2g} {r.F_off:>12.5g} "
+            f"{r.F_off_se:>10.2g} {r.ratio:>10.4g} {r.seconds:>7.2f}"
         )
     return 0

@@ -40,3 +40,22 @@ def resolve_dtype(dtype: str | torch.dtype = "float64") -> torch.dtype:
             raise ValueError(f"dtype must be float64 or float32, got {dtype}")
         return dtype
     return DTYPES[check_choice("dtype", dtype, tuple(DTYPES))]
+
+
+def machine_memory(device: torch.device) -> tuple[int, str]:
+    """Memory a computation on ``device`` may use: ``(bytes, description)``.
+
+    CPU: total physical RAM, ``os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")``
+    (``(2**63 - 1, ...)`` where the platform does not report it). CUDA: the free memory
+    of the device, ``torch.cuda.mem_get_info(device)[0]``.
+    """
+    import os
+
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free), f"free memory of {device}"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**63 - 1, "unknown RAM size"
+    return int(total), "total RAM"

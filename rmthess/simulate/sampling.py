@@ -4,18 +4,28 @@ Data ``X`` is ``d x N`` with i.i.d. N(0, 1) entries (columns are samples ``x_i``
 LeCun-normal weights: every entry ~ N(0, 1/fan_in). Linear model ``W`` is ``C x d``;
 the one-hidden-layer net ``f(x) = V relu(W x)`` has ``W`` ``m x d`` and ``V`` ``C x m``.
 
-All samplers take a leading ``trials`` dimension and a ``torch.Generator``; the same
-seed on the same device gives the same numbers.
+Seeding: every trial has its own random stream. Trial ``t`` of the stream
+``(seed, *key)`` draws from a ``torch.Generator`` seeded with
+:func:`trial_seeds` ``(seed, ..., key)[t]``, derived by ``numpy.random.SeedSequence(
+entropy=seed, spawn_key=(*key, t))``; within a trial the draw order is fixed (X, then W,
+then V). So the numbers of a trial depend only on ``(seed, key, t)``, the device and the
+shapes, never on how many trials are sampled together, and distinct ``(seed, key, t)``
+give statistically independent streams (SeedSequence hashing; no shared prefixes as with
+``seed + i``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rmthess._checks import check_int
 from rmthess.simulate.device import resolve_device, resolve_dtype
+
+__all__ = ["Instance", "sample_instance", "sample_trials", "trial_seeds", "make_generator"]
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -24,6 +34,27 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+def trial_seeds(seed: int, trials: int, key: Sequence[int] = (), start: int = 0) -> list[int]:
+    """Seeds (63-bit ints) of trials ``start .. start + trials - 1`` of stream ``(seed, *key)``.
+
+    Trial ``t`` gets ``SeedSequence(entropy=seed, spawn_key=(*key, t)).generate_state(1,
+    uint64)[0] >> 1``: a hash of ``(seed, key, t)``, so streams of different trials, keys or
+    seeds are independent and a trial's seed does not depend on ``start`` or ``trials``.
+    ``key`` entries are non-negative ints (e.g. ``(C,)`` for one configuration of a sweep).
+    """
+    seed = check_int("seed", seed, 0)
+    key = tuple(check_int("key entry", k, 0) for k in key)
+    return [
+        int(
+            np.random.SeedSequence(entropy=seed, spawn_key=(*key, t)).generate_state(
+                1, dtype=np.uint64
+            )[0]
+            >> np.uint64(1)
+        )
+        for t in range(start, start + trials)
+    ]
 
 
 def gaussian(shape, gen: torch.Generator, device, dtype, std: float = 1.0) -> torch.Tensor:
@@ -49,22 +80,46 @@ class Instance:
         return self.X.shape[0]
 
 
+def sample_trials(
+    model: str, C: int, d: int, N: int, m: int | None, seeds: Sequence[int], device, dtype
+) -> Instance:
+    """Sample one trial per entry of ``seeds`` (already validated sizes; no checks).
+
+    Trial ``t`` fills ``X[t]`` (d x N, N(0, 1)), then ``W[t]`` (N(0, 1/d)), then
+    ``V[t]`` (N(0, 1/m), hidden model only) from a generator seeded with ``seeds[t]``.
+    """
+    T = len(seeds)
+    K_W = C if model == "linear" else m
+    X = torch.empty(T, d, N, device=device, dtype=dtype)
+    W = torch.empty(T, K_W, d, device=device, dtype=dtype)
+    V = None if model == "linear" else torch.empty(T, C, m, device=device, dtype=dtype)
+    for t, s in enumerate(seeds):
+        gen = make_generator(s, device)
+        X[t] = gaussian((d, N), gen, device, dtype)
+        W[t] = gaussian((K_W, d), gen, device, dtype, std=d**-0.5)
+        if V is not None:
+            V[t] = gaussian((C, m), gen, device, dtype, std=m**-0.5)
+    return Instance(X=X, W=W, V=V)
+
+
 def sample_instance(
     model: str,
     C: int,
     d: int,
     N: int,
     m: int | None = None,
+    *,
     trials: int = 1,
     seed: int = 0,
     device="auto",
     dtype="float64",
 ) -> Instance:
-    """Sample data and LeCun-initialized weights.
+    """Sample data and LeCun-initialized weights for ``trials`` independent trials.
 
     ``model`` is ``"linear"`` (W: C x d) or ``"hidden"`` (one-hidden-layer ReLU net,
-    W: m x d, V: C x m). Draw order is fixed (X, then W, then V) so results are
-    reproducible for a given seed and device.
+    W: m x d, V: C x m). ``X`` has i.i.d. N(0, 1) entries, ``W`` N(0, 1/d), ``V``
+    N(0, 1/m), all independent. Trial ``t`` uses the stream ``trial_seeds(seed, trials)[t]``
+    (module docstring): the first ``k`` trials of ``trials=n`` equal those of ``trials=k``.
     """
     if model not in ("linear", "hidden"):
         raise ValueError(f"unknown model {model!r}; allowed: linear, hidden")
@@ -72,16 +127,11 @@ def sample_instance(
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     trials = check_int("trials", trials, 1)
+    seed = check_int("seed", seed, 0)
+    if model == "hidden":
+        if m is None:
+            raise ValueError("m (hidden width) is required for the one-hidden-layer model")
+        m = check_int("m", m, 1)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    gen = make_generator(seed, dev)
-    X = gaussian((trials, d, N), gen, dev, dt)
-    if model == "linear":
-        W = gaussian((trials, C, d), gen, dev, dt, std=d**-0.5)
-        return Instance(X=X, W=W, V=None)
-    if m is None:
-        raise ValueError("m (hidden width) is required for the one-hidden-layer model")
-    m = check_int("m", m, 1)
-    W = gaussian((trials, m, d), gen, dev, dt, std=d**-0.5)
-    V = gaussian((trials, C, m), gen, dev, dt, std=m**-0.5)
-    return Instance(X=X, W=W, V=V)
+    return sample_trials(model, C, d, N, m, trial_seeds(seed, trials), dev, dt)

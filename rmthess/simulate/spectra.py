@@ -16,11 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rmthess._checks import check_case, check_choice, check_int
+from rmthess._checks import check_choice, check_int
+from rmthess.cases import get_case
+from rmthess.simulate import device as _device
+from rmthess.simulate._plan import MAX_TRIALS, check_size
 from rmthess.simulate.device import resolve_device, resolve_dtype
-from rmthess.simulate.frobenius import _check_m
 from rmthess.simulate.sampling import sample_instance
-from rmthess.simulate.weights import block_vectors, block_weights, model_of, n_blocks
+from rmthess.simulate.weights import block_vectors, block_weights
 
 
 def block_matrix(case: str, inst, k: int, l: int, trial: int = 0) -> torch.Tensor:
@@ -38,6 +40,7 @@ def block_eigenvalues(
     d: int = 400,
     N: int = 800,
     m: int | None = None,
+    *,
     seed: int = 0,
     device="auto",
     dtype="float64",
@@ -50,9 +53,16 @@ def block_eigenvalues(
     ----------
     case : one of :data:`rmthess.CASES`.
     block : ``"diag"`` or ``"off"``.
-    C : classes (>= 2). d, N : sizes (>= 1). m : hidden width (hidden-*: >= 2; output-*).
+    C : classes (>= 2). d, N : sizes (>= 1). m : hidden width (hidden-*: >= 2; output-*:
+        >= 1; refused for linear-*). All at most ``MAX_SIZE``.
     seed, device, dtype : as in :func:`rmthess.simulate.sampling.sample_instance`.
-    trials : independent instances; their eigenvalues are concatenated (pooled histogram).
+    trials : independent instances (``<= MAX_TRIALS``); their eigenvalues are concatenated
+        (pooled histogram).
+
+    Memory: ``trials (d N + K_W d + C m + 2 m N + 3 N C + 2 p N + 3 p^2)`` elements (data,
+    weights, activations, softmax, ``U diag a``, the block and its eigen-workspace) must
+    fit in the machine's memory (:func:`rmthess.simulate.device.machine_memory`), else a
+    ``ValueError`` is raised before anything is allocated.
 
     Returns
     -------
@@ -60,21 +70,33 @@ def block_eigenvalues(
     ``p = d`` (linear-*, hidden-*) or ``m`` (output-*). No normalization: these are the
     eigenvalues of ``H`` itself, whose empirical law tends to the GMP law.
     """
-    case = check_case(case)
+    c = get_case(case)
     block = check_choice("block", block, ("diag", "off"))
-    C = check_int("C", C, 2)
-    d = check_int("d", d, 1)
-    N = check_int("N", N, 1)
-    trials = check_int("trials", trials, 1)
-    m = _check_m(case, m)
-    K = n_blocks(case, C, m)
+    C, d, N = (check_size(n, v, lo) for n, v, lo in (("C", C, 2), ("d", d, 1), ("N", N, 1)))
+    trials = check_size("trials", trials, 1, MAX_TRIALS)
+    seed = check_int("seed", seed, 0)
+    m = c.check_m(m)
+    if m is not None:
+        m = check_size("m", m, 1)
+    K = c.n_blocks(C, m)
     if block == "off" and K < 2:
         raise ValueError(f"an off-diagonal block needs at least 2 blocks, got K={K}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    inst = sample_instance(
-        model_of(case), C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt
+    p = c.block_size(d, m)
+    K_W = C if c.model == "linear" else m
+    elems = trials * (
+        d * N + K_W * d + C * (m or 0) + 2 * (m or 0) * N + 3 * N * C + 2 * p * N + 3 * p * p
     )
+    need = elems * torch.empty((), dtype=dt).element_size()
+    avail, what = _device.machine_memory(dev)
+    if need > avail:
+        raise ValueError(
+            f"block_eigenvalues: {c.name} with C={C}, d={d}, N={N}, m={m}, trials={trials} "
+            f"needs about {need / 1e9:.3g} GB of memory but the {what} is "
+            f"{avail / 1e9:.3g} GB; reduce trials, d, N or C"
+        )
+    inst = sample_instance(c.model, C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt)
     k, l_ = (0, 0) if block == "diag" else (0, 1)
     U = block_vectors(case, inst)  # (T, p, N)
     a = block_weights(case, inst, [k], [l_])[:, :, 0]  # (T, N)

@@ -32,15 +32,14 @@ from collections.abc import Sequence
 
 import torch
 
-from rmthess._checks import check_case, check_int
+from rmthess._checks import check_int
+from rmthess.cases import get_case
 from rmthess.simulate.sampling import Instance
 
 __all__ = [
     "block_vectors",
     "block_weights",
     "n_blocks",
-    "model_of",
-    "loss_of",
     "hidden_preactivations",
     "logits",
     "probabilities",
@@ -48,36 +47,27 @@ __all__ = [
 ]
 
 
-def model_of(case: str) -> str:
-    """``"linear"`` for linear-* cases, ``"hidden"`` for hidden-* and output-* cases."""
-    return "linear" if check_case(case).startswith("linear") else "hidden"
-
-
-def loss_of(case: str) -> str:
-    """``"mse"`` or ``"ce"``."""
-    return check_case(case).split("-")[1]
-
-
 def n_blocks(case: str, C: int, m: int | None = None) -> int:
-    """Number K of blocks per side of the layer's Hessian: ``m`` for hidden-*, else ``C``."""
-    case = check_case(case)
+    """Number K of blocks per side of the layer's Hessian: ``m`` for hidden-*, else ``C``
+    (:meth:`rmthess.cases.Case.n_blocks`)."""
+    c = get_case(case)
     C = check_int("C", C, 1)
-    if case.startswith("hidden"):
-        if m is None:
-            raise ValueError("m (hidden width) is required for hidden-* cases")
-        return check_int("m", m, 1)
-    return C
+    if c.blocks_over == "m" and m is not None:
+        m = check_int("m", m, 1)
+    return c.n_blocks(C, m)
 
 
 def _check_instance(case: str, inst: Instance) -> None:
     if not isinstance(inst, Instance):
         raise TypeError(f"inst must be an rmthess.simulate.sampling.Instance, got {type(inst)}")
-    if model_of(case) == "hidden" and inst.V is None:
+    c = get_case(case)
+    model, case = c.model, c.name
+    if model == "hidden" and inst.V is None:
         raise ValueError(
             f"case {case!r} needs a one-hidden-layer instance (V is None); "
             "sample it with sample_instance('hidden', ...)"
         )
-    if model_of(case) == "linear" and inst.V is not None:
+    if model == "linear" and inst.V is not None:
         raise ValueError(
             f"case {case!r} needs a linear-model instance (V must be None); "
             "sample it with sample_instance('linear', ...)"
@@ -107,9 +97,9 @@ def block_vectors(case: str, inst: Instance) -> torch.Tensor:
 
     For output-* cases the result is ``H = relu(W X)`` of shape (T, m, N).
     """
-    case = check_case(case)
-    _check_instance(case, inst)
-    if case.startswith("output"):
+    c = get_case(case)
+    _check_instance(c, inst)
+    if c.block_dim == "m":  # m x m blocks of the output layer: u_i = h_i
         return torch.relu(inst.W @ inst.X)
     return inst.X
 
@@ -152,13 +142,13 @@ def block_weights(case: str, inst: Instance, rows, cols) -> torch.Tensor:
     torch.Tensor of shape (T, N, P), same dtype/device as ``inst.X``. Exact (see module
     docstring); cost O(T N (C + m) P), memory O(T N (C P + m)).
     """
-    case = check_case(case)
-    _check_instance(case, inst)
+    c_ = get_case(case)
+    _check_instance(c_, inst)
     T, _, N = inst.X.shape
     dev, dt = inst.X.device, inst.X.dtype
     C = inst.W.shape[1] if inst.V is None else inst.V.shape[1]
     m = None if inst.V is None else inst.V.shape[2]
-    K = n_blocks(case, C, m)
+    K = c_.n_blocks(C, m)
     r = _as_index("rows", rows, K, dev)
     c = _as_index("cols", cols, K, dev)
     if r.shape != c.shape:
@@ -167,9 +157,9 @@ def block_weights(case: str, inst: Instance, rows, cols) -> torch.Tensor:
         )
     P_ = r.numel()
     delta = (r == c).to(dt)  # (P,)
-    if case in ("linear-mse", "output-mse"):
+    if c_.blocks_over == "C" and c_.loss == "mse":  # A_i = I_C
         return delta.expand(T, N, P_).clone()
-    if case in ("linear-ce", "output-ce"):
+    if c_.blocks_over == "C":  # A_i = diag p_i - p_i p_i^T
         P = probabilities(inst)  # (T, N, C)
         pr, pc = P[..., r], P[..., c]
         return delta * pr - pr * pc
@@ -178,7 +168,7 @@ def block_weights(case: str, inst: Instance, rows, cols) -> torch.Tensor:
     M = (G > 0).to(dt)
     mask = M[..., r] * M[..., c]  # (T, N, P)
     V = inst.V  # (T, C, m)
-    if case == "hidden-mse":
+    if c_.loss == "mse":
         vv = (V[:, :, r] * V[:, :, c]).sum(dim=1)  # (T, P): v_r . v_c
         return vv.unsqueeze(1) * mask
     # hidden-ce: v_r^T diag(p) v_c - (p.v_r)(p.v_c)
