@@ -308,10 +308,11 @@ def test_wrong_prediction_fails_the_report_check(tiny_report):
 
 
 def test_spectra_ks_uses_the_atom_of_the_law():
-    """The spectra section's KS distance (scipy.stats.kstest against GMPLaw.cdf) counts the
-    atom at zero: Wishart eigenvalues with d > N against the Marchenko-Pastur law."""
+    """The spectra section's KS distance counts the atom at zero: Wishart eigenvalues with
+    d > N against the Marchenko-Pastur law; without an atom it is scipy's kstest."""
     from scipy.stats import kstest
 
+    from rmthess.report.sections.spectra import ks_statistic
     from rmthess.theory import GMPLaw
 
     rng = np.random.default_rng(0)
@@ -321,9 +322,15 @@ def test_spectra_ks_uses_the_atom_of_the_law():
     ev[np.abs(ev) < 1e-9] = 0.0
     law = GMPLaw([1.0], [1.0], d / N)
     assert law.zero_mass == pytest.approx(0.5, abs=1e-12)
-    assert kstest(ev, law.cdf).statistic < 0.02
-    # the same law without its atom (continuous part renormalized) is rejected
-    assert kstest(ev, lambda x: 2 * (law.cdf(x) - 0.5 * (x >= 0))).statistic > 0.4
+    assert ks_statistic(ev, law) < 0.02
+    assert kstest(ev, law.cdf).statistic > 0.45  # scipy takes the law as continuous
+    # the same eigenvalues against a wrong law (gamma = 1.5) are rejected
+    assert ks_statistic(ev, GMPLaw([1.0], [1.0], 1.5)) > 0.1
+    # no atom: identical to scipy's kstest
+    X = rng.normal(size=(200, 400))
+    ev = np.linalg.eigvalsh(X @ X.T / 400)
+    law = GMPLaw([1.0], [1.0], 0.5)
+    assert ks_statistic(ev, law) == pytest.approx(kstest(ev, law.cdf).statistic, abs=1e-12)
 
 
 def test_block_ratio():

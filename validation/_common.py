@@ -50,8 +50,8 @@ def sim_vs_theory(
     from rmthess.theory import frobenius_limits
 
     checks, rows = [], []
-    for i, C in enumerate(Cs):
-        sim = block_frobenius(case, C, d, N, m=m, trials=trials, seed=seed + i, device=device)
+    for C in Cs:
+        sim = block_frobenius(case, C, d, N, m=m, trials=trials, seed=seed, device=device)
         th = frobenius_limits(case, C, d / N, m=m, seed=seed, **(theory_kwargs or {}))
         for q in ("F_diag", "F_off"):
             s_mean = getattr(sim, q)

@@ -154,7 +154,8 @@ def fit_decay(
         linear-ce, hidden-mse, hidden-ce, output-ce).
     Cs : at least 2 distinct class counts (>= 2).
     d, N, m : passed to :func:`rmthess.simulate.frobenius.frobenius_sweep` (each C gets its
-        own independent random stream derived from ``(seed, C)``), with ``trials``,
+        own independent random stream derived from ``(seed, C)``; every C is validated
+        before any runs), with ``trials``,
         ``device``, ``dtype`` and ``block_kwargs``.
     n_boot : bootstrap replicates (>= 10). level : confidence level in (0, 1).
     theory : also fit the exact limits of :func:`rmthess.theory.frobenius_limits`
@@ -165,9 +166,7 @@ def fit_decay(
     DecayFit. The bootstrap CI reflects Monte-Carlo noise only; finite-C curvature of the
     true r(C) is a bias that ``theory_slope`` exposes.
     """
-    from tqdm.auto import tqdm
-
-    from rmthess.simulate.frobenius import block_frobenius, config_seed
+    from rmthess.simulate.frobenius import sweep_results
 
     c = get_case(case)
     if not c.decays:
@@ -182,21 +181,10 @@ def fit_decay(
     if not (0 < float(level) < 1):
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     trials = check_int("trials", trials, 2)
-    results = [
-        block_frobenius(
-            c.name,
-            C,
-            d,
-            N,
-            m,
-            trials=trials,
-            seed=config_seed(seed, C),
-            device=device,
-            dtype=dtype,
-            **block_kwargs,
-        )
-        for C in tqdm(Cs, desc=f"fit {c.name}", unit="C", disable=not progress)
-    ]
+    results = sweep_results(
+        c.name, Cs, d, N, m, trials=trials, seed=seed, device=device, dtype=dtype,
+        progress=progress, **block_kwargs,
+    )  # fmt: skip
     logC = np.log(np.asarray(Cs, dtype=float))
     logr = np.array([math.log(r.ratio) for r in results])
     slope, intercept = ols_slope(logC, logr)

@@ -389,12 +389,10 @@ def sweep_results(
         )
         for C in Cs
     ]  # fmt: skip
-    it = plans
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        it = tqdm(plans, desc=f"simulate {plans[0].case.name}", unit="C")
-    return [_run(pl) for pl in it]
+    bar = tqdm(plans, desc=f"simulate {plans[0].case.name}", unit="C", disable=not progress)
+    return [_run(pl) for pl in bar]
 
 
 __all__ = [
