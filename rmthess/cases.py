@@ -32,7 +32,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass
 
-__all__ = ["Case", "REGISTRY", "CASES", "get_case", "cases_where"]
+__all__ = ["Case", "REGISTRY", "CASES", "case_for", "get_case", "cases_where"]
 
 
 @dataclass(frozen=True)
@@ -305,3 +305,20 @@ def cases_where(**facts) -> tuple[str, ...]:
     return tuple(
         name for name, c in REGISTRY.items() if all(getattr(c, k) == v for k, v in facts.items())
     )
+
+
+def case_for(layer: str, loss: str) -> Case:
+    """The case of a layer (``"linear"``, ``"hidden"``, ``"output"``) and a loss.
+
+    >>> case_for("output", "ce").name
+    'output-ce'
+    """
+    found = [c for c in REGISTRY.values() if c.layer == layer and c.loss == loss]
+    if not found:
+        layers = sorted({c.layer for c in REGISTRY.values()})
+        losses = sorted({c.loss for c in REGISTRY.values()})
+        raise ValueError(
+            f"no case for layer {layer!r} and loss {loss!r}; layers: {', '.join(layers)}; "
+            f"losses: {', '.join(losses)}"
+        )
+    return found[0]

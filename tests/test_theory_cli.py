@@ -85,7 +85,13 @@ def test_monte_carlo_options(capsys):
         (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5"], "m"),
         (["--case", "hidden-ce", "--C", "10", "--gamma", "0.5", "--m", "0"], "m"),
         (["--case", "output-ce", "--C", "10", "--gamma", "0.5", "--m", "x"], "m"),
-        (["--case", "foo", "--C", "10", "--gamma", "0.5"], "unknown case 'foo'"),
+        (["--case", "foo", "--C", "10", "--gamma", "0.5"], "invalid choice: 'foo'"),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "0.5", "--m", "8"], "does not apply"),
+        (["--case", "linear-ce", "--C", "10", "--gamma", "0.5", "--samples", "50"], "only"),
+        (
+            ["--case", "hidden-mse", "--C", "10", "--gamma", "0.5", "--m", "4", "--inner", "9"],
+            "only",
+        ),
         (
             ["--case", "hidden-ce", "--C", "10", "--gamma", "0.5", "--m", "3", "--samples", "1"],
             "samples",
@@ -93,7 +99,7 @@ def test_monte_carlo_options(capsys):
         (["--case", "linear-ce", "--C", "10", "--gamma", "0.5", "--seed", "-1"], "seed"),
         (
             ["--case", "output-ce", "--C", "10", "--gamma", "0.5", "--m", "2", "--asymptotic"],
-            "diverges",
+            "diverge",
         ),
     ],
 )
@@ -126,5 +132,29 @@ def test_subprocess_roundtrip():
     bad = subprocess.run([*cmd[:-1], "--gamma", "-1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "gamma" in bad.stderr
     assert bad.stderr.strip().splitlines() == [
-        "rmthess theory: error: gamma must be a finite number > 0, got -1.0"
+        "rmthess theory: error: argument --gamma: gamma must be a finite number > 0, got -1.0"
     ]
+
+
+@pytest.mark.parametrize(
+    "case, m, want",
+    [
+        (
+            "hidden-mse",
+            "4",
+            ["F_diag ~ 0.0234375 * C^2 (grows)", "F_off ~ 0.01953125 * C^1 (grows)"],
+        ),
+        ("linear-mse", None, ["F_diag -> 1.5 (constant in C)", "F_off = 0 exactly"]),
+        ("output-mse", "4", ["F_off = 0 exactly"]),
+        ("linear-ce", None, ["F_diag ~ 2.359140914 * C^-2", "F_off ~ 4.694528049 * C^-4"]),
+    ],
+)
+def test_asymptotic_line_reads_as_math(capsys, case, m, want):
+    """No 'C^--2', 'C^-0' or '0 * C^-inf' (what the first version printed)."""
+    argv = ["theory", "--case", case, "--C", "10", "--gamma", "0.5", "--asymptotic"]
+    assert main(argv + (["--m", m] if m else [])) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("large C")][0]
+    for w in want:
+        assert w in line
+    for bad in ("C^--", "C^-0", "C^0", "inf"):
+        assert bad not in line

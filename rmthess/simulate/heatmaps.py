@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rmthess._checks import check_choice, check_int
+from rmthess.cases import case_for
 
 __all__ = ["Heatmap", "HeatmapLayout", "PARTS", "block_ratio", "heatmap_layout", "hessian_heatmap"]
 
@@ -191,7 +192,7 @@ def hessian_heatmap(
             inst = sample_instance("hidden", C, d, N, m=m, seed=seed, device=device, dtype=dtype)
             Y = random_labels(C, N, seed, inst.X.device)
         if part in ("hidden", "output"):
-            Hb = hessian_blocks(f"{part}-{loss}", inst)
+            Hb = hessian_blocks(case_for(part, loss).name, inst)
             K, _, p, _ = Hb.shape
             H = Hb.permute(0, 2, 1, 3).reshape(K * p, K * p)
         else:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from rmthess._checks import check_case, check_choice, check_int
+from rmthess.cases import case_for
 from rmthess.simulate import models
 from rmthess.simulate.sampling import Instance, make_generator
 from rmthess.simulate.weights import all_pairs, block_vectors, block_weights, n_blocks
@@ -159,7 +160,7 @@ def hessian_parts(
         R = (Z - Yt.to(dt)).T  # (N, C)
         B = V.unsqueeze(0).expand(N, C, m)
     # hidden layer: form (*) with the weights of rmthess.simulate.weights
-    ww = _layer_matrix(hessian_blocks(f"hidden-{loss}", one))
+    ww = _layer_matrix(hessian_blocks(case_for("hidden", loss).name, one))
     # output layer, vectorized over the C^2 blocks (hessian_blocks would loop over them):
     # block (k, l) = (1/N) sum_i (delta_kl p_ik - p_ik p_il) h_i h_i^T  (CE), delta_kl H H^T/N
     if loss == "ce":
@@ -198,7 +199,7 @@ def _layer_matrix(Hb: torch.Tensor) -> torch.Tensor:
 
 
 def _linear_full(loss: str, inst: Instance, trial: int) -> torch.Tensor:
-    return _layer_matrix(hessian_blocks(f"linear-{loss}", inst, trial))  # (C d, C d)
+    return _layer_matrix(hessian_blocks(case_for("linear", loss).name, inst, trial))  # (C d, C d)
 
 
 def full_hessian(

@@ -82,11 +82,11 @@ def loss(case: str, params, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     if case in LOSSES:
         loss_name = case
     else:
-        from rmthess._checks import check_case
+        from rmthess.cases import get_case
 
-        check_case(case)
-        loss_name = case.split("-")[1]
-        want = 1 if case.startswith("linear") else 2
+        c = get_case(case)
+        loss_name = c.loss
+        want = 1 if c.model == "linear" else 2
         if len(params) != want:
             raise ValueError(f"case {case!r} needs {want} parameter tensor(s), got {len(params)}")
     model = "linear" if len(params) == 1 else "hidden"
