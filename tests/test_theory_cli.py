@@ -142,7 +142,7 @@ def test_subprocess_roundtrip():
         (
             "hidden-mse",
             "4",
-            ["F_diag ~ 0.0234375 * C^2 (grows)", "F_off ~ 0.01953125 * C^1 (grows)"],
+            ["F_diag ~ 0.03125 * C^2 (grows)", "F_off ~ 0.01171875 * C^1 (grows)"],
         ),
         ("linear-mse", None, ["F_diag -> 1.5 (constant in C)", "F_off = 0 exactly"]),
         ("output-mse", "4", ["F_off = 0 exactly"]),
