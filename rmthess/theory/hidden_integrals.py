@@ -229,21 +229,23 @@ def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float
     """Predicted ``(seconds, peak_bytes)`` of :func:`hidden_ce_mc` / :func:`output_ce_mc`.
 
     Time model (one BLAS thread, fitted on the 2-core dev machine for C = 10..1e5,
-    m = 8..64; measured runs were 0.5x-1.1x of the prediction):
-    hidden-ce ``n_V n_g (1e-9 C m^2 + 4e-8 m^2 + 5e-9 C)`` s,
-    output-ce ``n_V (7e-10 n_g^2 C + 3e-8 n_g^2 + 1e-8 n_g C m)`` s.
+    m = 3..64, n_g = 64; conservative: measured runs took 0.3x-1x of the prediction, the
+    same run varying ~3x with the load of the shared machine):
+    hidden-ce ``n_V n_g (4.5e-8 m^2 + 1e-9 C m^2 C/(C + 2000) + 1e-9 C)`` s (the cost per
+    ``C m^2`` grows with C as the arrays leave the caches),
+    output-ce ``n_V (7e-10 n_g^2 C + 3e-8 n_g^2 + 1e-9 n_g C m)`` s.
     Memory: the float64 arrays alive at once in one batch (see the kernels) plus the
     per-draw results; exact up to small temporaries.
     """
     C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))
     B = float(min(_batch_size(int(C), int(n_g)), n_V))
     if case == "hidden-ce":
-        sec = n_V * n_g * (1e-9 * C * m * m + 4e-8 * m * m + 5e-9 * C)
+        sec = n_V * n_g * (4.5e-8 * m * m + 1e-9 * C * m * m * C / (C + 2000) + 1e-9 * C)
         chunk = min(n_g, max(1.0, _CHUNK_ELEMS // max(1.0, B * max(C, m * m))))
         elems = B * (C * m * m + (C + 2 * n_g) * m + 2 * m * m)
         elems += B * chunk * (6 * m * m + 4 * C + 4 * m)
     else:
-        sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-8 * n_g * C * m)
+        sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-9 * n_g * C * m)
         elems = B * (C * m + 2 * n_g * m + 6 * n_g * C + 6 * n_g * n_g)
     return sec, 8.0 * (elems + 12.0 * n_V)
 
