@@ -118,9 +118,12 @@ def test_theory_md_quoted_value():
 def test_linear_constants():
     c = asymptotic_constants("linear-ce", 0.5)
     assert (c.A_diag, c.p_diag, c.A_off, c.p_off) == (1 + math.e / 2, 2, 1 + math.e**2 / 2, 4)
-    c = asymptotic_constants("linear-mse", 0.5, m=3)
+    c = asymptotic_constants("linear-mse", 0.5)
     assert c.m is None and c.A_diag == 1.5 and c.A_off == 0.0 and c.p_off == math.inf
     assert c.F_off_at(100.0) == 0.0
+    # m does not apply to the linear model: refused (registry rule), as in frobenius_limits
+    with pytest.raises(ValueError, match="does not apply"):
+        asymptotic_constants("linear-mse", 0.5, m=3)
 
 
 def test_linear_ce_exact_approaches_asymptote():
@@ -173,3 +176,97 @@ def test_small_m_diverges(case, m):
 def test_bad_input(kwargs, err, word):
     with pytest.raises(err, match=word):
         asymptotic_constants(**kwargs)
+
+
+def _series(t, nu0, deriv=0, terms=30):
+    """``sum_k t^(k-deriv) nu_k^2 / (k-deriv)!`` with ``nu_k = E[relu(g)^k]`` (k >= 1) and
+    ``nu_0 = nu0``: the deriv-th derivative of ``E[e^(t x x') ...]`` by its power series
+    (radius 1), an evaluation independent of the quadrature in the module."""
+    import mpmath as mp
+
+    def nu(k):
+        return (
+            nu0
+            if k == 0
+            else 2 ** (mp.mpf(k) / 2) * mp.gamma((k + 1) / mp.mpf(2)) / (2 * mp.sqrt(mp.pi))
+        )
+
+    return mp.fsum(
+        t ** (k - deriv) * nu(k) ** 2 / mp.factorial(k - deriv) for k in range(deriv, terms)
+    )
+
+
+@pytest.mark.parametrize("m", [10**20, 10**30])
+def test_K_constants_at_huge_m_against_series(m):
+    # Old code (30 fixed digits) lost log10(m) digits in phi(1/m)^m: at m = 1e30 K1 came
+    # out as 1/(4 m^2) instead of e^(1/2)/(4 m^2). Reference: power series at 120 digits.
+    import mpmath as mp
+
+    with mp.workdps(120):
+        M = mp.mpf(m)
+        t = 1 / M
+
+        # K1: factorized 1-D moments, E[e^(g^2/m) g^(2j) 1[g>0]] = sum_k m^-k (2k+2j-1)!!/(2 k!)
+        def half_moment(j):
+            return mp.fsum(
+                t**k * mp.fac2(2 * k + 2 * j - 1) / (2 * mp.factorial(k)) for k in range(30)
+            )
+
+        e0 = mp.mpf(1) / 2 + half_moment(0)
+        e1 = half_moment(0) / M + half_moment(1) / M**2
+        K1 = e0 ** (m - 2) * e1**2
+        psi = _series(t, mp.mpf(1) / 2) / M + _series(t, mp.mpf(1) / 2, 1) / M**2
+        K2 = _series(t, 1) ** (m - 2) * psi**2
+        K34 = []
+        for tt in (t, 2 * t):
+            f0, f1, f2 = (_series(tt, 1, k) for k in (0, 1, 2))
+            K34.append(M * f0 ** (m - 1) * f2 + M * (M - 1) * f0 ** (m - 2) * f1**2)
+    got = (*hidden_ce_K(m), *output_ce_K(m))
+    for g, ref in zip(got, (K1, K2, *K34), strict=True):
+        assert g == pytest.approx(float(ref), rel=1e-13)
+    # and the leading large-m terms (relative corrections O(1/m))
+    lead = (
+        math.exp(0.5) / (4 * m * m),
+        math.exp(1 / (2 * math.pi)) / (16 * m * m),
+        math.exp(1 / (2 * math.pi)) * m * m / (4 * math.pi**2),
+        math.exp(1 / math.pi) * m * m / (4 * math.pi**2),
+    )
+    for g, ref in zip(got, lead, strict=True):
+        assert g == pytest.approx(ref, rel=1e-13)
+
+
+def test_m_above_bound_refused():
+    from rmthess.theory.asymptotics import ASYMPTOTIC_M_MAX
+
+    for case in ("hidden-ce", "output-ce", "hidden-mse", "output-mse"):
+        with pytest.raises(ValueError, match=r"m must be <= 1e\+30"):
+            asymptotic_constants(case, 0.5, ASYMPTOTIC_M_MAX + 1)
+
+
+def test_m_minimum_from_registry():
+    from rmthess.cases import get_case
+
+    for case in ("hidden-ce", "output-ce", "hidden-mse", "output-mse"):
+        lo = get_case(case).asymptotic_m_min
+        asymptotic_constants(case, 0.5, lo)
+        if lo > 1:
+            with pytest.raises(ValueError, match=f"m must be an integer >= {lo}"):
+                asymptotic_constants(case, 0.5, lo - 1)
+        with pytest.raises(TypeError, match="m must be"):
+            asymptotic_constants(case, 0.5, "8")
+
+
+@pytest.mark.parametrize("gamma", [1e-300, 1e300])
+@pytest.mark.parametrize(
+    "case", ["linear-mse", "linear-ce", "hidden-mse", "hidden-ce", "output-mse", "output-ce"]
+)
+def test_extreme_gamma(case, gamma):
+    m = None if case.startswith("linear") else 8
+    c = asymptotic_constants(case, gamma, m)
+    ref = asymptotic_constants(case, 1.0, m)
+    assert math.isfinite(c.A_diag) and math.isfinite(c.A_off)
+    # linear in gamma: A(gamma) = gamma a + b, with b = A at gamma -> 0 (checked at 1e-300)
+    for name in ("A_diag", "A_off"):
+        A, A1 = getattr(c, name), getattr(ref, name)
+        A0 = getattr(asymptotic_constants(case, 1e-300, m), name)
+        assert A == pytest.approx(gamma * (A1 - A0) + A0, rel=1e-12)

@@ -60,7 +60,7 @@ def test_monte_carlo_options(capsys):
         "--m",
         "3",
         "--samples",
-        "4",
+        "30",
         "--inner",
         "8",
         "--seed",
@@ -69,7 +69,7 @@ def test_monte_carlo_options(capsys):
     ]
     assert main(argv) == 0
     (rec,) = json.loads(capsys.readouterr().out)
-    assert rec["method"] == "monte-carlo" and rec["n_samples"] == 4 and rec["seed"] == 3
+    assert rec["method"] == "monte-carlo" and rec["n_samples"] == 30 and rec["seed"] == 3
     assert rec["F_diag_se"] > 0 and rec["ratio_se"] > 0
 
 

@@ -12,6 +12,11 @@ Every case has ``F_diag ~ A_diag * C**(-p_diag)`` and ``F_off ~ A_off * C**(-p_o
 
 The constants ``K1..K4`` (hidden-ce and output-ce) are computed with mpmath to ~1e-15
 relative from one-dimensional integrals (see :func:`hidden_ce_K` and :func:`output_ce_K`).
+They involve powers ``phi(1/m)^m`` with ``phi(1/m) = 1 + O(1/m)``, so the working precision
+is raised with m (``30 + log10(m)`` digits); ``m`` is accepted up to ``ASYMPTOTIC_M_MAX``
+= 1e30 (beyond, the evaluation gets slow and the values leave the useful range: the
+leading terms are ``K1 ~ e^(1/2) / (4 m^2)``, ``K2 ~ e^(1/(2 pi)) / (16 m^2)``,
+``K3 ~ e^(1/(2 pi)) m^2 / (4 pi^2)``, ``K4 ~ e^(1/pi) m^2 / (4 pi^2)``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from functools import lru_cache
 
 import mpmath as mp
 
-from rmthess._checks import check_case, check_int, check_positive_float
+from rmthess._checks import check_positive_float
 from rmthess._stats import json_safe
+from rmthess.cases import get_case
 
 __all__ = [
     "AsymptoticConstants",
@@ -31,9 +37,41 @@ __all__ = [
     "hidden_ce_K",
     "output_ce_K",
     "relu_product_mgf",
+    "ASYMPTOTIC_M_MAX",
 ]
 
 _DPS = 30
+ASYMPTOTIC_M_MAX = 10**30
+"""Largest hidden width accepted by the large-C constants (see the module docstring)."""
+
+_DIVERGES = {
+    "hidden-ce": "K1(m) = E[e^(|h|^2/m) ...] diverges for smaller m",
+    "output-ce": "K4(m) = E[e^(2 h.h'/m) (h.h')^2] diverges for smaller m",
+}
+
+
+def _check_asymptotic_m(case: str, m) -> int | None:
+    """``get_case(case).check_m(m, asymptotic=True)`` (the one statement of the minimum),
+    plus which constant diverges, and the upper bound ``ASYMPTOTIC_M_MAX``."""
+    c = get_case(case)
+    try:
+        m = c.check_m(m, asymptotic=True)
+    except ValueError as exc:
+        if case in _DIVERGES and "diverge" in str(exc):
+            raise ValueError(f"{exc}: {_DIVERGES[case]}") from None
+        raise
+    if m is not None and m > ASYMPTOTIC_M_MAX:
+        raise ValueError(
+            f"m must be <= {ASYMPTOTIC_M_MAX:.0e} for the large-C constants of {case!r} "
+            f"(working precision grows with log10(m); the constants are ~m^2 or ~1/m^2 "
+            f"there), got m={m}"
+        )
+    return m
+
+
+def _dps(m: int) -> int:
+    """Working digits for width m: ``phi(1/m)^m`` loses ``log10(m)`` digits to the 1."""
+    return _DPS + len(str(m))
 
 
 @dataclass(frozen=True)
@@ -87,7 +125,7 @@ def relu_product_mgf(t, k: int = 0):
     """
     if k not in (0, 1, 2):
         raise ValueError(f"k must be 0, 1 or 2, got {k!r}")
-    with mp.workdps(_DPS):
+    with mp.workdps(max(_DPS, mp.mp.dps)):  # a caller may ask for more digits
         t = mp.mpf(t)
         if not -1 < t < 1:
             raise ValueError(f"t must be in (-1, 1) (phi(t) diverges for t >= 1), got {t}")
@@ -132,13 +170,8 @@ def hidden_ce_K(m: int) -> tuple[float, float]:
     ``g ~ N(0, I_m)``, ``h = relu(g)``, ``j != l``. Requires ``m >= 3`` (K1 diverges for
     ``m <= 2``). Relative accuracy ~1e-15.
     """
-    m = check_int("m", m, 1)
-    if m <= 2:
-        raise ValueError(
-            f"m must be >= 3 for hidden-ce large-C constants: K1(m) = E[e^(|h|^2/m) ...] "
-            f"diverges for m <= 2 (got m={m})"
-        )
-    with mp.workdps(_DPS):
+    m = _check_asymptotic_m("hidden-ce", m)
+    with mp.workdps(_dps(m)):
         mm = mp.mpf(m)
         r = 1 / mp.sqrt(1 - 2 / mm)
         K1 = (mp.mpf(1) / 2 + r / 2) ** (m - 2) * ((r / 2) * (1 / mm + r**2 / mm**2)) ** 2
@@ -159,14 +192,9 @@ def output_ce_K(m: int) -> tuple[float, float]:
     ``phi(t)`` is infinite for ``t >= 1``, so K4 diverges for ``m <= 2`` (and K3 for
     ``m = 1``). Relative accuracy ~1e-15.
     """
-    m = check_int("m", m, 1)
-    if m <= 2:
-        raise ValueError(
-            f"m must be >= 3 for output-ce large-C constants: K4(m) = E[e^(2 h.h'/m) (h.h')^2] "
-            f"diverges for m <= 2 (got m={m})"
-        )
+    m = _check_asymptotic_m("output-ce", m)
     out = []
-    with mp.workdps(_DPS):
+    with mp.workdps(_dps(m)):
         for t in (mp.mpf(1) / m, mp.mpf(2) / m):
             f0 = relu_product_mgf(t, 0)
             f1 = relu_product_mgf(t, 1)
@@ -185,13 +213,17 @@ def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
     gamma : float
         ``d/N``, finite and > 0 (validated but unused for output-*).
     m : int, optional
-        Hidden width, required for hidden-* and output-* (``m >= 2`` for hidden-mse,
-        ``m >= 3`` for hidden-ce and output-ce, ``m >= 1`` for output-mse); ignored for
-        linear-*.
+        Hidden width, required for hidden-* and output-*, refused for linear-*; the
+        minimum is the registry's ``asymptotic_m_min`` (:meth:`rmthess.cases.Case.check_m`
+        with ``asymptotic=True``: 2 for hidden-mse, 3 for hidden-ce and output-ce, 1 for
+        output-mse), the maximum ``ASYMPTOTIC_M_MAX`` = 1e30.
 
     Returns
     -------
     AsymptoticConstants
+        A ``ValueError`` is raised where a constant exceeds the float64 range (gamma
+        near 1e308).
+
         - linear-mse: ``A_diag = 1 + gamma, p_diag = 0``; ``A_off = 0, p_off = inf``.
         - linear-ce: ``A_diag = 1 + e gamma, p_diag = 2``; ``A_off = 1 + e^2 gamma,
           p_off = 4``.
@@ -202,30 +234,37 @@ def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
         - output-mse: ``A_diag = m/4 + m(m-1)/(4 pi^2), p_diag = 0``; ``A_off = 0,
           p_off = inf``.
         - output-ce: ``A_diag = K3, p_diag = 2``; ``A_off = K4, p_off = 4``.
+
+    Examples
+    --------
+    >>> c = asymptotic_constants("linear-ce", 1.0)   # A_diag = 1 + e gamma, p_diag = 2
+    >>> round(c.A_diag, 12), c.p_diag, c.A_off == 1 + math.e**2, c.p_off
+    (3.718281828459, 2.0, True, 4.0)
     """
-    case = check_case(case)
+    case = get_case(case).name
     gamma = check_positive_float("gamma", gamma)
-    if case.startswith("linear"):
-        m = None
-    else:
-        if m is None:
-            raise ValueError(f"m (hidden width) is required for case {case!r}")
-        m = check_int("m", m, 1)
+    m = _check_asymptotic_m(case, m)
     e = math.e
     if case == "linear-mse":
         vals = (1.0 + gamma, 0.0, 0.0, math.inf)
     elif case == "linear-ce":
         vals = (1.0 + e * gamma, 2.0, 1.0 + e * e * gamma, 4.0)
     elif case == "hidden-mse":
-        if m < 2:
-            raise ValueError(f"m must be >= 2 for hidden-mse (no off-diagonal block), got {m}")
-        vals = ((gamma / 2 + 0.25) / m**2, -2.0, (gamma / 4 + 1 / 16) / m**2, -1.0)
+        fm = float(m)
+        vals = ((gamma / 2 + 0.25) / fm / fm, -2.0, (gamma / 4 + 1 / 16) / fm / fm, -1.0)
     elif case == "hidden-ce":
         K1, K2 = hidden_ce_K(m)
-        vals = ((gamma / 2 + 0.25) / m**2, 0.0, gamma * K1 + K2, 1.0)
+        fm = float(m)
+        vals = ((gamma / 2 + 0.25) / fm / fm, 0.0, gamma * K1 + K2, 1.0)
     elif case == "output-mse":
-        vals = (m / 4 + m * (m - 1) / (4 * math.pi**2), 0.0, 0.0, math.inf)
+        fm = float(m)
+        vals = (fm / 4 + fm * (fm - 1) / (4 * math.pi**2), 0.0, 0.0, math.inf)
     else:  # output-ce
         K3, K4 = output_ce_K(m)
         vals = (K3, 2.0, K4, 4.0)
+    if not (math.isfinite(vals[0]) and math.isfinite(vals[2])):
+        raise ValueError(
+            f"gamma is too large for {case!r}: A_diag or A_off exceeds the float64 range "
+            f"(they are linear in gamma), got gamma={gamma!r}"
+        )
     return AsymptoticConstants(case, gamma, m, *vals)

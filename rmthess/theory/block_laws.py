@@ -37,6 +37,7 @@ import numpy as np
 
 from rmthess._checks import check_case, check_choice, check_int, check_positive_float
 from rmthess.theory._numerics import softmax
+from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
 __all__ = [
@@ -91,6 +92,24 @@ def _check_V(V, C: int, m: int) -> np.ndarray:
     return V
 
 
+def _qmc_bytes(case: str, C: int, n: int, m: int | None = None) -> float:
+    """Peak bytes of the quasi-Monte-Carlo draws of ``n`` atoms (float64 arrays alive at
+    once: the Sobol points, their normal transform and the softmax temporaries)."""
+    if case == "linear-ce":
+        return 8.0 * (6.0 * n * C + 4.0 * n)
+    return 8.0 * (6.0 * n * m + 3.0 * n * C + 6.0 * n)
+
+
+def _check_qmc_memory(case, C, m, n, name):
+    """Refuse ``n`` draws whose arrays exceed the memory budget (half the physical RAM)."""
+    params = {name: n, "C": C} if m is None else {name: n, "C": C, "m": m}
+
+    def need(**kw):
+        return _qmc_bytes(case, kw["C"], kw[name], kw.get("m"))
+
+    check_memory(need, params, {name: 1, "C": 2, "m": 1}, f"the {case!r} weight law")
+
+
 def _check_common(case, block, C, gamma, m, n_atoms, seed):
     case = check_case(case)
     block = check_choice("block", block, BLOCKS)
@@ -110,6 +129,8 @@ def _check_common(case, block, C, gamma, m, n_atoms, seed):
         if m is None:
             raise ValueError(f"case {case!r} needs the hidden width m (an integer >= 1)")
         m = check_int("m", m, 2 if block == "off" else 1)
+    if case in ("linear-ce", "hidden-ce"):  # the continuous laws: n_atoms QMC draws
+        _check_qmc_memory(case, C, m, n_atoms, "n_atoms")
     return case, block, C, gamma, m, n_atoms, seed
 
 
@@ -134,7 +155,10 @@ def block_weight_law(
     m : int, hidden width (hidden cases only; >= 2 for ``"off"``).
     V : array (C, m) or None. Output weights the hidden laws are conditional on; sampled
         with :func:`sample_V` (seed ``seed``) if None.
-    n_atoms : int >= 1, number of quasi-Monte-Carlo atoms for continuous laws.
+    n_atoms : int >= 1, number of quasi-Monte-Carlo atoms for continuous laws. Sizes whose
+        arrays (~``6 n_atoms C`` floats for linear-ce, ``6 n_atoms m + 3 n_atoms C`` for
+        hidden-ce) exceed half the physical RAM are refused with a ``ValueError`` naming
+        the largest supported ``n_atoms`` (and ``C``), before any allocation.
     seed : int >= 0, seed of the Sobol scrambling (and of ``V`` when sampled).
 
     Returns
@@ -210,7 +234,8 @@ def output_block_limit(
     ``p = softmax(V h)`` (``output-ce`` diag / off). ``output-mse`` diag is exact:
     ``M = I/2 + (1 - I)/(2 pi)``; ``output-ce`` uses ``n_samples`` scrambled-Sobol points
     (error ~ ``1/n_samples`` for this smooth integrand). Its eigenvalues are the limiting
-    spectrum of the block (no ``gamma`` dependence).
+    spectrum of the block (no ``gamma`` dependence). ``n_samples`` (and ``C``, ``m``) whose
+    arrays exceed half the physical RAM are refused with a ``ValueError`` first.
     """
     case = check_choice("case", case, ("output-mse", "output-ce"))
     block = check_choice("block", block, BLOCKS)
@@ -218,6 +243,8 @@ def output_block_limit(
     m = check_int("m", m, 1)
     n_samples = check_int("n_samples", n_samples, 1)
     seed = check_int("seed", seed, 0)
+    if case == "output-ce":
+        _check_qmc_memory(case, C, m, n_samples, "n_samples")
     if case == "output-mse":
         if block == "off":
             return np.zeros((m, m))

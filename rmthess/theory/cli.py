@@ -63,6 +63,14 @@ def add_arguments(parser) -> None:
         help=f"{', '.join(mc)} only: g draws per V draw (default 64)",
     )
     parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bar (default: one on stderr when a Monte-Carlo run is predicted "
+        "to take over 5 s)",
+    )
+    parser.add_argument(
         "--asymptotic",
         action="store_true",
         help="also print the large-C constants A_diag, p_diag, A_off, p_off",
@@ -111,6 +119,7 @@ def run(args) -> int:
     mc_kw = {}
     if case.monte_carlo_theory:
         mc_kw = {"samples": args.samples, "inner": args.inner, "seed": args.seed}
+        mc_kw["progress"] = args.progress
     rows = [frobenius_limits(case.name, C, args.gamma, m, **mc_kw) for C in args.C]
     asym = asymptotic_constants(case.name, args.gamma, m) if args.asymptotic else None
     if args.json:

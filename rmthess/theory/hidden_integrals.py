@@ -31,11 +31,18 @@ bar accounts for both the V and the g noise, with no bias from the nested expect
 ``F(V)`` is bounded by ``(1 + gamma) |v_j|^2 |v_l|^2`` (hidden) and ``|h|``-moments (output)
 at fixed C, so the per-draw estimates have finite variance and the CLT error bars are
 valid; the test suite checks them by repeating with independent seeds.
+
+Cost and memory. :func:`estimated_cost` predicts the run time (a model fitted on the 2-core
+dev machine, single-threaded BLAS, conservative within ~2x) and the peak memory of a run
+from its sizes, so that callers can refuse impossible sizes before allocating anything
+(:func:`check_memory`, against :func:`memory_budget`) and show a progress bar on long runs.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +56,9 @@ __all__ = [
     "output_ce_mc",
     "output_ce_one_V",
     "default_sizes",
+    "estimated_cost",
+    "memory_budget",
+    "check_memory",
 ]
 
 _CHUNK_ELEMS = 2_000_000  # rows * C per chunk (keeps memory ~ tens of MB)
@@ -73,16 +83,36 @@ class MCEstimate:
     def n_V(self) -> int:
         return int(self.diag_sq.size)
 
-    def summary(self, gamma: float):
-        """``(F_diag, F_off, se_diag, se_off, cov_diag_off)`` for this gamma."""
-        d = gamma * self.diag_sq + self.diag_mean2
-        o = gamma * self.off_sq + self.off_mean2
+    def scaled_summary(self, gamma: float):
+        """``(s, F_diag/s, F_off/s, se_diag/s, se_off/s, cov/s^2)`` with ``s = max(1, gamma)``
+        (``s = 1`` for output-ce, whose limits do not depend on gamma).
+
+        The per-draw values ``F/s = (gamma/s) sq + mean2/s`` are of the size of ``sq`` and
+        ``mean2`` for every finite gamma > 0, so nothing overflows even at
+        ``gamma = 1e300`` (the limits are linear in gamma); ``ratio`` and its standard
+        error are scale-free and come from these.
+        """
+        gamma_free = not (np.any(self.diag_sq) or np.any(self.off_sq))
+        s = 1.0 if gamma_free else max(1.0, float(gamma))
+        d = (gamma / s) * self.diag_sq + self.diag_mean2 / s
+        o = (gamma / s) * self.off_sq + self.off_mean2 / s
         n = d.size
         Fd, Fo = float(d.mean()), float(o.mean())
         if n < 2:
-            return Fd, Fo, math.nan, math.nan, math.nan
+            return s, Fd, Fo, math.nan, math.nan, math.nan
         cov = np.cov(np.vstack([d, o]), ddof=1) / n
-        return Fd, Fo, float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1])), float(cov[0, 1])
+        return s, Fd, Fo, float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1])), float(cov[0, 1])
+
+    def summary(self, gamma: float):
+        """``(F_diag, F_off, se_diag, se_off, cov_diag_off)`` for this gamma.
+
+        Computed from :meth:`scaled_summary`; a value beyond the float64 range is ``inf``.
+        """
+        s, Fd, Fo, sd, so, cov = self.scaled_summary(gamma)
+        with np.errstate(over="ignore"):
+            return tuple(float(np.float64(x) * s) for x in (Fd, Fo, sd, so)) + (
+                float(np.float64(cov) * s * s),
+            )
 
 
 def _batch_size(C: int, n: int) -> int:
@@ -156,33 +186,126 @@ def output_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return _output_ce_batch(V[None], g[None])[:, 0]
 
 
-def _run(batch_fn, C, m, n_V, n_g, seed) -> MCEstimate:
+def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc) -> MCEstimate:
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(seed)
     out = np.empty((4, n_V))
     B = _batch_size(C, n_g)
-    for b0 in range(0, n_V, B):
-        nb = min(B, n_V - b0)
-        V = rng.standard_normal((nb, C, m)) / math.sqrt(m)
-        g = rng.standard_normal((nb, n_g, m))
-        out[:, b0 : b0 + nb] = batch_fn(V, g)
+    bar = tqdm(total=n_V, desc=desc, unit="V", file=sys.stderr, disable=not progress)
+    with bar:
+        for b0 in range(0, n_V, B):
+            nb = min(B, n_V - b0)
+            V = rng.standard_normal((nb, C, m)) / math.sqrt(m)
+            g = rng.standard_normal((nb, n_g, m))
+            out[:, b0 : b0 + nb] = batch_fn(V, g)
+            bar.update(nb)
     return MCEstimate(out[0], out[1], out[2], out[3], n_g)
 
 
-def hidden_ce_mc(C: int, m: int, n_V: int, n_g: int, seed: int) -> MCEstimate:
+def hidden_ce_mc(
+    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False
+) -> MCEstimate:
     """Nested Monte Carlo for hidden-ce at fixed C (see module docstring).
 
-    Cost ``O(n_V n_g C m^2)``; memory bounded by chunking. Deterministic given ``seed``
-    (and the sizes).
+    Cost ``O(n_V n_g C m^2)``; memory bounded by chunking (see :func:`estimated_cost`).
+    Deterministic given ``seed`` (and the sizes). ``progress``: a tqdm bar on stderr.
     """
-    return _run(_hidden_ce_batch, C, m, n_V, n_g, seed)
+    return _run(_hidden_ce_batch, C, m, n_V, n_g, seed, progress, f"hidden-ce C={C}")
 
 
-def output_ce_mc(C: int, m: int, n_V: int, n_g: int, seed: int) -> MCEstimate:
+def output_ce_mc(
+    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False
+) -> MCEstimate:
     """Nested Monte Carlo for output-ce at fixed C (see module docstring).
 
     Cost ``O(n_V n_g^2 C)``. Deterministic given ``seed`` (and the sizes).
+    ``progress``: a tqdm bar on stderr.
     """
-    return _run(_output_ce_batch, C, m, n_V, n_g, seed)
+    return _run(_output_ce_batch, C, m, n_V, n_g, seed, progress, f"output-ce C={C}")
+
+
+def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float, float]:
+    """Predicted ``(seconds, peak_bytes)`` of :func:`hidden_ce_mc` / :func:`output_ce_mc`.
+
+    Time model (one BLAS thread, fitted on the 2-core dev machine for C = 10..1e5,
+    m = 3..64, n_g = 64; conservative: measured runs took 0.3x-1x of the prediction, the
+    same run varying ~3x with the load of the shared machine):
+    hidden-ce ``n_V n_g (4.5e-8 m^2 + 1e-9 C m^2 C/(C + 2000) + 1e-9 C)`` s (the cost per
+    ``C m^2`` grows with C as the arrays leave the caches),
+    output-ce ``n_V (7e-10 n_g^2 C + 3e-8 n_g^2 + 1e-9 n_g C m)`` s.
+    Memory: the float64 arrays alive at once in one batch (see the kernels) plus the
+    per-draw results; exact up to small temporaries.
+    """
+    C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))
+    B = float(min(_batch_size(int(C), int(n_g)), n_V))
+    if case == "hidden-ce":
+        sec = n_V * n_g * (4.5e-8 * m * m + 1e-9 * C * m * m * C / (C + 2000) + 1e-9 * C)
+        chunk = min(n_g, max(1.0, _CHUNK_ELEMS // max(1.0, B * max(C, m * m))))
+        elems = B * (C * m * m + (C + 2 * n_g) * m + 2 * m * m)
+        elems += B * chunk * (6 * m * m + 4 * C + 4 * m)
+    else:
+        sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-9 * n_g * C * m)
+        elems = B * (C * m + 2 * n_g * m + 6 * n_g * C + 6 * n_g * n_g)
+    return sec, 8.0 * (elems + 12.0 * n_V)
+
+
+def memory_budget() -> float:
+    """Memory budget in bytes: half the physical RAM
+    (``os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2``; 8 GiB where the
+    platform does not report it). Requests above it are refused before allocating.
+    """
+    try:
+        return 0.5 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 8.0 * 2**30
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def _largest(fits, lo: int, hi: int) -> int:
+    """Largest integer ``x`` in ``[lo, hi]`` with ``fits(x)`` (monotone), ``lo - 1`` if none."""
+    if not fits(lo):
+        return lo - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def check_memory(need, params: dict, minima: dict, what: str) -> None:
+    """Raise ``ValueError`` if ``need(**params)`` bytes exceed :func:`memory_budget`.
+
+    ``params`` maps the integer parameters to their values and ``minima`` to their smallest
+    allowed values; the message names every parameter whose value is above the largest one
+    that fits (others fixed), with that supported range, e.g. ``m must be <= 1234``.
+    """
+    budget = memory_budget()
+    total = need(**params)
+    if total <= budget:
+        return
+    parts = []
+    for name, value in params.items():
+        if name not in minima:
+            continue
+
+        def fits(x, name=name):
+            return need(**{**params, name: x}) <= budget
+
+        top = _largest(fits, minima[name], int(value))
+        if top >= minima[name]:
+            parts.append(f"{name} must be <= {top} here (got {value})")
+    given = ", ".join(f"{k}={v}" for k, v in params.items())
+    rng = "; ".join(parts) if parts else "reduce " + " or ".join(minima)
+    raise ValueError(
+        f"{what} with {given} needs ~{_gib(total)} of memory, over the budget of "
+        f"{_gib(budget)} (half the physical RAM): {rng}"
+    )
 
 
 def default_sizes(case: str, C: int, m: int, samples=None, inner=None) -> tuple[int, int]:
