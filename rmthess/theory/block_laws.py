@@ -34,9 +34,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import softmax
 
 from rmthess._checks import check_case, check_choice, check_int, check_positive_float
-from rmthess.theory._numerics import softmax
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
@@ -170,7 +170,7 @@ def block_weight_law(
     if case == "linear-mse":
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
     if case == "linear-ce":
-        a = _ce_weight(softmax(_gaussian_qmc(n_atoms, C, seed)), block)
+        a = _ce_weight(softmax(_gaussian_qmc(n_atoms, C, seed), axis=-1), block)
         return a, np.full(n_atoms, 1.0 / n_atoms)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     l = 0 if block == "diag" else 1
@@ -181,7 +181,7 @@ def block_weight_law(
     # hidden-ce
     g = _gaussian_qmc(n_atoms, m, seed)
     h = np.maximum(g, 0.0)
-    p = softmax(h @ V.T)  # (n, C)
+    p = softmax(h @ V.T, axis=-1)  # (n, C)
     v0, vl = V[:, 0], V[:, l]
     a = p @ (v0 * vl) - (p @ v0) * (p @ vl)
     a = np.where((g[:, 0] > 0) & (g[:, l] > 0), a, 0.0)
@@ -251,5 +251,5 @@ def output_block_limit(
         return np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
     V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
     h = np.maximum(_gaussian_qmc(n_samples, m, seed), 0.0)
-    a = _ce_weight(softmax(h @ V.T), block)
+    a = _ce_weight(softmax(h @ V.T, axis=-1), block)
     return (h * a[:, None]).T @ h / n_samples

@@ -46,8 +46,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-
-from rmthess.theory._numerics import softmax
+from scipy.special import softmax
 
 __all__ = [
     "MCEstimate",
@@ -131,7 +130,7 @@ def _hidden_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     for i0 in range(0, n, chunk):
         gc = g[:, i0 : i0 + chunk]
         h = np.maximum(gc, 0.0)
-        P = softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+        P = softmax(h @ V.transpose(0, 2, 1), axis=-1)  # (B, n, C)
         mu = P @ V  # (B, n, m): V^T p
         M = (P @ R2).reshape(B, -1, m, m) - mu[..., :, None] * mu[..., None, :]
         s = (gc > 0).astype(np.float64)
@@ -160,7 +159,7 @@ def _output_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     B, C, m = V.shape
     n = g.shape[1]
     h = np.maximum(g, 0.0)
-    P = softmax(h @ V.transpose(0, 2, 1))  # (B, n, C)
+    P = softmax(h @ V.transpose(0, 2, 1), axis=-1)  # (B, n, C)
     A = P * (1.0 - P)
     P2 = P * P
     K = (h @ h.transpose(0, 2, 1)) ** 2

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.special import logsumexp
 
 from rmthess._checks import check_int
 
@@ -57,21 +58,13 @@ def _tables():
     one_minus_L = -np.expm1(-ez) @ np.exp(logphi)
     with np.errstate(divide="ignore"):
         logL_small = np.log1p(-np.minimum(one_minus_L, 0.5))
-        logL_big = _logsumexp(logphi[None, :] - ez, axis=1)
+        logL_big = logsumexp(logphi[None, :] - ez, axis=1)
     logL = np.where(one_minus_L < 0.5, logL_small, logL_big)
     logA = np.empty((_NMAX + 1, u.size))
     logA[0] = logL
     for n in range(1, _NMAX + 1):
-        logA[n] = _logsumexp(logphi[None, :] + n * z[None, :] - ez, axis=1)
+        logA[n] = logsumexp(logphi[None, :] + n * z[None, :] - ez, axis=1)
     return u, logL, logA
-
-
-def _logsumexp(a, axis):
-    amax = np.max(a, axis=axis, keepdims=True)
-    amax = np.where(np.isfinite(amax), amax, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - amax), axis=axis)) + np.squeeze(amax, axis=axis)
-    return out
 
 
 @dataclass(frozen=True)
@@ -118,10 +111,10 @@ def softmax_moments(C) -> SoftmaxMoments:
     pp = np.ones((3, c.shape[0]))
     for n in range(1, _NMAX + 1):
         expo = n * u + logA[n] + (c - 1.0) * logL
-        p[n] = _H * np.exp(_logsumexp(expo, axis=1)) / math.gamma(n)
+        p[n] = _H * np.exp(logsumexp(expo, axis=1)) / math.gamma(n)
     for n in (1, 2):
         expo = 2 * n * u + 2 * logA[n] + (c - 2.0) * logL
-        pp[n] = _H * np.exp(_logsumexp(expo, axis=1)) / math.gamma(2 * n)
+        pp[n] = _H * np.exp(logsumexp(expo, axis=1)) / math.gamma(2 * n)
     shape = Cf.shape
     return SoftmaxMoments(
         C=Cf,
