@@ -329,10 +329,12 @@ def _solve_real(xf, tau, w, gamma, zm):
 
 
 def _inside(xn, sup):
-    inside = np.zeros(xn.shape, dtype=bool)
-    for lo, hi in sup:
-        inside |= (xn > lo) & (xn < hi)
-    return inside
+    """``xn`` in one of the open intervals of ``sup`` (sorted, disjoint, rescaled)."""
+    if len(sup) == 0:
+        return np.zeros(xn.shape, dtype=bool)
+    idx = np.searchsorted(sup[:, 0], xn, side="right") - 1
+    j = np.maximum(idx, 0)
+    return (idx >= 0) & (xn > sup[j, 0]) & (xn < sup[j, 1])
 
 
 def _stieltjes(zf, tau, w, w0, gamma, scale, sup):
