@@ -17,14 +17,9 @@ _STEP_TOL = 1e-13  # Newton stops at a relative step below this (then one more s
 
 
 @njit(cache=True, inline="always")
-def _zfun(s, tau, w, gamma):
-    """Z(s) = -1/s + sum w tau r and Z'(s) = 1/s^2 - gamma sum w tau^2 r^2, r = 1/(1 + g tau s).
-
-    For ``gamma |s| >= 1`` (near the hard edge at 0, ``|s| -> inf``) the terms ``-1/s`` and
-    ``sum w tau r ~ W/(gamma s)`` cancel; there the exact rearrangement (``W = sum w``)
-    ``Z = ((W - gamma) - sum w r) / (gamma s)``, ``Z' = (sum w tau r^2 - Z) / s`` is used,
-    whose terms do not cancel when ``W = gamma`` (the hard edge), e.g. MP at ``gamma = 1``:
-    ``Z = -1/(s (1 + s))`` to round-off instead of ``-1/s + 1/(1 + s)``."""
+def _zfun_sums(s, tau, w, gamma, hard):
+    """Sums over the atoms of ``r = 1/(1 + gamma tau s)``: ``(sum w tau r, sum w tau^2 r^2)``,
+    or with ``hard``: ``(sum w r, sum w tau r^2, sum w)``."""
     acc_r = 0.0
     acc_i = 0.0
     dac_r = 0.0
@@ -32,7 +27,6 @@ def _zfun(s, tau, w, gamma):
     wsum = 0.0
     sr = s.real
     si = s.imag
-    big = gamma * abs(s) >= 1.0
     for j in range(tau.size):
         t = tau[j]
         gt = gamma * t
@@ -42,45 +36,62 @@ def _zfun(s, tau, w, gamma):
         rr = dr * den
         ri = -di * den
         wj = w[j]
-        if big:
+        wt = wj * t
+        if hard:
             wsum += wj
-            acc_r += wj * rr  # sum w r
+            acc_r += wj * rr
             acc_i += wj * ri
-            wt = wj * t  # sum w t r^2
             dac_r += wt * (rr * rr - ri * ri)
             dac_i += wt * (2.0 * rr * ri)
         else:
-            wt = wj * t
-            acc_r += wt * rr  # sum w t r
+            acc_r += wt * rr
             acc_i += wt * ri
-            wtt = wt * t  # sum w t^2 r^2
+            wtt = wt * t
             dac_r += wtt * (rr * rr - ri * ri)
             dac_i += wtt * (2.0 * rr * ri)
-    if big:
-        zz = ((wsum - gamma) - complex(acc_r, acc_i)) / (gamma * s)
-        dz = (complex(dac_r, dac_i) - zz) / s
-        return zz, dz
+    return complex(acc_r, acc_i), complex(dac_r, dac_i), wsum
+
+
+@njit(cache=True, inline="always")
+def _zfun(s, tau, w, gamma):
+    """Z(s) = -1/s + sum w tau r and Z'(s) = 1/s^2 - gamma sum w tau^2 r^2, r = 1/(1 + g tau s).
+
+    Near the hard edge at 0 (``|s| -> inf``) the terms ``-1/s`` and ``sum w tau r ~
+    W/(gamma s)`` (``W = sum w``) cancel. Where that costs more than 3 digits
+    (``|Z s| < 1e-3``) and ``gamma |s| >= 1``, Z is recomputed from the exact rearrangement
+    ``Z = ((W - gamma) - sum w r) / (gamma s)``, ``Z' = (sum w tau r^2 - Z) / s``, whose
+    terms do not cancel when ``W = gamma`` (e.g. MP at ``gamma = 1``: ``Z = -1/(s (1 + s))``
+    to round-off instead of ``-1/s + 1/(1 + s)``)."""
+    acc, dac, _w = _zfun_sums(s, tau, w, gamma, False)
     inv = 1.0 / s
-    zz = complex(acc_r, acc_i) - inv
-    dz = inv * inv - gamma * complex(dac_r, dac_i)
-    return zz, dz
+    zz = acc - inv
+    if _use_hard_form(s, zz, gamma):
+        acc, dac, wsum = _zfun_sums(s, tau, w, gamma, True)
+        zz = ((wsum - gamma) - acc) / (gamma * s)
+        return zz, (dac - zz) / s
+    return zz, inv * inv - gamma * dac
+
+
+@njit(cache=True, inline="always")
+def _use_hard_form(s, z, gamma):
+    return gamma * abs(s) >= 1.0 and abs(z) * abs(s) < 1e-3
 
 
 @njit(cache=True)
 def _zmag(s, z, tau, w, gamma):
     """Round-off scale of Z(s) - z in the form used by :func:`_zfun`: ``|1/s| + sum w |tau r|
-    + |z|``, or ``(|W - gamma| + sum w |r|) / (gamma |s|) + |z|`` for ``gamma |s| >= 1``."""
+    + |z|``, or ``(|W - gamma| + sum w |r|) / (gamma |s|) + |z|`` in the hard-edge form."""
     acc = 0.0
     wsum = 0.0
-    big = gamma * abs(s) >= 1.0
+    hard = _use_hard_form(s, z, gamma)
     for j in range(tau.size):
         t = tau[j]
-        if big:
+        if hard:
             wsum += w[j]
             acc += w[j] / abs(1.0 + gamma * t * s)
         else:
             acc += w[j] * abs(t) / abs(1.0 + gamma * t * s)
-    if big:
+    if hard:
         return (abs(wsum - gamma) + acc) / (gamma * abs(s)) + abs(z)
     return abs(1.0 / s) + acc + abs(z)
 

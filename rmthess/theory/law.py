@@ -237,8 +237,9 @@ class GMPLaw:
         """``mu((-inf, x])`` including the atom at 0, by quadrature of ``pdf``.
 
         Adaptive piecewise Chebyshev quadrature in ``theta`` (see ``_parts``); accuracy
-        ~1e-12 (checked against scipy's adaptive quadrature in the tests); exactly 0 below
-        the support and monotone up to ~1e-13."""
+        ~1e-12 (checked against scipy's adaptive quadrature in the tests; total mass within
+        ~1e-13 of 1 for 5000 signed atoms over 6 decades); exactly 0 below the support,
+        exactly 1 above it, and monotone up to ~1e-13."""
         x0 = _as_array("x", x, np.float64, "real")
         if np.any(np.isnan(x0)):
             raise ValueError("x must not contain NaN (+-inf are allowed: cdf 0 and 1)")
@@ -254,6 +255,9 @@ class GMPLaw:
                 val[sel] += polys[j](th[sel])
             val = np.where(x <= a, 0.0, np.where(x >= b, offsets[-1], val))
             out = out + val
+        # above the support (and the atom at 0) the mass is 1 exactly, not 1 -+ round-off
+        top = max([0.0] + [b for _a, b in self.support()])
+        out = np.where(x >= top, 1.0, out)
         return np.clip(out, 0.0, 1.0).reshape(x0.shape)
 
     # -- moments -------------------------------------------------------------------------
