@@ -37,11 +37,13 @@ Method
   ``2e5`` points x atoms run in parallel over chunks of the grid, smaller ones serially (a
   thread-pool launch can cost ~10 ms on a loaded machine, more than the whole solve). The
   kernels live in :mod:`rmthess.theory.gmp_kernels`.
-* Hard edge at 0 (``gamma = 1 - nu({0})``, density ``~ x^(-1/2)``): for ``gamma |s| >= 1``
-  the kernels use ``Z(s) = ((W - gamma) - E'[1/(1 + gamma tau s)]) / (gamma s)`` (``W``,
-  ``E'``: mass and sum over the nonzero atoms), free of the cancellation between ``-1/s`` and
-  ``E[tau/(1 + gamma tau s)]``; the density keeps full relative accuracy down to
-  ``x ~ 1e-150 max|tau|`` (checked against the MP closed form at ``gamma = 1``).
+* Hard edge at 0 (``gamma = 1 - nu({0})``, density ``~ x^(-1/2)``): where ``-1/s`` and
+  ``E[tau/(1 + gamma tau s)]`` cancel to more than 3 digits (``|Z s| < 1e-3``) and
+  ``gamma |s| >= 1``, the kernels recompute
+  ``Z(s) = ((W - gamma) - E'[1/(1 + gamma tau s)]) / (gamma s)`` (``W``, ``E'``: mass and
+  sum over the nonzero atoms), which has no cancellation at the hard edge; the density keeps
+  full relative accuracy down to ``x ~ 1e-150 max|tau|`` (checked against the MP closed
+  form at ``gamma = 1``; the old form lost all digits below ``x ~ 1e-21``).
 
 Accuracy: Newton stops at a relative step ``<= 1e-13`` and takes one more step, or, when
 ill-conditioned (near an edge, ``Z'(s) ~ 0``), once the residual is at round-off level
