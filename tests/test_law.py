@@ -139,7 +139,8 @@ def test_bad_input():
     assert GMPLaw([1.0], [1.0], 1.0).cdf([-np.inf, np.inf]).tolist() == [0.0, 1.0]
 
 
-def test_tiny_gamma_terminates():
-    """Support width 4e-15 (below the resolution of x near 1): cdf must not refine forever."""
-    L = GMPLaw([1.0], [1.0], 1e-30)
-    assert 0.5 < L.ac_mass() <= 1.0 + 1e-12  # unresolvable: documented loss of accuracy
+def test_tiny_gamma_refused():
+    """Support width 4e-15 (below the resolution of x near 1): refused with the range
+    (the old code returned a silently wrong total mass, 0.97)."""
+    with pytest.raises(ValueError, match=r"gamma must be in \[1e-12"):
+        GMPLaw([1.0], [1.0], 1e-30)
