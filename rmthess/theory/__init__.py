@@ -5,7 +5,7 @@
 - :mod:`rmthess.theory.block_laws`: the weight law ``nu`` of every Hessian block and its
   limiting eigenvalue density.
 - :mod:`rmthess.theory.frobenius`: exact Frobenius limits ``F_diag``, ``F_off`` at fixed C.
-- :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4`` of THEORY.md).
+- :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4``, docs/theory.md section 5).
 """
 
 from rmthess.theory.asymptotics import AsymptoticConstants, asymptotic_constants
@@ -16,10 +16,17 @@ from rmthess.theory.block_laws import (
     output_block_limit,
 )
 from rmthess.theory.frobenius import FrobeniusLimits, frobenius_limits
-from rmthess.theory.gmp import gmp_density, gmp_stieltjes, gmp_support, gmp_zero_mass
+from rmthess.theory.gmp import (
+    GAMMA_RANGE,
+    gmp_density,
+    gmp_stieltjes,
+    gmp_support,
+    gmp_zero_mass,
+)
 from rmthess.theory.law import GMPLaw, gmp_moments
 
 __all__ = [
+    "GAMMA_RANGE",
     "AsymptoticConstants",
     "FrobeniusLimits",
     "GMPLaw",
