@@ -76,7 +76,7 @@ def test_linear_ce_atoms(C):
 
 @pytest.mark.parametrize("C", [2, 5])
 def test_linear_ce_second_moment_is_frobenius_limit(C):
-    """THEORY.md sections 3-4: the second moment M_2 = gamma E a^2 + (E a)^2 of the limiting
+    """docs/theory.md sections 3-4: the second moment M_2 = gamma E a^2 + (E a)^2 of the limiting
     block law is the Frobenius limit F (theory/frobenius, exact quadrature). The QMC law
     carries Monte-Carlo error: bound 5 (gamma se(a^2) + 2 |E a| se(a)) (delta method, with
     the triangle inequality in place of the covariance)."""
@@ -95,7 +95,7 @@ def test_hidden_mse_exact_two_atom_laws():
     assert a.tolist() == [0.0, float(V[:, 0] @ V[:, 0])] and w.tolist() == [0.5, 0.5]
     a, w = block_weight_law("hidden-mse", "off", 4, m=3, V=V)
     assert a[1] == pytest.approx(V[:, 0] @ V[:, 1]) and w.tolist() == [0.75, 0.25]
-    # the block law is a scaled MP law on a quarter of the samples (THEORY.md)
+    # the block law is a scaled MP law on a quarter of the samples (docs/theory.md)
     L = limiting_law("hidden-mse", "diag", 4, 0.3, m=3, V=V)
     assert L.moment(2) == pytest.approx((V[:, 0] @ V[:, 0]) ** 2 * (0.3 * 0.5 + 0.25))
 
@@ -226,7 +226,7 @@ def test_limiting_density_bad_gamma():
 def test_output_block_limit():
     m = 5
     M = output_block_limit("output-mse", "diag", 3, m)
-    # THEORY.md: ||E[h h^T]||_F^2 = m/4 + m(m-1)/(4 pi^2)
+    # docs/theory.md: ||E[h h^T]||_F^2 = m/4 + m(m-1)/(4 pi^2)
     assert np.sum(M**2) == pytest.approx(m / 4 + m * (m - 1) / (4 * np.pi**2), rel=1e-14)
     assert np.all(output_block_limit("output-mse", "off", 3, m) == 0)
     # output-ce against plain Monte Carlo with many draws (independent sampler), 5 s.e.

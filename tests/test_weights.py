@@ -1,4 +1,4 @@
-"""Block weights a_i^{kl} and vectors u_i of THEORY.md form (*) (rmthess.simulate.weights).
+"""Block weights a_i^{kl} and vectors u_i of docs/theory.md form (*) (rmthess.simulate.weights).
 
 The independent route is a naive per-sample numpy computation that forms the output
 Hessian A_i = diag p_i - p_i p_i^T (or I) explicitly, straight from the model definition.

@@ -1,6 +1,6 @@
 """The binary case C = 2 that Collobert (2004) studied.
 
-Claims (paper Section 4 "revisiting Collobert", THEORY.md sections 2 and 4):
+Claims (paper Section 4 "revisiting Collobert", docs/theory.md sections 2 and 4):
 
 1. With CE and C = 2 the output Hessian ``diag p - p p^T = p_1 p_2 [[1, -1], [-1, 1]]``, so
    the factor ``p_1 p_2`` multiplies the diagonal AND the off-diagonal blocks alike: it

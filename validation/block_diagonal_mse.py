@@ -1,6 +1,6 @@
 """Exact block-diagonality of the MSE Hessian: linear-mse and output-mse.
 
-Claim (paper Section 4, THEORY.md section 2): with MSE loss the Hessian of a linear model
+Claim (paper Section 4, docs/theory.md section 2): with MSE loss the Hessian of a linear model
 ``W`` and the output-layer Hessian of a one-hidden-layer net ``V relu(W x)`` are exactly
 block diagonal, ``H_kl = delta_kl (1/N) sum_i u_i u_i^T``, for every C, d, N and every
 weight (no limit needed). The same blocks under CE loss are NOT zero.

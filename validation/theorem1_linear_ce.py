@@ -1,6 +1,6 @@
 """Theorem 1: linear model, CE loss: Frobenius norms of the Hessian blocks.
 
-Claim (paper Theorem 1, THEORY.md section 4): for ``W`` with LeCun init and Gaussian
+Claim (paper Theorem 1, docs/theory.md section 4): for ``W`` with LeCun init and Gaussian
 data, ``d, N -> inf`` with ``gamma = d/N`` fixed,
 
     (1/d)||H_kk||_F^2 -> F_diag(C) = gamma E[(p_1(1-p_1))^2] + (E[p_1(1-p_1)])^2,

@@ -1,6 +1,6 @@
 """Theorem 2, hidden layer: one-hidden-layer ReLU net, CE and MSE loss.
 
-Claim (paper Theorem 2, THEORY.md section 4), blocks of the hidden-layer Hessian
+Claim (paper Theorem 2, docs/theory.md section 4), blocks of the hidden-layer Hessian
 (rows ``w_j`` of ``W``, m fixed, ``d, N -> inf``, ``gamma = d/N``):
 
 - MSE: ``F_diag = (C/m)^2 (1 + 2/C)(gamma/2 + 1/4)``, ``F_off = (C/m^2)(gamma/4 + 1/16)``;
@@ -12,7 +12,7 @@ Checks:
 - simulated F_diag, F_off vs the fixed-C limits (closed form for MSE, Monte-Carlo
   integral with its own standard error for CE), within k = 4 combined SE + a finite-size
   allowance; the averages over V are heavy-tailed, hence many trials;
-- hidden-mse closed form recomputed here from THEORY.md vs rmthess.theory;
+- hidden-mse closed form recomputed here from docs/theory.md vs rmthess.theory;
 - fitted slopes of log r(C) against the exact theory's slope over the same C (4 SE + 5%),
   and (full run, C = 8..256) within 0.1 of the large-C rate -1/2.
 """
@@ -29,7 +29,7 @@ from rmthess.report.checks import check_close
 
 
 def hidden_mse_closed_form(C: int, gamma: float, m: int) -> tuple[float, float]:
-    """THEORY.md section 4, hidden-mse (written out again here, independently)."""
+    """docs/theory.md section 4, hidden-mse (written out again here, independently)."""
     return (C / m) ** 2 * (1 + 2 / C) * (gamma / 2 + 0.25), C / m**2 * (gamma / 4 + 1 / 16)
 
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
                 lim.F_diag,
                 fd,
                 rel_allowance=1e-12,
-                detail="THEORY.md formula",
+                detail="docs/theory.md formula",
             )
         )
         checks.append(
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
                 lim.F_off,
                 fo,
                 rel_allowance=1e-12,
-                detail="THEORY.md formula",
+                detail="docs/theory.md formula",
             )
         )
     for i, case in enumerate(("hidden-mse", "hidden-ce")):

@@ -1,6 +1,6 @@
 """Theorem 2, output layer: one-hidden-layer ReLU net, CE and MSE loss.
 
-Claim (paper Theorem 2, THEORY.md section 4), m x m blocks of the output-layer Hessian
+Claim (paper Theorem 2, docs/theory.md section 4), m x m blocks of the output-layer Hessian
 (rows ``v_k`` of ``V``; no 1/d normalization: the blocks converge to fixed matrices):
 
 - MSE: exactly block diagonal, ``F_diag = ||E[h h^T]||_F^2 = m/4 + m(m-1)/(4 pi^2)``;

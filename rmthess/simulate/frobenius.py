@@ -5,7 +5,7 @@
 diagonal and off-diagonal blocks (kernels and flop counts: :mod:`rmthess.simulate.gram`);
 :func:`frobenius_sweep` does it for a list of C.
 
-Normalization (THEORY.md section 4): ``(1/d) ||H||_F^2`` for the d x d blocks (linear-*,
+Normalization (docs/theory.md section 4): ``(1/d) ||H||_F^2`` for the d x d blocks (linear-*,
 hidden-*), plain ``||H||_F^2`` for the m x m output blocks (output-*).
 
 Seeding: trial ``t`` of configuration C draws its data and weights from the stream

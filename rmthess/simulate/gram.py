@@ -1,6 +1,6 @@
 """Kernels of the Gram route, their flop counts and the memory plan of one simulation.
 
-Every within-layer Hessian block has the form (THEORY.md, eq. (*))
+Every within-layer Hessian block has the form (docs/theory.md, eq. (*))
 
     H_kl = (1/N) sum_i a_i^{kl} u_i u_i^T = (1/N) U diag(a^{kl}) U^T,      U = (u_1 .. u_N),
 

@@ -1,4 +1,4 @@
-"""Plain torch models and losses of the paper's setting (THEORY.md section 1).
+"""Plain torch models and losses of the paper's setting (docs/theory.md section 1).
 
 Models (no biases), for data ``X`` of shape (..., d, N) (columns are samples):
 

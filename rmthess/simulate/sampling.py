@@ -1,4 +1,4 @@
-"""Seeded sampling of the paper's setting (THEORY.md section 1).
+"""Seeded sampling of the paper's setting (docs/theory.md section 1).
 
 Data ``X`` is ``d x N`` with i.i.d. N(0, 1) entries (columns are samples ``x_i``).
 LeCun-normal weights: every entry ~ N(0, 1/fan_in). Linear model ``W`` is ``C x d``;

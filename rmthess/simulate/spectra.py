@@ -1,13 +1,13 @@
 """Empirical eigenvalues of one Hessian block (for histogram-vs-theory overlays).
 
-A block of form (*) (THEORY.md section 2) is materialized as
+A block of form (*) (docs/theory.md section 2) is materialized as
 
     H_kl = (1/N) U diag(a^{kl}) U^T          (p x p, p = d or m)
 
 and its eigenvalues are computed with ``torch.linalg.eigvalsh`` (the symmetric part is
 used: for k != l the block ``H_kl`` is already symmetric because it is a weighted sum of
 rank-one terms ``u_i u_i^T``). For d x d blocks the limiting eigenvalue law is the GMP
-law of THEORY.md section 3 with ratio ``gamma = d/N``; for the m x m output blocks only
+law of docs/theory.md section 3 with ratio ``gamma = d/N``; for the m x m output blocks only
 the m eigenvalues are returned (no bulk: the block converges to a fixed matrix).
 """
 

@@ -1,4 +1,4 @@
-"""Weights ``a_i`` and vectors ``u_i`` of the within-layer Hessian blocks (THEORY.md section 2).
+"""Weights ``a_i``, vectors ``u_i`` of the within-layer Hessian blocks (docs/theory.md section 2).
 
 Every within-layer block of the six cases has the form
 

@@ -1,4 +1,4 @@
-"""Large-C asymptotic constants of the Frobenius limits (THEORY.md section 4).
+"""Large-C asymptotic constants of the Frobenius limits (docs/theory.md section 5).
 
 Every case has ``F_diag ~ A_diag * C**(-p_diag)`` and ``F_off ~ A_off * C**(-p_off)`` as
 ``C -> infinity`` (gamma, m fixed). Conventions:

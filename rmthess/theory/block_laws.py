@@ -1,6 +1,6 @@
 """Weight laws ``nu`` of the Hessian blocks and their limiting eigenvalue densities.
 
-Every within-layer block of the first layer is ``H = (1/N) sum_i a_i x_i x_i^T`` (THEORY.md
+Every within-layer block of the first layer is ``H = (1/N) sum_i a_i x_i x_i^T`` (docs/theory.md
 section 2); with ``a_i`` asymptotically independent of ``x_i`` its eigenvalue distribution
 converges to the GMP law of ``nu = law(a)`` with ratio ``gamma = d/N`` (section 3). This
 goes beyond the paper, which only uses the second moment ``M_2 = gamma E a^2 + (E a)^2``.

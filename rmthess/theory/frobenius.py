@@ -1,4 +1,4 @@
-"""Frobenius limits of the Hessian blocks at fixed C (Theorems 1 and 2; THEORY.md section 4).
+"""Frobenius limits of the Hessian blocks at fixed C (Theorems 1 and 2; docs/theory.md section 4).
 
 ``F_diag = lim (1/d) ||H_kk||_F^2`` and ``F_off = lim (1/d) ||H_kl||_F^2`` (k != l) for the
 d x d blocks (linear-*, hidden-*); ``F = lim ||H_kl||_F^2`` with NO 1/d for the m x m

@@ -1,6 +1,6 @@
 """Fixed-C Frobenius limits of the one-hidden-layer CE cases by nested Monte Carlo.
 
-Setting (THEORY.md section 4): conditional on the output weights ``V`` (C x m, entries
+Setting (docs/theory.md section 4): conditional on the output weights ``V`` (C x m, entries
 N(0, 1/m)), the pre-activations are ``g ~ N(0, I_m)``, ``h = relu(g)`` and
 ``p = softmax(V h)``.
 

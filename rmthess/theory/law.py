@@ -2,7 +2,7 @@
 
 In the spirit of ``scipy.stats`` (no sampling): ``pdf``, ``cdf``, ``stieltjes``, ``moment``,
 ``mean``, ``var``, ``support``, ``zero_mass``; all numerics come from
-:mod:`rmthess.theory.gmp`. Conventions (THEORY.md section 3): ``gamma = d/N``, ``H`` is
+:mod:`rmthess.theory.gmp`. Conventions (docs/theory.md section 3): ``gamma = d/N``, ``H`` is
 ``d x d``, ``a_i ~ nu = sum_j w_j delta_{tau_j}``.
 """
 
@@ -73,7 +73,7 @@ class GMPLaw:
     """Limiting spectral law ``mu`` of ``(1/N) sum_i a_i x_i x_i^T`` with ``a ~ nu``.
 
     ``mu = zero_mass * delta_0 + rho(x) dx`` where ``rho`` solves the GMP equation
-    ``s = 1/(-z + E_nu[tau/(1 + gamma tau s)])`` (THEORY.md section 3).
+    ``s = 1/(-z + E_nu[tau/(1 + gamma tau s)])`` (docs/theory.md section 3).
 
     Parameters
     ----------
