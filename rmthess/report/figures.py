@@ -20,14 +20,6 @@ from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from rmthess.cases import get_case  # noqa: E402
 
-CASE_TITLES = {
-    "linear-mse": "linear, MSE",
-    "linear-ce": "linear, CE (Thm 1)",
-    "hidden-mse": "hidden layer, MSE (Thm 2)",
-    "hidden-ce": "hidden layer, CE (Thm 2)",
-    "output-mse": "output layer, MSE",
-    "output-ce": "output layer, CE (Thm 2)",
-}
 DIAG_COLOR = "tab:blue"
 OFF_COLOR = "tab:red"
 DPI = 110
@@ -154,7 +146,7 @@ def fig_frobenius_vs_C(theory, sim, asym: dict, cases) -> plt.Figure:
         facts = _case_facts(case)
         per_dim = facts is None or facts.normalization == "1/d"
         ax.set_ylabel(r"$\|H_{kl}\|_F^2$" + (" (per dim.)" if per_dim else ""))
-        title = CASE_TITLES.get(case, case)
+        title = get_case(case).title
         if facts is not None and facts.zero_off:
             title += r"   ($F_{\rm off}=0$ exactly)"
         ax.set_title(title, fontsize=10)
@@ -246,7 +238,7 @@ def fig_ratio_decay(fits, theory=None, ncols: int = 2) -> plt.Figure:
         ax.set_xlabel("number of classes C")
         ax.set_ylabel(r"$r(C)=\|H_{\rm off}\|_F/\|H_{\rm diag}\|_F$")
         ax.set_title(
-            f"{CASE_TITLES.get(case, case)}\nfit slope {slope:.3f} [{lo:.3f}, {hi:.3f}], "
+            f"{get_case(case).title}\nfit slope {slope:.3f} [{lo:.3f}, {hi:.3f}], "
             f"predicted ${_rate_tex(pred)}$ ({pred:g})",
             fontsize=10,
         )

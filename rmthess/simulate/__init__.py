@@ -37,7 +37,6 @@ _EXPORTS = {
     "block_matrix": "rmthess.simulate.spectra",
     "DecayFit": "rmthess.simulate.fits",
     "fit_decay": "rmthess.simulate.fits",
-    "PREDICTED_SLOPES": "rmthess.simulate.fits",
     "Instance": "rmthess.simulate.sampling",
     "sample_instance": "rmthess.simulate.sampling",
     "trial_seeds": "rmthess.simulate.sampling",

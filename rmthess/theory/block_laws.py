@@ -36,7 +36,8 @@ import warnings
 import numpy as np
 from scipy.special import softmax
 
-from rmthess._checks import check_case, check_choice, check_int, check_positive_float
+from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess.cases import get_case
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
@@ -111,25 +112,28 @@ def _check_qmc_memory(case, C, m, n, name):
 
 
 def _check_common(case, block, C, gamma, m, n_atoms, seed):
-    case = check_case(case)
+    c = get_case(case)
+    case = c.name
     block = check_choice("block", block, BLOCKS)
     C = check_int("C", C, 2)
     if gamma is not None:
         gamma = check_positive_float("gamma", gamma)
     n_atoms = check_int("n_atoms", n_atoms, 1)
     seed = check_int("seed", seed, 0)
-    if case.startswith("output-"):
+    if not c.has_gmp_limit:
         raise ValueError(
             f"case {case!r} has no GMP limit: its blocks are m x m (rows of V act on the "
             "m-dimensional h_i, not on R^d), so as d, N -> infinity each block converges to the "
             "deterministic matrix E[a h h^T] (see output_block_limit); limiting spectra exist "
             "only for the first-layer cases linear-mse, linear-ce, hidden-mse, hidden-ce"
         )
-    if case.startswith("hidden-"):
+    if c.needs_m:
         if m is None:
             raise ValueError(f"case {case!r} needs the hidden width m (an integer >= 1)")
         m = check_int("m", m, 2 if block == "off" else 1)
-    if case in ("linear-ce", "hidden-ce"):  # the continuous laws: n_atoms QMC draws
+    else:
+        m = c.check_m(m)  # refuses an m for the linear model
+    if c.loss == "ce":  # the continuous laws: n_atoms QMC draws
         _check_qmc_memory(case, C, m, n_atoms, "n_atoms")
     return case, block, C, gamma, m, n_atoms, seed
 
