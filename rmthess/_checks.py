@@ -77,6 +77,35 @@ def parse_int_list(name: str, text: str, minimum: int = 1) -> list[int]:
     return out
 
 
+# ----------------------------------------------------------------------------- memory limits
+def physical_memory() -> int | None:
+    """Physical RAM in bytes (``SC_PHYS_PAGES * SC_PAGE_SIZE``), None where unreported."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def largest_fitting(fits, lo: int, hi: int) -> int:
+    """Largest integer ``x`` in ``[lo, hi]`` with ``fits(x)``, for a monotone ``fits``
+    (true up to some point, false after); ``lo - 1`` when none fits. Bisection.
+
+    >>> largest_fitting(lambda x: x * x <= 50, 1, 100)
+    7
+    """
+    if hi < lo or not fits(lo):
+        return lo - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 # ----------------------------------------------------------------------------- argparse types
 def _number_from_text(text: str, kind: str):
     """``"1e3"`` -> 1000 for ints (integral floats accepted), float for floats; else raise."""

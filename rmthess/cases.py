@@ -134,12 +134,14 @@ class Case:
         """Validate the hidden width for this case; return it as int (None for linear-*).
 
         linear-* take no ``m``: passing one is refused (a silently ignored argument hides
-        a typo). hidden-* need ``m >= 2`` (at least one off-diagonal block), output-* need
-        ``m >= 1``; with ``asymptotic=True`` the minimum is :attr:`asymptotic_m_min`
-        (the large-C constants K1..K4 diverge below it).
+        a typo; a non-number is a ``TypeError`` first). hidden-* need ``m >= 2`` (at least
+        one off-diagonal block), output-* need ``m >= 1``; with ``asymptotic=True`` the
+        minimum is :attr:`asymptotic_m_min` (the large-C constants K1..K4 diverge below it).
         """
         if not self.needs_m:
             if m is not None:
+                if isinstance(m, bool) or not isinstance(m, numbers.Real):  # a type error first
+                    raise TypeError(f"m must be an integer, got {type(m).__name__} {m!r}")
                 raise ValueError(
                     f"m does not apply to case {self.name!r} (the linear model has no hidden "
                     f"layer); leave it out, got m={m!r}"

@@ -76,6 +76,8 @@ def test_m_rules(case):
         assert c.check_m(None) is None
         with pytest.raises(ValueError, match="does not apply"):
             c.check_m(8)
+        with pytest.raises(TypeError, match="m must be an integer"):
+            c.check_m("abc")  # a wrong type is a TypeError whatever the case
         return
     assert c.check_m(c.m_min) == c.m_min and c.check_m(8.0) == 8
     for bad in (c.m_min - 1, None):

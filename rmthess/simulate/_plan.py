@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rmthess._checks import check_choice, check_int
+from rmthess._checks import check_choice, check_int, largest_fitting
 from rmthess.cases import Case, get_case
 from rmthess.simulate import device as _device
 from rmthess.simulate.device import resolve_device, resolve_dtype
@@ -98,21 +98,6 @@ def _memory(c: Case, v: dict, item: int, method: str, auto_batch: bool):
     return sum(parts.values()), parts, tb, used
 
 
-def _largest_fitting(name, v, lo, fits) -> int | None:
-    """Largest value in ``[lo, v[name] - 1]`` of parameter ``name`` that fits (bisection;
-    the estimate grows with every size), or None."""
-    hi = v[name] - 1
-    if hi < lo or not fits({**v, name: lo}):
-        return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits({**v, name: mid}):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def _join(words, last: str) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
 
@@ -135,8 +120,9 @@ def _memory_error(caller, c, v, item, method, auto_batch, user, avail, what) -> 
 
     fixes = []
     for n in names:
-        best = _largest_fitting(n, v, lows.get(n, 1), fits)
-        if best is not None:
+        lo = lows.get(n, 1)
+        best = largest_fitting(lambda x, n=n: fits({**v, n: x}), lo, v[n] - 1)
+        if best >= lo:
             fixes.append(f"{n} <= {best}")
     shown = ", ".join(f"{n}={v[n]}" for n in ("C", "d", "N", "m") if v[n] is not None)
     msg = (

@@ -27,17 +27,36 @@ from rmthess import CASES
 
 
 def add_arguments(parser) -> None:
+    from rmthess._checks import int_list_arg, number_arg
+
+    def int_arg(name, minimum):
+        return number_arg("int", name=name, minimum=minimum)
+
     parser.add_argument("--case", required=True, help=f"one of: {', '.join(CASES)}")
-    parser.add_argument("--C", default="8,16,32", help="comma-separated class counts (>= 2)")
-    parser.add_argument("--d", default="256", help="input dimension (>= 1)")
-    parser.add_argument("--N", default="512", help="number of samples (>= 1)")
-    parser.add_argument("--m", default=None, help="hidden width (hidden-*, output-* cases)")
-    parser.add_argument("--trials", default="8", help="independent draws per C (>= 1)")
-    parser.add_argument("--seed", default="0", help="non-negative integer seed")
+    parser.add_argument(
+        "--C",
+        default=[8, 16, 32],
+        type=int_list_arg(name="C", minimum=2),
+        help="comma-separated class counts (>= 2)",
+    )
+    parser.add_argument("--d", default=256, type=int_arg("d", 1), help="input dimension (>= 1)")
+    parser.add_argument("--N", default=512, type=int_arg("N", 1), help="number of samples (>= 1)")
+    parser.add_argument(
+        "--m", default=None, type=int_arg("m", 1), help="hidden width (hidden-*, output-* cases)"
+    )
+    parser.add_argument(
+        "--trials", default=8, type=int_arg("trials", 1), help="independent draws per C (>= 1)"
+    )
+    parser.add_argument(
+        "--seed", default=0, type=int_arg("seed", 0), help="non-negative integer seed"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
     parser.add_argument(
-        "--max-pairs", default="256", help="off-diagonal pairs averaged per trial (uniform sample)"
+        "--max-pairs",
+        default=256,
+        type=int_arg("max-pairs", 1),
+        help="off-diagonal pairs averaged per trial (uniform sample)",
     )
     parser.add_argument(
         "--unbiased",
@@ -47,19 +66,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _int(name: str, text, minimum: int) -> int:
-    from rmthess._checks import check_int
-
-    try:
-        val = int(text)
-    except (TypeError, ValueError):
-        try:
-            val = float(text)  # accepts "1e3"; check_int rejects non-integral values
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {text!r}") from None
-    return check_int(name, val, minimum)
 
 
 def check_writable(option: str, path: str) -> str:
@@ -100,19 +106,13 @@ def write_atomic(path: str, text: str) -> None:
 
 
 def run(args) -> int:
-    from rmthess._checks import parse_int_list
     from rmthess.cases import get_case
 
     c = get_case(args.case)
     case = c.name
-    Cs = parse_int_list("C", args.C, minimum=2)
-    d = _int("d", args.d, 1)
-    N = _int("N", args.N, 1)
-    trials = _int("trials", args.trials, 1)
-    seed = _int("seed", args.seed, 0)
-    max_pairs = _int("max-pairs", args.max_pairs, 1)
-    m = None if args.m is None else _int("m", args.m, 1)
-    m = c.check_m(m)
+    Cs, d, N, trials, seed = args.C, args.d, args.N, args.trials, args.seed
+    max_pairs = args.max_pairs
+    m = c.check_m(args.m)
     if args.unbiased and c.block_dim != "m":
         raise ValueError(f"--unbiased applies to the output-* cases only, got case {case!r}")
     csv_path = None if args.csv is None else check_writable("--csv", args.csv)

@@ -49,13 +49,12 @@ def machine_memory(device: torch.device) -> tuple[int, str]:
     (``(2**63 - 1, ...)`` where the platform does not report it). CUDA: the free memory
     of the device, ``torch.cuda.mem_get_info(device)[0]``.
     """
-    import os
+    from rmthess._checks import physical_memory
 
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free), f"free memory of {device}"
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    total = physical_memory()
+    if total is None:
         return 2**63 - 1, "unknown RAM size"
-    return int(total), "total RAM"
+    return total, "total RAM"

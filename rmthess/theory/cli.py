@@ -3,7 +3,8 @@
 Prints, for each C, ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off / F_diag)`` with their
 standard errors (non-zero only for the Monte-Carlo cases hidden-ce and output-ce); with
 ``--asymptotic`` also the large-C constants ``F ~ A C^-p``. Arguments that do not apply to
-the case (``--m`` for linear-*, ``--samples``/``--inner`` for the exact cases) are refused.
+the case (``--m`` for linear-*, ``--samples``/``--inner`` for the exact cases) are refused
+(by :func:`rmthess.theory.frobenius_limits`, before any work).
 
 examples:
   rmthess theory --case linear-ce --C 10,100,1000 --gamma 0.5
@@ -109,17 +110,9 @@ def run(args) -> int:
     m = case.check_m(args.m)
     if args.asymptotic:  # refuse an m without finite large-C constants before any work
         case.check_m(args.m, asymptotic=True)
-    if not case.monte_carlo_theory:
-        for flag in ("samples", "inner"):
-            if getattr(args, flag) is not None:
-                raise ValueError(
-                    f"--{flag} applies only to the Monte-Carlo cases hidden-ce and output-ce; "
-                    f"case {case.name!r} is {case.theory_method}"
-                )
-    mc_kw = {}
+    mc_kw = {"samples": args.samples, "inner": args.inner}
     if case.monte_carlo_theory:
-        mc_kw = {"samples": args.samples, "inner": args.inner, "seed": args.seed}
-        mc_kw["progress"] = args.progress
+        mc_kw.update(seed=args.seed, progress=args.progress)
     rows = [frobenius_limits(case.name, C, args.gamma, m, **mc_kw) for C in args.C]
     asym = asymptotic_constants(case.name, args.gamma, m) if args.asymptotic else None
     if args.json:

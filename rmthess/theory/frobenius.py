@@ -20,7 +20,6 @@ Methods:
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from dataclasses import asdict, dataclass
 
@@ -112,11 +111,6 @@ def _ratio(F_diag, F_off):
     return math.sqrt(F_off / F_diag) if F_off > 0 else 0.0
 
 
-def check_m(case: str, m) -> int | None:
-    """Validate the hidden width ``m`` for ``case``: :meth:`rmthess.cases.Case.check_m`."""
-    return get_case(case).check_m(m)
-
-
 def frobenius_limits(
     case,
     C,
@@ -186,8 +180,6 @@ def frobenius_limits(
     case = c.name
     C = check_int("C", C, 2)
     gamma = check_positive_float("gamma", gamma)
-    if m is not None and (isinstance(m, bool) or not isinstance(m, numbers.Real)):
-        raise TypeError(f"m must be an integer, got {type(m).__name__} {m!r}")
     m = c.check_m(m)
     seed = check_int("seed", seed, 0)
     if progress is not None and not isinstance(progress, bool):

@@ -41,12 +41,13 @@ from its sizes, so that callers can refuse impossible sizes before allocating an
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
+
+from rmthess._checks import largest_fitting, physical_memory
 
 __all__ = [
     "MCEstimate",
@@ -254,27 +255,12 @@ def memory_budget() -> float:
     (``os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2``; 8 GiB where the
     platform does not report it). Requests above it are refused before allocating.
     """
-    try:
-        return 0.5 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return 8.0 * 2**30
+    ram = physical_memory()
+    return 8.0 * 2**30 if ram is None else 0.5 * ram
 
 
 def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.3g} GiB"
-
-
-def _largest(fits, lo: int, hi: int) -> int:
-    """Largest integer ``x`` in ``[lo, hi]`` with ``fits(x)`` (monotone), ``lo - 1`` if none."""
-    if not fits(lo):
-        return lo - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def check_memory(need, params: dict, minima: dict, what: str) -> None:
@@ -296,7 +282,7 @@ def check_memory(need, params: dict, minima: dict, what: str) -> None:
         def fits(x, name=name):
             return need(**{**params, name: x}) <= budget
 
-        top = _largest(fits, minima[name], int(value))
+        top = largest_fitting(fits, minima[name], int(value))
         if top >= minima[name]:
             parts.append(f"{name} must be <= {top} here (got {value})")
     given = ", ".join(f"{k}={v}" for k, v in params.items())
