@@ -1,0 +1,137 @@
+"""Small multilayer perceptrons and a plain training loop, for curvature measurements.
+
+``mlp(d, C, hidden=(m,), bias=False, init="lecun")`` is the block-structure paper's
+one-hidden-layer network ``z = V relu(W x)`` (docs/theory.md section 1), with ``W`` the weight
+of module ``"hidden1"`` and ``V`` that of ``"output"``; the flat parameter vector
+``[W.flatten(), V.flatten()]`` is the order of :mod:`rmthess.simulate.hessian`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess.curvature._inputs import check_loss, check_problem
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+INITS = ("lecun", "pytorch")
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+__all__ = ["mlp", "train", "ACTIVATIONS", "INITS"]
+
+
+def mlp(
+    d: int,
+    C: int,
+    hidden=(16,),
+    *,
+    activation: str = "relu",
+    bias: bool = True,
+    init: str = "lecun",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> nn.Sequential:
+    """A fully connected net ``d -> hidden[0] -> ... -> C`` with named layers.
+
+    Modules are ``hidden1, act1, hidden2, act2, ..., output``. ``init="lecun"``: every weight
+    entry i.i.d. ``N(0, 1/fan_in)``, biases zero (the paper's Assumption 2);
+    ``init="pytorch"``: torch's default (uniform, Kaiming-style). ``hidden=()`` is the linear
+    model ``z = W x``. Weights are drawn from ``torch.Generator().manual_seed(seed)``.
+    """
+    d = check_int("d", d, 1)
+    C = check_int("C", C, 1)
+    if isinstance(hidden, int):
+        hidden = (hidden,)
+    hidden = tuple(check_int("hidden", h, 1) for h in hidden)
+    act = ACTIVATIONS[check_choice("activation", activation, tuple(ACTIVATIONS))]
+    init = check_choice("init", init, INITS)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    layers: list[tuple[str, nn.Module]] = []
+    widths = (d, *hidden, C)
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        lin = nn.Linear(a, b, bias=bias, dtype=dtype)
+        with torch.no_grad():
+            if init == "lecun":
+                lin.weight.copy_(torch.randn(b, a, generator=gen, dtype=dtype) / math.sqrt(a))
+                if bias:
+                    lin.bias.zero_()
+            else:
+                bound = 1 / math.sqrt(a)
+                lin.weight.copy_((torch.rand(b, a, generator=gen, dtype=dtype) * 2 - 1) * bound)
+                if bias:
+                    lin.bias.copy_((torch.rand(b, generator=gen, dtype=dtype) * 2 - 1) * bound)
+        last = i == len(widths) - 2
+        layers.append(("output" if last else f"hidden{i + 1}", lin))
+        if not last:
+            layers.append((f"act{i + 1}", act()))
+    return nn.Sequential(OrderedDict(layers)).to(device)
+
+
+def train(
+    model: nn.Module,
+    loss_fn,
+    data,
+    *,
+    steps: int = 500,
+    lr: float = 1e-2,
+    optimizer: str = "adam",
+    batch_size: int | None = None,
+    seed: int = 0,
+    log_every: int = 10,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Train ``model`` in place; returns the log ``step, loss, accuracy`` (tidy DataFrame).
+
+    Full-batch steps by default (``batch_size=None``), else mini-batches drawn without
+    replacement from a ``torch.Generator`` seeded with ``seed``. ``accuracy`` (argmax of the
+    output against integer labels) is logged for classification data, else NaN. Loss and
+    accuracy are those of the whole data set at the logged step, before the update.
+    """
+    steps = check_int("steps", steps, 0)
+    lr = check_positive_float("lr", lr)
+    opt_cls = OPTIMIZERS[check_choice("optimizer", optimizer, tuple(OPTIMIZERS))]
+    log_every = check_int("log_every", log_every, 1)
+    loss_fn = check_loss(loss_fn)
+    pb = check_problem(model, loss_fn, data)
+    X = torch.cat([b[0] for b in pb.batches])
+    y = torch.cat([b[1] for b in pb.batches])
+    labels = y if not y.dtype.is_floating_point else (y.argmax(1) if y.dim() == 2 else None)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, 1, len(X))
+    opt = opt_cls(pb.params, lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    rows = []
+
+    def log(step):
+        with torch.no_grad():
+            out = model(X)
+            acc = float((out.argmax(1) == labels).double().mean()) if labels is not None else np.nan
+            rows.append((step, float(loss_fn(out, y)), acc))
+
+    it = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="train", unit="step")
+    for step in it:
+        if step % log_every == 0:
+            log(step)
+        if batch_size is None:
+            xb, yb = X, y
+        else:
+            idx = torch.randperm(len(X), generator=gen)[:batch_size].to(X.device)
+            xb, yb = X[idx], y[idx]
+        opt.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        opt.step()
+    log(steps)
+    return pd.DataFrame(rows, columns=["step", "loss", "accuracy"])
