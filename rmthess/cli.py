@@ -16,13 +16,15 @@ rmthess: random-matrix theory of neural-network Hessians.
 
 Exact large-dimension limits of the Hessian blocks of linear models and one-hidden-layer
 ReLU nets at random initialization (Dong, Zhang, Yao, Sun), fast Monte-Carlo Hessians that
-check them (CPU or GPU), and a report with the paper's figures."""
+check them (CPU or GPU), curvature operators, spectra and block maps of any PyTorch model on
+real data, and a report with the paper's figures."""
 
 EPILOG = """\
 examples:
   rmthess theory   --case linear-ce --C 10,100,1000 --gamma 0.5
   rmthess theory   --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --asymptotic --json
   rmthess simulate --case hidden-ce --C 8,16,32 --d 256 --N 512 --m 8 --trials 16
+  rmthess curvature --data digits --hidden 16 --train-steps 300 --out curv
   rmthess report   --quick --out my-report
   rmthess bench    solver
 
@@ -31,6 +33,10 @@ examples:
 SUBCOMMANDS = {
     "theory": ("rmthess.theory.cli", "exact limiting Frobenius constants (no torch)"),
     "simulate": ("rmthess.simulate.cli", "Monte-Carlo Hessian block norms (torch, CPU/GPU)"),
+    "curvature": (
+        "rmthess.curvature.cli",
+        "Hessian/GGN spectra and block maps of an MLP on real data (torch)",
+    ),
     "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate"),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
 }

@@ -1,7 +1,8 @@
 """Layering rules, checked over every module of the package.
 
-``report -> {simulate, bench} -> theory -> ground floor (cases, _checks, _stats)``:
-a module may import its own layer and the layers below, never above. ``rmthess.theory``
+``report -> {simulate, curvature, bench} -> {theory, data} -> ground floor (cases, _checks,
+_stats)``: a module may import its own layer and the layers below, never above nor a sibling
+of its own level. ``rmthess.theory``
 never imports torch; the ground floor imports nothing heavy; importing the simulation layer
 does not pull numba or mpmath (the theory's compiled kernels).
 """
@@ -16,7 +17,17 @@ import pytest
 import rmthess
 
 PKG = Path(rmthess.__file__).parent
-LAYERS = {"ground": 0, "theory": 1, "simulate": 2, "bench": 3, "report": 3, "cli": 4}
+LAYERS = {
+    "ground": 0,
+    "theory": 1,
+    "data": 1,
+    "_device": 1,
+    "simulate": 2,
+    "curvature": 2,
+    "bench": 3,
+    "report": 3,
+    "cli": 4,
+}
 GROUND = {"rmthess", "rmthess.cases", "rmthess._checks", "rmthess._stats"}
 
 
@@ -63,7 +74,7 @@ def test_imports_point_down(name, path):
             assert LAYERS[other] <= mine or _layer(name) == "cli", (
                 f"{name} (layer {_layer(name)}) imports {mod} (layer {other}) at line {line}"
             )
-            if _layer(name) in ("bench", "report") and other in ("bench", "report"):
+            if _layer(name) != "cli" and LAYERS[other] == mine:
                 assert other == _layer(name), f"{name} imports the sibling layer {mod}"
         if _layer(name) in ("ground", "theory"):
             assert mod.split(".")[0] != "torch", f"{name} imports torch at line {line}"
@@ -101,6 +112,16 @@ def test_simulate_does_not_pull_the_theory_kernels():
         "import sys, rmthess.simulate.frobenius, rmthess.simulate.fits, "
         "rmthess.simulate.heatmaps, rmthess.simulate.training; "
         "print(sorted(m for m in ('numba', 'mpmath') if m in sys.modules))"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_curvature_is_independent_of_simulate_and_theory_kernels():
+    res = _run(
+        "import sys, rmthess.curvature.operators, rmthess.curvature.models; "
+        "print(sorted(m for m in ('numba', 'mpmath', 'rmthess.simulate', 'rmthess.theory') "
+        "if m in sys.modules))"
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"

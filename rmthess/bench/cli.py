@@ -1,4 +1,4 @@
-"""``rmthess bench {solver,simulate} [--json]``."""
+"""``rmthess bench {solver,simulate,hvp,blocks} [--json]``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 BENCHES = {
     "solver": "rmthess.bench.solver",
     "simulate": "rmthess.bench.simulate",
+    "hvp": "rmthess.bench.hvp",
 }
 
 

@@ -77,6 +77,14 @@ class ReportConfig:
     ks_tol : float
         Checks: allowed Kolmogorov-Smirnov distance between simulated block eigenvalues
         and the limiting law (finite-d fluctuation plus edge effects).
+    real_n, real_hidden, real_train_steps, real_probes : int
+        Figure-1 analogue on digits: images, hidden width, Adam steps, probes per block.
+    spectrum_hidden, spectrum_k : int
+        Trained digits MLP whose spectrum is measured: hidden width, top eigenvalues.
+    cluster_Cs, cluster_counts : tuple of int
+        Clustered-data ablation: class counts and clusters per class.
+    cluster_d, cluster_m, cluster_per_class : int
+        Its input dimension, hidden width and samples per class.
     seed : int
         Base seed; every section derives its own seed from it.
     """
@@ -112,6 +120,17 @@ class ReportConfig:
     rel_allowance: float = 0.05
     slope_tol: float = 0.1
     ks_tol: float = 0.05
+    real_n: int = 128
+    real_hidden: int = 8
+    real_train_steps: int = 300
+    real_probes: int = 20
+    spectrum_hidden: int = 32
+    spectrum_k: int = 20
+    cluster_Cs: tuple[int, ...] = (2, 4, 8, 16, 32)
+    cluster_counts: tuple[int, ...] = (1, 2, 4)
+    cluster_d: int = 64
+    cluster_m: int = 8
+    cluster_per_class: int = 20
     seed: int = 0
     cases: tuple[str, ...] = field(default=CASES)
 
@@ -155,6 +174,17 @@ _CONFIGS = {
         train_lr=1e-2,
         train_record_every=5,
         n_boot=50,
+        real_n=40,
+        real_hidden=4,
+        real_train_steps=20,
+        real_probes=10,
+        spectrum_hidden=8,
+        spectrum_k=12,
+        cluster_Cs=(2, 6),
+        cluster_counts=(1, 2),
+        cluster_d=16,
+        cluster_m=4,
+        cluster_per_class=5,
         # tiny sizes: every check runs but they are not expected to be meaningful
         rel_allowance=0.5,
         slope_tol=0.5,
@@ -188,6 +218,10 @@ _CONFIGS = {
         train_lr=2e-2,
         train_record_every=25,
         n_boot=200,
+        real_train_steps=150,
+        spectrum_hidden=16,
+        cluster_Cs=(2, 4, 8, 16),
+        cluster_counts=(1, 2),
         rel_allowance=0.10,
         ks_tol=0.06,
     ),

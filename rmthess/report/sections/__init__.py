@@ -14,11 +14,31 @@ Every section module defines
 :mod:`rmthess.report.runner` only wires them together.
 """
 
-from rmthess.report.sections import decay, dynamics, frobenius, heatmaps, spectra, theory
+from rmthess.report.sections import (
+    clusters,
+    decay,
+    dynamics,
+    frobenius,
+    heatmaps,
+    real_data,
+    spectra,
+    theory,
+)
 
-SECTIONS = (theory, frobenius, decay, spectra, heatmaps, dynamics)
+SECTIONS = (theory, frobenius, decay, spectra, heatmaps, dynamics, real_data, clusters)
 """Section modules in data order (a section's needs come before it)."""
 
 NAMES = tuple(s.NAME for s in SECTIONS)
 
-__all__ = ["NAMES", "SECTIONS", "decay", "dynamics", "frobenius", "heatmaps", "spectra", "theory"]
+__all__ = [
+    "NAMES",
+    "SECTIONS",
+    "clusters",
+    "decay",
+    "dynamics",
+    "frobenius",
+    "heatmaps",
+    "real_data",
+    "spectra",
+    "theory",
+]
