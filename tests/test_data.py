@@ -29,8 +29,6 @@ from rmthess.data import (
     load_npz,
 )
 
-torch = pytest.importorskip("torch")
-
 
 # ----------------------------------------------------------------------------- digits
 def test_digits_shape_range_and_pixel_order():
@@ -275,6 +273,8 @@ def test_dataset_validation():
         Dataset(X, y, 2)
     with pytest.raises(ValueError, match=r"y\[0\] = -1"):
         Dataset(X, y - 1, 3)
+    with pytest.raises(ValueError, match=r"y\[0\] = -5"):
+        Dataset(X, y * 0 - 5)  # n_classes inferred: the label is named, not n_classes
     with pytest.raises(TypeError, match="y must hold integer"):
         Dataset(X, y + 0.5, 3)
     with pytest.raises(ValueError, match="X must be a 2-D"):
@@ -286,6 +286,8 @@ def test_dataset_validation():
     with pytest.raises(ValueError, match="cluster_ids"):
         Dataset(X, y, 3, meta={"cluster_ids": np.zeros(4)})
     assert Dataset(X, y.astype(float)).n_classes == 3  # integral floats, default max + 1
+    with pytest.raises(ValueError, match="too large"):
+        Dataset(X, y * 1e300)
 
 
 def test_dataset_conversion_without_surprising_copies():
@@ -386,6 +388,7 @@ def test_standardize():
 
 
 def test_tensors_and_batches():
+    torch = pytest.importorskip("torch")
     ds = gaussian(4, 3, 10, seed=0)
     X, y = ds.tensors()
     assert X.dtype == torch.float64 and y.dtype == torch.int64 and X.device.type == "cpu"

@@ -66,8 +66,10 @@ class Dataset:
                 f"X has shape {X.shape} and y has shape {y.shape}: "
                 "y must be 1-D with one label per row of X"
             )
-        n_classes = int(y.max()) + 1 if self.n_classes is None else self.n_classes
-        n_classes = check_int("n_classes", n_classes, 1)
+        if self.n_classes is None:
+            n_classes = max(int(y.max()) + 1, 1)  # all-negative y: the label error below
+        else:
+            n_classes = check_int("n_classes", self.n_classes, 1)
         bad = np.flatnonzero((y < 0) | (y >= n_classes))
         if bad.size:
             raise ValueError(
@@ -286,6 +288,8 @@ def _as_labels(y) -> np.ndarray:
     if y.dtype.kind in "iu":
         return np.ascontiguousarray(y, dtype=np.int64)
     if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
+        if np.abs(y).max() >= 2**62:  # would not fit int64; no label is that large
+            raise ValueError(f"y holds a label of magnitude {np.abs(y).max():g}, too large")
         return np.ascontiguousarray(y, dtype=np.int64)
     raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
 
