@@ -113,7 +113,8 @@ class SpectralDensity:
 
     def to_dict(self) -> dict:
         """Flat JSON-safe record: arrays as (nested) lists, nan as None."""
-        return {**_record(self), "support_lo": self.support[0], "support_hi": self.support[1]}
+        rec = _record(self, skip=("support",))
+        return {**rec, "support_lo": self.support[0], "support_hi": self.support[1]}
 
     def to_frame(self):
         """Tidy table of the smoothed density: one row per grid point (x, density, se)."""

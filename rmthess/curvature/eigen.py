@@ -42,8 +42,8 @@ _CHUNK = 256  # columns per product when a LinearOperator is materialised
 class _Op:
     """``A`` seen through ``matmat``; ``n_matvecs`` counts columns (matrix-vector products)."""
 
-    def __init__(self, A, dense: np.ndarray | None):
-        self._A, self._dense = A, dense
+    def __init__(self, A, dense: np.ndarray | None, itemsize: int = 8):
+        self._A, self._dense, self._itemsize = A, dense, itemsize
         self.shape = A.shape
         self.n_matvecs = 0
 
@@ -77,7 +77,8 @@ class _Op:
 
     def dense(self, name: str = "A") -> np.ndarray:
         """``A`` as a symmetric float64 array (``P`` products for an operator, none for an
-        array); an operator whose materialisation is not symmetric is refused."""
+        array); an operator whose materialisation is not symmetric is refused (tolerance by
+        the operator's ``dtype``: a float32 operator is allowed float32 round-off)."""
         if self._dense is not None:
             return self._dense
         M = np.empty(self.shape)
@@ -85,11 +86,28 @@ class _Op:
             E = np.zeros((self.P, min(_CHUNK, self.P - j)))
             E[np.arange(j, j + E.shape[1]), np.arange(E.shape[1])] = 1.0
             M[:, j : j + E.shape[1]] = self.matmat(E)
-        return _symmetric(M, name, np.float64)
+        return _symmetric(M, name, self._itemsize)
 
 
-def _symmetric(M: np.ndarray, name: str, dtype) -> np.ndarray:
-    tol = 1e-6 if np.dtype(dtype).itemsize >= 8 else 1e-3
+def _itemsize(dtype) -> int:
+    """Bytes per number of a numpy or torch dtype (8 when unknown)."""
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return int(getattr(dtype, "itemsize", 8))
+
+
+def _is_complex(dtype) -> bool:
+    try:
+        return bool(np.issubdtype(np.dtype(dtype), np.complexfloating))
+    except TypeError:
+        return bool(getattr(dtype, "is_complex", False))
+
+
+def _symmetric(M: np.ndarray, name: str, itemsize: int) -> np.ndarray:
+    """Symmetric part of ``M``; refused when ``max|M - M^T| > tol max|M|`` with tol 1e-6
+    for float64 sources and 1e-3 for lower precision (round-off of e.g. float32 products)."""
+    tol = 1e-6 if itemsize >= 8 else 1e-3
     scale = float(np.abs(M).max()) if M.size else 0.0
     asym = float(np.abs(M - M.T).max()) if M.size else 0.0
     if asym > tol * scale:
@@ -109,7 +127,7 @@ def _as_operator(A, name: str = "A") -> _Op:
     if torch is not None and isinstance(A, torch.Tensor):
         if A.is_complex():
             raise TypeError(f"{name} must be real, got a complex tensor")
-        src_dtype = np.float64 if A.element_size() >= 8 else np.float32
+        src_dtype = A.dtype
         A = A.detach().cpu().double().numpy()
     from scipy import sparse
     from scipy.sparse.linalg import LinearOperator, aslinearoperator
@@ -119,9 +137,10 @@ def _as_operator(A, name: str = "A") -> _Op:
     if isinstance(A, LinearOperator):
         if len(A.shape) != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
             raise ValueError(f"{name} must be a square operator, got shape {A.shape}")
-        if np.issubdtype(np.dtype(A.dtype or np.float64), np.complexfloating):
+        dt = np.float64 if A.dtype is None else A.dtype
+        if _is_complex(dt):
             raise TypeError(f"{name} must be real, got dtype {A.dtype}")
-        return _Op(A, None)
+        return _Op(A, None, _itemsize(dt))
     if not isinstance(A, np.ndarray):
         raise TypeError(
             f"{name} must be a scipy LinearOperator, a numpy array or a torch tensor, "
@@ -134,7 +153,7 @@ def _as_operator(A, name: str = "A") -> _Op:
     M = np.asarray(A, dtype=np.float64)
     if not np.isfinite(M).all():
         raise ValueError(f"{name} contains NaN or inf")
-    return _Op(M, _symmetric(M, name, src_dtype or A.dtype))
+    return _Op(M, _symmetric(M, name, _itemsize(A.dtype if src_dtype is None else src_dtype)))
 
 
 def _jsonable(v):

@@ -47,6 +47,9 @@ from rmthess.curvature.eigen import _as_operator, _record
 __all__ = ["TraceEstimate", "hessian_trace"]
 
 METHODS = ("hutch++", "hutchinson")
+MIN_ADAPTIVE_PROBES = 30
+"""The adaptive mode (``rtol``) stops only with at least this many Hutchinson probes, so that
+the standard error it compares with the target is itself accurate (to ~13%)."""
 DISTRIBUTIONS = ("rademacher", "gaussian")
 
 
@@ -156,10 +159,11 @@ def hessian_trace(
     rtol : adaptive mode. After the first ``matvecs`` products, keep adding Hutchinson
         probes (in the deflated space for Hutch++; ``Q`` is kept) in batches, each batch
         sized from the current variance to reach ``trace_se <= rtol * |trace|`` (at least
-        the first batch's size), until the target holds or ``max_matvecs`` products are
-        spent. ``target_reached`` says which. Caveat: stopping when the estimated SE is
-        small favours runs whose SE is underestimated; with tens of probes the effect on
-        coverage is a few percent.
+        the first batch's size), until the target holds with at least
+        ``MIN_ADAPTIVE_PROBES`` probes or ``max_matvecs`` products are spent (the last batch
+        is cut to the budget). ``target_reached`` says which. Caveat: stopping when the
+        estimated SE is small favours runs whose SE is underestimated; measured over 1000
+        seeds (validation/curvature_estimators.py) the z-scores keep std ~1.05.
     max_matvecs : budget of the adaptive mode (default ``10 * matvecs``), >= matvecs;
         only with ``rtol``.
 
@@ -201,11 +205,12 @@ def hessian_trace(
         while True:
             est, se = t_Q + x.mean(), x.std(ddof=1) / math.sqrt(len(x))
             left = max_matvecs - op.n_matvecs
-            if se <= rtol * abs(est) or left <= 0:
+            ok = se <= rtol * abs(est) and len(x) >= MIN_ADAPTIVE_PROBES
+            if ok or left <= 0:
                 reached = bool(se <= rtol * abs(est))
                 break
-            need = math.ceil((x.std(ddof=1) / (rtol * abs(est))) ** 2) - len(x) if est else left
-            batch = min(left, max(n_G, need))
+            need = math.ceil((x.std(ddof=1) / (rtol * abs(est))) ** 2) if est else len(x) + left
+            batch = min(left, max(n_G, need - len(x), MIN_ADAPTIVE_PROBES - len(x)))
             x = np.concatenate([x, _residual_samples(op, Q, rng, batch, distribution)])
     return TraceEstimate(
         trace=float(t_Q + x.mean()),
