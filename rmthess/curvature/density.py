@@ -341,9 +341,10 @@ def outliers(
     is ``l_{n+1}``. Taking the LAST such ``i`` counts a group of outliers of very different
     sizes as a whole (``1000, 10 | bulk`` gives 2). Inside a continuous bulk one gap is much
     smaller than the spread of the next ~k/2 eigenvalues (for a Marchenko-Pastur edge the
-    spacings grow only like ``i^{-1/3}`` towards the edge: measured max r_i ~ 0.1-0.4 for
-    Wishart matrices of P = 400, k = 30), so ``threshold = 1`` (a gap wider than
-    everything below it) has a wide margin; an exact null space (spread 0 below a gap)
+    spacings grow only like ``i^{-1/3}`` towards the edge; measured for Wishart matrices
+    with P = 400, N = 800, k = 30 over 50 seeds: max_i r_i has median 0.16 and maximum
+    0.26, while spikes 2x above the edge give r ~ 10), so ``threshold = 1`` (a gap wider
+    than everything below it) has a wide margin; an exact null space (spread 0 below a gap)
     gives ``r = inf``: the nonzero eigenvalues of a low-rank operator all count. Gaps or
     spreads below ``1e-8 max |l|`` count as 0. Hence ``k`` must be at least twice the
     largest count expected (default 30: up to 15 outliers).
