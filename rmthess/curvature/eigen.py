@@ -1,0 +1,418 @@
+"""Extreme eigenvalues and the condition number of a symmetric curvature operator.
+
+Every function takes ANY symmetric ``P x P`` operator ``A``: a
+:class:`scipy.sparse.linalg.LinearOperator` (e.g. a ``CurvatureOperator``), a scipy sparse
+matrix, a dense numpy array or a torch tensor (copied to a float64 numpy array). Only
+products ``A X`` with float64 blocks ``X`` of shape ``(P, k)`` are used (each column is one
+matrix-vector product, counted in ``n_matvecs``), except where a dense eigensolver is
+explicitly chosen, which first materialises ``A`` from ``P`` unit vectors (free for an
+array input). A dense input must be symmetric to ``1e-6`` (float64) or ``1e-3``
+(lower precision) relative to its largest entry; its symmetric part is used. A
+LinearOperator is assumed symmetric (not checked: that would cost matrix-vector products).
+
+- :func:`top_eigenvalues`: ``k`` extreme eigenvalues by implicitly restarted Lanczos
+  (ARPACK, :func:`scipy.sparse.linalg.eigsh`), with measured residuals.
+- :func:`condition_number`: ``lambda_max / lambda_min`` of a PSD operator restricted to
+  its numerical range (dense).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rmthess._checks import check_choice, check_int, check_positive_float, physical_memory
+from rmthess._stats import json_safe
+
+__all__ = ["Condition", "TopEigen", "condition_number", "top_eigenvalues"]
+
+WHICH = ("LA", "SA", "LM")
+"""Allowed ``which``: largest algebraic, smallest algebraic, largest magnitude."""
+DENSE_BELOW = 32
+"""Operators with ``P <= DENSE_BELOW`` use the dense eigensolver (ARPACK needs ``k < P``
+and gains nothing on tiny problems)."""
+_CHUNK = 256  # columns per product when a LinearOperator is materialised
+
+
+# ----------------------------------------------------------------------------- operators
+class _Op:
+    """``A`` seen through ``matmat``; ``n_matvecs`` counts columns (matrix-vector products)."""
+
+    def __init__(self, A, dense: np.ndarray | None, itemsize: int = 8):
+        self._A, self._dense, self._itemsize = A, dense, itemsize
+        self.shape = A.shape
+        self.n_matvecs = 0
+
+    @property
+    def P(self) -> int:
+        return self.shape[0]
+
+    def matmat(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[:, None]
+        self.n_matvecs += X.shape[1]
+        if self._dense is not None:
+            return self._dense @ X
+        Y = np.asarray(self._A.matmat(X), dtype=np.float64).reshape(self.P, X.shape[1])
+        if not np.isfinite(Y).all():
+            raise ValueError("A: the operator returned NaN or inf")
+        return Y
+
+    def linear_operator(self):
+        """A float64 scipy LinearOperator that counts through :meth:`matmat`."""
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(
+            self.shape,
+            matvec=lambda x: self.matmat(x)[:, 0],
+            matmat=self.matmat,
+            rmatvec=lambda x: self.matmat(x)[:, 0],
+            dtype=np.float64,
+        )
+
+    def dense(self, name: str = "A") -> np.ndarray:
+        """``A`` as a symmetric float64 array (``P`` products for an operator, none for an
+        array); an operator whose materialisation is not symmetric is refused (tolerance by
+        the operator's ``dtype``: a float32 operator is allowed float32 round-off)."""
+        if self._dense is not None:
+            return self._dense
+        M = np.empty(self.shape)
+        for j in range(0, self.P, _CHUNK):
+            E = np.zeros((self.P, min(_CHUNK, self.P - j)))
+            E[np.arange(j, j + E.shape[1]), np.arange(E.shape[1])] = 1.0
+            M[:, j : j + E.shape[1]] = self.matmat(E)
+        return _symmetric(M, name, self._itemsize)
+
+
+def _itemsize(dtype) -> int:
+    """Bytes per number of a numpy or torch dtype (8 when unknown)."""
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return int(getattr(dtype, "itemsize", 8))
+
+
+def _is_complex(dtype) -> bool:
+    try:
+        return bool(np.issubdtype(np.dtype(dtype), np.complexfloating))
+    except TypeError:
+        return bool(getattr(dtype, "is_complex", False))
+
+
+def _symmetric(M: np.ndarray, name: str, itemsize: int) -> np.ndarray:
+    """Symmetric part of ``M``; refused when ``max|M - M^T| > tol max|M|`` with tol 1e-6
+    for float64 sources and 1e-3 for lower precision (round-off of e.g. float32 products)."""
+    tol = 1e-6 if itemsize >= 8 else 1e-3
+    scale = float(np.abs(M).max()) if M.size else 0.0
+    asym = float(np.abs(M - M.T).max()) if M.size else 0.0
+    if asym > tol * scale:
+        raise ValueError(
+            f"{name} must be symmetric: max |{name} - {name}^T| = {asym:.3g} exceeds "
+            f"{tol:g} x max |{name}| = {tol * scale:.3g}"
+        )
+    return 0.5 * (M + M.T)
+
+
+def _as_operator(A, name: str = "A") -> _Op:
+    """Check that ``A`` is a square real operator and wrap it (see the module docstring)."""
+    if isinstance(A, _Op):
+        return A
+    torch = sys.modules.get("torch")
+    src_dtype = None
+    if torch is not None and isinstance(A, torch.Tensor):
+        if A.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor")
+        src_dtype = A.dtype
+        A = A.detach().cpu().double().numpy()
+    from scipy import sparse
+    from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+    if sparse.issparse(A):
+        A = aslinearoperator(A)
+    if isinstance(A, LinearOperator):
+        if len(A.shape) != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+            raise ValueError(f"{name} must be a square operator, got shape {A.shape}")
+        dt = np.float64 if A.dtype is None else A.dtype
+        if _is_complex(dt):
+            raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+        return _Op(A, None, _itemsize(dt))
+    if not isinstance(A, np.ndarray):
+        raise TypeError(
+            f"{name} must be a scipy LinearOperator, a numpy array or a torch tensor, "
+            f"got {type(A).__name__}"
+        )
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+        raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
+    if not (np.issubdtype(A.dtype, np.floating) or np.issubdtype(A.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real matrix, got dtype {A.dtype}")
+    M = np.asarray(A, dtype=np.float64)
+    if not np.isfinite(M).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return _Op(M, _symmetric(M, name, _itemsize(A.dtype if src_dtype is None else src_dtype)))
+
+
+def _jsonable(v):
+    """Arrays -> (nested) lists with non-finite floats -> None; scalars via ``json_safe``."""
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v] if v.ndim > 1 else [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    return json_safe({"v": v})["v"]
+
+
+def _record(obj, skip=()) -> dict:
+    return {k: _jsonable(v) for k, v in obj.__dict__.items() if k not in skip}
+
+
+# ----------------------------------------------------------------------------- top eigenvalues
+@dataclass
+class TopEigen:
+    """Result of :func:`top_eigenvalues`.
+
+    Attributes
+    ----------
+    eigenvalues : (k,) descending for ``which="LA"``, ascending for ``"SA"``, by decreasing
+        ``|lambda|`` for ``"LM"``.
+    residuals : (k,) ``||A v - lambda v|| / max(|lambda|, P eps max|lambda|)`` of the
+        returned unit vectors, measured with one extra product ``A V`` (``k`` matvecs).
+        Near 1e-16 means converged to round-off; the floor keeps a zero eigenvalue's
+        residual from dividing by zero.
+    n_matvecs : products with ``A`` (materialisation, Lanczos, residual check).
+    which, method : ``"arpack"`` (Lanczos) or ``"dense"`` (:func:`numpy.linalg.eigh`).
+    vectors : (P, k) unit eigenvectors (``return_vectors=True``) or None.
+    """
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    n_matvecs: int
+    which: str
+    method: str
+    P: int
+    seed: int
+    vectors: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        return len(self.eigenvalues)
+
+    @property
+    def max_residual(self) -> float:
+        return float(self.residuals.max())
+
+    def to_dict(self) -> dict:
+        """Flat JSON-safe record (``eigenvalues``, ``residuals`` as lists; no vectors)."""
+        return {**_record(self, skip=("vectors",)), "k": self.k}
+
+    def to_frame(self):
+        """One row per eigenvalue: ``rank`` (1 = first returned), eigenvalue, residual."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            dict(
+                rank=np.arange(1, self.k + 1),
+                eigenvalue=self.eigenvalues,
+                residual=self.residuals,
+                which=self.which,
+                method=self.method,
+            )
+        )
+
+
+def _order(ev: np.ndarray, which: str) -> np.ndarray:
+    if which == "LA":
+        return np.argsort(-ev, kind="stable")
+    if which == "SA":
+        return np.argsort(ev, kind="stable")
+    return np.argsort(-np.abs(ev), kind="stable")
+
+
+def top_eigenvalues(
+    A,
+    k: int = 10,
+    *,
+    which: str = "LA",
+    tol: float = 0,
+    maxiter: int | None = None,
+    seed: int = 0,
+    return_vectors: bool = False,
+) -> TopEigen:
+    """The ``k`` extreme eigenvalues of a symmetric operator ``A`` (P x P).
+
+    Implicitly restarted Lanczos (ARPACK via :func:`scipy.sparse.linalg.eigsh`) with the
+    start vector ``v0 ~ N(0, I_P)`` drawn from ``numpy.random.default_rng(seed)`` (ARPACK's
+    own default start is random and unseeded), so results are reproducible by seed. For
+    ``k >= P - 1`` (beyond ARPACK's ``k < P``) or ``P <= DENSE_BELOW`` the operator is
+    materialised and :func:`numpy.linalg.eigh` is used (``method="dense"``).
+
+    Parameters
+    ----------
+    A : symmetric operator (LinearOperator, numpy array, torch tensor; module docstring).
+    k : number of eigenvalues, ``1 <= k <= P``.
+    which : ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest
+        magnitude (Hessians are indefinite: ``"SA"`` finds the negative curvature).
+    tol : ARPACK relative accuracy (``0``: machine precision), >= 0.
+    maxiter : ARPACK restarts (None: ARPACK's default ``10 P``).
+    seed : start vector seed (>= 0). return_vectors : also return the (P, k) eigenvectors.
+
+    Accuracy: with ``tol=0`` the eigenvalues agree with a dense solver to about
+    ``1e-12 ||A||`` for separated extreme eigenvalues; clustered eigenvalues converge slowly
+    (raise ``maxiter``). ``residuals`` measure it. ARPACK non-convergence raises
+    ``RuntimeError`` (no partial result).
+    """
+    op = _as_operator(A)
+    which = check_choice("which", which, WHICH)
+    k = check_int("k", k, 1, op.P)
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    if maxiter is not None:
+        maxiter = check_int("maxiter", maxiter, 1)
+    seed = check_int("seed", seed, 0)
+    if not isinstance(return_vectors, bool):
+        raise TypeError(f"return_vectors must be a bool, got {return_vectors!r}")
+    if k >= op.P - 1 or op.P <= DENSE_BELOW:
+        method = "dense"
+        ev, V = np.linalg.eigh(op.dense())
+        idx = _order(ev, which)[:k]
+    else:
+        from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+        method = "arpack"
+        v0 = np.random.default_rng(seed).standard_normal(op.P)
+        try:
+            ev, V = eigsh(op.linear_operator(), k=k, which=which, tol=tol, maxiter=maxiter, v0=v0)
+        except ArpackNoConvergence as exc:
+            raise RuntimeError(
+                f"top_eigenvalues: ARPACK found only {len(exc.eigenvalues)} of k={k} "
+                f"eigenvalues ({which}) after maxiter={maxiter} restarts; raise maxiter or tol"
+            ) from None
+        idx = _order(ev, which)
+    ev, V = ev[idx], V[:, idx]
+    R = op.matmat(V) - V * ev
+    floor = op.P * np.finfo(float).eps * float(np.abs(ev).max())
+    res = np.linalg.norm(R, axis=0) / np.maximum(np.abs(ev), max(floor, np.finfo(float).tiny))
+    return TopEigen(
+        eigenvalues=ev,
+        residuals=res,
+        n_matvecs=op.n_matvecs,
+        which=which,
+        method=method,
+        P=op.P,
+        seed=seed,
+        vectors=V if return_vectors else None,
+    )
+
+
+# ----------------------------------------------------------------------------- condition number
+@dataclass
+class Condition:
+    """Result of :func:`condition_number`.
+
+    ``condition = lambda_max / lambda_min_range`` where ``lambda_min_range`` is the smallest
+    eigenvalue above ``threshold = rtol * lambda_max``; ``rank_estimate`` counts the
+    eigenvalues above ``threshold``; ``lambda_min`` is the smallest eigenvalue overall
+    (round-off negative values included). ``condition`` is nan for the zero operator.
+    """
+
+    condition: float
+    lambda_max: float
+    lambda_min_range: float
+    lambda_min: float
+    threshold: float
+    rank_estimate: int
+    rtol: float
+    P: int
+    n_matvecs: int
+    method: str = "dense"
+
+    def to_dict(self) -> dict:
+        return _record(self)
+
+    def to_frame(self):
+        """One row (all fields)."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_dict()])
+
+
+_INDEFINITE = (
+    "the condition number of an indefinite operator (a Hessian away from a minimum) is not "
+    "meaningful: lambda_max / lambda_min mixes the signs and |lambda| near 0 dominates. "
+    "Report the extreme eigenvalues instead: top_eigenvalues(A, which='LA') and "
+    "top_eigenvalues(A, which='SA'), e.g. the ratio lambda_max / |lambda_min|"
+)
+
+
+def condition_number(
+    A, *, psd: bool = True, rtol: float = 1e-6, max_dense: int = 4000
+) -> Condition:
+    """Condition number of a symmetric PSD operator (a GGN) restricted to its range.
+
+    A GGN ``G = J^T H_out J`` is PSD with a large null space (rank at most ``N C`` and at
+    most the number of parameters), so ``lambda_max / lambda_min`` is infinite or round-off
+    noise. On its numerical range ``{v : v in span of eigenvectors with lambda > rtol
+    lambda_max}`` the operator is invertible and its condition number is::
+
+        kappa = lambda_max / min{lambda_i : lambda_i > rtol * lambda_max}
+
+    the quantity that governs e.g. conjugate gradients started in the range. The smallest
+    eigenvalue above a threshold cannot be found reliably by Lanczos without factorising
+    the operator (it sits next to the huge null-space cluster at 0), so it is computed
+    DENSELY: ``A`` is materialised from ``P`` unit vectors and :func:`numpy.linalg.eigvalsh`
+    gives every eigenvalue (accurate to about ``1e-15 lambda_max`` each; eigenvalues below
+    ``rtol lambda_max`` are treated as the null space, hence ``rtol`` must exceed that).
+
+    Parameters
+    ----------
+    A : symmetric operator (module docstring), ``P <= max_dense``.
+    psd : must be True; ``False`` raises ``ValueError`` (indefinite: not meaningful, use
+        :func:`top_eigenvalues` with ``which="SA"``). A supposedly PSD operator with an
+        eigenvalue below ``-rtol * lambda_max`` raises the same error.
+    rtol : relative threshold in (0, 1) separating the range from the null space.
+    max_dense : largest ``P`` materialised (default 4000: 128 MB, a few seconds); larger
+        operators are refused before any product.
+    """
+    if not isinstance(psd, bool):
+        raise TypeError(f"psd must be a bool, got {psd!r}")
+    if not psd:
+        raise ValueError(f"condition_number(psd=False): {_INDEFINITE}")
+    op = _as_operator(A)
+    rtol = check_positive_float("rtol", rtol)
+    if rtol >= 1:
+        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    max_dense = check_int("max_dense", max_dense, 1)
+    if op.P > max_dense:
+        raise ValueError(
+            f"condition_number needs every eigenvalue (the smallest nonzero one is not "
+            f"reachable by Lanczos), so it materialises A: P={op.P} exceeds max_dense="
+            f"{max_dense}. Raise max_dense if {op.P}^2 float64 fit in memory, or report "
+            f"top_eigenvalues(A) instead"
+        )
+    mem = physical_memory()
+    if mem is not None and 3 * 8 * op.P**2 > mem:
+        raise ValueError(f"condition_number: P={op.P} needs {24 * op.P**2 / 1e9:.3g} GB")
+    ev = np.linalg.eigvalsh(op.dense())
+    lmax, lmin = float(ev[-1]), float(ev[0])
+    threshold = rtol * max(lmax, 0.0)
+    if lmin < -threshold:
+        raise ValueError(
+            f"condition_number: A is indefinite (lambda_min = {lmin:.6g} < -rtol * "
+            f"lambda_max = {-threshold:.6g}); {_INDEFINITE}"
+        )
+    rng_ev = ev[ev > threshold]
+    lrange = float(rng_ev[0]) if len(rng_ev) and lmax > 0 else math.nan
+    return Condition(
+        condition=lmax / lrange if lmax > 0 else math.nan,
+        lambda_max=lmax,
+        lambda_min_range=lrange,
+        lambda_min=lmin,
+        threshold=threshold,
+        rank_estimate=int(len(rng_ev)) if lmax > 0 else 0,
+        rtol=rtol,
+        P=op.P,
+        n_matvecs=op.n_matvecs,
+    )
