@@ -36,7 +36,8 @@ __all__ = ["KINDS", "CurvatureOperator", "curvature_operator", "dense_hessian"]
 class CurvatureOperator(LinearOperator):
     """A curvature matrix (``kind``) of a model's data-set loss, on the flat parameter vector.
 
-    A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out, symmetric) that also
+    A ``scipy.sparse.linalg.LinearOperator`` (numpy in and out in the model's precision, so
+    float64 for a float64 model; symmetric) that also
     multiplies torch tensors on the model's device without a copy (:meth:`matmat_torch`).
     The flat vector is ``torch.cat([p.flatten() for p in params])`` over the parameters that
     require grad, in ``model.named_parameters()`` order; ``offsets[name]`` is each one's slice.
@@ -57,7 +58,8 @@ class CurvatureOperator(LinearOperator):
 
     def __init__(self, problem: Problem, kind: str, op, max_columns: int):
         P = problem.n_params
-        super().__init__(dtype=np.dtype(np.float64), shape=(P, P))
+        np_dtype = torch.empty(0, dtype=problem.dtype).numpy().dtype
+        super().__init__(dtype=np_dtype, shape=(P, P))
         self.problem = problem
         self.kind = kind
         self._op = op
@@ -104,7 +106,7 @@ class CurvatureOperator(LinearOperator):
 
     def _matmat(self, X):
         V = torch.as_tensor(np.asarray(X), dtype=self.torch_dtype, device=self.device)
-        return self.matmat_torch(V).detach().cpu().numpy().astype(np.float64, copy=False)
+        return self.matmat_torch(V).detach().cpu().numpy().astype(self.dtype, copy=False)
 
     def _matvec(self, x):
         return self._matmat(np.asarray(x).reshape(-1, 1)).ravel()
