@@ -37,7 +37,7 @@ SUBCOMMANDS = {
         "rmthess.curvature.cli",
         "Hessian/GGN spectra and block maps of an MLP on real data (torch)",
     ),
-    "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate"),
+    "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature"),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
 }
 

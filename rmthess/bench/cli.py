@@ -1,4 +1,4 @@
-"""``rmthess bench {solver,simulate,hvp,blocks} [--json]``."""
+"""``rmthess bench {solver,simulate,hvp,curvature} [--json]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ BENCHES = {
     "solver": "rmthess.bench.solver",
     "simulate": "rmthess.bench.simulate",
     "hvp": "rmthess.bench.hvp",
+    "curvature": "rmthess.bench.curvature",
 }
 
 

@@ -114,7 +114,7 @@ def check_loss(loss_fn) -> nn.Module:
 
 def _tensor(name: str, a, device, dtype=None) -> torch.Tensor:
     if isinstance(a, np.ndarray):
-        a = torch.from_numpy(np.ascontiguousarray(a))
+        a = torch.from_numpy(np.array(a))  # a copy: the caller's array may be read-only
     if not isinstance(a, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(a).__name__}")
     return a.to(device=device, dtype=dtype) if dtype is not None else a.to(device)

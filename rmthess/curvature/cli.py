@@ -91,6 +91,23 @@ def _check_out(path):
 
 
 def _write_outputs(out, summary, op, model, loss, data, args):
+    """Write every output into a temporary directory beside ``out``, then move them in: an
+    error half-way leaves nothing behind."""
+    import shutil
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(prefix=".rmthess-curvature-", dir=parent)
+    try:
+        _write_files(tmp, summary, op, model, loss, data, args)
+        os.makedirs(out, exist_ok=True)
+        for name in os.listdir(tmp):
+            os.replace(os.path.join(tmp, name), os.path.join(out, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_files(out, summary, op, model, loss, data, args):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +115,6 @@ def _write_outputs(out, summary, op, model, loss, data, args):
 
     from rmthess.curvature.plots import plot_block_map, plot_hessian
 
-    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary.to_dict(), f, indent=1)
     summary.to_frame().to_csv(os.path.join(out, "eigenvalues.csv"), index=False)

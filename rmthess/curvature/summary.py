@@ -52,7 +52,8 @@ class CurvatureSummary:
             d["ratio"], d["ratio_se"] = self.blocks.ratio, self.blocks.ratio_se
             d["F_diag"], d["F_off"] = self.blocks.F_diag, self.blocks.F_off
         if self.density is not None:
-            d["density_mean"] = self.density.moments.get("mean")
+            d["density_mean"] = float(self.density.mean)
+            d["density_mean_se"] = float(self.density.mean_se)
         d["n_matvecs"] = self.n_matvecs
         d.update({f"seconds_{k}": v for k, v in self.seconds.items()})
         return json_safe(d)
