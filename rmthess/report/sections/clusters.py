@@ -83,6 +83,8 @@ def render(result: ClustersResult, out: Output) -> Section:
             ax.plot(sub["C"], sub["ratio"], "o-", label=f"{K} cluster(s) per class")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(list(cfg.cluster_Cs), [str(c) for c in cfg.cluster_Cs])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("number of classes C")
         ax.set_title("class blocks (output layer)" if b == "output-rows" else "hidden neurons")
         ax.grid(alpha=0.3, which="both")
