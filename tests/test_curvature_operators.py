@@ -73,7 +73,9 @@ def test_dense_hessian_is_torch_func_hessian_of_the_loss():
     sizes = [int(np.prod(s)) for s in shapes]
 
     def loss(theta):
-        w1, c1, w2, c2, w3, c3 = (t.reshape(s) for t, s in zip(theta.split(sizes), shapes))
+        w1, c1, w2, c2, w3, c3 = (
+            t.reshape(s) for t, s in zip(theta.split(sizes), shapes, strict=True)
+        )
         z = torch.tanh(torch.tanh(X @ w1.T + c1) @ w2.T + c2) @ w3.T + c3
         return nn.functional.cross_entropy(z, y)
 
@@ -152,7 +154,11 @@ def _bad(**kw):
         (lambda: _bad(loss="hinge"), ValueError, "loss_fn"),
         (lambda: _bad(data=(torch.randn(10, 4), torch.zeros(9).long())), ValueError, "X and y"),
         (lambda: _bad(data=(torch.randn(10, 5), torch.zeros(10).long())), ValueError, "shape"),
-        (lambda: _bad(data=(torch.full((10, 4), np.nan), torch.zeros(10).long())), ValueError, "NaN"),
+        (
+            lambda: _bad(data=(torch.full((10, 4), np.nan), torch.zeros(10).long())),
+            ValueError,
+            "NaN",
+        ),  # noqa: E501
         (lambda: _bad(data=(torch.randn(10, 4), torch.full((10,), 7))), ValueError, r"\[0, 1\]"),
         (lambda: _bad(data=42), TypeError, "data"),
         (lambda: _bad(data=[]), ValueError, "empty"),

@@ -24,3 +24,6 @@ def test_python_snippet_runs_and_its_comments_hold():
     assert ns["hm"].values.shape == (128, 128) and 0 < ns["hm"].block_ratio() < 1
     sim = ns["sim"]
     assert len(sim.to_frame()) == 8 and sim.F_diag_se > 0
+    assert ns["H"].shape == (1210, 1210) and ns["tr"].trace_se <= 0.05 * abs(ns["tr"].trace)
+    bm = ns["bm"]
+    assert len(bm.names) == 10 and len(bm.to_frame()) == 100 and 0 < bm.ratio < 1

@@ -33,6 +33,9 @@ FIGURES = {
     "heatmap_hidden.png",
     "heatmap_full.png",
     "dynamics.png",
+    "real_hessian.png",
+    "real_slq.png",
+    "clusters.png",
 }
 
 
@@ -58,6 +61,10 @@ def test_tiny_report_writes_everything(tiny_report):
         "spectra.csv",
         "heatmaps.csv",
         "dynamics.csv",
+        "real_ratios.csv",
+        "real_top_eigs.csv",
+        "real_track.csv",
+        "clusters.csv",
     } <= tables
     assert not [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
     html = (out / "index.html").read_text()
@@ -74,7 +81,8 @@ def test_tiny_report_every_section_ran(tiny_report):
     broken = [c for c in tiny_report.checks if c.name.startswith("section ")]
     assert broken == [], [c.detail for c in broken]
     sections = {c.section for c in tiny_report.checks}
-    assert {"frobenius", "decay", "spectra", "heatmaps", "dynamics"} <= sections
+    assert {"frobenius", "decay", "spectra", "heatmaps", "dynamics", "real-data"} <= sections
+    assert "clusters" in sections
     # the MSE cases are exactly block diagonal whatever the size
     zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
     assert len(zero) == 2 and all(c.passed and c.measured == 0.0 for c in zero)
@@ -213,7 +221,7 @@ def test_plan_sections_adds_what_a_section_needs():
     assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
     plan, added = runner.plan_sections(["spectra", "theory"])
     assert names(plan) == ["theory", "spectra"] and added == []
-    assert len(runner.plan_sections(None)[0]) == 6
+    assert len(runner.plan_sections(None)[0]) == 8
     with pytest.raises(ValueError, match="unknown report section"):
         runner.plan_sections(["decay", "nope"])
 

@@ -135,7 +135,7 @@ def run(args) -> int:
     ds = digits()
     data = ds.tensors(dtype=dt, device=dev)
     widths = (8, 32) if args.quick else (16, 64, 256, 1024)
-    limit = min(args.time_limit, 5.0) if args.quick else args.time_limit
+    limit = min(args.time_limit, 1.5) if args.quick else args.time_limit
     res = dict(
         device=str(dev),
         dtype=str(dt),
