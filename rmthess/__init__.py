@@ -2,11 +2,14 @@
 
 Layers point one way::
 
-    rmthess.report -> {rmthess.simulate, rmthess.curvature, ...} -> rmthess.theory
+    rmthess.report -> rmthess.landscape -> {rmthess.simulate, rmthess.curvature}
+        -> {rmthess.theory, rmthess.data, rmthess._device}
         -> ground floor (rmthess.cases, rmthess._checks, rmthess._stats)
 
-``rmthess.theory`` uses numpy/scipy/numba/mpmath only and never imports torch; the ground
-floor imports nothing heavier than the standard library (numpy at most).
+``rmthess.theory`` uses numpy/scipy/numba/mpmath only and never imports torch;
+``rmthess.data`` imports torch and scikit-learn only inside the functions that need them;
+the ground floor imports nothing heavier than the standard library (numpy at most).
+``tests/test_layers.py`` enforces these rules.
 """
 
 from rmthess.cases import CASES

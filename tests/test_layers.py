@@ -1,7 +1,7 @@
 """Layering rules, checked over every module of the package.
 
-``report -> {simulate, curvature, bench} -> {theory, data} -> ground floor (cases, _checks,
-_stats)``: a module may import its own layer and the layers below, never above nor a sibling
+``report -> landscape -> {simulate, curvature} -> {theory, data, _device} -> ground floor
+(cases, _checks, _stats)``; ``bench`` sits beside ``report``: a module may import its own layer and the layers below, never above nor a sibling
 of its own level. ``rmthess.theory``
 never imports torch; the ground floor imports nothing heavy; importing the simulation layer
 does not pull numba or mpmath (the theory's compiled kernels).
@@ -24,6 +24,7 @@ LAYERS = {
     "_device": 1,
     "simulate": 2,
     "curvature": 2,
+    "landscape": 2.5,
     "bench": 3,
     "report": 3,
     "cli": 4,
