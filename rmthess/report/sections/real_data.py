@@ -199,7 +199,7 @@ def checks(result: RealDataResult) -> list[Check]:
     out.append(
         check_upper(
             NAME,
-            "block ratios by masked probes vs dense, max |z|",
+            "block ratios by masked probes vs dense, max abs z-score",
             z,
             cfg.k_se,
             f"{len(result.ratios)} ratios, {cfg.real_probes} probes per block",
