@@ -25,6 +25,7 @@ examples:
   rmthess theory   --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --asymptotic --json
   rmthess simulate --case hidden-ce --C 8,16,32 --d 256 --N 512 --m 8 --trials 16
   rmthess curvature --data digits --hidden 16 --train-steps 300 --out curv
+  rmthess landscape --data digits --hidden 4,8,16,32,64 --layers 1,3,5 --out land
   rmthess report   --quick --out my-report
   rmthess bench    solver
 
@@ -36,6 +37,10 @@ SUBCOMMANDS = {
     "curvature": (
         "rmthess.curvature.cli",
         "Hessian/GGN spectra and block maps of an MLP on real data (torch)",
+    ),
+    "landscape": (
+        "rmthess.landscape.cli",
+        "Delta_k = |L_{k+1} - L_k| vs sample size and the Hessian-bound audit (seed 000)",
     ),
     "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature"),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),

@@ -69,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sections",
         default=None,
         help="comma-separated subset of: theory, frobenius, decay, spectra, "
-        "heatmaps, dynamics, real-data, clusters (default: all; the sections a chosen one "
-        "needs run too)",
+        "heatmaps, dynamics, real-data, clusters, landscape (default: all; the sections a "
+        "chosen one needs run too)",
     )
 
 

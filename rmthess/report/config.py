@@ -85,6 +85,10 @@ class ReportConfig:
         Clustered-data ablation: class counts and clusters per class.
     cluster_d, cluster_m, cluster_per_class : int
         Its input dimension, hidden width and samples per class.
+    landscape_hidden, landscape_layers : tuple of int
+        Loss-landscape experiment (seed 000): widths at L = 3 and depths L at width 16.
+    landscape_orders, landscape_epochs, landscape_audit_samples : int
+        Random orders, training epochs, samples per state in the Hessian-bound audit.
     seed : int
         Base seed; every section derives its own seed from it.
     """
@@ -131,6 +135,11 @@ class ReportConfig:
     cluster_d: int = 64
     cluster_m: int = 8
     cluster_per_class: int = 20
+    landscape_hidden: tuple[int, ...] = (4, 8, 16, 32, 64)
+    landscape_layers: tuple[int, ...] = (1, 3, 5)
+    landscape_orders: int = 100
+    landscape_epochs: int = 10
+    landscape_audit_samples: int = 200
     seed: int = 0
     cases: tuple[str, ...] = field(default=CASES)
 
@@ -185,6 +194,11 @@ _CONFIGS = {
         cluster_d=16,
         cluster_m=4,
         cluster_per_class=5,
+        landscape_hidden=(4,),
+        landscape_layers=(1,),
+        landscape_orders=10,
+        landscape_epochs=1,
+        landscape_audit_samples=5,
         # tiny sizes: every check runs but they are not expected to be meaningful
         rel_allowance=0.5,
         slope_tol=0.5,
@@ -223,6 +237,10 @@ _CONFIGS = {
         # gap ratio 0.2-0.5 at h = 16, 1.7-2.4 at h = 32, 4-7 at h = 64; docs/theory.md 9.2)
         cluster_Cs=(2, 4, 8, 16),
         cluster_counts=(1, 2),
+        landscape_hidden=(4, 16, 64),
+        landscape_layers=(1, 3),
+        landscape_epochs=3,
+        landscape_audit_samples=50,
         rel_allowance=0.10,
         ks_tol=0.06,
     ),

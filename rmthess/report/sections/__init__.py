@@ -20,12 +20,23 @@ from rmthess.report.sections import (
     dynamics,
     frobenius,
     heatmaps,
+    landscape,
     real_data,
     spectra,
     theory,
 )
 
-SECTIONS = (theory, frobenius, decay, spectra, heatmaps, dynamics, real_data, clusters)
+SECTIONS = (
+    theory,
+    frobenius,
+    decay,
+    spectra,
+    heatmaps,
+    dynamics,
+    real_data,
+    clusters,
+    landscape,
+)
 """Section modules in data order (a section's needs come before it)."""
 
 NAMES = tuple(s.NAME for s in SECTIONS)
@@ -38,6 +49,7 @@ __all__ = [
     "dynamics",
     "frobenius",
     "heatmaps",
+    "landscape",
     "real_data",
     "spectra",
     "theory",

@@ -1,0 +1,46 @@
+"""Loss-landscape convergence with sample size (seed 000, Kiselev & Grabovoy): ``Delta_k``
+curves with honest statistics, their exact expectation, rates, the neighbourhood term, and an
+audit of the paper's Hessian bounds (docs/theory.md section 9.3).
+
+Imports are lazy: ``rmthess.landscape.X`` loads the module that holds ``X``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "per_sample_losses": "losses",
+    "delta_curve": "delta",
+    "DeltaCurve": "delta",
+    "delta_expected": "delta",
+    "DeltaExpected": "delta",
+    "fit_rate": "delta",
+    "RateFit": "delta",
+    "sample_size_for": "delta",
+    "ema_filter": "delta",
+    "neighbourhood_delta": "neighbourhood",
+    "NeighbourhoodDelta": "neighbourhood",
+    "relu_mlp": "models",
+    "train_mlp": "models",
+    "check_relu_mlp": "models",
+    "per_sample_hessian_norms": "per_sample",
+    "per_sample_curvature": "per_sample",
+    "hessian_bound_audit": "bounds",
+    "BoundAudit": "bounds",
+    "landscape_experiment": "experiment",
+    "LandscapeExperiment": "experiment",
+    "plot_delta_panels": "experiment",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"rmthess.landscape.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'rmthess.landscape' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,234 @@
+"""The loss-landscape paper's experiment (seed 000), end to end: ``landscape_experiment``.
+
+Two panels, as in Kiselev & Grabovoy's figures: ``Delta_k = |L_{k+1} - L_k|`` against ``k``
+for several hidden widths at a fixed depth, and for several depths at a fixed width. For
+each network (trained by :func:`~rmthess.landscape.models.train_mlp`): the per-sample losses
+at ``theta*``, the Monte-Carlo curve over random orders with its standard error, the exact
+expectation ``E Delta_k^2 = S^2 / (k (k+1))`` and the large-k form of ``E|Delta_k|``, the
+fitted log-log slope with a bootstrap CI over orders, and the paper's EMA-smoothed curve.
+The Hessian-bound audit runs on the fixed-width, fixed-depth network at initialization,
+after training, and with a small initialization. docs/theory.md section 9.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rmthess._checks import check_int, check_positive_float
+
+__all__ = ["LandscapeExperiment", "landscape_experiment", "plot_delta_panels"]
+
+PANELS = ("hidden", "depth")
+
+
+@dataclass
+class LandscapeExperiment:
+    """Result of :func:`landscape_experiment`.
+
+    ``runs``: one dict per (panel, hidden, layers) with the ``DeltaCurve`` (``curve``),
+    ``DeltaExpected`` (``expected``), ``RateFit`` (``fit``) and the final training loss;
+    ``audits``: ``{state: BoundAudit}`` for ``init``, ``trained``, ``small-init``.
+    """
+
+    data_name: str
+    n: int
+    runs: list = field(default_factory=list)
+    audits: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per network: panel, hidden, layers, slope (+ se, CI), train loss, ..."""
+        rows = []
+        for r in self.runs:
+            f, e = r["fit"], r["expected"]
+            rows.append(
+                dict(
+                    panel=r["panel"],
+                    hidden=r["hidden"],
+                    layers=r["layers"],
+                    train_loss=r["train_loss"],
+                    loss_std=float(np.sqrt(e.variance)),
+                    loss_mad=e.mad,
+                    slope=f.slope,
+                    slope_se=f.slope_se,
+                    slope_ci_low=f.slope_ci[0],
+                    slope_ci_high=f.slope_ci[1],
+                    k_min=f.k_min,
+                    k_max=f.k_max,
+                    mc_vs_exact_max_z=r["mc_vs_exact_max_z"],
+                )
+            )
+        return pd.DataFrame(rows)
+
+    def audit_frame(self) -> pd.DataFrame:
+        """The audits' summaries stacked, with a ``state`` column."""
+        parts = [a.summary().assign(state=s) for s, a in self.audits.items()]
+        if not parts:
+            return pd.DataFrame()
+        df = pd.concat(parts, ignore_index=True)
+        return df[["state", *[c for c in df.columns if c != "state"]]]
+
+    def to_dict(self) -> dict:
+        from rmthess._stats import json_safe
+
+        return json_safe(
+            dict(
+                data=self.data_name,
+                n=self.n,
+                **self.settings,
+                fits=self.to_frame().to_dict("records"),
+                audit=self.audit_frame().to_dict("records"),
+            )
+        )
+
+
+def _mc_vs_exact(curve, expected, ks) -> float:
+    """Largest |z| of the Monte-Carlo mean of Delta_k^2 against the exact S^2/(k(k+1))."""
+    T2 = curve.delta_trials[:, ks - 1] ** 2
+    m, se = T2.mean(0), T2.std(0, ddof=1) / np.sqrt(T2.shape[0])
+    exact = expected.mean_sq[ks - 1]
+    return float(np.max(np.abs(m - exact) / se))
+
+
+def _int_tuple(name, values, lo):
+    if isinstance(values, int):
+        values = (values,)
+    out = tuple(check_int(name, v, lo) for v in values)
+    if not out:
+        raise ValueError(f"{name} must list at least one value")
+    return out
+
+
+def landscape_experiment(
+    data,
+    *,
+    hidden=(4, 8, 16, 32, 64),
+    layers=(1, 3, 5),
+    fixed_hidden: int = 16,
+    fixed_layers: int = 3,
+    orders: int = 100,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    ema: float = 0.99,
+    k_min: int = 10,
+    audit_samples: int | None = 200,
+    seed: int = 0,
+    progress=None,
+) -> LandscapeExperiment:
+    """Train the paper's bias-free ReLU MLPs and measure ``Delta_k`` for each.
+
+    ``hidden`` widths at ``fixed_layers`` weight matrices (the paper's ``L``; the authors'
+    code's ``num_layers = L - 2``), and ``layers`` at ``fixed_hidden``. ``audit_samples``:
+    rows audited per state (None: all; 0 skips the audit). Every argument is checked before
+    any training starts.
+    """
+    from rmthess.landscape.bounds import hessian_bound_audit
+    from rmthess.landscape.delta import delta_curve, delta_expected, fit_rate
+    from rmthess.landscape.losses import per_sample_losses
+    from rmthess.landscape.models import relu_mlp, train_mlp
+
+    hidden = _int_tuple("hidden", hidden, 1)
+    layers = _int_tuple("layers", layers, 1)
+    fixed_hidden = check_int("fixed_hidden", fixed_hidden, 1)
+    fixed_layers = check_int("fixed_layers", fixed_layers, 1)
+    orders = check_int("orders", orders, 2)
+    epochs = check_int("epochs", epochs, 0)
+    lr = check_positive_float("lr", lr)
+    k_min = check_int("k_min", k_min, 1)
+    if audit_samples is not None:
+        audit_samples = check_int("audit_samples", audit_samples, 0)
+    if not (hasattr(data, "X") and hasattr(data, "n_classes")):
+        raise TypeError("data must be an rmthess.data.Dataset (e.g. rmthess.data.digits())")
+    n = data.n
+    if k_min > n // 10:
+        raise ValueError(f"k_min must be at most n/10 = {n // 10} for a slope fit, got {k_min}")
+    configs = [("hidden", h, fixed_layers) for h in hidden]
+    configs += [("depth", fixed_hidden, L) for L in layers]
+    res = LandscapeExperiment(
+        data.name,
+        n,
+        settings=dict(
+            orders=orders, epochs=epochs, lr=lr, batch_size=batch_size, ema=ema, seed=seed
+        ),
+    )
+    it = configs
+    if progress or (progress is None and len(configs) > 2):
+        from tqdm.auto import tqdm
+
+        it = tqdm(configs, desc="landscape", unit="net")
+    trained = {}
+    for panel, h, L in it:
+        if (h, L) not in trained:
+            m = train_mlp(data, h, L, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+            trained[(h, L)] = m
+        model = trained[(h, L)]
+        losses = per_sample_losses(model, "ce", data)
+        curve = delta_curve(losses, orders, seed=seed, ema=ema)
+        expected = delta_expected(losses)
+        fit = fit_rate(curve, k_min=k_min, k_max=n // 10, seed=seed)
+        ks = np.unique(np.geomspace(1, n - 1, 12).astype(int))
+        res.runs.append(
+            dict(
+                panel=panel,
+                hidden=h,
+                layers=L,
+                curve=curve,
+                expected=expected,
+                fit=fit,
+                train_loss=float(losses.mean()),
+                mc_vs_exact_max_z=_mc_vs_exact(curve, expected, ks),
+            )
+        )
+    if audit_samples != 0:
+        base = dict(seed=seed, dtype=trained[next(iter(trained))].output.weight.dtype)
+        states = {
+            "init": relu_mlp(data.d, data.n_classes, fixed_hidden, fixed_layers, **base),
+            "trained": trained.get((fixed_hidden, fixed_layers))
+            or train_mlp(data, fixed_hidden, fixed_layers, epochs=epochs, lr=lr, seed=seed),
+            "small-init": relu_mlp(
+                data.d, data.n_classes, fixed_hidden, fixed_layers, init_scale=0.1, **base
+            ),
+        }
+        for state, model in states.items():
+            res.audits[state] = hessian_bound_audit(
+                model, data, "ce", samples=audit_samples, seed=seed
+            )
+    return res
+
+
+def plot_delta_panels(res: LandscapeExperiment, axes=None):
+    """The paper's two panels: Delta_k vs k (log-log) per width and per depth, each with
+    the Monte-Carlo mean and its +-2 SE band, the exact rms ``S / sqrt(k(k+1))`` (thin
+    dotted), the large-k form ``MAD/(k+1)`` (dash-dot) and the paper's EMA (dashed)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+    for ax, panel in zip(axes, PANELS, strict=True):
+        runs = [r for r in res.runs if r["panel"] == panel]
+        for i, r in enumerate(runs):
+            c, e, f = r["curve"], r["expected"], r["fit"]
+            col = f"C{i}"
+            lab = f"h={r['hidden']}" if panel == "hidden" else f"L={r['layers']}"
+            ax.plot(c.k, c.mean, color=col, lw=1, label=f"{lab}: slope {f.slope:.3f}")
+            ax.fill_between(
+                c.k, c.mean - 2 * c.mean_se, c.mean + 2 * c.mean_se, color=col, alpha=0.2, lw=0
+            )
+            ax.plot(e.k, e.mean_abs, color=col, lw=0.8, ls="-.")
+            if c.ema is not None:
+                ax.plot(c.k, c.ema, color=col, lw=1, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("k (samples)")
+        fixed = runs[0]["layers"] if panel == "hidden" else runs[0]["hidden"]
+        ax.set_title(
+            f"varying width, L = {fixed}" if panel == "hidden" else f"varying depth, h = {fixed}"
+        )
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, title="mean (band: +-2 SE); -. MAD/(k+1); -- EMA 0.99")
+    axes[0].set_ylabel("Delta_k = |L_{k+1} - L_k|")
+    return axes
