@@ -150,7 +150,7 @@ def test_smooth_density_correction_is_seen():
 
 
 # ----------------------------------------------------------------------------- rates
-def test_fit_rate_covers_minus_one_and_beats_ols():
+def test_fit_rate_covers_minus_one_and_sees_the_ema():
     c = delta_curve(_population("lognormal", 5000), 100, seed=1, ema=PAPER_EMA)
     for on in ("mean", "rms"):
         f = fit_rate(c, on=on)

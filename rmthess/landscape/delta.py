@@ -351,8 +351,8 @@ class RateFit:
     it agrees with the OLS standard error over ``k`` (the ``Delta_k`` are nearly
     uncorrelated along ``k``); for the EMA curve (correlated along ``k`` by construction,
     and curved) OLS residuals measure misfit, not noise. Coverage of the 95% interval,
-    measured over 200-400 seeds (validation/landscape_delta.py): 95% for uniform losses,
-    92-94% for skewed ones (exponential, lognormal) at 100 orders, 93-94% at 300 orders.
+    measured over 300-400 seeds (docs/theory.md 9.3): 95-96% for uniform losses,
+    91-94% for skewed ones (exponential, lognormal) at 100 orders, 93-94% at 300 orders.
     """
 
     slope: float

@@ -224,13 +224,12 @@ def _functional_D(pb, none_loss, Xs, ys, k: int):
 def _moments_of_M(matmul_M, P: int, probes: int | None, rng, dtype, device):
     """``(t, f, n)``: per-probe ``v^T M v`` and ``|M v|^2`` (exact: one entry, n = 0)."""
     if probes is None or probes >= P:
-        M = torch.cat(
-            [
-                matmul_M(torch.eye(P, dtype=dtype, device=device)[:, j : j + 256])
-                for j in range(0, P, 256)
-            ],
-            dim=1,
-        )
+        cols = []
+        for j in range(0, P, 256):
+            E = torch.zeros(P, min(256, P - j), dtype=dtype, device=device)
+            E[torch.arange(j, j + E.shape[1]), torch.arange(E.shape[1])] = 1.0
+            cols.append(matmul_M(E))
+        M = torch.cat(cols, dim=1)
         M = (M + M.T) / 2
         return np.array([float(M.trace())]), np.array([float((M * M).sum())]), 0
     V = torch.as_tensor(rng.integers(0, 2, size=(P, probes)) * 2.0 - 1.0, dtype=dtype)
