@@ -19,8 +19,10 @@ and ``E D - E D2 = O(sigma^4)`` (odd orders vanish), ``E D^2 - E D2^2 = O(sigma^
 without the ``1/2`` of its own equation (2), and drops ``g`` by its Assumption 1 (``theta*``
 critical for both ``L_k`` and ``L_{k+1}``), which no finite ``k`` satisfies: ``g`` is
 the deviation of one per-sample gradient from a mean, ``O(1/k)`` like ``D0``, and
-``sigma^2 ||g||^2`` is the leading neighbourhood term of ``E D^2``. ``mean_paper`` is the
-paper's ``D0 + sigma^2 tr M``.
+``sigma^2 ||g||^2`` is 28-100% of ``E D2^2 - D0^2`` on small trained tanh MLPs. For ReLU
+networks the expansion holds only for ``sigma`` well below the smallest
+``|w_j . x_i| / |x_i|`` over the samples used: the Hessian does not see the kinks
+(docs/theory.md section 9.3). ``mean_paper`` is the paper's ``D0 + sigma^2 tr M``.
 
 ``tr M`` and ``||M||_F^2`` come from Hessian-vector products (:mod:`rmthess.curvature`):
 exactly from the ``P`` unit vectors for ``P <= EXACT_MAX_PARAMS`` (or ``probes >= P``),
