@@ -11,6 +11,10 @@ import importlib
 
 _WHERE = {
     "per_sample_losses": "losses",
+    "unreduced_loss": "losses",
+    "PAPER_EMA": "delta",
+    "NeighbourhoodMC": "neighbourhood",
+    "EXACT_MAX_PARAMS": "neighbourhood",
     "delta_curve": "delta",
     "DeltaCurve": "delta",
     "delta_expected": "delta",
