@@ -9,6 +9,7 @@ hand-derived closed forms for the counterexamples.
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -111,6 +112,10 @@ def test_batched_lanczos_matches_dense_on_moderate_P():
     frame = lz.to_frame()
     assert list(frame.columns[:5]) == ["sample", "norm", "eigenvalue", "residual", "steps"]
     assert lz.to_dict()["N"] == 8 and np.asarray(lz).shape == (8,)
+    with pytest.warns(RuntimeWarning, match="raise steps"):
+        short = per_sample_curvature(model, (X[:2], y[:2]), method="lanczos", steps=3)
+    assert (short.residual > 1e-10).all() and (short.steps == 3).all()
+    assert (short.norm <= dense.norm[:2] * (1 + 1e-12)).all()  # Ritz values from below
 
 
 def test_float32_model_is_measured_in_float64():
@@ -208,6 +213,11 @@ def test_counterexample_L1_two_parameters():
     assert audit.theorem1[0] == pytest.approx(SQ2 * 0.0625 * 2, rel=1e-13)
     assert not audit.holds_theorem1[0] and not audit.holds_theorem1_G[0]
     assert audit.holds_corrected[0] and audit.corrected[0] == pytest.approx(0.5)
+    assert audit.h is None and np.isnan(audit.lemma1).all()  # Lemma 1 needs a hidden layer
+    json.dumps(audit.to_dict(), allow_nan=False)
+    ggn_only = hessian_bound_audit(model, data, kind="ggn")
+    assert {t for _, t in ggn_only.checks()} == {"G"} and np.isnan(ggn_only.norm_H).all()
+    assert not ggn_only.holds_theorem1_G[0]
 
 
 def test_counterexample_L2_residual_part():

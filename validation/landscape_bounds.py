@@ -26,8 +26,8 @@ and (Lemma 1) the same with ``M_W = h M``. rmthess claims (docs/theory.md sectio
 Timing (printed): per-sample GGN norms of 10^4 samples of ``784 -> 16 x 6 -> 10`` (kernel
 route) and exact ``||H_i||`` (Lanczos) on a subset, extrapolated to 10^4.
 
-Run: ``PYTHONPATH=. python validation/landscape_bounds.py [--quick] [--seed S]`` (a few
-minutes on one core; ``--quick``: smaller search and nets, under a minute). CPU only
+Run: ``PYTHONPATH=. python validation/landscape_bounds.py [--quick] [--seed S]`` (about
+90 s on one core; ``--quick``: smaller search and nets, about 30 s). CPU only
 (``--device`` is accepted for uniformity and ignored).
 """
 
@@ -215,7 +215,7 @@ def paper_section(quick: bool, seed: int, checks) -> None:
             a = hessian_bound_audit(model, data, samples=n_audit, seed=seed)
             for row in a.summary().itertuples():
                 print(
-                    f"{L:2d} {name:8} {row.bound + '/' + row.target:20} {row.holds_fraction:6.2f} "
+                    f"{L:2d} {name:8} {row.bound + '/' + row.target:20} {row.holds_fraction:6.3f} "
                     f"{row.ratio_min:9.3g} {row.ratio_median:9.3g} {row.ratio_max:9.3g}"
                 )
                 if row.bound.startswith("corrected"):

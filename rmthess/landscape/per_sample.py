@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,7 +196,7 @@ def per_sample_curvature(
     memory = MEMORY if memory is None else check_int("memory", memory, 1)
     item = torch.finfo(dtype).bits // 8
     per = {
-        "kernel": 3 * C * P + 4 * P,
+        "kernel": 4 * C * C + 2 * C * max(a for a, _ in shapes) + 2 * sum(b for _, b in shapes),
         "dense": 4 * P * P + 8 * P,
         "lanczos": (min(steps, 2 * _FIRST_CAP) + 12) * P,
     }[method] * item
@@ -231,6 +232,14 @@ def per_sample_curvature(
         if r is not None:
             res[sl], nsteps[sl] = r.cpu().numpy(), s.cpu().numpy()
     norm = np.abs(eig)
+    bad = int(np.sum(res > tol))
+    if bad:
+        warnings.warn(
+            f"Lanczos did not reach residual <= tol = {tol:g} for {bad} of {N} samples within "
+            f"steps = {steps} (largest relative residual {res.max():.2g}); raise steps",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return PerSampleNorms(
         norm, eig, res, nsteps.astype(np.int64), kind, method, P, tol, time.perf_counter() - t0
     )
