@@ -302,6 +302,8 @@ def hessian_bound_audit(
     weights = check_relu_mlp(model)
     _check_ce(loss_fn)
     kind = check_choice("kind", kind, ("hessian", "ggn"))
+    if check_choice("method", method, ("auto", "dense", "lanczos")) and chunk is not None:
+        check_int("chunk", chunk, 1)
     seed = check_int("seed", seed, 0)
     X, y = _arrays(data)
     idx = _samples(samples, len(X), seed)

@@ -172,9 +172,11 @@ def per_sample_curvature(
     memory : bytes of working memory per chunk (default :data:`MEMORY`)
     progress : tqdm bar over chunks (``None``: when there are more than 4 chunks)
 
-    Cost per sample: ``"kernel"`` one ``C x P`` Jacobian; ``"dense"`` ``P`` Hessian rows and
-    a ``P^3`` eigensolve; ``"lanczos"`` ``s`` Hessian-vector products (about 3-4 gradients
-    each) plus ``2 s^2 P`` for the reorthogonalisation, ``s`` the steps taken.
+    Cost per sample: ``"kernel"`` one backward sweep of the ``C x C`` identity
+    (``sum_p C d_p d_(p+1)`` multiply-adds, no Jacobian stored); ``"dense"`` ``P`` Hessian
+    rows and a ``P^3`` eigensolve; ``"lanczos"`` ``s`` Hessian-vector products (about 3-4
+    gradients each) plus ``s^2 P`` multiply-adds of reorthogonalisation, ``s`` the steps
+    taken (16-32 for ``784 -> 16 x 6 -> 10``: 16-26 ms per sample on one CPU core).
     """
     kind = check_choice("kind", kind, KINDS)
     method = check_choice("method", method, METHODS)
@@ -184,8 +186,6 @@ def per_sample_curvature(
     C = shapes[-1][0]
     if not isinstance(dtype, torch.dtype) or dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    dev = weights[0].device
-    X, Y = _xy(data, shapes[0][1], C, dtype, dev)
     if method == "auto":
         method = "kernel" if kind == "ggn" else ("dense" if P <= DENSE_MAX_P else "lanczos")
     if method == "kernel" and kind != "ggn":
@@ -194,6 +194,12 @@ def per_sample_curvature(
     tol = check_positive_float("tol", tol)
     seed = check_int("seed", seed, 0)
     memory = MEMORY if memory is None else check_int("memory", memory, 1)
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    if chunk is not None:
+        chunk = check_int("chunk", chunk, 1)
+    dev = weights[0].device
+    X, Y = _xy(data, shapes[0][1], C, dtype, dev)
     item = torch.finfo(dtype).bits // 8
     per = {
         "kernel": 4 * C * C + 2 * C * max(a for a, _ in shapes) + 2 * sum(b for _, b in shapes),
@@ -206,9 +212,7 @@ def per_sample_curvature(
             f"memory = {memory / 2**20:.0f} MiB; use method='lanczos' or raise memory"
         )
     N = len(X)
-    chunk = max(1, min(N, memory // per)) if chunk is None else check_int("chunk", chunk, 1)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    chunk = max(1, min(N, memory // per)) if chunk is None else chunk
     theta = torch.cat([W.detach().to(dtype).reshape(-1) for W in weights])
     fns = _Functions(shapes)
     gen = torch.Generator(device="cpu").manual_seed(seed)
