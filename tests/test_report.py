@@ -36,6 +36,7 @@ FIGURES = {
     "real_hessian.png",
     "real_slq.png",
     "clusters.png",
+    "landscape_delta.png",
 }
 
 
@@ -65,6 +66,8 @@ def test_tiny_report_writes_everything(tiny_report):
         "real_top_eigs.csv",
         "real_track.csv",
         "clusters.csv",
+        "landscape_fits.csv",
+        "landscape_audit.csv",
     } <= tables
     assert not [p for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
     html = (out / "index.html").read_text()
@@ -82,7 +85,7 @@ def test_tiny_report_every_section_ran(tiny_report):
     assert broken == [], [c.detail for c in broken]
     sections = {c.section for c in tiny_report.checks}
     assert {"frobenius", "decay", "spectra", "heatmaps", "dynamics", "real-data"} <= sections
-    assert "clusters" in sections
+    assert "clusters" in sections and "landscape" in sections
     # the MSE cases are exactly block diagonal whatever the size
     zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
     assert len(zero) == 2 and all(c.passed and c.measured == 0.0 for c in zero)
@@ -221,7 +224,7 @@ def test_plan_sections_adds_what_a_section_needs():
     assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
     plan, added = runner.plan_sections(["spectra", "theory"])
     assert names(plan) == ["theory", "spectra"] and added == []
-    assert len(runner.plan_sections(None)[0]) == 8
+    assert len(runner.plan_sections(None)[0]) == 9
     with pytest.raises(ValueError, match="unknown report section"):
         runner.plan_sections(["decay", "nope"])
 

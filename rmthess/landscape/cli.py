@@ -117,7 +117,7 @@ def run(args) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(f"Delta_k on {ds.name} (N={ds.n}), {args.orders} random orders")
         cols = ["panel", "hidden", "layers", "train_loss", "slope", "slope_ci_low"]
-        print(fits[[*cols, "slope_ci_high", "mc_vs_exact_max_z"]].to_string(index=False))
+        print(fits[[*cols, "slope_ci_high", "mc_vs_exact_z"]].to_string(index=False))
         if len(audit):
             print("\nHessian-bound audit (bound / exact ||H_i||_2):")
             cols = ["state", "bound", "target", "holds_fraction", "ratio_min", "ratio_median"]

@@ -58,7 +58,7 @@ class LandscapeExperiment:
                     slope_ci_high=f.slope_ci[1],
                     k_min=f.k_min,
                     k_max=f.k_max,
-                    mc_vs_exact_max_z=r["mc_vs_exact_max_z"],
+                    mc_vs_exact_z=r["mc_vs_exact_z"],
                 )
             )
         return pd.DataFrame(rows)
@@ -85,12 +85,21 @@ class LandscapeExperiment:
         )
 
 
-def _mc_vs_exact(curve, expected, ks) -> float:
-    """Largest |z| of the Monte-Carlo mean of Delta_k^2 against the exact S^2/(k(k+1))."""
-    T2 = curve.delta_trials[:, ks - 1] ** 2
-    m, se = T2.mean(0), T2.std(0, ddof=1) / np.sqrt(T2.shape[0])
-    exact = expected.mean_sq[ks - 1]
-    return float(np.max(np.abs(m - exact) / se))
+def _mc_vs_exact(curve, expected) -> float:
+    """z-score of the Monte-Carlo orders against the exact ``E Delta_k^2 = S^2/(k(k+1))``.
+
+    Pooled over the odd k: per order, ``Y = mean_{k odd} k (k+1) Delta_k^2`` has
+    ``E Y = S^2`` exactly and, as an average of nearly uncorrelated terms, is close to normal
+    across orders, so ``(mean Y - S^2) / se(Y)`` is an honest z (measured over 40 seeds on
+    trained digits MLPs: std z 0.94-0.97). Not all k: Welford's identity
+    ``sum_{k=1}^{n-1} k/(k+1) (l_{k+1} - L_k)^2 = (n-1) S^2`` makes the sum over every k the
+    same for every order (no information). Not one z per k: with heavy-tailed per-sample
+    losses, ``Delta_k^2`` over 100 orders is far from normal (|z| up to 14 seen).
+    """
+    sel = curve.k % 2 == 1
+    k = curve.k[sel].astype(float)
+    Y = (curve.delta_trials[:, sel] ** 2 * (k * (k + 1))).mean(axis=1)
+    return float((Y.mean() - expected.variance) / (Y.std(ddof=1) / np.sqrt(len(Y))))
 
 
 def _int_tuple(name, values, lo):
@@ -170,7 +179,6 @@ def landscape_experiment(
         curve = delta_curve(losses, orders, seed=seed, ema=ema)
         expected = delta_expected(losses)
         fit = fit_rate(curve, k_min=k_min, k_max=n // 10, seed=seed)
-        ks = np.unique(np.geomspace(1, n - 1, 12).astype(int))
         res.runs.append(
             dict(
                 panel=panel,
@@ -180,7 +188,7 @@ def landscape_experiment(
                 expected=expected,
                 fit=fit,
                 train_loss=float(losses.mean()),
-                mc_vs_exact_max_z=_mc_vs_exact(curve, expected, ks),
+                mc_vs_exact_z=_mc_vs_exact(curve, expected),
             )
         )
     if audit_samples != 0:
@@ -229,6 +237,8 @@ def plot_delta_panels(res: LandscapeExperiment, axes=None):
             f"varying width, L = {fixed}" if panel == "hidden" else f"varying depth, h = {fixed}"
         )
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, title="mean (band: +-2 SE); -. MAD/(k+1); -- EMA 0.99")
+        ax.legend(
+            fontsize=7, loc="lower left", title="mean (band: +-2 SE); -. MAD/(k+1); -- EMA 0.99"
+        )
     axes[0].set_ylabel("Delta_k = |L_{k+1} - L_k|")
     return axes
