@@ -42,7 +42,7 @@ SUBCOMMANDS = {
         "rmthess.landscape.cli",
         "Delta_k = |L_{k+1} - L_k| vs sample size and the Hessian-bound audit (seed 000)",
     ),
-    "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature"),
+    "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature, landscape"),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
 }
 

@@ -67,3 +67,10 @@ def test_mc_vs_exact_pooled_z_is_informative():
     assert np.allclose(Y_all, e.variance, rtol=1e-10)  # Welford: the same for every order
     zs = [_mc_vs_exact(delta_curve(losses, 100, seed=s), e) for s in range(30)]
     assert 0.6 < np.std(zs) < 1.5 and abs(np.mean(zs)) < 4 / np.sqrt(30) + 0.3
+
+
+def test_bench_landscape_quick(capsys):
+    assert main(["bench", "landscape", "--quick", "--json", "--hessian-samples", "4"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["max_abs_diff"] < 1e-12 and res["hessian_samples"] == 4
+    assert res["P"] == 784 * 16 + 16 * 16 * 5 + 16 * 10

@@ -1,4 +1,4 @@
-"""``rmthess bench {solver,simulate,hvp,curvature} [--json]``."""
+"""``rmthess bench {solver,simulate,hvp,curvature,landscape} [--json]``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ BENCHES = {
     "simulate": "rmthess.bench.simulate",
     "hvp": "rmthess.bench.hvp",
     "curvature": "rmthess.bench.curvature",
+    "landscape": "rmthess.bench.landscape",
 }
 
 
