@@ -1,0 +1,261 @@
+"""Engines and the sweep driver :func:`run_sweep`.
+
+Engines: ``serial`` (in this process), ``processes`` (``concurrent.futures``
+``ProcessPoolExecutor``, spawn context) and ``dask`` (``dask.distributed``; a
+``LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)`` unless
+``scheduler=ADDRESS`` names a running one; the dashboard address is printed on stderr).
+On Dask, a task whose configuration says ``device = "cuda"`` asks for the worker resource
+``GPU = 1`` (start GPU workers with ``--resources GPU=1``; a LocalCluster made here gives
+each worker ``GPU = 1`` when the grid has such a configuration).
+
+Every engine runs *chunks* of ``chunk`` configurations (one engine task each, so that
+scheduler overhead stays below the task cost for tiny configurations) and hands results
+back as they complete; the DRIVER writes each one to the store at once. A configuration
+that raises, or whose worker dies, is retried up to ``retries`` more times (alone, in a
+chunk of one) and then recorded in ``failures/``; it never stops the others. A dead
+process-pool worker breaks the whole pool: every chunk then in flight is charged one
+attempt and the pool is restarted. Dask reschedules the tasks of a lost worker itself
+(up to ``distributed.scheduler.allowed-failures`` times) before the driver sees an error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+
+__all__ = ["run_sweep", "SweepResult", "ENGINES"]
+
+ENGINES = ("serial", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Outcome of :func:`run_sweep`: ``total`` configurations in the spec, ``skipped``
+    (valid results already in the store), ``done`` (computed now), ``failed`` (every
+    attempt failed), ``corrupt`` (invalid result files moved aside and recomputed),
+    ``seconds`` (wall time) and the ``store`` path."""
+
+    store: str
+    task: str
+    engine: str
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    corrupt: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_frame(self):
+        """:func:`rmthess.sweep.load` of the store (one row per finished configuration)."""
+        from rmthess.sweep.store import load
+
+        return load(self.store)
+
+
+# ---------------------------------------------------------------------------- engines
+def _serial(fn, batches, handle, **_):
+    from rmthess.sweep.tasks import run_chunk
+
+    queue = deque(batches)
+    while queue:
+        batch = queue.popleft()
+        queue.extend(handle(batch, run_chunk(fn, batch), None))
+
+
+def _processes(fn, batches, handle, *, workers, **_):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rmthess.sweep.tasks import run_chunk
+
+    todo = list(batches)
+    while todo:
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        broken = False
+        try:
+            pending = {ex.submit(run_chunk, fn, b): b for b in todo}
+            todo = []
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    batch = pending.pop(f)
+                    try:
+                        outs, err = f.result(), None
+                    except BrokenProcessPool as exc:
+                        broken = True
+                        outs, err = None, f"worker process died ({exc})"
+                    except Exception as exc:  # e.g. a result that cannot be pickled
+                        outs, err = None, f"{type(exc).__name__}: {exc}"
+                    for nb in handle(batch, outs, err):
+                        if broken:
+                            todo.append(nb)
+                        else:
+                            pending[ex.submit(run_chunk, fn, nb)] = nb
+        finally:
+            ex.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _dask(fn, batches, handle, *, workers, scheduler, gpu, **_):
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from rmthess.sweep.tasks import run_chunk
+
+    cluster = None
+    if scheduler is None:
+        extra = {"resources": {"GPU": 1}} if gpu else {}
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+            **extra,
+        )  # fmt: skip
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    print(f"rmthess sweep: dask dashboard {client.dashboard_link}", file=sys.stderr)
+    counter = iter(range(10**12))
+    try:
+        futures = {}
+
+        def submit(batch):
+            res = {"GPU": 1} if any(c.get("device") == "cuda" for _, c, _ in batch) else None
+            key = f"rmthess-sweep-{batch[0][0]}-{next(counter)}"
+            f = client.submit(run_chunk, fn, batch, key=key, pure=False, resources=res)
+            futures[f.key] = batch
+            return f
+
+        ac = as_completed([submit(b) for b in batches])
+        for f in ac:
+            batch = futures.pop(f.key)
+            try:
+                outs, err = f.result(), None
+            except Exception as exc:  # KilledWorker, a lost connection, ...
+                outs, err = None, f"{type(exc).__name__}: {exc}"
+            f.release()
+            for nb in handle(batch, outs, err):
+                ac.add(submit(nb))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+_RUNNERS = {"serial": _serial, "processes": _processes, "dask": _dask}
+
+
+# ---------------------------------------------------------------------------- driver
+def run_sweep(
+    spec,
+    store,
+    *,
+    engine: str = "serial",
+    workers: int = 2,
+    scheduler: str | None = None,
+    retries: int = 2,
+    chunk: int = 1,
+    progress: bool | None = None,
+    force: bool = False,
+    extend: bool = False,
+) -> SweepResult:
+    """Run every configuration of ``spec`` not already in ``store``; resumable.
+
+    Parameters
+    ----------
+    spec : dict, TOML path or :class:`rmthess.sweep.spec.Spec` (:func:`load_spec`); the
+        whole grid is validated before anything runs.
+    store : directory (created if missing); see :mod:`rmthess.sweep.store`. A store made
+        for another grid is refused unless ``extend`` (add the grid) or ``force``.
+    engine : ``"serial" | "processes" | "dask"``. workers : processes / Dask workers (>= 1).
+    scheduler : address of a running Dask scheduler (``engine="dask"`` only).
+    retries : extra attempts for a failing configuration (>= 0). chunk : configurations per
+        engine task (>= 1). progress : tqdm bar on stderr (default: when stderr is a TTY).
+
+    Valid results already in the store are skipped; invalid ones are moved to ``corrupt/``
+    and recomputed. Returns a :class:`SweepResult`.
+    """
+    from rmthess._checks import check_choice, check_int
+    from rmthess.sweep.spec import load_spec
+    from rmthess.sweep.store import ResultStore
+
+    check_choice("engine", engine, ENGINES)
+    workers = check_int("workers", workers, 1)
+    retries = check_int("retries", retries, 0)
+    chunk = check_int("chunk", chunk, 1)
+    if scheduler is not None:
+        if engine != "dask":
+            raise ValueError(f"scheduler applies to engine='dask' only, got engine={engine!r}")
+        if not isinstance(scheduler, str) or not scheduler:
+            raise TypeError(f"scheduler must be an address string, got {scheduler!r}")
+    if engine == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "engine='dask' needs dask.distributed: pip install 'rmthess[dask]'"
+            ) from None
+    spec = load_spec(spec)
+    from rmthess.sweep.tasks import get_task
+
+    fn = get_task(spec.task).fn
+    st = ResultStore(store)
+    st.open_for(spec, force=force, extend=extend)
+    t0 = time.perf_counter()
+    valid, corrupt = st.scan(move_corrupt=True)
+    todo = [c for c in spec.configs if c.hash not in valid]
+    by_hash = {c.hash: c for c in todo}
+    items = [(c.hash, c.config, c.seed) for c in todo]
+    batches = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    attempts = dict.fromkeys(by_hash, 0)
+    counts = {"done": 0, "failed": 0}
+    bar = _progress(len(todo), progress)
+
+    def handle(batch, outs, err):
+        retry = []
+        if outs is None:
+            outs = [{"ok": False, "message": err, "traceback": ""} for _ in batch]
+        for item, out in zip(batch, outs, strict=True):
+            cfg = by_hash[item[0]]
+            attempts[cfg.hash] += 1
+            if out.get("ok"):
+                try:
+                    st.write_result(spec.task, cfg, out, attempts[cfg.hash])
+                    counts["done"] += 1
+                    bar.update(1)
+                    continue
+                except (ValueError, TypeError) as exc:  # a record that is not JSON-safe
+                    out = {"ok": False, "message": f"record not JSON-safe: {exc}"}
+                    out["traceback"] = ""
+            if attempts[cfg.hash] <= retries:
+                retry.append([item])
+            else:
+                st.write_failure(spec.task, cfg, out, attempts[cfg.hash])
+                counts["failed"] += 1
+                bar.update(1)
+        bar.set_postfix(done=counts["done"], failed=counts["failed"], refresh=False)
+        return retry
+
+    try:
+        if batches:
+            gpu = any(c.config.get("device") == "cuda" for c in todo)
+            _RUNNERS[engine](fn, batches, handle, workers=workers, scheduler=scheduler, gpu=gpu)
+    finally:
+        bar.close()
+        st.open_for(spec, force=False, extend=True)  # refresh the manifest's 'updated'
+    return SweepResult(
+        store=st.path, task=spec.task, engine=engine, total=len(spec.configs),
+        skipped=len(spec.configs) - len(todo), done=counts["done"], failed=counts["failed"],
+        corrupt=corrupt, seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def _progress(total: int, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    return tqdm(total=total, disable=not progress, desc="sweep", unit="cfg", file=sys.stderr)

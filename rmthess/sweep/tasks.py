@@ -1,0 +1,273 @@
+"""The task registry: pure functions of one configuration returning a flat record.
+
+A task is ``fn(config: dict, *, seed: int) -> dict``: a pure function of its (validated)
+configuration and the seed derived from the configuration hash, returning a flat record
+(scalars only, JSON-safe). ``validate(config, *, from_grid) -> dict`` checks a raw
+configuration and returns it normalized (types fixed, defaults that change the result
+filled in), raising ``ValueError``/``TypeError`` naming the parameter; it runs in the
+driver before anything is computed.
+
+Built-in tasks
+--------------
+``theory``
+    ``rmthess.theory.frobenius_limits(case, C, gamma, m, samples=, inner=, seed=seed)``.
+    Keys: case, C, gamma (required), m (hidden-*/output-*), samples, inner (Monte-Carlo
+    cases only), threads.
+``simulate``
+    ``rmthess.simulate.block_frobenius(case, C, d, N, m, trials=, seed=seed, device=,
+    dtype=, max_pairs=, unbiased=)`` minus per-trial arrays and its own timing. Keys: case,
+    C, d, N (required), m, trials (default 8), device (default "cpu"; "cuda" asks Dask for
+    a ``GPU`` resource), dtype (default "float64"), max_pairs, unbiased, threads.
+``_echo``, ``_fail_if``
+    For tests only: ``_echo`` returns ``x``, ``2x`` and a uniform draw from the seed after
+    sleeping ``sleep`` seconds; with ``die_once=PATH`` the process running it kills itself
+    (SIGKILL) the first time (it creates PATH first), to test worker loss. ``_fail_if``
+    raises ``RuntimeError`` when ``fail`` is true.
+
+``threads`` (default 1, every task) pins the BLAS/OpenMP pools (threadpoolctl) and torch's
+intra-op pool while the task runs; it is an execution knob but, when written in a
+configuration, it is part of that configuration's hash.
+
+A task registered with :func:`register_task` must be a module-level function of an
+importable module to run on the ``processes`` and ``dask`` engines (it is pickled by
+reference); the worker does not need the registry.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+
+__all__ = ["register_task", "get_task", "TASKS", "TaskEntry", "run_chunk"]
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    fn: Callable
+    validate: Callable
+
+
+TASKS: dict[str, TaskEntry] = {}
+
+
+def _allow_any(config: dict, *, from_grid: bool = True) -> dict:
+    return dict(config)
+
+
+def register_task(name: str, fn: Callable, *, validate: Callable | None = None) -> None:
+    """Register ``fn(config, *, seed) -> dict`` as task ``name`` (replacing any previous).
+
+    ``validate(config, *, from_grid) -> dict`` (default: accept the configuration as is)
+    normalizes a configuration and raises ``ValueError``/``TypeError`` for a bad one.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"task name must be a non-empty string, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"task {name!r}: fn must be callable, got {fn!r}")
+    TASKS[name] = TaskEntry(name, fn, validate or _allow_any)
+
+
+def get_task(name) -> TaskEntry:
+    """The registered task ``name``; ``ValueError`` naming the registered tasks otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"task must be a string, got {type(name).__name__} {name!r}")
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(TASKS)}") from None
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_keys(config, allowed, required):
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(allowed)}")
+    missing = [k for k in required if k not in config]
+    if missing:
+        raise ValueError(f"missing parameter(s) {missing}")
+
+
+def _common(config, from_grid, allowed, required):
+    from rmthess._checks import check_int
+    from rmthess.cases import get_case
+
+    cfg = dict(config)
+    _check_keys(cfg, allowed, required)
+    c = get_case(cfg["case"])
+    cfg["case"] = c.name
+    cfg["C"] = check_int("C", cfg["C"], 2)
+    if from_grid and not c.needs_m:
+        cfg.pop("m", None)  # a grid m does not apply to linear-* (documented in spec.py)
+    m = c.check_m(cfg.get("m"))
+    if m is not None:
+        cfg["m"] = m
+    if "threads" in cfg:
+        cfg["threads"] = check_int("threads", cfg["threads"], 1)
+    return cfg, c
+
+
+def validate_theory(config, *, from_grid=True):
+    from rmthess._checks import check_int, check_positive_float
+
+    allowed = ("case", "C", "gamma", "m", "samples", "inner", "threads")
+    cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
+    cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
+    for k in ("samples", "inner"):
+        if k in cfg:
+            if not c.monte_carlo_theory:
+                raise ValueError(f"{k} applies to the Monte-Carlo cases only, not {c.name!r}")
+            cfg[k] = check_int(k, cfg[k], 1)
+    return cfg
+
+
+def validate_simulate(config, *, from_grid=True):
+    from rmthess._checks import check_choice, check_int
+
+    allowed = ("case", "C", "d", "N", "m", "trials", "device", "dtype", "max_pairs")
+    allowed += ("unbiased", "threads")
+    cfg, c = _common(config, from_grid, allowed, ("case", "C", "d", "N"))
+    for k in ("d", "N"):
+        cfg[k] = check_int(k, cfg[k], 1)
+    cfg["trials"] = check_int("trials", cfg.get("trials", 8), 1)
+    cfg["device"] = check_choice("device", cfg.get("device", "cpu"), ("cpu", "cuda"))
+    cfg["dtype"] = check_choice("dtype", cfg.get("dtype", "float64"), ("float64", "float32"))
+    if "max_pairs" in cfg:
+        cfg["max_pairs"] = check_int("max_pairs", cfg["max_pairs"], 1)
+    if "unbiased" in cfg:
+        if not isinstance(cfg["unbiased"], bool):
+            raise TypeError(f"unbiased must be true or false, got {cfg['unbiased']!r}")
+        if cfg["unbiased"] and c.block_dim != "m":
+            raise ValueError(f"unbiased applies to the output-* cases only, not {c.name!r}")
+    return cfg
+
+
+def validate_echo(config, *, from_grid=True):
+    cfg = dict(config)
+    _check_keys(cfg, ("x", "sleep", "die_once", "fail", "threads"), ("x",))
+    if isinstance(cfg["x"], bool) or not isinstance(cfg["x"], (int, float)):
+        raise TypeError(f"x must be a number, got {cfg['x']!r}")
+    s = cfg.get("sleep", 0)
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 60:
+        raise ValueError(f"sleep must be a number of seconds in [0, 60), got {s!r}")
+    return cfg
+
+
+# ---------------------------------------------------------------------------- tasks
+def flat_record(d: dict) -> dict:
+    """Keep the scalar fields of a ``to_dict()``: drop ``*_trials`` and other arrays, split
+    a ``*_ci`` pair into ``*_ci_lo``/``*_ci_hi``, non-finite floats -> None."""
+    out = {}
+    for k, v in d.items():
+        if k.endswith("_trials"):
+            continue
+        if k.endswith("_ci") and isinstance(v, (tuple, list)) and len(v) == 2:
+            out[k + "_lo"], out[k + "_hi"] = v
+            continue
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if v is None or isinstance(v, (bool, int, str)):
+            out[k] = v
+        elif isinstance(v, float):
+            out[k] = v if math.isfinite(v) else None
+    for k in [k for k in out if k.endswith(("_ci_lo", "_ci_hi"))]:
+        v = out[k]
+        out[k] = float(v) if v is not None and math.isfinite(float(v)) else None
+    return out
+
+
+def theory_task(config: dict, *, seed: int) -> dict:
+    from rmthess.theory import frobenius_limits
+
+    extra = {k: config[k] for k in ("samples", "inner") if k in config}
+    res = frobenius_limits(
+        config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
+    )
+    return flat_record(res.to_dict())
+
+
+def simulate_task(config: dict, *, seed: int) -> dict:
+    import torch
+
+    from rmthess.simulate import block_frobenius
+
+    torch.set_num_threads(int(config.get("threads", 1)))
+    extra = {k: config[k] for k in ("max_pairs", "unbiased") if k in config}
+    res = block_frobenius(
+        config["case"], config["C"], config["d"], config["N"], config.get("m"),
+        trials=config["trials"], seed=seed, device=config["device"], dtype=config["dtype"],
+        **extra,
+    )  # fmt: skip
+    rec = flat_record(res.to_dict())
+    rec.pop("seconds", None)  # timing lives in the store entry, not in the record
+    return rec
+
+
+def echo_task(config: dict, *, seed: int) -> dict:
+    import numpy as np
+
+    marker = config.get("die_once")
+    if marker and not os.path.exists(marker):
+        import signal
+
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(float(config.get("sleep", 0)))
+    x = config["x"]
+    return {"x": x, "double": 2 * x, "draw": float(np.random.default_rng(seed).random())}
+
+
+def fail_if_task(config: dict, *, seed: int) -> dict:
+    if config.get("fail"):
+        raise RuntimeError(f"_fail_if: asked to fail for x={config['x']!r}")
+    return echo_task({k: v for k, v in config.items() if k != "fail"}, seed=seed)
+
+
+register_task("theory", theory_task, validate=validate_theory)
+register_task("simulate", simulate_task, validate=validate_simulate)
+register_task("_echo", echo_task, validate=validate_echo)
+register_task("_fail_if", fail_if_task, validate=validate_echo)
+
+
+# ---------------------------------------------------------------------------- runner
+def _now() -> str:
+    from datetime import datetime
+
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def run_chunk(fn: Callable, items: list) -> list[dict]:
+    """Run ``fn`` on each ``(hash, config, seed)``; one outcome dict per item, in order.
+
+    An exception in one item is caught and reported (``ok`` False, ``message``,
+    ``traceback``); it does not stop the others. Runs on the worker.
+    """
+    from threadpoolctl import threadpool_limits
+
+    out = []
+    host = socket.gethostname()
+    for h, config, seed in items:
+        started, t0 = _now(), time.perf_counter()
+        try:
+            with threadpool_limits(limits=int(config.get("threads", 1))):
+                record = fn(dict(config), seed=seed)
+            if not isinstance(record, dict):
+                raise TypeError(f"task returned {type(record).__name__}, not a dict record")
+            res = {"ok": True, "record": record}
+        except Exception as exc:  # reported to the driver, never raised here
+            res = {
+                "ok": False,
+                "message": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        res.update(hash=h, seconds=time.perf_counter() - t0, started=started, finished=_now())
+        res["host"] = host
+        out.append(res)
+    return out
