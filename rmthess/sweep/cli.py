@@ -98,7 +98,11 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     """Stand-alone entry point (``python -m rmthess.sweep.cli``), same errors as rmthess."""
-    from rmthess.cli import OneLineErrors
+    import argparse
+
+    class OneLineErrors(argparse.ArgumentParser):  # as rmthess.cli (a layer above: no import)
+        def error(self, message):
+            self.exit(2, f"{self.prog}: error: {message}\n")
 
     parser = OneLineErrors(prog="rmthess sweep", description=__doc__)
     add_arguments(parser)
