@@ -2,8 +2,8 @@
 
 Layers point one way::
 
-    rmthess.report -> rmthess.landscape -> {rmthess.simulate, rmthess.curvature}
-        -> {rmthess.theory, rmthess.data, rmthess._device}
+    {rmthess.report, rmthess.sweep, rmthess.bench} -> rmthess.landscape
+        -> {rmthess.simulate, rmthess.curvature} -> {rmthess.theory, rmthess.data, rmthess._device}
         -> ground floor (rmthess.cases, rmthess._checks, rmthess._stats)
 
 ``rmthess.theory`` uses numpy/scipy/numba/mpmath only and never imports torch;

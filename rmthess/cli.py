@@ -26,6 +26,7 @@ examples:
   rmthess simulate --case hidden-ce --C 8,16,32 --d 256 --N 512 --m 8 --trials 16
   rmthess curvature --data digits --hidden 16 --train-steps 300 --out curv
   rmthess landscape --data digits --hidden 4,8,16,32,64 --layers 1,3,5 --out land
+  rmthess sweep run examples/sweep_theory.toml --store runs/theory --engine dask
   rmthess report   --quick --out my-report
   rmthess bench    solver
 
@@ -41,6 +42,10 @@ SUBCOMMANDS = {
     "landscape": (
         "rmthess.landscape.cli",
         "Delta_k = |L_{k+1} - L_k| vs sample size and the Hessian-bound audit (seed 000)",
+    ),
+    "sweep": (
+        "rmthess.sweep.cli",
+        "grids on serial/processes/Dask with a resumable result store",
     ),
     "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature, landscape"),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
