@@ -2,7 +2,7 @@
 
 Layers point one way::
 
-    {rmthess.report, rmthess.sweep, rmthess.bench} -> rmthess.landscape
+    {rmthess.report, rmthess.bench} -> rmthess.sweep -> rmthess.landscape
         -> {rmthess.simulate, rmthess.curvature} -> {rmthess.theory, rmthess.data, rmthess._device}
         -> ground floor (rmthess.cases, rmthess._checks, rmthess._stats)
 

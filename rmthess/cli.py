@@ -47,7 +47,10 @@ SUBCOMMANDS = {
         "rmthess.sweep.cli",
         "grids on serial/processes/Dask with a resumable result store",
     ),
-    "bench": ("rmthess.bench.cli", "benchmarks: solver, simulate, hvp, curvature, landscape"),
+    "bench": (
+        "rmthess.bench.cli",
+        "benchmarks: solver, simulate, hvp, curvature, landscape, sweep",
+    ),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
 }
 

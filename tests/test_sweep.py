@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from rmthess.sweep import config_hash, config_seed, load, load_spec, run_sweep, status
@@ -219,3 +220,43 @@ def test_cli_status_and_plot(tmp_path):
     assert out.stat().st_size > 1000
     assert main(["plot", str(tmp_path / "s"), "--y", "nope", "--out", str(out)]) == 2
     assert main(["status", str(tmp_path / "missing")]) == 2
+
+
+def test_report_theory_section_reads_a_store(tmp_path, monkeypatch):
+    """The report takes the limits a theory sweep stored instead of recomputing them."""
+    import rmthess.theory as th
+    from rmthess.report import get_config
+    from rmthess.report.sections import theory as sec
+    from rmthess.sweep import run_sweep
+
+    cfg = get_config("tiny", cases=("linear-ce", "hidden-mse"))
+    Cs = {c: sec.C_grid(cfg, c) for c in cfg.cases}
+    spec = {
+        "task": "theory",
+        "grid": {"case": ["linear-ce"], "C": Cs["linear-ce"], "gamma": [cfg.gamma]},
+    }
+    store = tmp_path / "store"
+    run_sweep(spec, store, engine="serial", progress=False)
+    plain = sec.compute(cfg)
+    calls = []
+    real = th.frobenius_limits
+
+    def spy(case, *a, **k):
+        calls.append(case)
+        return real(case, *a, **k)
+
+    monkeypatch.setattr(th, "frobenius_limits", spy)
+    res = sec.compute(replace_store(cfg, store))
+    assert "linear-ce" not in calls and "hidden-mse" in calls  # stored: not recomputed
+    got = res.limits.set_index(["case", "C"])
+    ref = plain.limits.set_index(["case", "C"])
+    assert (got.loc["linear-ce", "source"] == "store").all()
+    assert (got.loc["hidden-mse", "source"] == "computed").all()
+    for q in ("F_diag", "F_off", "ratio"):
+        assert np.allclose(got[q].astype(float), ref.loc[got.index, q].astype(float), rtol=1e-12)
+
+
+def replace_store(cfg, store):
+    from dataclasses import replace
+
+    return replace(cfg, store=str(store))

@@ -12,6 +12,7 @@ interrupted (nothing claiming success is left behind).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -66,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-progress", dest="progress", action="store_false", help="do not draw the progress bar"
     )
     parser.add_argument(
+        "--store",
+        default=None,
+        help="a 'rmthess sweep' store of theory records: the theory section reuses the "
+        "limits it holds instead of recomputing them",
+    )
+    parser.add_argument(
         "--sections",
         default=None,
         help="comma-separated subset of: theory, frobenius, decay, spectra, "
@@ -82,7 +89,9 @@ def run(args) -> int:
     from rmthess.report.config import get_config
     from rmthess.report.runner import plan_sections, run_report
 
-    cfg = get_config(args.mode, seed=args.seed)
+    if args.store is not None and not os.path.isdir(os.path.join(args.store, "results")):
+        raise ValueError(f"--store must be a sweep store directory, got {args.store!r}")
+    cfg = get_config(args.mode, seed=args.seed, store=args.store)
     sections = None
     if args.sections:
         sections = [s.strip() for s in args.sections.split(",") if s.strip()]

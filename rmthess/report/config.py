@@ -91,6 +91,10 @@ class ReportConfig:
         Random orders, training epochs, samples per state in the Hessian-bound audit.
     seed : int
         Base seed; every section derives its own seed from it.
+    store : str or None
+        A ``rmthess sweep`` result store of ``theory`` records: the theory section takes
+        every limit it finds there (same case, C, gamma, m and Monte-Carlo samples) instead
+        of recomputing it, and computes the rest.
     """
 
     mode: str
@@ -141,6 +145,7 @@ class ReportConfig:
     landscape_epochs: int = 10
     landscape_audit_samples: int = 200
     seed: int = 0
+    store: str | None = None
     cases: tuple[str, ...] = field(default=CASES)
 
     @property

@@ -51,6 +51,42 @@ def units(cfg: ReportConfig) -> int:
     return sum(len(C_grid(cfg, c)) if get_case(c).monte_carlo_theory else 1 for c in cfg.cases)
 
 
+def _stored_limits(cfg: ReportConfig):
+    """``{(case, C): record}`` of the theory records in ``cfg.store`` that match this run
+    (gamma, m and, for the Monte-Carlo cases, the number of samples)."""
+    if cfg.store is None:
+        return {}
+    from rmthess.sweep import load
+    from rmthess.sweep.store import ResultStore
+
+    manifest = ResultStore(cfg.store).read_manifest()
+    if manifest is None or manifest.get("task") != "theory":
+        raise ValueError(f"store {cfg.store!r} is not a sweep store of theory records")
+    out = {}
+    for rec in load(cfg.store).to_dict("records"):
+        c = get_case(rec["case"])
+        m = m_for(rec["case"], cfg.m)
+        if rec["case"] not in cfg.cases or not np.isclose(rec["gamma"], cfg.gamma):
+            continue
+        if (m is None) != (rec.get("m") is None or np.isnan(rec.get("m", np.nan))):
+            continue
+        if m is not None and int(rec["m"]) != m:
+            continue
+        if c.monte_carlo_theory:
+            want = cfg.theory_samples
+            got = rec.get("samples")
+            got = None if got is None or np.isnan(got) else int(got)
+            if got != want:
+                continue
+        keep = {k: v for k, v in rec.items() if k not in _STORE_ONLY}
+        keep["source"] = "store"
+        out[(rec["case"], int(rec["C"]))] = keep
+    return out
+
+
+_STORE_ONLY = ("hash", "seconds", "started", "finished", "host", "attempt", "samples")
+
+
 def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> TheoryResult:
     """Limits at every C of :func:`C_grid` (the same ``seed`` at every C: common random
     numbers make the Monte-Carlo theory curve smooth in C) and the large-C constants."""
@@ -59,6 +95,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Theor
     from rmthess.theory import asymptotic_constants, frobenius_limits
 
     rows, asym = [], []
+    stored = _stored_limits(cfg)
     for case in cfg.cases:
         c = get_case(case)
         m = m_for(case, cfg.m)
@@ -66,7 +103,11 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Theor
         if c.monte_carlo_theory and cfg.theory_samples is not None:
             kwargs["samples"] = cfg.theory_samples
         for C in C_grid(cfg, case):
-            rows.append(frobenius_limits(case, C, cfg.gamma, m, **kwargs).to_dict())
+            if (case, C) in stored:
+                rows.append(stored[(case, C)])
+            else:
+                rows.append({**frobenius_limits(case, C, cfg.gamma, m, **kwargs).to_dict()})
+                rows[-1]["source"] = "computed"
             if c.monte_carlo_theory:
                 step(f"theory {case} C={C}")
         if m is None or m >= c.asymptotic_m_min:
