@@ -1,10 +1,10 @@
 """Layering rules, checked over every module of the package.
 
-``report -> landscape -> {simulate, curvature} -> {theory, data, _device} -> ground floor
-(cases, _checks, _stats)``, ``report -> sweep -> landscape``, and ``bench`` beside ``report``:
-a module may import its own layer and the layers below, never above nor a sibling of its own
-level. ``rmthess.theory`` never imports torch; the ground floor imports nothing heavy; importing the simulation layer
-does not pull numba or mpmath (the theory's compiled kernels).
+``{report, bench} -> sweep -> landscape -> {simulate, curvature} -> {theory, data, _device}
+-> ground floor (cases, _checks, _stats)``: a module may import its own layer and the layers
+below, never above nor a sibling of its own level. ``rmthess.theory`` never imports torch;
+the ground floor imports nothing heavy; importing the simulation layer does not pull numba
+or mpmath (the theory's compiled kernels).
 """
 
 import ast
