@@ -2,8 +2,8 @@
 
 ``rmthess bench sweep [--json] [--quick]``
 
-1. **Scaling.** One simulate grid (linear-ce, 8 values of C from 8 to 256, d = N = 512,
-   8 trials; one BLAS / torch thread per task) on a Dask ``LocalCluster`` with 1 worker and
+1. **Scaling.** One simulate grid (linear-ce, 8 values of C from 8 to 256, d = N = 1024,
+   4 trials; one BLAS / torch thread per task) on a Dask ``LocalCluster`` with 1 worker and
    with 2 workers, in one run, fresh stores: wall seconds and their ratio, also without the
    fixed cost (cluster start, one task) measured by a one-configuration sweep.
 2. **Scheduler overhead.** 200 tiny theory configurations (linear-mse, closed form) through
@@ -51,9 +51,9 @@ def run(args) -> int:
         "grid": {
             "case": ["linear-ce"],
             "C": [8, 16] if q else [8, 16, 32, 64, 96, 128, 192, 256],
-            "d": [64 if q else 512],
-            "N": [64 if q else 512],
-            "trials": [2 if q else 8],
+            "d": [64 if q else 1024],
+            "N": [64 if q else 1024],
+            "trials": [2 if q else 4],
             "threads": [1],
         },
     }
