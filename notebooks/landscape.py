@@ -35,6 +35,7 @@ from rmthess.landscape import (
     delta_expected,
     fit_rate,
     landscape_experiment,
+    paper_pixels,
     per_sample_losses,
     plot_delta_panels,
     sample_size_for,
@@ -42,8 +43,7 @@ from rmthess.landscape import (
 )
 
 SMALL = os.environ.get("RMTHESS_NOTEBOOK_SMALL") == "1"
-ds = digits()
-ds = type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)  # pixels in [-1, 1]
+ds = paper_pixels(digits())  # pixels in [-1, 1], as in the paper
 
 # %% [markdown]
 # ## One network: the curve, its exact expectation, the EMA

@@ -14,12 +14,11 @@ SMALL += ["--epochs", "1", "--audit-samples", "5", "--no-progress"]
 
 def test_json_matches_the_python_api(capsys):
     from rmthess.data import digits
-    from rmthess.landscape import landscape_experiment
+    from rmthess.landscape import landscape_experiment, paper_pixels
 
     assert main(["landscape", *SMALL, "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
-    ds = digits().subset(300, seed=0)
-    ds = type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)
+    ds = paper_pixels(digits().subset(300, seed=0))
     res = landscape_experiment(
         ds, hidden=(4, 8), layers=(1, 2), orders=20, epochs=1, audit_samples=5, progress=False
     )

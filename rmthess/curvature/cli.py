@@ -91,20 +91,10 @@ def _check_out(path):
 
 
 def _write_outputs(out, summary, op, model, loss, data, args):
-    """Write every output into a temporary directory beside ``out``, then move them in: an
-    error half-way leaves nothing behind."""
-    import shutil
-    import tempfile
+    """Every output through a temporary directory: an error half-way leaves nothing behind."""
+    from rmthess._checks import write_dir_atomic
 
-    parent = os.path.dirname(os.path.abspath(out))
-    tmp = tempfile.mkdtemp(prefix=".rmthess-curvature-", dir=parent)
-    try:
-        _write_files(tmp, summary, op, model, loss, data, args)
-        os.makedirs(out, exist_ok=True)
-        for name in os.listdir(tmp):
-            os.replace(os.path.join(tmp, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_dir_atomic(out, lambda tmp: _write_files(tmp, summary, op, model, loss, data, args))
 
 
 def _write_files(out, summary, op, model, loss, data, args):

@@ -39,6 +39,7 @@ _WHERE = {
     "landscape_experiment": "experiment",
     "LandscapeExperiment": "experiment",
     "plot_delta_panels": "experiment",
+    "paper_pixels": "experiment",
 }
 
 __all__ = sorted(_WHERE)

@@ -63,15 +63,28 @@ def _dataset(args):
         if args.limit > ds.n:
             raise ValueError(f"--limit must be at most {ds.n}, got {args.limit}")
         ds = ds.subset(args.limit, seed=args.seed)
-    # the paper scales pixels to [-1, 1]; ours arrive in [0, 1]
-    return type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)
+    from rmthess.landscape.experiment import paper_pixels
+
+    return paper_pixels(ds)  # the paper scales pixels to [-1, 1]; ours arrive in [0, 1]
+
+
+def _write_files(tmp, res, fits, audit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rmthess.landscape.experiment import plot_delta_panels
+
+    fits.to_csv(os.path.join(tmp, "fits.csv"), index=False)
+    audit.to_csv(os.path.join(tmp, "audit.csv"), index=False)
+    axes = plot_delta_panels(res)
+    axes[0].figure.savefig(os.path.join(tmp, "delta.png"), dpi=120, bbox_inches="tight")
+    plt.close(axes[0].figure)
 
 
 def run(args) -> int:
-    import shutil
-    import tempfile
-
-    from rmthess.landscape.experiment import landscape_experiment, plot_delta_panels
+    from rmthess.landscape.experiment import landscape_experiment
 
     out = args.out
     if out is not None and os.path.exists(out) and not os.path.isdir(out):
@@ -91,24 +104,9 @@ def run(args) -> int:
     )
     fits, audit = res.to_frame(), res.audit_frame()
     if out is not None:
-        import matplotlib
+        from rmthess._checks import write_dir_atomic
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        parent = os.path.dirname(os.path.abspath(out))
-        tmp = tempfile.mkdtemp(prefix=".rmthess-landscape-", dir=parent)
-        try:
-            fits.to_csv(os.path.join(tmp, "fits.csv"), index=False)
-            audit.to_csv(os.path.join(tmp, "audit.csv"), index=False)
-            axes = plot_delta_panels(res)
-            axes[0].figure.savefig(os.path.join(tmp, "delta.png"), dpi=120, bbox_inches="tight")
-            plt.close(axes[0].figure)
-            os.makedirs(out, exist_ok=True)
-            for name in os.listdir(tmp):
-                os.replace(os.path.join(tmp, name), os.path.join(out, name))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_dir_atomic(out, lambda tmp: _write_files(tmp, res, fits, audit))
     if args.json:
         print(json.dumps(res.to_dict(), indent=1))
         return 0

@@ -19,9 +19,14 @@ import pandas as pd
 
 from rmthess._checks import check_int, check_positive_float
 
-__all__ = ["LandscapeExperiment", "landscape_experiment", "plot_delta_panels"]
+__all__ = ["LandscapeExperiment", "landscape_experiment", "paper_pixels", "plot_delta_panels"]
 
 PANELS = ("hidden", "depth")
+
+
+def paper_pixels(ds):
+    """``ds`` with its [0, 1] pixels mapped to [-1, 1], the paper's input scaling."""
+    return type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)
 
 
 @dataclass

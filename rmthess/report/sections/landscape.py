@@ -37,10 +37,9 @@ def units(cfg: ReportConfig) -> int:
 
 def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> LandscapeResult:
     from rmthess.data import digits
-    from rmthess.landscape.experiment import landscape_experiment
+    from rmthess.landscape.experiment import landscape_experiment, paper_pixels
 
-    ds = digits()
-    ds = type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)  # pixels in [-1, 1]
+    ds = paper_pixels(digits())
     res = landscape_experiment(
         ds,
         hidden=cfg.landscape_hidden,
