@@ -71,7 +71,7 @@ def checks(result: LandscapeResult) -> list[Check]:
     out.append(
         check_abs(
             NAME,
-            f"slope of E|Delta_k|, k=10..n/10 (worst: h={worst.hidden}, L={worst.layers})",
+            f"slope of mean abs Delta_k, k=10..n/10 (worst: h={worst.hidden}, L={worst.layers})",
             float(worst.slope),
             -1.0,
             0.1,
