@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 1 and argv[0] == "sweep" and argv[1].endswith(".toml"):
+        argv.insert(1, "run")  # `rmthess sweep GRID.toml ...` is `rmthess sweep run GRID.toml ...`
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a one-line usage error

@@ -260,3 +260,15 @@ def replace_store(cfg, store):
     from dataclasses import replace
 
     return replace(cfg, store=str(store))
+
+
+def test_sweep_grid_toml_without_run_subcommand(tmp_path, capsys):
+    """`rmthess sweep GRID.toml --store DIR` (the issue's form) is `rmthess sweep run ...`."""
+    from rmthess.cli import main
+
+    toml = tmp_path / "g.toml"
+    toml.write_text('task = "theory"\n[grid]\ncase = ["linear-mse"]\nC = [2, 3]\ngamma = [0.5]\n')
+    store = tmp_path / "s"
+    assert main(["sweep", str(toml), "--store", str(store), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 2
+    assert len(load(store)) == 2
