@@ -7,7 +7,7 @@ module that holds ``X``.
 
 from __future__ import annotations
 
-import importlib
+from rmthess._lazy import lazy_exports
 
 _WHERE = {
     "KINDS": "operators",
@@ -42,11 +42,6 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"rmthess.curvature.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'rmthess.curvature' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: f"rmthess.curvature.{mod}" for name, mod in _WHERE.items()}
+)

@@ -7,7 +7,7 @@ Imports are lazy: ``rmthess.landscape.X`` loads the module that holds ``X``.
 
 from __future__ import annotations
 
-import importlib
+from rmthess._lazy import lazy_exports
 
 _WHERE = {
     "per_sample_losses": "losses",
@@ -45,11 +45,6 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"rmthess.landscape.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'rmthess.landscape' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: f"rmthess.landscape.{mod}" for name, mod in _WHERE.items()}
+)

@@ -11,6 +11,8 @@
 Names are imported lazily so that ``rmthess --help`` stays fast.
 """
 
+from rmthess._lazy import lazy_exports
+
 _LAZY = {
     "ReportConfig": "rmthess.report.config",
     "get_config": "rmthess.report.config",
@@ -23,9 +25,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rmthess.report' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,7 +15,7 @@ Exports are resolved lazily (PEP 562) so that importing ``rmthess.simulate.cli``
 
 from __future__ import annotations
 
-import importlib
+from rmthess._lazy import lazy_exports
 
 _EXPORTS = {
     "BlockFrobenius": "rmthess.simulate.frobenius",
@@ -54,14 +54,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    modname = _EXPORTS.get(name)
-    if modname is None:
-        raise AttributeError(f"module 'rmthess.simulate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(modname), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
