@@ -30,7 +30,14 @@ LAYERS = {
     "sweep": 2.75,
     "cli": 4,
 }
-GROUND = {"rmthess", "rmthess.cases", "rmthess._checks", "rmthess._stats", "rmthess._lazy"}
+GROUND = {
+    "rmthess",
+    "rmthess.cases",
+    "rmthess._checks",
+    "rmthess._stats",
+    "rmthess._lazy",
+    "rmthess.inits",
+}
 
 
 def _layer(module: str) -> str:
@@ -101,7 +108,8 @@ def test_theory_does_not_import_torch():
 
 def test_ground_floor_is_light():
     res = _run(
-        "import sys, rmthess, rmthess.cases, rmthess._checks, rmthess._stats, rmthess._lazy; "
+        "import sys, rmthess, rmthess.cases, rmthess._checks, rmthess._stats, rmthess._lazy, "
+        "rmthess.inits; "
         "print(sorted(m for m in ('numpy', 'torch', 'numba', 'mpmath', 'scipy') "
         "if m in sys.modules))"
     )

@@ -1,0 +1,110 @@
+"""Weight initialisations of the paper's models (docs/theory.md section 9.1.5).
+
+Every weight matrix of fan-in ``n`` (``W``: ``n = d``; ``V``: ``n = m``) has i.i.d. entries
+with mean 0 and variance ``sigma^2 / n``:
+
+=================== ================ ========================================================
+``init``            law of an entry  ``sigma^2``
+=================== ================ ========================================================
+``"lecun"``         normal           1 (LeCun normal; the paper's convention)
+``"torch-default"`` uniform          1/3: ``nn.Linear``'s default ``kaiming_uniform_(a=sqrt 5)``
+                                     is ``U(-1/sqrt n, 1/sqrt n)``, variance ``1/(3 n)``
+a float ``sigma>0`` normal           ``sigma^2`` (``sigma = 1`` is ``"lecun"``)
+=================== ================ ========================================================
+
+What the theory needs (``x ~ N(0, I_d)``, ``d -> infinity``): the logits of the linear model
+and the hidden pre-activations ``g = W x`` are, conditionally on ``x``, sums of ``d``
+independent terms, hence Gaussian in the limit (exactly Gaussian for a normal law) with
+variance ``sigma^2 ||x||^2 / d -> sigma^2`` whatever the entry law. The output weights ``V``
+(``C x m``, ``m`` fixed) keep their entry law: theory that conditions on or averages over
+``V`` samples it with :func:`sample_weights`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+__all__ = ["INITS", "Init", "resolve_init", "sample_weights"]
+
+INITS = ("lecun", "torch-default")
+"""Named initialisations; a positive float ``sigma`` is also accepted everywhere."""
+
+
+@dataclass(frozen=True)
+class Init:
+    """A resolved initialisation: entries i.i.d. ``dist`` with variance ``sigma**2 / fan_in``.
+
+    ``name`` is ``"lecun"``, ``"torch-default"`` or ``"sigma=<value>"``; ``dist`` is
+    ``"normal"`` or ``"uniform"``; ``sigma2 = sigma**2``.
+    """
+
+    name: str
+    sigma: float
+    dist: str
+
+    @property
+    def sigma2(self) -> float:
+        return self.sigma**2
+
+    def std(self, fan_in: int) -> float:
+        """Standard deviation of one entry of a weight matrix with this fan-in."""
+        return self.sigma / math.sqrt(fan_in)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_NAMED = {
+    "lecun": Init("lecun", 1.0, "normal"),
+    "torch-default": Init("torch-default", 1.0 / math.sqrt(3.0), "uniform"),
+}
+
+
+def resolve_init(init="lecun") -> Init:
+    """``"lecun"``, ``"torch-default"``, a float ``sigma > 0`` or an :class:`Init` -> ``Init``.
+
+    Raises ``ValueError`` for an unknown name or a ``sigma`` outside ``(0, 1e6]``, and
+    ``TypeError`` for anything else (``bool`` included)."""
+    if isinstance(init, Init):
+        return init
+    if isinstance(init, str):
+        key = init.strip().lower().replace("_", "-")
+        if key in _NAMED:
+            return _NAMED[key]
+        try:  # "0.5" from a command line or a TOML grid
+            return resolve_init(float(key))
+        except ValueError:
+            pass
+        raise ValueError(
+            f"init must be one of {', '.join(INITS)} or a float sigma in (0, 1e6], got {init!r}"
+        )
+    if isinstance(init, numbers.Real) and not isinstance(init, bool):
+        sigma = float(init)
+        if not (math.isfinite(sigma) and 0.0 < sigma <= 1e6):
+            raise ValueError(f"init sigma must be a float in (0, 1e6], got {init!r}")
+        if sigma == 1.0:
+            return _NAMED["lecun"]
+        return Init(f"sigma={sigma:g}", sigma, "normal")
+    raise TypeError(
+        f"init must be one of {', '.join(INITS)} or a float sigma > 0, got {type(init).__name__}"
+    )
+
+
+def sample_weights(shape, fan_in: int, init="lecun", rng=None):
+    """Numpy weights of ``shape`` with i.i.d. entries of the ``init`` law and fan-in ``fan_in``.
+
+    ``rng``: a ``numpy.random.Generator`` (or a seed). Normal laws draw
+    ``rng.normal(scale=sigma/sqrt(fan_in))``; the uniform law draws
+    ``rng.uniform(-b, b)`` with ``b = sigma sqrt(3 / fan_in)`` (variance ``sigma^2/fan_in``).
+    """
+    import numpy as np  # lazily: the ground floor imports nothing heavy
+
+    ini = resolve_init(init)
+    rng = np.random.default_rng(rng)
+    std = ini.std(fan_in)
+    if ini.dist == "uniform":
+        b = std * math.sqrt(3.0)
+        return rng.uniform(-b, b, size=shape)
+    return rng.normal(scale=std, size=shape)
