@@ -146,7 +146,8 @@ class MatrixGMPLaw:
     ``atoms`` (n, K, K) symmetric, ``weights`` (n,), ``gamma = d/N``. Numerical support
     (``n_grid`` scan points over a proven bound, each edge refined by bisection to
     ``edge_rtol``) and cdf (``n_quad`` Chebyshev nodes per support interval in ``theta``);
-    ``moment`` exact (:func:`matrix_gmp_moments`); ``zero_mass`` from the rank formula (:func:`rmthess.theory.matrix_gmp.matrix_gmp_zero_mass`).
+    ``moment`` exact (:func:`matrix_gmp_moments`); ``zero_mass`` from the rank formula
+    (:func:`rmthess.theory.matrix_gmp.matrix_gmp_zero_mass`).
     """
 
     def __init__(self, atoms, weights, gamma, *, n_grid: int = 256, n_quad: int = 96):
