@@ -169,9 +169,7 @@ def hessian_heatmap(
     if model == "linear":
         if step:
             raise ValueError("step > 0 (training) is supported for the hidden model only")
-        inst = sample_instance(
-            "linear", C, d, N, seed=seed, device=device, dtype=dtype, init=ini
-        )
+        inst = sample_instance("linear", C, d, N, seed=seed, device=device, dtype=dtype, init=ini)
         H = full_hessian("linear", loss, inst)
     else:
         if step:

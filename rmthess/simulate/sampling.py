@@ -34,7 +34,14 @@ from rmthess._checks import check_int
 from rmthess.inits import Init, resolve_init
 from rmthess.simulate.device import resolve_device, resolve_dtype
 
-__all__ = ["Instance", "sample_instance", "sample_trials", "trial_seeds", "make_generator", "init_weights"]
+__all__ = [
+    "Instance",
+    "sample_instance",
+    "sample_trials",
+    "trial_seeds",
+    "make_generator",
+    "init_weights",
+]
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -156,8 +163,9 @@ def sample_instance(
     W: m x d, V: C x m). ``X`` has i.i.d. N(0, 1) entries; ``W`` and ``V`` have i.i.d.
     entries of the ``init`` law (``"lecun"``: N(0, 1/fan_in); ``"torch-default"``:
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; a float ``sigma``: N(0, sigma^2/fan_in);
-    see :mod:`rmthess.inits`), all independent. Trial ``t`` uses the stream ``trial_seeds(seed, trials)[t]``
-    (module docstring): the first ``k`` trials of ``trials=n`` equal those of ``trials=k``.
+    see :mod:`rmthess.inits`), all independent. Trial ``t`` uses the stream
+    ``trial_seeds(seed, trials)[t]`` (module docstring): the first ``k`` trials of
+    ``trials=n`` equal those of ``trials=k``.
     """
     if model not in ("linear", "hidden"):
         raise ValueError(f"unknown model {model!r}; allowed: linear, hidden")

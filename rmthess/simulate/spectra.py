@@ -18,10 +18,10 @@ import torch
 
 from rmthess._checks import check_choice, check_int
 from rmthess.cases import get_case
+from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
 from rmthess.simulate.device import resolve_device, resolve_dtype
-from rmthess.inits import resolve_init
 from rmthess.simulate.sampling import sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights
 

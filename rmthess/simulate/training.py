@@ -39,10 +39,10 @@ from collections.abc import Iterator
 import torch
 
 from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess.inits import resolve_init
 from rmthess.simulate.device import resolve_device, resolve_dtype
 from rmthess.simulate.hessian import HessianParts, hessian_parts, random_labels
 from rmthess.simulate.models import LOSSES, loss_from_logits
-from rmthess.inits import resolve_init
 from rmthess.simulate.sampling import Instance, sample_instance
 
 __all__ = ["train_dynamics", "train_states", "hessian_block_norms", "PAPER", "NORM_COLUMNS"]
