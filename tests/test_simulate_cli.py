@@ -9,7 +9,7 @@ from rmthess.simulate.frobenius import block_frobenius
 
 KEYS = [
     "case", "C", "d", "N", "m", "gamma", "trials", "seed", "F_diag", "F_diag_se", "F_off",
-    "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "device",
+    "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "init", "device",
     "dtype", "seconds", "flops",
 ]  # fmt: skip
 
@@ -91,3 +91,13 @@ def test_unbiased_flag_matches_library(capsys):
     plain = block_frobenius("output-ce", 4, 16, 24, 3, trials=2, seed=1, device="cpu")
     assert rec["F_diag"] == pytest.approx(lib.F_diag, rel=1e-12)
     assert rec["F_diag"] != pytest.approx(plain.F_diag, rel=1e-3)
+
+
+def test_init_option(capsys):
+    argv = "simulate --case linear-ce --C 4 --d 24 --N 48 --trials 2 --device cpu --json"
+    assert main([*argv.split(), "--init", "torch-default"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    ref = block_frobenius("linear-ce", 4, 24, 48, trials=2, device="cpu", init="torch-default")
+    assert rec["init"] == "torch-default" and rec["F_diag"] == ref.F_diag
+    assert main([*argv.split(), "--init", "bogus"]) == 2
+    assert "--init" in capsys.readouterr().err

@@ -174,3 +174,103 @@ def test_bad_C(bad):
 def test_bad_C_type():
     with pytest.raises(TypeError, match="C"):
         softmax_moments("ten")
+
+
+# ---- logits z ~ N(0, sigma^2 I_C): other initialisations (rmthess.inits) ----
+SIGMAS = [3**-0.5, 2.0]  # torch-default (sigma^2 = 1/3) and a wider LeCun-type scale
+
+
+@pytest.mark.parametrize("sigma", SIGMAS + [0.3, 5.0])
+@pytest.mark.parametrize("C", [2, 3, 1000, 10**12])
+def test_sigma_mean_and_pair_identities(C, sigma):
+    mom = softmax_moments(C, sigma=sigma)
+    assert mom.p[1] * C == pytest.approx(1.0, rel=RTOL)
+    # (C - 1) E p1 p2 = 1/C - E p1^2: at sigma = 5 the softmax is nearly one-hot, E p^2 is
+    # close to 1/C and the right side loses ~2 digits to cancellation (1e-12 measured).
+    tol = 5e-11 if sigma > 2 else RTOL
+    assert (C - 1) * mom.pp[1] == pytest.approx(1.0 / C - mom.p[2], rel=tol)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_sigma_C2_against_sigmoid_quadrature(sigma):
+    # C = 2: p1 = sigmoid(z1 - z2), z1 - z2 ~ N(0, 2 sigma^2): 1-D adaptive quadrature.
+    mom = softmax_moments(2, sigma=sigma)
+    s = sigma * math.sqrt(2)
+
+    def ex(f):
+        g = lambda z: f(special.expit(s * z)) * math.exp(-z * z / 2)  # noqa: E731
+        val = integrate.quad(g, -40, 40, epsabs=0, epsrel=1e-13, limit=200)[0]
+        return val / math.sqrt(2 * math.pi)
+
+    for n in range(1, 5):
+        assert mom.p[n] == pytest.approx(ex(lambda p, n=n: p**n), rel=RTOL)
+    for n in (1, 2):
+        assert mom.pp[n] == pytest.approx(ex(lambda p, n=n: (p * (1 - p)) ** n), rel=RTOL)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_sigma_C3_against_gauss_hermite(sigma):
+    # C = 3: direct 3-D Gauss-Hermite over the logits z = sigma y (no Laplace transform);
+    # converged: 200 and 240 nodes agree to ~1e-15 at sigma = 2 (120 nodes: 1e-12).
+    mom = softmax_moments(3, sigma=sigma)
+    x, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / w.sum()
+    z = sigma * x
+    z1, z2, z3 = np.meshgrid(z, z, z, indexing="ij", sparse=True)
+    W = w[:, None, None] * w[None, :, None] * w[None, None, :]
+    p1 = 1 / (1 + np.exp(z2 - z1) + np.exp(z3 - z1))
+    p2 = 1 / (1 + np.exp(z1 - z2) + np.exp(z3 - z2))
+    for n in range(1, 5):
+        assert mom.p[n] == pytest.approx(np.sum(W * p1**n), rel=RTOL)
+    for n in (1, 2):
+        assert mom.pp[n] == pytest.approx(np.sum(W * (p1 * p2) ** n), rel=RTOL)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_sigma_C2_mpmath(sigma):
+    import mpmath as mp
+
+    mom = softmax_moments(2, sigma=sigma)
+    with mp.workdps(30):
+        s = mp.sqrt(2) * mp.mpf(sigma)
+        for n in (2, 4):
+            f = lambda z, n=n: mp.npdf(z) / (1 + mp.exp(-s * z)) ** n  # noqa: E731
+            ref = mp.quad(f, [-mp.inf, -5, 0, 5, mp.inf])
+            assert mom.p[n] == pytest.approx(float(ref), rel=RTOL)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+@pytest.mark.parametrize("C", [5, 20])
+def test_sigma_against_monte_carlo(C, sigma):
+    rng = np.random.default_rng(20250101 + C + int(100 * sigma))
+    n = 400_000
+    p = special.softmax(sigma * rng.standard_normal((n, C)), axis=1)
+    gamma = 0.7
+    Fd, Fo = linear_ce_frobenius(C, gamma, sigma=sigma)
+    for x, F in ((p[:, 0] * (1 - p[:, 0]), Fd), (p[:, 0] * p[:, 1], Fo)):
+        m1, m2 = x.mean(), (x * x).mean()
+        est = gamma * m2 + m1**2
+        g = np.array([2 * m1, gamma])
+        se = math.sqrt(g @ np.cov(np.vstack([x, x * x])) @ g / n)
+        assert abs(est - F) < 4.5 * se, (est, F, se)
+
+
+def test_sigma_one_is_default_and_scale_matters():
+    a = softmax_moments([2, 50], sigma=1.0)
+    b = softmax_moments([2, 50])
+    np.testing.assert_allclose(a.p, b.p, rtol=1e-14)
+    c = softmax_moments(50, sigma=3**-0.5)
+    assert c.p[2] < b.p[2][1]  # smaller logits: flatter softmax
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 5.01, float("nan"), float("inf")])
+def test_bad_sigma(bad):
+    with pytest.raises(ValueError, match="sigma"):
+        softmax_moments(3, sigma=bad)
+
+
+def test_bad_sigma_type():
+    with pytest.raises(TypeError, match="sigma"):
+        softmax_moments(3, sigma="1")
+    with pytest.raises(TypeError, match="sigma"):
+        softmax_moments(3, sigma=True)

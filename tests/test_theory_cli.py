@@ -158,3 +158,27 @@ def test_asymptotic_line_reads_as_math(capsys, case, m, want):
         assert w in line
     for bad in ("C^--", "C^-0", "C^0", "inf"):
         assert bad not in line
+
+
+def test_init_option(capsys):
+    argv = "theory --case linear-ce --C 10 --gamma 0.5 --init torch-default --json".split()
+    assert main(argv) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    ref = frobenius_limits("linear-ce", 10, 0.5, init="torch-default")
+    assert rec["init"] == "torch-default" and rec["F_diag"] == ref.F_diag
+    assert ref.F_diag != frobenius_limits("linear-ce", 10, 0.5).F_diag
+    assert main("theory --case hidden-mse --C 10 --gamma 0.5 --m 4 --init 2".split()) == 0
+    assert "init=sigma=2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["xavier", "0", "-1"])
+def test_init_option_bad(bad, capsys):
+    argv = ["theory", "--case", "linear-ce", "--C", "10", "--gamma", "0.5", "--init", bad]
+    assert main(argv) == 2
+    assert "--init" in capsys.readouterr().err
+
+
+def test_init_asymptotic_refused_before_work(capsys):
+    argv = "theory --case hidden-ce --C 10 --gamma 0.5 --m 8 --init torch-default --asymptotic"
+    assert main(argv.split()) == 2
+    assert "torch-default" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import torch
 
 from rmthess._checks import check_choice, check_int, largest_fitting
 from rmthess.cases import Case, get_case
+from rmthess.inits import Init, resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate.device import resolve_device, resolve_dtype
 from rmthess.simulate.gram import DEFAULT_MAX_BYTES, check_unbiased, choose_method, peak_bytes
@@ -79,6 +80,7 @@ class Plan:
     P: int
     blocks_seed: int
     peak_bytes: int
+    init: Init = resolve_init("lecun")
 
 
 def _memory(c: Case, v: dict, item: int, method: str, auto_batch: bool):
@@ -154,6 +156,7 @@ def plan(
     trial_batch=None,
     max_bytes=None,
     unbiased=False,
+    init="lecun",
     caller="block_frobenius",
 ) -> Plan:
     """Validate the arguments of :func:`rmthess.simulate.block_frobenius`; see there."""
@@ -170,6 +173,7 @@ def plan(
     max_diag = check_size("max_diag", max_diag, 1)
     max_pairs = check_size("max_pairs", max_pairs, 1)
     check_unbiased(c, N, unbiased)
+    ini = resolve_init(init)
     user = set()
     if trial_batch is not None:
         trial_batch = min(check_size("trial_batch", trial_batch, 1, MAX_TRIALS), trials)
@@ -195,5 +199,5 @@ def plan(
         max_diag=max_diag, max_pairs=max_pairs, trial_batch=tb, max_bytes=max_bytes,
         unbiased=unbiased, K=K, p=c.block_size(d, m),
         P=min(K, max_diag) + min(K * (K - 1) // 2, max_pairs),
-        blocks_seed=trial_seeds(seed, 1, key=(C, 1))[0], peak_bytes=total,
+        blocks_seed=trial_seeds(seed, 1, key=(C, 1))[0], peak_bytes=total, init=ini,
     )  # fmt: skip

@@ -28,6 +28,7 @@ from rmthess import CASES
 
 def add_arguments(parser) -> None:
     from rmthess._checks import int_list_arg, number_arg
+    from rmthess.theory.cli import INIT_HELP, init_arg
 
     def int_arg(name, minimum):
         return number_arg("int", name=name, minimum=minimum)
@@ -63,6 +64,7 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
     )
+    parser.add_argument("--init", default="lecun", type=init_arg, help=INIT_HELP)
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -121,7 +123,7 @@ def run(args) -> int:
     progress = (not args.json) and (not args.no_progress) and len(Cs) > 1
     results = sweep_results(
         case, Cs, d, N, m, trials=trials, seed=seed, device=args.device, dtype=args.dtype,
-        max_pairs=max_pairs, unbiased=args.unbiased, progress=progress,
+        max_pairs=max_pairs, unbiased=args.unbiased, progress=progress, init=args.init,
     )  # fmt: skip
     records = [r.to_dict() for r in results]
     if csv_path is not None:
@@ -134,7 +136,7 @@ def run(args) -> int:
     r0 = results[0]
     print(
         f"case {case}  d={d} N={N} gamma={d / N:.4g}  m={m}  trials={trials}  seed={seed}  "
-        f"device={r0.device}  dtype={r0.dtype}  route={r0.method}"
+        f"device={r0.device}  dtype={r0.dtype}  route={r0.method}  init={r0.init}"
     )
     norm = "(1/d)||H||_F^2" if c.normalization == "1/d" else "||H||_F^2"
     if args.unbiased:

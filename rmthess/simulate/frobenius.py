@@ -117,6 +117,7 @@ class BlockFrobenius:
     seconds: float = float("nan")
     flops: float = float("nan")
     unbiased: bool = False
+    init: str = "lecun"
 
     @property
     def gamma(self) -> float:
@@ -168,7 +169,7 @@ class BlockFrobenius:
     def to_dict(self) -> dict:
         """Every scalar field, flat and JSON-safe (non-finite floats -> None): case, C, d,
         N, m, gamma, trials, seed, F_diag, F_diag_se, F_off, F_off_se, ratio, ratio_se,
-        n_diag, n_off, method, unbiased, device, dtype, seconds, flops."""
+        n_diag, n_off, method, unbiased, init, device, dtype, seconds, flops."""
         rec = {
             "case": self.case,
             "C": self.C,
@@ -188,6 +189,7 @@ class BlockFrobenius:
             "n_off": self.n_off,
             "method": self.method,
             "unbiased": self.unbiased,
+            "init": self.init,
             "device": self.device,
             "dtype": self.dtype,
             "seconds": float(self.seconds),
@@ -218,6 +220,7 @@ class BlockFrobenius:
                 "ratio": r,
                 "method": self.method,
                 "unbiased": self.unbiased,
+                "init": self.init,
             }
         )
 
@@ -235,7 +238,7 @@ def _run(pl: Plan) -> BlockFrobenius:
     for start in range(0, pl.trials, pl.trial_batch):
         nt = min(pl.trial_batch, pl.trials - start)
         seeds = trial_seeds(pl.seed, nt, key=(pl.C, 0), start=start)
-        inst = sample_trials(c.model, pl.C, pl.d, pl.N, pl.m, seeds, pl.dev, pl.dt)
+        inst = sample_trials(c.model, pl.C, pl.d, pl.N, pl.m, seeds, pl.dev, pl.dt, init=pl.init)
         sq, used = instance_sq_norms(c, inst, rows, cols, pl.method, pl.max_bytes, pl.unbiased)
         sq = sq.double().cpu().numpy()
         fd[start : start + nt] = sq[:, :n_diag].mean(axis=1)
@@ -267,6 +270,7 @@ def _run(pl: Plan) -> BlockFrobenius:
         seconds=seconds,
         flops=flops,
         unbiased=pl.unbiased,
+        init=pl.init.name,
     )
 
 
@@ -287,10 +291,11 @@ def block_frobenius(
     trial_batch: int | None = None,
     max_bytes: int | None = None,
     unbiased: bool = False,
+    init="lecun",
 ) -> BlockFrobenius:
     """Simulate the block Frobenius norms of one case, ``trials`` independent draws.
 
-    For each trial, data ``X`` (d x N, N(0,1)) and LeCun weights are drawn
+    For each trial, data ``X`` (d x N, N(0,1)) and weights of the ``init`` law are drawn
     (:mod:`rmthess.simulate.sampling`), the block weights ``a_i`` and vectors ``u_i`` are
     formed (:mod:`rmthess.simulate.weights`) and
 
@@ -320,6 +325,8 @@ def block_frobenius(
     unbiased : output-* only: drop the ``i = j`` terms so that each trial's value is
         unbiased (given the weights) for the N -> infinity block norm; removes the O(1/N)
         bias of the m x m blocks (see :func:`instance_sq_norms`). Default False.
+    init : weight initialisation, ``"lecun"`` (default), ``"torch-default"`` or a float
+        ``sigma`` (:func:`rmthess.inits.resolve_init`; sampling: :mod:`.sampling`).
 
     Memory: before anything is allocated the peak memory of one trial batch is estimated
     (:func:`rmthess.simulate.gram.peak_bytes`: data ``T d N``, weights, softmax ``2 T N C``,
@@ -336,7 +343,7 @@ def block_frobenius(
         plan(
             case, C, d, N, m, trials=trials, seed=seed, device=device, dtype=dtype,
             method=method, max_diag=max_diag, max_pairs=max_pairs, trial_batch=trial_batch,
-            max_bytes=max_bytes, unbiased=unbiased, caller="block_frobenius",
+            max_bytes=max_bytes, unbiased=unbiased, init=init, caller="block_frobenius",
         )
     )  # fmt: skip
 

@@ -129,6 +129,7 @@ def hessian_heatmap(
     train_kwargs: dict | None = None,
     device="cpu",
     dtype="float64",
+    init="lecun",
 ) -> Heatmap:
     """``|H|`` entry-wise (small sizes) with its block layout, as a :class:`Heatmap`.
 
@@ -137,7 +138,7 @@ def hessian_heatmap(
     model : "linear" or "hidden" (one-hidden-layer ReLU net, needs ``m``).
     loss : "mse" or "ce".
     C, d, N, m : classes, input dimension, samples, hidden width (positive ints).
-    seed : seeds data, LeCun weights and the random labels (``random_labels(C, N, seed)``;
+    seed : seeds data, weights (law ``init``) and the random labels (``random_labels(C, N, seed)``;
         they enter only the cross-layer block).
     part : "full" (whole Hessian), "hidden" (H_ww), "output" (H_vv), "cross" (H_wv).
     step : None or 0 for initialization; otherwise (hidden model only) the Hessian after
@@ -146,6 +147,8 @@ def hessian_heatmap(
         schedule and total ``steps`` of the cosine schedule, default ``steps = step``).
     device, dtype : default "cpu" / "float64" so that a figure is the same on every
         machine (CPU and CUDA generators draw different numbers); "auto"/"cuda" accepted.
+    init : weight initialisation, ``"lecun"`` (default), ``"torch-default"`` or a float
+        sigma (:func:`rmthess.inits.resolve_init`).
     """
     from rmthess.simulate.hessian import (
         full_hessian,
@@ -160,10 +163,13 @@ def hessian_heatmap(
     N = check_int("N", N, 1)
     if step is not None:
         step = check_int("step", step, 0)
+    from rmthess.inits import resolve_init
+
+    ini = resolve_init(init)
     if model == "linear":
         if step:
             raise ValueError("step > 0 (training) is supported for the hidden model only")
-        inst = sample_instance("linear", C, d, N, seed=seed, device=device, dtype=dtype)
+        inst = sample_instance("linear", C, d, N, seed=seed, device=device, dtype=dtype, init=ini)
         H = full_hessian("linear", loss, inst)
     else:
         if step:
@@ -182,6 +188,7 @@ def hessian_heatmap(
                 seed=seed,
                 device=device,
                 dtype=dtype,
+                init=ini,
                 record_every=step,
                 **kw,
             ):
@@ -189,7 +196,9 @@ def hessian_heatmap(
                     inst, Y = snap, labels
                     break
         else:
-            inst = sample_instance("hidden", C, d, N, m=m, seed=seed, device=device, dtype=dtype)
+            inst = sample_instance(
+                "hidden", C, d, N, m=m, seed=seed, device=device, dtype=dtype, init=ini
+            )
             Y = random_labels(C, N, seed, inst.X.device)
         if part in ("hidden", "output"):
             Hb = hessian_blocks(case_for(part, loss).name, inst)
@@ -210,5 +219,6 @@ def hessian_heatmap(
         "seed": seed,
         "part": part,
         "step": step or 0,
+        "init": ini.name,
     }
     return Heatmap(arr, layout)

@@ -1,8 +1,16 @@
 """Seeded sampling of the paper's setting (docs/theory.md section 1).
 
 Data ``X`` is ``d x N`` with i.i.d. N(0, 1) entries (columns are samples ``x_i``).
-LeCun-normal weights: every entry ~ N(0, 1/fan_in). Linear model ``W`` is ``C x d``;
-the one-hidden-layer net ``f(x) = V relu(W x)`` has ``W`` ``m x d`` and ``V`` ``C x m``.
+Weights: every entry i.i.d. with mean 0 and variance ``sigma^2 / fan_in`` from the law of
+``init`` (:func:`rmthess.inits.resolve_init`): ``"lecun"`` (default, the paper's: normal,
+``sigma = 1``), ``"torch-default"`` (``nn.Linear``'s ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``)
+or a float ``sigma`` (normal). Linear model ``W`` is ``C x d``; the one-hidden-layer net
+``f(x) = V relu(W x)`` has ``W`` ``m x d`` and ``V`` ``C x m``.
+
+Draws: a normal law is ``std * torch.randn``; the uniform law is
+``b (2 torch.rand - 1)`` with ``b = std sqrt(3)`` (same variance ``std^2``), drawn from the
+same generator at the same place in the draw order. ``init="lecun"`` gives bit-identical
+numbers to the LeCun-only sampler that preceded the ``init`` keyword.
 
 Seeding: every trial has its own random stream. Trial ``t`` of the stream
 ``(seed, *key)`` draws from a ``torch.Generator`` seeded with
@@ -23,9 +31,17 @@ import numpy as np
 import torch
 
 from rmthess._checks import check_int
+from rmthess.inits import Init, resolve_init
 from rmthess.simulate.device import resolve_device, resolve_dtype
 
-__all__ = ["Instance", "sample_instance", "sample_trials", "trial_seeds", "make_generator"]
+__all__ = [
+    "Instance",
+    "sample_instance",
+    "sample_trials",
+    "trial_seeds",
+    "make_generator",
+    "init_weights",
+]
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -63,6 +79,21 @@ def gaussian(shape, gen: torch.Generator, device, dtype, std: float = 1.0) -> to
     return out.mul_(std) if std != 1.0 else out
 
 
+def init_weights(shape, fan_in: int, ini: Init, gen: torch.Generator, device, dtype):
+    """I.i.d. weights of ``shape`` with the law of ``ini`` (resolved) and fan-in ``fan_in``.
+
+    Normal: ``torch.randn * std`` (exactly the former LeCun draw when ``sigma = 1``).
+    Uniform: ``(2 torch.rand - 1) * b``, ``b = std sqrt(3)``, support ``[-b, b)``.
+    """
+    std = ini.std(fan_in)
+    if ini.dist == "uniform":
+        out = torch.rand(*shape, generator=gen, device=device, dtype=dtype)
+        return out.mul_(2.0).sub_(1.0).mul_(std * 3.0**0.5)
+    if ini.sigma == 1.0:  # the historical LeCun draw, bit for bit
+        return gaussian(shape, gen, device, dtype, std=fan_in**-0.5)
+    return gaussian(shape, gen, device, dtype, std=std)
+
+
 @dataclass
 class Instance:
     """One batch of sampled problems (leading dimension = trials).
@@ -81,13 +112,24 @@ class Instance:
 
 
 def sample_trials(
-    model: str, C: int, d: int, N: int, m: int | None, seeds: Sequence[int], device, dtype
+    model: str,
+    C: int,
+    d: int,
+    N: int,
+    m: int | None,
+    seeds: Sequence[int],
+    device,
+    dtype,
+    *,
+    init="lecun",
 ) -> Instance:
     """Sample one trial per entry of ``seeds`` (already validated sizes; no checks).
 
-    Trial ``t`` fills ``X[t]`` (d x N, N(0, 1)), then ``W[t]`` (N(0, 1/d)), then
-    ``V[t]`` (N(0, 1/m), hidden model only) from a generator seeded with ``seeds[t]``.
+    Trial ``t`` fills ``X[t]`` (d x N, N(0, 1)), then ``W[t]`` (variance ``sigma^2/d``),
+    then ``V[t]`` (variance ``sigma^2/m``, hidden model only), weights from the law of
+    ``init`` (:func:`init_weights`), all from a generator seeded with ``seeds[t]``.
     """
+    ini = resolve_init(init)
     T = len(seeds)
     K_W = C if model == "linear" else m
     X = torch.empty(T, d, N, device=device, dtype=dtype)
@@ -96,9 +138,9 @@ def sample_trials(
     for t, s in enumerate(seeds):
         gen = make_generator(s, device)
         X[t] = gaussian((d, N), gen, device, dtype)
-        W[t] = gaussian((K_W, d), gen, device, dtype, std=d**-0.5)
+        W[t] = init_weights((K_W, d), d, ini, gen, device, dtype)
         if V is not None:
-            V[t] = gaussian((C, m), gen, device, dtype, std=m**-0.5)
+            V[t] = init_weights((C, m), m, ini, gen, device, dtype)
     return Instance(X=X, W=W, V=V)
 
 
@@ -113,13 +155,17 @@ def sample_instance(
     seed: int = 0,
     device="auto",
     dtype="float64",
+    init="lecun",
 ) -> Instance:
-    """Sample data and LeCun-initialized weights for ``trials`` independent trials.
+    """Sample data and initialized weights for ``trials`` independent trials.
 
     ``model`` is ``"linear"`` (W: C x d) or ``"hidden"`` (one-hidden-layer ReLU net,
-    W: m x d, V: C x m). ``X`` has i.i.d. N(0, 1) entries, ``W`` N(0, 1/d), ``V``
-    N(0, 1/m), all independent. Trial ``t`` uses the stream ``trial_seeds(seed, trials)[t]``
-    (module docstring): the first ``k`` trials of ``trials=n`` equal those of ``trials=k``.
+    W: m x d, V: C x m). ``X`` has i.i.d. N(0, 1) entries; ``W`` and ``V`` have i.i.d.
+    entries of the ``init`` law (``"lecun"``: N(0, 1/fan_in); ``"torch-default"``:
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; a float ``sigma``: N(0, sigma^2/fan_in);
+    see :mod:`rmthess.inits`), all independent. Trial ``t`` uses the stream
+    ``trial_seeds(seed, trials)[t]`` (module docstring): the first ``k`` trials of
+    ``trials=n`` equal those of ``trials=k``.
     """
     if model not in ("linear", "hidden"):
         raise ValueError(f"unknown model {model!r}; allowed: linear, hidden")
@@ -128,10 +174,11 @@ def sample_instance(
     N = check_int("N", N, 1)
     trials = check_int("trials", trials, 1)
     seed = check_int("seed", seed, 0)
+    ini = resolve_init(init)
     if model == "hidden":
         if m is None:
             raise ValueError("m (hidden width) is required for the one-hidden-layer model")
         m = check_int("m", m, 1)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    return sample_trials(model, C, d, N, m, trial_seeds(seed, trials), dev, dt)
+    return sample_trials(model, C, d, N, m, trial_seeds(seed, trials), dev, dt, init=ini)

@@ -18,6 +18,7 @@ import torch
 
 from rmthess._checks import check_choice, check_int
 from rmthess.cases import get_case
+from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
 from rmthess.simulate.device import resolve_device, resolve_dtype
@@ -45,6 +46,7 @@ def block_eigenvalues(
     device="auto",
     dtype="float64",
     trials: int = 1,
+    init="lecun",
 ) -> np.ndarray:
     """Eigenvalues of one diagonal (``block="diag"``: H_00) or off-diagonal
     (``block="off"``: H_01) block of a freshly sampled instance.
@@ -58,6 +60,8 @@ def block_eigenvalues(
     seed, device, dtype : as in :func:`rmthess.simulate.sampling.sample_instance`.
     trials : independent instances (``<= MAX_TRIALS``); their eigenvalues are concatenated
         (pooled histogram).
+    init : weight initialisation (``"lecun"``, ``"torch-default"`` or a float sigma;
+        :func:`rmthess.inits.resolve_init`).
 
     Memory: ``trials (d N + K_W d + C m + 2 m N + 3 N C + 2 p N + 3 p^2)`` elements (data,
     weights, activations, softmax, ``U diag a``, the block and its eigen-workspace) must
@@ -75,6 +79,7 @@ def block_eigenvalues(
     C, d, N = (check_size(n, v, lo) for n, v, lo in (("C", C, 2), ("d", d, 1), ("N", N, 1)))
     trials = check_size("trials", trials, 1, MAX_TRIALS)
     seed = check_int("seed", seed, 0)
+    ini = resolve_init(init)
     m = c.check_m(m)
     if m is not None:
         m = check_size("m", m, 1)
@@ -96,7 +101,9 @@ def block_eigenvalues(
             f"needs about {need / 1e9:.3g} GB of memory but the {what} is "
             f"{avail / 1e9:.3g} GB; reduce trials, d, N or C"
         )
-    inst = sample_instance(c.model, C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt)
+    inst = sample_instance(
+        c.model, C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt, init=ini
+    )
     k, l_ = (0, 0) if block == "diag" else (0, 1)
     U = block_vectors(case, inst)  # (T, p, N)
     a = block_weights(case, inst, [k], [l_])[:, :, 0]  # (T, N)

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 import torch
 
 from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess.inits import resolve_init
 from rmthess.simulate.device import resolve_device, resolve_dtype
 from rmthess.simulate.hessian import HessianParts, hessian_parts, random_labels
 from rmthess.simulate.models import LOSSES, loss_from_logits
@@ -124,19 +125,22 @@ def train_states(
     device="auto",
     dtype="float64",
     record_every: int = 1,
+    init="lecun",
 ) -> Iterator[tuple[int, float, Instance, torch.Tensor]]:
     """Run full-batch Adam and yield ``(step, loss, instance, labels)`` every ``record_every``.
 
     Step 0 is the initialization; the final step ``steps`` is always yielded. ``instance``
     holds detached copies of the current ``W``, ``V`` (trials = 1) and the fixed data ``X``.
     Labels are uniform random (``random_labels(C, N, seed)``); MSE uses their one-hot codes.
+    ``init``: initialisation of ``W`` and ``V`` (:func:`rmthess.inits.resolve_init`).
     """
     C, d, m, N, steps, lr, schedule, loss, record_every = _check_config(
         C, d, m, N, steps, lr, schedule, loss, record_every
     )
+    ini = resolve_init(init)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    inst = sample_instance("hidden", C, d, N, m=m, seed=seed, device=dev, dtype=dt)
+    inst = sample_instance("hidden", C, d, N, m=m, seed=seed, device=dev, dtype=dt, init=ini)
     Y = random_labels(C, N, seed, dev)
     # validation above runs eagerly; the loop is a generator
     return _run(inst, Y, steps, lr, schedule, loss, record_every)
@@ -178,6 +182,7 @@ def train_dynamics(
     device="auto",
     loss: str = "ce",
     dtype="float64",
+    init="lecun",
 ):
     """Train ``V relu(W x)`` with Adam and record Hessian block norms along training.
 
@@ -186,6 +191,7 @@ def train_dynamics(
     memorizes the random labels, the residuals ``p_i - e_{y_i}`` shrink and with them the
     block-circulant cross-layer part. The paper's setting is ``train_dynamics(**PAPER)``
     (GPU advised). lr is larger than the paper's 1e-4 so that 500 steps suffice.
+    ``init``: weight initialisation (:func:`rmthess.inits.resolve_init`; default LeCun).
 
     Returns
     -------
@@ -211,6 +217,7 @@ def train_dynamics(
         device=device,
         dtype=dtype,
         record_every=record_every,
+        init=init,
     ):
         parts = hessian_parts(loss, snap, Y)
         with torch.no_grad():

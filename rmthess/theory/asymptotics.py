@@ -17,6 +17,23 @@ is raised with m (``30 + log10(m)`` digits); ``m`` is accepted up to ``ASYMPTOTI
 = 1e30 (beyond, the evaluation gets slow and the values leave the useful range: the
 leading terms are ``K1 ~ e^(1/2) / (4 m^2)``, ``K2 ~ e^(1/(2 pi)) / (16 m^2)``,
 ``K3 ~ e^(1/(2 pi)) m^2 / (4 pi^2)``, ``K4 ~ e^(1/pi) m^2 / (4 pi^2)``).
+
+Initialisation (``init``, :mod:`rmthess.inits`; entries of variance ``sigma^2/fan_in``).
+Where only the variance enters (linear-*, hidden-mse, output-mse) every init is accepted:
+linear-ce ``A_diag = 1 + e^{sigma^2} gamma``, ``A_off = 1 + e^{2 sigma^2} gamma``
+(``p_k ~ e^{z_k - sigma^2/2}/C``); hidden-mse and output-mse scale by ``sigma^4``. The CE
+constants of the one-hidden-layer net come from exponentially tilting a row of ``V``; for a
+normal law the tilted row is again normal and, with ``h = sigma h0``, everything is the
+LeCun computation at the "temperature" ``tau = sigma^4/m`` in place of ``1/m``:
+``K1 = (sigma^4/m^2) ((1+q)/2)^{m-2} ((q/2)(1 + tau q^2))^2``, ``q = (1 - 2 tau)^{-1/2}``;
+``K2 = (sigma^4/m^2) phi(tau)^{m-2} (phi_+(tau) + tau phi_+'(tau))^2``;
+``K3 = sigma^4 (phi^m)''(tau)``, ``K4 = sigma^4 (phi^m)''(2 tau)``;
+``A_diag`` (hidden-ce) ``= sigma^4 (gamma/2 + 1/4)/m^2``. They are finite iff
+``tau < 1/2``, i.e. ``m > 2 sigma^4`` (and ``m >= 3``, the registry's minimum). For the
+uniform law (``"torch-default"``) the tilted law of a row is not uniform, and the
+constants depend on more than the variance (the tilted variance of an entry is no longer
+``sigma^2/m``): they are not derived here, and ``asymptotic_constants`` refuses
+``torch-default`` for hidden-ce and output-ce with a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ import mpmath as mp
 from rmthess._checks import check_positive_float
 from rmthess._stats import json_safe
 from rmthess.cases import get_case
+from rmthess.inits import resolve_init
 
 __all__ = [
     "AsymptoticConstants",
@@ -89,6 +107,7 @@ class AsymptoticConstants:
     p_diag: float
     A_off: float
     p_off: float
+    init: str = "lecun"
 
     def F_diag_at(self, C):
         """The asymptote ``A_diag * C**(-p_diag)``."""
@@ -158,9 +177,26 @@ def _relu_product_plus(t, k):
     return v - mp.mpf(3) / 4 if k == 0 else v
 
 
+def _tau(m: int, sigma: float, case: str):
+    """``tau = sigma^4 / m`` (an mpf), refused unless ``tau < 1/2`` (``m > 2 sigma^4``)."""
+    tau = mp.mpf(sigma) ** 4 / m
+    if not tau < mp.mpf(1) / 2:
+        raise ValueError(
+            f"m must be > 2 sigma^4 = {2 * sigma**4:.6g} for the large-C constants of "
+            f"{case!r} at init sigma={sigma:g} (K1/K4 = E[e^(2 tau ...)] diverge for "
+            f"tau = sigma^4/m >= 1/2), got m={m}"
+        )
+    return tau
+
+
 @lru_cache(maxsize=256)
-def hidden_ce_K(m: int) -> tuple[float, float]:
+def hidden_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
     """Constants ``(K1(m), K2(m))`` of hidden-ce: ``C F_off -> gamma K1 + K2``.
+
+    ``sigma``: scale of a normal init (V entries ``N(0, sigma^2/m)``, ``g ~ N(0, sigma^2
+    I)``); the formulas below are for ``sigma = 1``; general sigma replaces the
+    temperature ``1/m`` by ``tau = sigma^4/m`` and multiplies by ``sigma^4`` (module
+    docstring); needs ``m > 2 sigma^4``.
 
     ``K1 = E_g[e^{|h|^2/m} (1/m + h_j^2/m^2)(1/m + h_l^2/m^2) 1[g_j>0] 1[g_l>0]]``
     ``   = (1/2 + r/2)^{m-2} ((r/2)(1/m + r^2/m^2))^2``, ``r = (1 - 2/m)^{-1/2}``;
@@ -173,18 +209,22 @@ def hidden_ce_K(m: int) -> tuple[float, float]:
     m = _check_asymptotic_m("hidden-ce", m)
     with mp.workdps(_dps(m)):
         mm = mp.mpf(m)
-        r = 1 / mp.sqrt(1 - 2 / mm)
-        K1 = (mp.mpf(1) / 2 + r / 2) ** (m - 2) * ((r / 2) * (1 / mm + r**2 / mm**2)) ** 2
-        t = 1 / mm
-        phi0 = relu_product_mgf(t, 0)
-        psi = _relu_product_plus(t, 0) / mm + _relu_product_plus(t, 1) / mm**2
+        tau = _tau(m, sigma, "hidden-ce")
+        s4 = mp.mpf(sigma) ** 4
+        r = 1 / mp.sqrt(1 - 2 * tau)
+        K1 = (mp.mpf(1) / 2 + r / 2) ** (m - 2) * ((r / 2) * (1 + tau * r**2)) ** 2
+        phi0 = relu_product_mgf(tau, 0)
+        psi = _relu_product_plus(tau, 0) + tau * _relu_product_plus(tau, 1)
         K2 = phi0 ** (m - 2) * psi**2
-        return float(K1), float(K2)
+        return float(s4 * K1 / mm**2), float(s4 * K2 / mm**2)
 
 
 @lru_cache(maxsize=256)
-def output_ce_K(m: int) -> tuple[float, float]:
+def output_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
     """Constants ``(K3(m), K4(m))`` of output-ce: ``C^2 F_diag -> K3``, ``C^4 F_off -> K4``.
+
+    ``sigma`` (normal init): ``K3 = sigma^4 (phi^m)''(tau)``, ``K4 = sigma^4
+    (phi^m)''(2 tau)``, ``tau = sigma^4/m`` (needs ``m > 2 sigma^4``); below, sigma = 1.
 
     ``K3 = E[e^{h.h'/m} (h.h')^2] = (phi^m)''(1/m)``, ``K4 = E[e^{2 h.h'/m} (h.h')^2] =
     (phi^m)''(2/m)`` with ``phi`` of :func:`relu_product_mgf` and
@@ -195,15 +235,18 @@ def output_ce_K(m: int) -> tuple[float, float]:
     m = _check_asymptotic_m("output-ce", m)
     out = []
     with mp.workdps(_dps(m)):
-        for t in (mp.mpf(1) / m, mp.mpf(2) / m):
+        tau = _tau(m, sigma, "output-ce")
+        s4 = mp.mpf(sigma) ** 4
+        for t in (tau, 2 * tau):
             f0 = relu_product_mgf(t, 0)
             f1 = relu_product_mgf(t, 1)
             f2 = relu_product_mgf(t, 2)
-            out.append(float(m * f0 ** (m - 1) * f2 + m * (m - 1) * f0 ** (m - 2) * f1**2))
+            d2 = m * f0 ** (m - 1) * f2 + m * (m - 1) * f0 ** (m - 2) * f1**2
+            out.append(float(s4 * d2))
     return out[0], out[1]
 
 
-def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
+def asymptotic_constants(case, gamma, m=None, *, init="lecun") -> AsymptoticConstants:
     """Large-C constants ``A_diag, p_diag, A_off, p_off`` of one case.
 
     Parameters
@@ -217,6 +260,12 @@ def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
         minimum is the registry's ``asymptotic_m_min`` (:meth:`rmthess.cases.Case.check_m`
         with ``asymptotic=True``: 2 for hidden-mse, 3 for hidden-ce and output-ce, 1 for
         output-mse), the maximum ``ASYMPTOTIC_M_MAX`` = 1e30.
+    init : str, float or Init
+        Weight initialisation (:func:`rmthess.inits.resolve_init`; default ``"lecun"``).
+        Below, ``sigma = 1``; general sigma: module docstring. ``"torch-default"``
+        (uniform V entries) is refused for hidden-ce and output-ce (their constants depend
+        on the entry law beyond its variance); hidden-ce/output-ce at a float sigma need
+        ``m > 2 sigma^4``.
 
     Returns
     -------
@@ -243,28 +292,40 @@ def asymptotic_constants(case, gamma, m=None) -> AsymptoticConstants:
     """
     case = get_case(case).name
     gamma = check_positive_float("gamma", gamma)
+    ini = resolve_init(init)
     m = _check_asymptotic_m(case, m)
-    e = math.e
+    if case in _DIVERGES and ini.dist != "normal":
+        raise ValueError(
+            f"init {ini.name!r} ({ini.dist} weight entries) is not supported by the large-C "
+            f"constants of {case!r}: they come from exponentially tilting a row of V, and "
+            "for a non-normal entry law the tilted law (hence the constants) depends on more "
+            "than the variance; use a normal init (lecun or a float sigma), or compare with "
+            "frobenius_limits(..., init=...) at fixed C"
+        )
+    s4 = ini.sigma2**2
+    big = ini.sigma2 > 354  # e^{2 sigma^2} beyond the float64 range: refused below
+    ex = math.inf if big else math.exp(ini.sigma2)  # math.e for LeCun
+    e1, e2 = ex * gamma, ex * ex * gamma
     if case == "linear-mse":
         vals = (1.0 + gamma, 0.0, 0.0, math.inf)
     elif case == "linear-ce":
-        vals = (1.0 + e * gamma, 2.0, 1.0 + e * e * gamma, 4.0)
+        vals = (1.0 + e1, 2.0, 1.0 + e2, 4.0)
     elif case == "hidden-mse":
         fm = float(m)
-        vals = ((gamma / 2 + 0.25) / fm / fm, -2.0, (gamma / 4 + 1 / 16) / fm / fm, -1.0)
+        vals = (s4 * (gamma / 2 + 0.25) / fm / fm, -2.0, s4 * (gamma / 4 + 1 / 16) / fm / fm, -1.0)
     elif case == "hidden-ce":
-        K1, K2 = hidden_ce_K(m)
+        K1, K2 = hidden_ce_K(m, ini.sigma)
         fm = float(m)
-        vals = ((gamma / 2 + 0.25) / fm / fm, 0.0, gamma * K1 + K2, 1.0)
+        vals = (s4 * (gamma / 2 + 0.25) / fm / fm, 0.0, gamma * K1 + K2, 1.0)
     elif case == "output-mse":
         fm = float(m)
-        vals = (fm / 4 + fm * (fm - 1) / (4 * math.pi**2), 0.0, 0.0, math.inf)
+        vals = (s4 * (fm / 4 + fm * (fm - 1) / (4 * math.pi**2)), 0.0, 0.0, math.inf)
     else:  # output-ce
-        K3, K4 = output_ce_K(m)
+        K3, K4 = output_ce_K(m, ini.sigma)
         vals = (K3, 2.0, K4, 4.0)
     if not (math.isfinite(vals[0]) and math.isfinite(vals[2])):
         raise ValueError(
-            f"gamma is too large for {case!r}: A_diag or A_off exceeds the float64 range "
-            f"(they are linear in gamma), got gamma={gamma!r}"
+            f"gamma (or init sigma) is too large for {case!r}: A_diag or A_off exceeds the "
+            f"float64 range (they are linear in gamma), got gamma={gamma!r}, init={ini.name}"
         )
-    return AsymptoticConstants(case, gamma, m, *vals)
+    return AsymptoticConstants(case, gamma, m, *vals, init=ini.name)

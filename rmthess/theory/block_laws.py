@@ -16,7 +16,11 @@ exchangeability, except that ``hidden-*`` laws are conditional on the given ``V`
 | hidden-ce  | v_0^T A v_0 1[g_0>0]            | v_0^T A v_1 1[g_0>0] 1[g_1>0]          |
 
 with ``A = diag p - p p^T``, ``p = softmax(V relu(g))``, ``g ~ N(0, I_m)``, ``v_j`` the
-j-th column of ``V`` (``C x m``). Continuous laws (``linear-ce``, ``hidden-ce``) are
+j-th column of ``V`` (``C x m``). Other initialisations (``init``, :mod:`rmthess.inits`;
+entries of variance ``sigma^2/fan_in``): the logits are ``z ~ N(0, sigma^2 I_C)``, the
+pre-activations ``g ~ N(0, sigma^2 I_m)`` (Gaussian whatever the entry law, as d -> inf)
+and ``V`` is sampled from the init law itself (uniform for ``"torch-default"``).
+Continuous laws (``linear-ce``, ``hidden-ce``) are
 represented by ``n_atoms`` equally weighted scrambled-Sobol quasi-Monte-Carlo draws
 (``linear-mse`` and ``hidden-mse`` are exact). Accuracy of the QMC laws: for small C the
 moments ``E a``, ``E a^2`` are 10-100x better than Monte Carlo (measured at n_atoms = 4096:
@@ -38,6 +42,7 @@ from scipy.special import softmax
 
 from rmthess._checks import check_choice, check_int, check_positive_float
 from rmthess.cases import get_case
+from rmthess.inits import resolve_init, sample_weights
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
@@ -54,12 +59,16 @@ BLOCKS = ("diag", "off")
 _SOBOL_MAX_DIM = 21201
 
 
-def sample_V(C: int, m: int, seed: int = 0) -> np.ndarray:
-    """LeCun-initialised output weights ``V`` (``C x m``, entries ``N(0, 1/m)``), seeded."""
+def sample_V(C: int, m: int, seed: int = 0, *, init="lecun") -> np.ndarray:
+    """Initialised output weights ``V`` (``C x m``), seeded: entries of the ``init`` law
+    with variance ``sigma^2/m`` (LeCun: ``N(0, 1/m)``, the same numbers as before the
+    ``init`` keyword; ``"torch-default"``: ``U(-1/sqrt m, 1/sqrt m)``), drawn by
+    :func:`rmthess.inits.sample_weights` from ``numpy.random.default_rng(seed)``."""
     C = check_int("C", C, 2)
     m = check_int("m", m, 1)
     seed = check_int("seed", seed, 0)
-    return np.random.default_rng(seed).normal(scale=1.0 / np.sqrt(m), size=(C, m))
+    ini = resolve_init(init)
+    return sample_weights((C, m), m, ini, np.random.default_rng(seed))
 
 
 def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
@@ -73,6 +82,13 @@ def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
         warnings.simplefilter("ignore")  # balance-property warning when n is not 2^k
         u = qmc.Sobol(d=dim, scramble=True, seed=seed).random(n)
     return ndtri(np.clip(u, 1e-300, 1.0 - 2.0**-53))
+
+
+def _scaled(z: np.ndarray, ini) -> np.ndarray:
+    """Standard normals ``z`` times ``sigma`` (in place; untouched for sigma = 1)."""
+    if ini.sigma != 1.0:
+        z *= ini.sigma
+    return z
 
 
 def _ce_weight(p: np.ndarray, block: str) -> np.ndarray:
@@ -147,6 +163,8 @@ def block_weight_law(
     V=None,
     n_atoms: int = 4096,
     seed: int = 0,
+    *,
+    init="lecun",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The law ``nu`` of the block weight ``a_i`` as ``(atoms, weights)``.
 
@@ -164,6 +182,10 @@ def block_weight_law(
         hidden-ce) exceed half the physical RAM are refused with a ``ValueError`` naming
         the largest supported ``n_atoms`` (and ``C``), before any allocation.
     seed : int >= 0, seed of the Sobol scrambling (and of ``V`` when sampled).
+    init : weight initialisation (keyword-only; ``"lecun"``, ``"torch-default"`` or a
+        float sigma, :func:`rmthess.inits.resolve_init`): logits ``N(0, sigma^2 I_C)``,
+        ``g ~ N(0, sigma^2 I_m)``, a sampled ``V`` from the init law (a given ``V`` is
+        used as is).
 
     Returns
     -------
@@ -171,19 +193,20 @@ def block_weight_law(
     they set the atom at 0 of the spectral law.
     """
     case, block, C, gamma, m, n_atoms, seed = _check_common(case, block, C, gamma, m, n_atoms, seed)
+    ini = resolve_init(init)
     if case == "linear-mse":
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
     if case == "linear-ce":
-        a = _ce_weight(softmax(_gaussian_qmc(n_atoms, C, seed), axis=-1), block)
+        a = _ce_weight(softmax(_scaled(_gaussian_qmc(n_atoms, C, seed), ini), axis=-1), block)
         return a, np.full(n_atoms, 1.0 / n_atoms)
-    V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
+    V = sample_V(C, m, seed, init=ini) if V is None else _check_V(V, C, m)
     l = 0 if block == "diag" else 1
     if case == "hidden-mse":
         c = float(V[:, 0] @ V[:, l])
         q = 0.5 if block == "diag" else 0.25
         return np.array([0.0, c]), np.array([1.0 - q, q])
     # hidden-ce
-    g = _gaussian_qmc(n_atoms, m, seed)
+    g = _scaled(_gaussian_qmc(n_atoms, m, seed), ini)
     h = np.maximum(g, 0.0)
     p = softmax(h @ V.T, axis=-1)  # (n, C)
     v0, vl = V[:, 0], V[:, l]
@@ -201,11 +224,13 @@ def limiting_law(
     V=None,
     n_atoms: int = 4096,
     seed: int = 0,
+    *,
+    init="lecun",
 ) -> GMPLaw:
     """The limiting spectral law of the block as a :class:`GMPLaw` (``zero_mass``, ``pdf``,
     ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``."""
     gamma = check_positive_float("gamma", gamma)
-    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed)
+    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed, init=init)
     return GMPLaw(atoms, weights, gamma)
 
 
@@ -219,17 +244,27 @@ def limiting_density(
     V=None,
     n_atoms: int = 4096,
     seed: int = 0,
+    *,
+    init="lecun",
 ) -> np.ndarray:
     """Limiting eigenvalue density of the block: ``gmp_density(x, *block_weight_law(...))``.
 
     The absolutely continuous part only; the atom at 0 is
     ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`.
     """
-    return limiting_law(case, block, C, gamma, m, V, n_atoms, seed).pdf(x)
+    return limiting_law(case, block, C, gamma, m, V, n_atoms, seed, init=init).pdf(x)
 
 
 def output_block_limit(
-    case: str, block: str, C: int, m: int, V=None, n_samples: int = 2**16, seed: int = 0
+    case: str,
+    block: str,
+    C: int,
+    m: int,
+    V=None,
+    n_samples: int = 2**16,
+    seed: int = 0,
+    *,
+    init="lecun",
 ) -> np.ndarray:
     """Limit of the ``m x m`` output-layer block ``(1/N) sum_i a_i h_i h_i^T`` given ``V``.
 
@@ -240,6 +275,8 @@ def output_block_limit(
     (error ~ ``1/n_samples`` for this smooth integrand). Its eigenvalues are the limiting
     spectrum of the block (no ``gamma`` dependence). ``n_samples`` (and ``C``, ``m``) whose
     arrays exceed half the physical RAM are refused with a ``ValueError`` first.
+    ``init`` (keyword-only): ``g ~ N(0, sigma^2 I_m)`` and a sampled ``V`` from the init
+    law (:mod:`rmthess.inits`); output-mse diag is then ``sigma^2 (I/2 + (1 - I)/(2 pi))``.
     """
     case = check_choice("case", case, ("output-mse", "output-ce"))
     block = check_choice("block", block, BLOCKS)
@@ -247,13 +284,15 @@ def output_block_limit(
     m = check_int("m", m, 1)
     n_samples = check_int("n_samples", n_samples, 1)
     seed = check_int("seed", seed, 0)
+    ini = resolve_init(init)
     if case == "output-ce":
         _check_qmc_memory(case, C, m, n_samples, "n_samples")
     if case == "output-mse":
         if block == "off":
             return np.zeros((m, m))
-        return np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
-    V = sample_V(C, m, seed) if V is None else _check_V(V, C, m)
-    h = np.maximum(_gaussian_qmc(n_samples, m, seed), 0.0)
+        M = np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
+        return M if ini.sigma == 1.0 else ini.sigma2 * M
+    V = sample_V(C, m, seed, init=ini) if V is None else _check_V(V, C, m)
+    h = np.maximum(_scaled(_gaussian_qmc(n_samples, m, seed), ini), 0.0)
     a = _ce_weight(softmax(h @ V.T, axis=-1), block)
     return (h * a[:, None]).T @ h / n_samples

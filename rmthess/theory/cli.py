@@ -17,6 +17,28 @@ from __future__ import annotations
 import math
 
 
+def init_arg(text):
+    """``argparse`` type of ``--init``: ``lecun``, ``torch-default`` or a float sigma > 0,
+    resolved by :func:`rmthess.inits.resolve_init` (its one-line error on bad input)."""
+    import argparse
+
+    from rmthess.inits import resolve_init
+
+    try:
+        return resolve_init(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+init_arg.__name__ = "init"
+
+INIT_HELP = (
+    "weight initialisation: lecun (default; normal, variance 1/fan_in), torch-default "
+    "(nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or a float SIGMA (normal, variance "
+    "SIGMA^2/fan_in)"
+)
+
+
 def add_arguments(parser) -> None:
     from rmthess._checks import int_list_arg, number_arg
     from rmthess.cases import CASES, REGISTRY
@@ -71,6 +93,7 @@ def add_arguments(parser) -> None:
         help="no progress bar (default: one on stderr when a Monte-Carlo run is predicted "
         "to take over 5 s)",
     )
+    parser.add_argument("--init", default="lecun", type=init_arg, help=INIT_HELP)
     parser.add_argument(
         "--asymptotic",
         action="store_true",
@@ -113,8 +136,11 @@ def run(args) -> int:
     mc_kw = {"samples": args.samples, "inner": args.inner}
     if case.monte_carlo_theory:
         mc_kw.update(seed=args.seed, progress=args.progress)
-    rows = [frobenius_limits(case.name, C, args.gamma, m, **mc_kw) for C in args.C]
-    asym = asymptotic_constants(case.name, args.gamma, m) if args.asymptotic else None
+    init = args.init
+    asym = None
+    if args.asymptotic:  # refuse an init without large-C constants before any work
+        asym = asymptotic_constants(case.name, args.gamma, m, init=init)
+    rows = [frobenius_limits(case.name, C, args.gamma, m, init=init, **mc_kw) for C in args.C]
     if args.json:
         records = []
         for r in rows:
@@ -125,7 +151,9 @@ def run(args) -> int:
         print(json.dumps(records, indent=2))
         return 0
     print(
-        f"rmthess theory: case={case.name} gamma={args.gamma:g}" + ("" if m is None else f" m={m}")
+        f"rmthess theory: case={case.name} gamma={args.gamma:g}"
+        + ("" if m is None else f" m={m}")
+        + f" init={init}"
     )
     cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
     mc = case.monte_carlo_theory

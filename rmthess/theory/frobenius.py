@@ -5,16 +5,24 @@ d x d blocks (linear-*, hidden-*); ``F = lim ||H_kl||_F^2`` with NO 1/d for the 
 output-layer blocks (output-*). For the one-hidden-layer cases the limit is also averaged
 over the output weights ``V`` and over the equivalent blocks. ``ratio = sqrt(F_off/F_diag)``.
 
-Methods:
+Initialisation (``init``, :mod:`rmthess.inits`): weight entries i.i.d. with variance
+``sigma^2 / fan_in`` (``"lecun"``: normal, ``sigma = 1``, the paper's; ``"torch-default"``:
+uniform, ``sigma^2 = 1/3``; a float: normal). As d -> inf the logits of the linear model
+are ``N(0, sigma^2 I_C)`` and the hidden pre-activations ``N(0, sigma^2 I_m)`` whatever the
+entry law; ``V`` keeps its entry law, with kurtosis ``kappa = E v^4 / (E v^2)^2`` = 3
+(normal) or 9/5 (uniform). Methods (LeCun: ``sigma = 1, kappa = 3``):
 
-- ``linear-mse``: ``F_diag = 1 + gamma``, ``F_off = 0`` (exact).
-- ``linear-ce``: exact quadrature of the softmax moments
-  (:mod:`rmthess.theory.softmax_moments`), relative error ~1e-12 for 2 <= C <= 1e20.
-- ``hidden-mse``: ``F_diag = (C/m)^2 (1 + 2/C)(gamma/2 + 1/4)``,
-  ``F_off = (C/m^2)(gamma/4 + 1/16)`` (exact; needs m >= 2).
-- ``output-mse``: ``F_diag = m/4 + m(m-1)/(4 pi^2)``, ``F_off = 0`` (exact).
-- ``hidden-ce``, ``output-ce``: nested Monte Carlo over V and g with unbiased per-draw
-  estimates and honest standard errors (:mod:`rmthess.theory.hidden_integrals`).
+- ``linear-mse``: ``F_diag = 1 + gamma``, ``F_off = 0`` (exact; no weight enters).
+- ``linear-ce``: exact quadrature of the softmax moments of ``z ~ N(0, sigma^2 I_C)``
+  (:mod:`rmthess.theory.softmax_moments`), relative error ~1e-12 for 2 <= C <= 1e20,
+  ``sigma <= 5``.
+- ``hidden-mse``: ``F_diag = sigma^4 (C/m)^2 (1 + (kappa - 1)/C)(gamma/2 + 1/4)``,
+  ``F_off = sigma^4 (C/m^2)(gamma/4 + 1/16)`` (exact; needs m >= 2); the ratio
+  ``sqrt((gamma/4 + 1/16) / ((gamma/2 + 1/4)(C + kappa - 1)))`` depends on the V entry
+  law through ``kappa`` only.
+- ``output-mse``: ``F_diag = sigma^4 (m/4 + m(m-1)/(4 pi^2))``, ``F_off = 0`` (exact).
+- ``hidden-ce``, ``output-ce``: nested Monte Carlo over V (init law) and g with unbiased
+  per-draw estimates and honest standard errors (:mod:`rmthess.theory.hidden_integrals`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from dataclasses import asdict, dataclass
 from rmthess._checks import check_int, check_positive_float
 from rmthess._stats import json_safe, ratio_stderr
 from rmthess.cases import cases_where, get_case
+from rmthess.inits import resolve_init
 
 __all__ = [
     "FrobeniusLimits",
@@ -35,7 +44,11 @@ __all__ = [
     "MC_MAX_C",
     "MIN_SAMPLES",
     "PROGRESS_AFTER_S",
+    "KURTOSIS",
 ]
+
+KURTOSIS = {"normal": 3.0, "uniform": 9.0 / 5.0}
+"""``E v^4 / (E v^2)^2`` of a weight entry, by entry law (:attr:`rmthess.inits.Init.dist`)."""
 
 DEFAULT_INNER = 64
 """Default number of g draws per V draw for the Monte-Carlo cases (the V noise dominates)."""
@@ -79,6 +92,8 @@ class FrobeniusLimits:
         Number of g draws per V draw (0 where exact).
     seed : int or None
         Seed of the Monte-Carlo estimate (None where exact).
+    init : str
+        Name of the initialisation (``"lecun"``, ``"torch-default"``, ``"sigma=<s>"``).
     """
 
     case: str
@@ -95,6 +110,7 @@ class FrobeniusLimits:
     n_samples: int = 0
     n_inner: int = 0
     seed: int | None = None
+    init: str = "lecun"
 
     def to_dict(self) -> dict:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""
@@ -121,6 +137,7 @@ def frobenius_limits(
     inner: int | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    init="lecun",
 ) -> FrobeniusLimits:
     """Limits ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off/F_diag)`` at fixed C.
 
@@ -158,6 +175,11 @@ def frobenius_limits(
         how long it will take (for C beyond ~1e4 the large-C asymptote,
         :func:`rmthess.theory.asymptotic_constants`, is instantaneous and accurate).
         The exact cases take milliseconds and never show a bar.
+    init : str, float or Init
+        Weight initialisation (:func:`rmthess.inits.resolve_init`): ``"lecun"``
+        (default), ``"torch-default"`` or a float ``sigma > 0`` (module docstring for how
+        each case depends on it); linear-ce needs ``sigma <= 5``
+        (:data:`rmthess.theory.softmax_moments.SIGMA_MAX`).
 
     Returns
     -------
@@ -184,6 +206,8 @@ def frobenius_limits(
     seed = check_int("seed", seed, 0)
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    ini = resolve_init(init)
+    sig2 = ini.sigma2
     mc_cases = ", ".join(cases_where(monte_carlo_theory=True))
     for name, value in (("samples", samples), ("inner", inner)):
         if value is not None and not c.monte_carlo_theory:
@@ -192,30 +216,30 @@ def frobenius_limits(
                 f"{name} applies only to the Monte-Carlo cases ({mc_cases}); case {case!r} "
                 f"is computed exactly ({c.theory_method}): leave {name} out, got {value!r}"
             )
+    exact = dict(init=ini.name)
     if case == "linear-mse":
-        return FrobeniusLimits(case, C, gamma, m, 1.0 + gamma, 0.0, 0.0, 0.0, "closed-form")
+        return FrobeniusLimits(
+            case, C, gamma, m, 1.0 + gamma, 0.0, 0.0, 0.0, "closed-form", **exact
+        )
     if case == "linear-ce":
-        from rmthess.theory.softmax_moments import linear_ce_frobenius
+        from rmthess.theory.softmax_moments import SIGMA_MAX, linear_ce_frobenius
 
-        Fd, Fo = (float(x) for x in linear_ce_frobenius(C, gamma))
-        return FrobeniusLimits(case, C, gamma, m, Fd, Fo, _ratio(Fd, Fo), 0.0, "quadrature")
-    if case == "hidden-mse":
-        # F_diag = (C/m)^2 (1 + 2/C)(gamma/2 + 1/4) grows like gamma C^2: check it fits in
-        # float64 (log space), and take the ratio from its overflow-free closed form.
-        log_unit = 2 * (math.log(C) - math.log(m)) + math.log1p(2 / C)
-        if log_unit + math.log(gamma / 2 + 0.25) >= _LOG_FLOAT_MAX:
-            g_max = 2 * math.exp(_LOG_FLOAT_MAX - log_unit) - 0.5
+        if ini.sigma > SIGMA_MAX:
             raise ValueError(
-                f"gamma must be <= {g_max:.3g} for hidden-mse at C={C}, m={m}: F_diag = "
-                f"(C/m)^2 (1 + 2/C)(gamma/2 + 1/4) exceeds the float64 range, got {gamma!r}"
+                f"init sigma must be <= {SIGMA_MAX:g} for linear-ce (the quadrature tables "
+                f"grow like sigma^2 and the softmax is one-hot beyond), got {ini.name!r}"
             )
-        Fd = math.exp(log_unit) * (gamma / 2 + 0.25)
-        Fo = C / m / m * (gamma / 4 + 1 / 16)
-        r = math.sqrt((gamma / 4 + 1 / 16) / (gamma / 2 + 0.25) / (C + 2))
-        return FrobeniusLimits(case, C, gamma, m, Fd, Fo, r, 0.0, "closed-form")
+        Fd, Fo = (float(x) for x in linear_ce_frobenius(C, gamma, sigma=ini.sigma))
+        return FrobeniusLimits(
+            case, C, gamma, m, Fd, Fo, _ratio(Fd, Fo), 0.0, "quadrature", **exact
+        )
+    if case == "hidden-mse":
+        return _hidden_mse(C, gamma, m, ini, exact)
     if case == "output-mse":
-        Fd = m / 4 + m * (m - 1) / (4 * math.pi**2)
-        return FrobeniusLimits(case, C, gamma, m, Fd, 0.0, 0.0, 0.0, "closed-form")
+        Fd = sig2 * sig2 * (m / 4 + m * (m - 1) / (4 * math.pi**2))
+        if not math.isfinite(Fd):
+            raise ValueError(f"init sigma is too large for output-mse: F_diag overflows, got {ini}")
+        return FrobeniusLimits(case, C, gamma, m, Fd, 0.0, 0.0, 0.0, "closed-form", **exact)
     # Monte-Carlo cases: every check before any work
     if C > MC_MAX_C:
         raise ValueError(
@@ -248,7 +272,7 @@ def frobenius_limits(
         show = hi.estimated_cost(case, C, m, n_V, n_g)[0] > PROGRESS_AFTER_S
     fn = hi.hidden_ce_mc if case == "hidden-ce" else hi.output_ce_mc
     with threadpool_limits(limits=1, user_api="blas"):
-        est = fn(C, m, n_V, n_g, seed, progress=show)
+        est = fn(C, m, n_V, n_g, seed, progress=show, init=ini)
     s, Fd, Fo, sd, so, cov = est.scaled_summary(gamma)
     ratio = _ratio(Fd, Fo)  # scale-free: computed on F/s, no overflow
     ratio_se = ratio_stderr(Fd, Fo, sd**2, so**2, cov)
@@ -259,5 +283,31 @@ def frobenius_limits(
             f"range, got {gamma!r}"
         )
     return FrobeniusLimits(
-        case, C, gamma, m, Fd, Fo, ratio, ratio_se, "monte-carlo", sd, so, n_V, n_g, seed
-    )
+        case, C, gamma, m, Fd, Fo, ratio, ratio_se, "monte-carlo", sd, so, n_V, n_g, seed,
+        ini.name,
+    )  # fmt: skip
+
+
+def _hidden_mse(C, gamma, m, ini, exact) -> FrobeniusLimits:
+    """Exact hidden-mse limits for V entries of variance ``s2 = sigma^2/m``, kurtosis kappa.
+
+    ``F(V) = |v_j|^4 (gamma/2 + 1/4)`` (diag), ``(v_j . v_l)^2 (gamma/4 + 1/16)`` (off):
+    the ReLU indicators are Bernoulli(1/2) / (1/4) whatever sigma. ``E|v_j|^4 =
+    C E v^4 + C(C-1) s2^2 = s2^2 C^2 (1 + (kappa - 1)/C)`` and ``E (v_j . v_l)^2 = C s2^2``.
+    ``F_diag`` grows like ``sigma^4 gamma C^2``: it is checked against the float64 range
+    in log space, and the ratio comes from its overflow-free closed form.
+    """
+    k1 = KURTOSIS[ini.dist] - 1.0
+    log_s4 = 4.0 * math.log(ini.sigma)
+    log_unit = log_s4 + 2 * (math.log(C) - math.log(m)) + math.log1p(k1 / C)
+    if log_unit + math.log(gamma / 2 + 0.25) >= _LOG_FLOAT_MAX:
+        g_max = 2 * math.exp(_LOG_FLOAT_MAX - log_unit) - 0.5
+        raise ValueError(
+            f"gamma must be <= {g_max:.3g} for hidden-mse at C={C}, m={m}, init={ini}: "
+            f"F_diag = sigma^4 (C/m)^2 (1 + (kappa-1)/C)(gamma/2 + 1/4) exceeds the float64 "
+            f"range, got {gamma!r}"
+        )
+    Fd = math.exp(log_unit) * (gamma / 2 + 0.25)
+    Fo = math.exp(log_s4 + math.log(C) - 2 * math.log(m)) * (gamma / 4 + 1 / 16)
+    r = math.sqrt((gamma / 4 + 1 / 16) / (gamma / 2 + 0.25) / (C + k1))
+    return FrobeniusLimits("hidden-mse", C, gamma, m, Fd, Fo, r, 0.0, "closed-form", **exact)

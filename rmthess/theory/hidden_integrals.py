@@ -1,7 +1,9 @@
 """Fixed-C Frobenius limits of the one-hidden-layer CE cases by nested Monte Carlo.
 
-Setting (docs/theory.md section 4): conditional on the output weights ``V`` (C x m, entries
-N(0, 1/m)), the pre-activations are ``g ~ N(0, I_m)``, ``h = relu(g)`` and
+Setting (docs/theory.md section 4): conditional on the output weights ``V`` (C x m, i.i.d.
+entries of the init law with variance ``sigma^2/m``: N(0, 1/m) for LeCun, uniform for
+PyTorch's default, :mod:`rmthess.inits`), the pre-activations are ``g ~ N(0, sigma^2 I_m)``
+(Gaussian whatever the entry law of W, as d -> inf), ``h = relu(g)`` and
 ``p = softmax(V h)``.
 
 hidden-ce, block (j, l) of the hidden layer (d x d, normalized by 1/d):
@@ -48,6 +50,7 @@ import numpy as np
 from scipy.special import softmax
 
 from rmthess._checks import largest_fitting, physical_memory
+from rmthess.inits import resolve_init, sample_weights
 
 __all__ = [
     "MCEstimate",
@@ -186,9 +189,17 @@ def output_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return _output_ce_batch(V[None], g[None])[:, 0]
 
 
-def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc) -> MCEstimate:
+def _draw_V(rng, shape, m, ini) -> np.ndarray:
+    """V draws of the init law (LeCun: the historical ``standard_normal / sqrt(m)``)."""
+    if ini.name == "lecun":
+        return rng.standard_normal(shape) / math.sqrt(m)
+    return sample_weights(shape, m, ini, rng)
+
+
+def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc, init="lecun") -> MCEstimate:
     from tqdm.auto import tqdm
 
+    ini = resolve_init(init)
     rng = np.random.default_rng(seed)
     out = np.empty((4, n_V))
     B = _batch_size(C, n_g)
@@ -196,33 +207,36 @@ def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc) -> MCEstimate:
     with bar:
         for b0 in range(0, n_V, B):
             nb = min(B, n_V - b0)
-            V = rng.standard_normal((nb, C, m)) / math.sqrt(m)
+            V = _draw_V(rng, (nb, C, m), m, ini)
             g = rng.standard_normal((nb, n_g, m))
+            if ini.sigma != 1.0:
+                g *= ini.sigma
             out[:, b0 : b0 + nb] = batch_fn(V, g)
             bar.update(nb)
     return MCEstimate(out[0], out[1], out[2], out[3], n_g)
 
 
 def hidden_ce_mc(
-    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False
+    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False, init="lecun"
 ) -> MCEstimate:
     """Nested Monte Carlo for hidden-ce at fixed C (see module docstring).
 
     Cost ``O(n_V n_g C m^2)``; memory bounded by chunking (see :func:`estimated_cost`).
     Deterministic given ``seed`` (and the sizes). ``progress``: a tqdm bar on stderr.
+    ``init``: law of V and scale of g (:mod:`rmthess.inits`; default LeCun).
     """
-    return _run(_hidden_ce_batch, C, m, n_V, n_g, seed, progress, f"hidden-ce C={C}")
+    return _run(_hidden_ce_batch, C, m, n_V, n_g, seed, progress, f"hidden-ce C={C}", init)
 
 
 def output_ce_mc(
-    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False
+    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False, init="lecun"
 ) -> MCEstimate:
     """Nested Monte Carlo for output-ce at fixed C (see module docstring).
 
     Cost ``O(n_V n_g^2 C)``. Deterministic given ``seed`` (and the sizes).
-    ``progress``: a tqdm bar on stderr.
+    ``progress``: a tqdm bar on stderr. ``init``: as in :func:`hidden_ce_mc`.
     """
-    return _run(_output_ce_batch, C, m, n_V, n_g, seed, progress, f"output-ce C={C}")
+    return _run(_output_ce_batch, C, m, n_V, n_g, seed, progress, f"output-ce C={C}", init)
 
 
 def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float, float]:
