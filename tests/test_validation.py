@@ -24,6 +24,7 @@ def test_one_script_per_claim():
         "binary_case.py",
         "cross_layer_circulant.py",
         "theory_doc_numbers.py",
+        "init_comparison.py",
         "curvature_estimators.py",
         "landscape_delta.py",
         "landscape_bounds.py",

@@ -152,7 +152,7 @@ class _Factored:
         B = QT[None] @ G[:, None] @ Q[None]  # (nz, n, r, r)
         M = np.eye(r) + g * lam[None, :, :, None] * B
         Lam = lam[:, :, None] * np.eye(r)  # (n, r, r)
-        Km = np.linalg.solve(M, np.broadcast_to(Lam, M.shape))
+        Km = _solve_lin(M, np.broadcast_to(Lam, M.shape))
         T = Q[None] @ Km @ QT[None]  # (nz, n, K, K)
         ET = np.einsum("n,znij->zij", w, T)
         if not jac:
@@ -164,6 +164,16 @@ class _Factored:
 
 
 # ---------------------------------------------------------------------------------- Newton
+def _solve_lin(M, B):
+    """Batched ``M^{-1} B``; an exactly singular ``M`` (possible on the real axis for signed
+    atoms) gets the pseudo-inverse instead: Newton then rejects or damps that iterate."""
+    with np.errstate(all="ignore"):
+        try:
+            return np.linalg.solve(M, B)
+        except np.linalg.LinAlgError:
+            return np.linalg.pinv(M) @ B
+
+
 def _imag_min(G):
     """Smallest eigenvalue of ``Im G = (G - G^*)/2i`` per point, relative to ``max |G|``."""
     H = (G - np.conj(G.transpose(0, 2, 1))) / 2j
@@ -176,7 +186,8 @@ def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
     """Damped Newton for (MGMP) at points ``z`` (nz,) from ``G`` (nz, K, K), vectorised.
 
     Converged: a full step of relative size ``<= tol``, then one more step (quadratic
-    convergence takes a ``1e-10`` step to round-off). Returns ``(G, converged, J)``; ``J``
+    convergence takes a ``1e-10`` step to round-off), and the residual ``|Phi(G) G|`` is
+    below ``1e-8``. Returns ``(G, converged, J)``; ``J``
     the last Jacobian (for ``dG/dx``)."""
     K = fac.K
     g = fac.gamma
@@ -190,7 +201,7 @@ def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
         if not act.any():
             break
         Ga = G[act]
-        Ginv = np.linalg.inv(Ga)
+        Ginv = _solve_lin(Ga, np.broadcast_to(eye, Ga.shape))
         ET, Js = fac.expect_T(Ga, True)
         Phi = -z[act, None, None] * eye + ET - Ginv
         J = np.einsum("zac,zbd->zabcd", Ginv, Ginv).reshape(Ga.shape[0], K * K, K * K) - g * Js
@@ -222,6 +233,11 @@ def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
         small = (rel <= tol) & (step == 1.0)
         done[idx[small & extra[idx]]] = True
         extra[idx[small]] = True
+    if done.any():  # a small step is not enough (a diverging G makes every step small)
+        ET, _ = fac.expect_T(G[done], False)
+        res = (-z[done, None, None] * eye + ET) @ G[done] - eye  # Phi G, dimensionless
+        bad = np.flatnonzero(done)[~(np.abs(res).max(axis=(1, 2)) <= 1e-8)]
+        done[bad] = False
     return G, done, Jlast
 
 
@@ -247,19 +263,33 @@ def _ladder(fac, x, eta_end):
 
 
 def _real_ok(G, J, K):
-    """Accept ``G(x + i0)``: inside (Im G >= 0, nonzero) or outside (real, dG/dx PSD)."""
+    """Classify ``G(x + i0)``: ``(accepted, outside)``.
+
+    Both need the spectral radius of ``L = gamma (G (x) G) E[T (x) T] = I - (G (x) G) J``
+    (the derivative of the fixed-point map at ``G``) to be ``<= 1``: for ``Im z > 0`` the
+    map is a strict contraction of the Caratheodory metric, so ``rho(L) < 1`` on the
+    certified branch and ``<= 1`` in its limit; continuation onto another root of (MGMP)
+    with ``Im G >= 0`` gave ``rho(L) = 34`` and ``1177`` in the tests. Inside: ``Im G >= 0``
+    with a part above ``1e-7 |G|`` (at ``1e-14`` relative from a square-root edge ``Im G`` is
+    still ``~3e-7 |G|``). Outside: ``G`` real to ``1e-7 |G|`` with ``dG/dx = J^{-1} vec I``
+    PSD (then the imaginary round-off is dropped: the density is exactly 0 there)."""
     lo, hi = _imag_min(G)
-    inside = (lo >= -1e-10) & (hi > 1e-9)
+    n = G.shape[0]
+    L = np.eye(K * K) - np.einsum("zac,zbd->zabcd", G, G).reshape(n, K * K, K * K) @ J
+    with np.errstate(all="ignore"):
+        rho = np.abs(np.linalg.eigvals(L)).max(axis=1)
+    branch = rho <= 1.0 + 1e-6
+    inside = (lo >= -1e-10) & (hi > 1e-7) & branch
     with np.errstate(all="ignore"):
         try:
-            dG = np.linalg.solve(J, np.eye(K).reshape(1, K * K, 1).repeat(G.shape[0], 0))
+            dG = np.linalg.solve(J, np.eye(K).reshape(1, K * K, 1).repeat(n, 0))
         except np.linalg.LinAlgError:
-            return inside
+            return inside, np.zeros_like(inside)
     dG = dG.reshape(-1, K, K).real
     dG = 0.5 * (dG + dG.transpose(0, 2, 1))
     ev = np.linalg.eigvalsh(dG)
-    outside = (np.abs(hi) <= 1e-9) & (lo >= -1e-9) & (ev[:, 0] >= -1e-8 * np.abs(ev).max(1))
-    return inside | outside
+    outside = (hi <= 1e-7) & (lo >= -1e-7) & (ev[:, 0] >= -1e-8 * np.abs(ev).max(1)) & branch
+    return inside | outside, outside & ~inside
 
 
 def _solve_real(fac, x):
@@ -280,14 +310,18 @@ def _solve_real(fac, x):
             if _imag_min(G0[None])[1][0] <= 1e-9:  # real predictor: kick it into C+
                 G0 = G0 + 1e-3j * np.abs(G0).max() * np.eye(K)
             Gi, conv, J = _newton(fac, zi, G0[None], maxit=30)
-            ok = bool(conv[0]) and bool(_real_ok(Gi, J, K)[0])
+            acc, out = _real_ok(Gi, J, K)
+            ok = bool(conv[0] and acc[0])
         if not ok:
             Gl, _ = _ladder(fac, np.array([x[i]]), 1e-10)
             Gi, conv, J = _newton(fac, zi, Gl, maxit=30)
-            ok = bool(conv[0]) and bool(_real_ok(Gi, J, K)[0])
+            acc, out = _real_ok(Gi, J, K)
+            ok = bool(conv[0] and acc[0])
             flags[i] = 1 if ok else 2
             if not ok:
                 Gi = Gl
+        if ok and out[0]:
+            Gi = Gi.real + 0j
         G[i] = Gi[0]
         hist = (hist + [(x[i], Gi[0])])[-2:] if ok else []
     return G, flags
@@ -308,7 +342,7 @@ def _solve(fac, z):
         idx = np.flatnonzero(real)
         order = idx[np.argsort(zn.real[idx], kind="stable")]
         xs = zn.real[order].copy()
-        xs[xs == 0.0] = 1e-13  # the atom at 0: evaluate the continuous part at 0+
+        xs[xs == 0.0] = 1e-9  # the atom at 0: evaluate the continuous part at 0+
         G, f = _solve_real(fac, xs)
         out[order], flags[order] = G, f
     for sign in (1.0, -1.0):

@@ -201,7 +201,7 @@ class MatrixGMPLaw:
                     j += 1
                 a = self._bisect(x[i - 1], x[i], edge_rtol) if i > 0 else x[i]
                 b = self._bisect(x[j + 1], x[j], edge_rtol) if j + 1 < x.size else x[j]
-                sup.append((float(a), float(b)))
+                sup.append((float(max(a, lo)), float(min(b, hi))))  # within the proven bound
                 i = j + 1
             self._sup = sup
         return list(self._sup)
