@@ -107,16 +107,34 @@ def theory_edge_and_margin(case, W, V, gamma, n=2000, seed=0):
     edge = hi
     Linv = np.kron(np.eye(K), np.linalg.inv(L))
     uu = (u[:, :, None] * u[:, None, :]).reshape(n, r * r)
-    margin, Gz = -np.inf, Ghi
-    for z in edge * np.array([1.0, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0, 4.0]):
-        Gz, F = _solve_G(z, A, gamma, Gz)
+    cache = {"G": Ghi}
+
+    def mu(z):  # eigenvalues of the whitened pencil at z (None off the real branch)
+        Gz, F = _solve_G(z, A, gamma, cache["G"])
         if Gz is None:
-            continue
+            return None
+        cache["G"] = Gz
         M = (F.reshape(n, K * K).T @ uu / n).reshape(K, K, r, r).transpose(0, 2, 1, 3)
         M = Linv @ M.reshape(K * r, K * r) @ Linv.T
-        mu = np.linalg.eigvalsh(0.5 * (M + M.T)).max()
-        margin = max(margin, (mu - z) / z)
-    return edge, margin
+        return np.linalg.eigvalsh(0.5 * (M + M.T))
+
+    zs = edge * np.array([1.0, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0, 4.0])
+    mus = [mu(z) for z in zs]
+    margin = max((m_[-1] - z) / z for z, m_ in zip(zs, mus, strict=True) if m_ is not None)
+    count = int((mus[0] > edge).sum()) if mus[0] is not None else 0
+    pos = math.nan
+    if count:  # top root of mu_max(z) = z: bisection between the edge and a negative point
+        lo = edge
+        hi = next(z for z, m_ in zip(zs, mus, strict=True) if m_ is not None and m_[-1] < z)
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            m_ = mu(mid)
+            if m_ is None or m_[-1] >= mid:
+                lo = mid
+            else:
+                hi = mid
+        pos = 0.5 * (lo + hi)
+    return edge, margin, count, pos
 
 
 # ----------------------------------------------------------------------------- simulation side
@@ -129,7 +147,7 @@ def measure(case, C, d, gamma, m, *, trials, seed, steps, device, predict):
 
     N = max(1, round(d / gamma))
     tops, tops2, dec, dec_bot, bots, overlaps, mins, counts = [], [], [], [], [], [], [], []
-    th_edge, th_margin = [], []
+    th_edge, th_margin, th_count, th_pos = [], [], [], []
     for t in range(trials):
         inst, _Y, _l0, _l1 = layer_instance(
             case, C, d, N, m, trial=t, trials=trials, seed=seed, steps=steps, device=device
@@ -159,9 +177,11 @@ def measure(case, C, d, gamma, m, *, trials, seed, steps, device, predict):
         counts.append(ev)
         if predict and t == 0:
             V = None if inst.V is None else inst.V[0].cpu().numpy()
-            e_, m_ = theory_edge_and_margin(case, W, V, gamma, seed=seed + t)
+            e_, m_, c_, p_ = theory_edge_and_margin(case, W, V, gamma, seed=seed + t)
             th_edge.append(e_)
             th_margin.append(m_)
+            th_count.append(c_)
+            th_pos.append(p_)
     dec = np.array(dec)  # (trials, R)
     edge_t = dec.mean(1)
     s = float(np.sqrt(((dec - edge_t[:, None]) ** 2).sum() / (dec.size - trials)))
@@ -185,6 +205,8 @@ def measure(case, C, d, gamma, m, *, trials, seed, steps, device, predict):
         edge_0=float(edge_t[0]),
         edge_theory=float(np.mean(th_edge)) if th_edge else math.nan,
         bbp_margin=float(np.max(th_margin)) if th_margin else math.nan,
+        count_theory=float(np.mean(th_count)) if th_count else math.nan,
+        outlier_theory=float(np.mean(th_pos)) if th_pos else math.nan,
     )  # fmt: skip
 
 
@@ -224,6 +246,9 @@ def grid(quick, big):
     ds = (100, 200, 400) + ((1000,) if big else ())
     for case, m in (("linear-ce", None), ("hidden-ce", 4)):
         rows += [("C", case, 5, d, 0.5, m, 0, False) for d in ds]
+    # the one regime with a predicted outlier (C = 20, gamma = 0.25): does it separate?
+    ds = (40, 80, 120) + ((200,) if big else ())
+    rows += [("C", "linear-ce", 20, d, 0.25, None, 0, big and d == 200) for d in ds]
     for case, m in (("linear-ce", None), ("hidden-ce", 4), ("hidden-mse", 4)):
         rows.append(("D", case, 5, 200, 0.5, m, 100, False))
     return rows
@@ -234,7 +259,8 @@ COLS = [
     ("steps", "{:>5}"), ("edge", "{:>8.4g}"), ("tw_scale", "{:>8.2g}"), ("lambda_max", "{:>8.4g}"),
     ("z_top", "{:>6.2f}"), ("count", "{:>5.2f}"), ("rank_bound", "{:>4}"),
     ("count_below", "{:>5.2f}"), ("overlap", "{:>6.3f}"), ("overlap_random", "{:>6.3f}"),
-    ("edge_theory", "{:>8.4g}"), ("bbp_margin", "{:>7.3f}"),
+    ("edge_0", "{:>8.4g}"), ("edge_theory", "{:>8.4g}"), ("bbp_margin", "{:>7.3f}"),
+    ("count_theory", "{:>5.2f}"), ("outlier_theory", "{:>8.4g}"),
 ]  # fmt: skip
 
 
