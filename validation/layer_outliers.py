@@ -327,10 +327,10 @@ def _write(df, out):
                   title="linear-ce at init: top eigenvalue vs decoupled edge")  # fmt: skip
         ax[0].legend()
         c = df[df.sec == "C"]
-        for case, grp in c.groupby("case"):
-            ax[1].plot(grp.d, grp.z_top, marker="o", label=case)
+        for (case, C, g), grp in c.groupby(["case", "C", "gamma"]):
+            ax[1].plot(grp.d, grp.z_top, marker="o", label=f"{case} C={C} gamma={g}")
         ax[1].axhline(K_SIGMA, color="r", ls="--", label="outlier threshold")
-        ax[1].set(xscale="log", xlabel="d (gamma = 0.5, C = 5)",
+        ax[1].set(xscale="log", xlabel="d",
                   ylabel="(lambda_max - edge) / TW scale", title="d-scaling")  # fmt: skip
         ax[1].legend()
         fig.tight_layout()
