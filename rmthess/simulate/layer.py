@@ -112,25 +112,12 @@ class LayerSpectrum:
         are in :meth:`to_frame`."""
         top = self.eigenvalues[:, -1]
         se = float(np.std(top, ddof=1) / math.sqrt(len(top))) if len(top) > 1 else math.nan
-        return json_safe(
-            {
-                "case": self.case,
-                "C": self.C,
-                "d": self.d,
-                "N": self.N,
-                "m": self.m,
-                "gamma": self.gamma,
-                "K": self.K,
-                "trials": self.trials,
-                "steps": self.steps,
-                "decoupled": self.decoupled,
-                "seed": self.seed,
-                "lambda_max": float(top.mean()),
-                "lambda_max_se": se,
-                "loss_init": float(self.loss_init_trials.mean()),
-                "loss": float(self.loss_trials.mean()),
-            }
-        )
+        keys = ("case", "C", "d", "N", "m", "gamma", "K", "trials", "steps", "decoupled", "seed")
+        rec = {k: getattr(self, k) for k in keys}
+        rec.update(lambda_max=float(top.mean()), lambda_max_se=se)
+        rec.update(loss_init=float(self.loss_init_trials.mean()))
+        rec.update(loss=float(self.loss_trials.mean()))
+        return json_safe(rec)
 
     def to_frame(self):
         """Tidy ``pandas.DataFrame``: one row per eigenvalue, columns trial, index (0 =
