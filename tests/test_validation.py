@@ -25,6 +25,7 @@ def test_one_script_per_claim():
         "cross_layer_circulant.py",
         "theory_doc_numbers.py",
         "init_comparison.py",
+        "layer_outliers.py",
         "curvature_estimators.py",
         "landscape_delta.py",
         "landscape_bounds.py",

@@ -18,6 +18,10 @@ from __future__ import annotations
 from rmthess._lazy import lazy_exports
 
 _EXPORTS = {
+    "LayerSpectrum": "rmthess.simulate.layer",
+    "layer_eigenvalues": "rmthess.simulate.layer",
+    "layer_matrix": "rmthess.simulate.layer",
+    "layer_instance": "rmthess.simulate.layer",
     "BlockFrobenius": "rmthess.simulate.frobenius",
     "block_frobenius": "rmthess.simulate.frobenius",
     "frobenius_sweep": "rmthess.simulate.frobenius",

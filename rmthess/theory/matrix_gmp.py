@@ -273,11 +273,16 @@ def _real_ok(G, J, K):
     with a part above ``1e-7 |G|`` (at ``1e-14`` relative from a square-root edge ``Im G`` is
     still ``~3e-7 |G|``). Outside: ``G`` real to ``1e-7 |G|`` with ``dG/dx = J^{-1} vec I``
     PSD (then the imaginary round-off is dropped: the density is exactly 0 there)."""
-    lo, hi = _imag_min(G)
     n = G.shape[0]
+    finite = np.isfinite(G).all(axis=(1, 2)) & np.isfinite(J).all(axis=(1, 2))
+    if not finite.all():
+        G, J = np.where(finite[:, None, None], G, 1.0), np.where(finite[:, None, None], J, 1.0)
+    lo, hi = _imag_min(G)
     L = np.eye(K * K) - np.einsum("zac,zbd->zabcd", G, G).reshape(n, K * K, K * K) @ J
     with np.errstate(all="ignore"):
-        rho = np.abs(np.linalg.eigvals(L)).max(axis=1)
+        finite &= np.isfinite(L).all(axis=(1, 2))
+        L = np.where(finite[:, None, None], L, 0.0)
+        rho = np.where(finite, np.abs(np.linalg.eigvals(L)).max(axis=1), np.inf)
     branch = rho <= 1.0 + 1e-6
     inside = (lo >= -1e-10) & (hi > 1e-7) & branch
     with np.errstate(all="ignore"):
