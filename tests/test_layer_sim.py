@@ -150,3 +150,15 @@ def test_input_errors(kwargs, exc, match):
     case, C, d, N, m = (args.pop(k) for k in ("case", "C", "d", "N", "m"))
     with pytest.raises(exc, match=match):
         layer_eigenvalues(case, C, d, N, m, device="cpu", **args)
+
+
+def test_init_is_passed_to_the_sampler():
+    # torch-default weights are uniform with variance 1/(3 d): the linear-ce layer's
+    # logits shrink, the softmax Hessian grows towards diag(1/C) - 1/C^2 and lambda_max
+    # changes; "lecun" equals the default call bit for bit
+    a = layer_eigenvalues("linear-ce", 3, 20, 40, seed=1)
+    b = layer_eigenvalues("linear-ce", 3, 20, 40, seed=1, init="lecun")
+    c = layer_eigenvalues("linear-ce", 3, 20, 40, seed=1, init="torch-default")
+    assert np.array_equal(a.eigenvalues, b.eigenvalues)
+    assert not np.allclose(a.eigenvalues, c.eigenvalues)
+    assert c.to_dict()["init"] == "torch-default"

@@ -46,6 +46,7 @@ import torch
 from rmthess._checks import check_int, check_positive_float
 from rmthess._stats import json_safe
 from rmthess.cases import get_case
+from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
 from rmthess.simulate.device import resolve_device, resolve_dtype
@@ -93,6 +94,7 @@ class LayerSpectrum:
     seed: int
     loss_init_trials: np.ndarray
     loss_trials: np.ndarray
+    init: str = "lecun"
 
     @property
     def gamma(self) -> float:
@@ -112,7 +114,20 @@ class LayerSpectrum:
         are in :meth:`to_frame`."""
         top = self.eigenvalues[:, -1]
         se = float(np.std(top, ddof=1) / math.sqrt(len(top))) if len(top) > 1 else math.nan
-        keys = ("case", "C", "d", "N", "m", "gamma", "K", "trials", "steps", "decoupled", "seed")
+        keys = (
+            "case",
+            "C",
+            "d",
+            "N",
+            "m",
+            "gamma",
+            "K",
+            "trials",
+            "steps",
+            "decoupled",
+            "seed",
+            "init",
+        )
         rec = {k: getattr(self, k) for k in keys}
         rec.update(lambda_max=float(top.mean()), lambda_max_se=se)
         rec.update(loss_init=float(self.loss_init_trials.mean()))
@@ -179,7 +194,7 @@ def _loss(loss, inst, Y) -> float:
         return float(loss_from_logits(loss, Z, Y))
 
 
-def _prepare(c, C, d, N, m, s, steps, lr, dev, dt):
+def _prepare(c, C, d, N, m, s, steps, lr, dev, dt, init="lecun"):
     """Trial with stream seed ``s``: (instance at the Hessian point, labels, loss0, loss)."""
     Y = random_labels(C, N, s, dev)
     if c.model == "hidden" and steps > 0:
@@ -196,10 +211,11 @@ def _prepare(c, C, d, N, m, s, steps, lr, dev, dt):
                 device=dev,
                 dtype=dt,
                 record_every=steps,
+                init=init,
             )  # fmt: skip
         )
         return states[-1][2], Y, states[0][1], states[-1][1]
-    inst = sample_instance(c.model, C, d, N, m, seed=s, device=dev, dtype=dt)
+    inst = sample_instance(c.model, C, d, N, m, seed=s, device=dev, dtype=dt, init=init)
     loss0 = _loss(c.loss, inst, Y)
     if steps > 0:
         inst = _train_linear(c.loss, inst, Y, steps, lr)
@@ -252,6 +268,7 @@ def layer_instance(
     lr: float = 1e-2,
     device="auto",
     dtype="float64",
+    init="lecun",
 ) -> tuple[Instance, torch.Tensor, float, float]:
     """Trial ``trial`` of :func:`layer_eigenvalues` (same arguments): ``(inst, labels,
     loss_init, loss)`` with ``inst`` (trials = 1) at the point where the Hessian is taken.
@@ -265,7 +282,7 @@ def layer_instance(
     )
     trial = check_int("trial", trial, 0, trials - 1)
     s = trial_seeds(seed, trials)[trial]
-    return _prepare(c, C, d, N, m, s, steps, lr, dev, dt)
+    return _prepare(c, C, d, N, m, s, steps, lr, dev, dt, resolve_init(init))
 
 
 def decoupled_vectors(d: int, N: int, stream_seed: int, device, dtype) -> torch.Tensor:
@@ -288,6 +305,7 @@ def layer_eigenvalues(
     lr: float = 1e-2,
     device="auto",
     dtype="float64",
+    init="lecun",
 ) -> LayerSpectrum:
     """Eigenvalues of the whole-layer Hessian (**) of ``case`` for ``trials`` instances.
 
@@ -301,6 +319,8 @@ def layer_eigenvalues(
     steps, lr : full-batch Adam steps on random labels before the Hessian is taken
         (0: at initialization), peak learning rate (cosine schedule).
     device, dtype : as in :func:`rmthess.simulate.sampling.sample_instance`.
+    init : weight initialisation (:mod:`rmthess.inits`: ``"lecun"``, ``"torch-default"``
+        or a float sigma), as in ``sample_instance``.
 
     The dense ``K d x K d`` matrix must fit in half of the machine's memory
     (:func:`rmthess.simulate.device.machine_memory`), else ``ValueError`` before any
@@ -313,11 +333,12 @@ def layer_eigenvalues(
     c, C, d, N, m, trials, seed, steps, lr, dev, dt = _check(
         case, C, d, N, m, trials, seed, steps, lr, decoupled, device, dtype
     )
+    ini = resolve_init(init)
     K = c.n_blocks(C, m)
     ev = np.empty((trials, K * d))
     l0, l1 = np.empty(trials), np.empty(trials)
     for t, s in enumerate(trial_seeds(seed, trials)):
-        inst, _Y, l0[t], l1[t] = _prepare(c, C, d, N, m, s, steps, lr, dev, dt)
+        inst, _Y, l0[t], l1[t] = _prepare(c, C, d, N, m, s, steps, lr, dev, dt, ini)
         U = decoupled_vectors(d, N, s, dev, dt) if decoupled else None
         H = layer_matrix(c.name, inst, vectors=U)
         ev[t] = torch.linalg.eigvalsh(H).double().cpu().numpy()
@@ -334,4 +355,5 @@ def layer_eigenvalues(
         seed=seed,
         loss_init_trials=l0,
         loss_trials=l1,
+        init=str(ini),
     )

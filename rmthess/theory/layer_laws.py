@@ -36,22 +36,16 @@ from scipy.special import softmax
 
 from rmthess._checks import check_int, check_positive_float
 from rmthess.cases import get_case
-from rmthess.inits import resolve_init, sample_weights
-from rmthess.theory.block_laws import _gaussian_qmc
+from rmthess.inits import resolve_init
+from rmthess.theory.block_laws import _gaussian_qmc, sample_V
 from rmthess.theory.law import GMPLaw
 from rmthess.theory.matrix_law import MatrixGMPLaw, MixtureLaw
 
-__all__ = ["LAYER_CASES", "block_diagonal_law", "layer_law", "layer_weight_law", "sample_V"]
+__all__ = ["LAYER_CASES", "block_diagonal_law", "layer_law", "layer_weight_law"]
 
 LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
 _MAX_EIG_WORK = 3e10  # n_atoms * C^3 for the eigenvalues of the softmax Hessians
 _HIDDEN_M_MAX = 64
-
-
-def sample_V(C: int, m: int, seed: int = 0, *, init="lecun") -> np.ndarray:
-    """Output weights ``V`` (``C x m``) from the ``init`` law with fan-in ``m``, seeded
-    (``init="lecun"``: the same numbers as :func:`rmthess.theory.block_laws.sample_V`)."""
-    return sample_weights((C, m), m, init, np.random.default_rng(seed))
 
 
 def _check(case, C, gamma, m, V, init, n_atoms, seed):

@@ -278,8 +278,8 @@ def _real_ok(G, J, K):
     if not finite.all():
         G, J = np.where(finite[:, None, None], G, 1.0), np.where(finite[:, None, None], J, 1.0)
     lo, hi = _imag_min(G)
-    L = np.eye(K * K) - np.einsum("zac,zbd->zabcd", G, G).reshape(n, K * K, K * K) @ J
     with np.errstate(all="ignore"):
+        L = np.eye(K * K) - np.einsum("zac,zbd->zabcd", G, G).reshape(n, K * K, K * K) @ J
         finite &= np.isfinite(L).all(axis=(1, 2))
         L = np.where(finite[:, None, None], L, 0.0)
         rho = np.where(finite, np.abs(np.linalg.eigvals(L)).max(axis=1), np.inf)
