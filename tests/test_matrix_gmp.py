@@ -168,3 +168,23 @@ def test_scalar_case_K1_matches_gmplaw():
     x = np.linspace(0, 6, 13)
     assert np.allclose(law.pdf(x), ref.pdf(x), atol=1e-12)
     assert np.allclose(law.cdf(x), ref.cdf(x), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_against_simulation_with_independent_A_at_d_1000():
+    # the criterion: KS < 0.02 at d ~ 1000 (C = 3 softmax atoms, gamma = 0.5)
+    rng = np.random.default_rng(11)
+    K, d, N = 3, 1000, 2000
+    A, w = _softmax_atoms(K, 2000, 4, symmetrise=False)
+    idx = rng.integers(0, len(A), size=N)
+    X = rng.normal(size=(N, d))
+    H = np.einsum("nkl,na,nb->kalb", A[idx], X, X).reshape(K * d, K * d) / N
+    ev = np.linalg.eigvalsh(H)
+    ev[np.abs(ev) < 1e-9] = 0.0
+    law = MatrixGMPLaw(A, w, d / N)
+    v = np.unique(ev)
+    F = law.cdf(v)
+    right = np.searchsorted(np.sort(ev), v, side="right") / ev.size
+    left = np.searchsorted(np.sort(ev), v, side="left") / ev.size
+    ks = max(np.abs(F - right).max(), np.abs(F - law.zero_mass * (v == 0) - left).max())
+    assert ks < 0.02
