@@ -213,7 +213,7 @@ def test_sigma_constants_need_m_above_2_sigma4():
 
 def test_sigma_K_constants_against_monte_carlo():
     # K1..K4 at sigma = 0.8 (tau = sigma^4/m) by plain Monte Carlo of their definitions with
-    # h = relu(g), g ~ N(0, sigma^2 I_m), s2 = sigma^2/m (docs/_inits_section.md)
+    # h = relu(g), g ~ N(0, sigma^2 I_m), s2 = sigma^2/m (docs/theory.md 9.1.5)
     from rmthess.theory.asymptotics import hidden_ce_K, output_ce_K
 
     m, sigma, n = 6, 0.8, 400_000

@@ -5,7 +5,7 @@ Claim under test (docs/theory.md 9.1): the layer Hessian ``H = (1/N) sum_i A_i (
 decoupled ensemble ``H'`` (fresh ``x'_i``, same ``A_i``) is the matrix-GMP bulk. ``H`` and
 ``H'`` agree in law on ``R^K (x) row(W)^perp``, so ``H`` can have at most ``K r`` eigenvalues
 above the bulk (``r = rank W``), carried by ``R^K (x) row(W)``. Spiked-model (BBP-type)
-prediction, derived in docs/_layer_outliers_section.md: ``z`` outside the bulk is an outlier
+prediction, derived in docs/theory.md 9.1.6: ``z`` outside the bulk is an outlier
 iff ``det(z (I_K (x) S) - E[A(u) (I + gamma G(z) A(u))^{-1} (x) u u^T]) = 0`` with
 ``u = W x ~ N(0, S = W W^T)`` and ``G`` the K x K matrix-GMP solution; i.e. iff the largest
 generalized eigenvalue ``mu(z)`` of that pencil reaches ``z``. No outlier iff
