@@ -69,6 +69,11 @@ def test_hash_is_sha256_of_canonical_json_and_stable_across_processes():
         ({"task": "theory", "gird": {}}, "gird"),
         ({"task": "theory"}, "no configuration"),
         ({"task": "simulate", "grid": {"case": "linear-ce", "C": 2, "d": 0, "N": 4}}, "d"),
+        (
+            {"task": "theory", "grid": {"case": "linear-ce", "C": 2, "gamma": 1, "init": "x"}},
+            "init",
+        ),
+        ({"task": "layer_gap", "grid": {"case": "output-ce", "C": 2, "gamma": 1, "m": 4}}, "layer"),
     ],
 )
 def test_spec_validation_errors(spec, match, tmp_path):
@@ -94,6 +99,30 @@ def test_grid_m_dropped_for_linear_and_toml(tmp_path):
     row = df[(df.case == "hidden-mse") & (df.C == 4) & (df.m == 8)].iloc[0]
     assert row.ratio == frobenius_limits("hidden-mse", 4, 0.5, 8).ratio
     assert res.done == 7 and len(df) == 7
+
+
+def test_layer_gap_task_and_init_key(tmp_path):
+    # the store's records equal direct calls (independent: no sweep machinery), per init
+    from rmthess.theory import block_diagonal_gap, frobenius_limits
+
+    spec = {
+        "task": "layer_gap",
+        "grid": {"case": "linear-ce", "C": [3, 5], "gamma": 0.5, "n_atoms": 256},
+        "configs": [{"case": "linear-ce", "C": 3, "gamma": 0.5, "n_atoms": 256, "init": 0.5}],
+    }
+    run_sweep(spec, tmp_path / "g")
+    df = load(tmp_path / "g").sort_values(["C", "init"], na_position="first")
+    for row in df.itertuples():  # (iterrows would cast the 63-bit seeds to float)
+        init = 0.5 if row.init in (0.5, "sigma=0.5") else "lecun"  # config key or record
+        ref = block_diagonal_gap("linear-ce", row.C, 0.5, n_atoms=256, init=init, seed=row.seed)
+        assert row.W1 == pytest.approx(ref.W1, rel=1e-12) and row.KS == ref.KS
+    assert len(df) == 3 and (df["init"] == "lecun").sum() == 2
+    theory = {"task": "theory", "grid": {"case": "linear-ce", "C": 5, "gamma": 0.5}}
+    theory["grid"]["init"] = ["lecun", "torch-default"]
+    run_sweep(theory, tmp_path / "t")
+    dt = load(tmp_path / "t").set_index("init")
+    for init in ("lecun", "torch-default"):
+        assert dt.loc[init, "ratio"] == frobenius_limits("linear-ce", 5, 0.5, init=init).ratio
 
 
 # ---------------------------------------------------------------------------- engines

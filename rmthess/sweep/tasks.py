@@ -18,6 +18,11 @@ Built-in tasks
     dtype=, max_pairs=, unbiased=)`` minus per-trial arrays and its own timing. Keys: case,
     C, d, N (required), m, trials (default 8), device (default "cpu"; "cuda" asks Dask for
     a ``GPU`` resource), dtype (default "float64"), max_pairs, unbiased, threads.
+``layer_gap``
+    ``rmthess.theory.block_diagonal_gap(case, C, gamma, m, init=, n_atoms=, seed=seed)``:
+    whole-layer law vs its block-diagonal part (W1, KS, top edges and quantiles, zero
+    masses). Keys: case (linear-*, hidden-*), C, gamma (required), m (hidden-*), init,
+    n_atoms, threads.
 ``_echo``, ``_fail_if``
     For tests only: ``_echo`` returns ``x``, ``2x`` and a uniform draw from the seed after
     sleeping ``sleep`` seconds; with ``die_once=PATH`` the process running it kills itself
@@ -116,7 +121,7 @@ def _common(config, from_grid, allowed, required):
 def validate_theory(config, *, from_grid=True):
     from rmthess._checks import check_int, check_positive_float
 
-    allowed = ("case", "C", "gamma", "m", "samples", "inner", "threads")
+    allowed = ("case", "C", "gamma", "m", "samples", "inner", "init", "threads")
     cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
     cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
     for k in ("samples", "inner"):
@@ -124,6 +129,31 @@ def validate_theory(config, *, from_grid=True):
             if not c.monte_carlo_theory:
                 raise ValueError(f"{k} applies to the Monte-Carlo cases only, not {c.name!r}")
             cfg[k] = check_int(k, cfg[k], 1)
+    _init_key(cfg)
+    return cfg
+
+
+def _init_key(cfg):
+    """Normalise an ``init`` key: a named init keeps its name, a sigma its float value."""
+    from rmthess.inits import INITS, resolve_init
+
+    if "init" in cfg:
+        ini = resolve_init(cfg["init"])
+        cfg["init"] = ini.name if ini.name in INITS else ini.sigma
+
+
+def validate_layer_gap(config, *, from_grid=True):
+    from rmthess._checks import check_int, check_positive_float
+    from rmthess.theory.layer_laws import LAYER_CASES
+
+    allowed = ("case", "C", "gamma", "m", "init", "n_atoms", "threads")
+    cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
+    if c.name not in LAYER_CASES:
+        raise ValueError(f"layer_gap needs one of {', '.join(LAYER_CASES)}, got {c.name!r}")
+    cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
+    if "n_atoms" in cfg:
+        cfg["n_atoms"] = check_int("n_atoms", cfg["n_atoms"], 1)
+    _init_key(cfg)
     return cfg
 
 
@@ -131,8 +161,9 @@ def validate_simulate(config, *, from_grid=True):
     from rmthess._checks import check_choice, check_int
 
     allowed = ("case", "C", "d", "N", "m", "trials", "device", "dtype", "max_pairs")
-    allowed += ("unbiased", "threads")
+    allowed += ("unbiased", "init", "threads")
     cfg, c = _common(config, from_grid, allowed, ("case", "C", "d", "N"))
+    _init_key(cfg)
     for k in ("d", "N"):
         cfg[k] = check_int(k, cfg[k], 1)
     cfg["trials"] = check_int("trials", cfg.get("trials", 8), 1)
@@ -185,7 +216,7 @@ def flat_record(d: dict) -> dict:
 def theory_task(config: dict, *, seed: int) -> dict:
     from rmthess.theory import frobenius_limits
 
-    extra = {k: config[k] for k in ("samples", "inner") if k in config}
+    extra = {k: config[k] for k in ("samples", "inner", "init") if k in config}
     res = frobenius_limits(
         config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
     )
@@ -198,7 +229,7 @@ def simulate_task(config: dict, *, seed: int) -> dict:
     from rmthess.simulate import block_frobenius
 
     torch.set_num_threads(int(config.get("threads", 1)))
-    extra = {k: config[k] for k in ("max_pairs", "unbiased") if k in config}
+    extra = {k: config[k] for k in ("max_pairs", "unbiased", "init") if k in config}
     res = block_frobenius(
         config["case"], config["C"], config["d"], config["N"], config.get("m"),
         trials=config["trials"], seed=seed, device=config["device"], dtype=config["dtype"],
@@ -207,6 +238,16 @@ def simulate_task(config: dict, *, seed: int) -> dict:
     rec = flat_record(res.to_dict())
     rec.pop("seconds", None)  # timing lives in the store entry, not in the record
     return rec
+
+
+def layer_gap_task(config: dict, *, seed: int) -> dict:
+    from rmthess.theory.layer_gap import block_diagonal_gap
+
+    extra = {k: config[k] for k in ("init", "n_atoms") if k in config}
+    res = block_diagonal_gap(
+        config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
+    )
+    return flat_record(res.to_dict())
 
 
 def echo_task(config: dict, *, seed: int) -> dict:
@@ -232,6 +273,7 @@ def fail_if_task(config: dict, *, seed: int) -> dict:
 
 register_task("theory", theory_task, validate=validate_theory)
 register_task("simulate", simulate_task, validate=validate_simulate)
+register_task("layer_gap", layer_gap_task, validate=validate_layer_gap)
 register_task("_echo", echo_task, validate=validate_echo)
 register_task("_fail_if", fail_if_task, validate=validate_echo)
 
