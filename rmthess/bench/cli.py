@@ -1,4 +1,4 @@
-"""``rmthess bench {solver,simulate,hvp,curvature,landscape,sweep} [--json]``."""
+"""``rmthess bench {solver,simulate,hvp,curvature,landscape,layer,sweep} [--json]``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ BENCHES = {
     "hvp": "rmthess.bench.hvp",
     "curvature": "rmthess.bench.curvature",
     "landscape": "rmthess.bench.landscape",
+    "layer": "rmthess.bench.layer",
     "sweep": "rmthess.bench.sweep",
 }
 
