@@ -379,6 +379,12 @@ def render(result: LayerResult, out: Output) -> Section:
         "the top edge of the atom-discretised law is set by the largest atoms (thin islands "
         "at the top), so the edge gap is noisier there and the top-edge check is made only "
         f"for C <= {cfg.layer_edge_C_max}."
+        + (
+            " The hidden layers' laws are conditional on one seeded draw of the output "
+            "weights V per C (not averaged over V), hence the uneven curves."
+            if result.hidden
+            else ""
+        )
     )
     sec.tables.append(
         ("Per-C simulation vs law", result.table, out.table(result.table, "layer_ks.csv"))

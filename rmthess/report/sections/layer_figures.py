@@ -38,7 +38,8 @@ def fig_layer_spectra(panels):
     for ax, p in zip(axes, panels, strict=True):
         nz = np.asarray(p["nonzero"], float)
         x = np.asarray(p["x"], float)
-        bins = np.linspace(0.0, max(x.max(), nz.max() if nz.size else 0.0), 70)
+        n_bins = int(np.clip(np.sqrt(nz.size), 30, 70))  # no empty bins at small d
+        bins = np.linspace(0.0, max(x.max(), nz.max() if nz.size else 0.0), n_bins)
         w = np.full(nz.size, 1.0 / (p["n_total"] * (bins[1] - bins[0])))
         ax.hist(nz, bins=bins, weights=w, color=HIST_COLOR, label="simulated (nonzero)")
         ax.plot(x, p["pdf"], "-", color=LAYER_COLOR, lw=1.6, label="whole-layer law")
