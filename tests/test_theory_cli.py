@@ -182,3 +182,85 @@ def test_init_asymptotic_refused_before_work(capsys):
     argv = "theory --case hidden-ce --C 10 --gamma 0.5 --m 8 --init torch-default --asymptotic"
     assert main(argv.split()) == 2
     assert "torch-default" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- --layer-spectrum
+def _layer(*extra):
+    return ["theory", "--case", "linear-ce", "--layer-spectrum", "--gamma", "0.5", *extra]
+
+
+def test_layer_spectrum_json_linear_ce(capsys):
+    import numpy as np
+    from scipy.special import softmax
+
+    assert main(_layer("--C", "2,5", "--n-atoms", "2048", "--json")) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["C"] for r in recs] == [2, 5]
+    rng = np.random.default_rng(7)
+    for r in recs:
+        C = r["C"]
+        assert r["zero_mass"] == pytest.approx(1 / C, abs=1e-15)
+        assert r["KS"] == pytest.approx(1 / C, abs=1e-9)  # the atom: blocks have none
+        assert r["zero_mass_bd"] == 0.0 and r["n_atoms"] == 2048
+        # M2 = F_diag + (C-1) F_off: closed form/quadrature vs the law's QMC atoms
+        ref = frobenius_limits("linear-ce", C, 0.5)
+        assert r["M2_frobenius"] == pytest.approx(ref.F_diag + (C - 1) * ref.F_off, rel=1e-14)
+        assert r["M2"] == pytest.approx(r["M2_frobenius"], rel=2e-3)
+        # M1 = E tr A / C = (1 - E|p|^2) / C, by plain Monte Carlo of the softmax
+        p = softmax(rng.normal(size=(200_000, C)), axis=1)
+        v = (1 - (p**2).sum(axis=1)) / C
+        assert abs(r["M1"] - v.mean()) < 4 * v.std() / np.sqrt(v.size) + 1e-3 * v.mean()
+        lo, hi = r["support"][0][0], r["support"][-1][1]
+        assert 0 < lo < hi == pytest.approx(r["top_edge"])
+        assert r["edge_gap_rel"] == pytest.approx(r["top_edge"] / r["top_edge_bd"] - 1)
+
+
+def test_layer_spectrum_table_and_figure(capsys, tmp_path):
+    png = tmp_path / "layer.png"
+    assert main(_layer("--C", "3", "--n-atoms", "512", "--out", str(png))) == 0
+    out = capsys.readouterr().out
+    assert "--layer-spectrum: case=linear-ce" in out and "n_atoms=512" in out
+    assert "M2_frobenius" in out and "support C=3: [" in out and str(png) in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_layer_spectrum_hidden(capsys):
+    argv = "theory --case hidden-mse --layer-spectrum --C 3 --m 2 --gamma 0.5 --n-atoms 64"
+    assert main([*argv.split(), "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["m"] == 2 and "M2_frobenius" not in rec  # conditional on V: no identity
+    assert rec["M1"] > 0 and rec["top_edge"] > 0 and rec["W1"] >= 0
+
+
+@pytest.mark.parametrize(
+    "extra, word",
+    [
+        (["--C", "5", "--asymptotic"], "--asymptotic does not apply"),
+        (["--C", "5", "--samples", "50"], "--samples does not apply"),
+        (["--C", "5", "--out", "x.txt"], ".png"),
+        (["--C", "5", "--out", "/nonexistent_dir_rmthess/x.png"], "does not exist"),
+        (["--C", "5", "--m", "4"], "m does not apply"),
+        (["--C", "5", "--n-atoms", "0"], "n-atoms"),
+        (["--C", "5,1000"], "n_atoms * C^3"),  # the second C refused before the first runs
+    ],
+)
+def test_layer_spectrum_bad_input(capsys, extra, word):
+    assert main(_layer(*extra)) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and word in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, word",
+    [
+        ("--case output-ce --m 4 --layer-spectrum", "no whole-layer law"),
+        ("--case hidden-ce --layer-spectrum", "needs the hidden width m"),
+        ("--case linear-ce --n-atoms 64", "only with --layer-spectrum"),
+        ("--case linear-ce --out a.png", "only with --layer-spectrum"),
+    ],
+)
+def test_layer_spectrum_flags_refused(capsys, argv, word):
+    assert main(["theory", *argv.split(), "--C", "5", "--gamma", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1

@@ -89,6 +89,27 @@ class ReportConfig:
         Loss-landscape experiment (seed 000): widths at L = 3 and depths L at width 16.
     landscape_orders, landscape_epochs, landscape_audit_samples : int
         Random orders, training epochs, samples per state in the Hessian-bound audit.
+    layer_Cs, layer_d, layer_trials : tuple of int
+        Whole-layer spectra (section ``layer``, linear-ce): the class counts of the figure
+        panels, the data dimension and the number of simulated layers per panel (aligned;
+        ``N = d / layer_gamma``; dense eigvalsh of ``C d x C d``, so the largest C may get
+        a smaller d).
+    layer_gamma : float
+        ``d / N`` of the whole-layer section.
+    layer_n_atoms, layer_gap_n_atoms : int
+        QMC softmax draws of the layer laws (figure and checks) and of the gap curve.
+    layer_gap_Cs : tuple of int
+        Class counts of the gap curve (linear-ce) and its slope fit.
+    layer_solver_n_base : int
+        Softmax draws (times 3! permutations) of the matrix-solver check at C = 3.
+    layer_hidden_cases, layer_hidden_m, layer_hidden_Cs, layer_hidden_n_atoms
+        Hidden layers added to the gap figure (matrix GMP solver, ~5 s per C at m = 4 and
+        256 atoms; empty in the quick mode).
+    layer_ks_tol : float
+        Allowed KS distance of the simulated whole-layer eigenvalues to the layer law.
+    layer_edge_C_max : int
+        Top-eigenvalue check only for C up to this (no outliers there; above, the law's
+        edge is set by the largest atoms and outliers can appear).
     seed : int
         Base seed; every section derives its own seed from it.
     store : str or None
@@ -144,6 +165,20 @@ class ReportConfig:
     landscape_orders: int = 100
     landscape_epochs: int = 10
     landscape_audit_samples: int = 200
+    layer_Cs: tuple[int, ...] = (2, 5, 20)
+    layer_d: tuple[int, ...] = (400, 400, 200)
+    layer_trials: tuple[int, ...] = (8, 4, 1)
+    layer_gamma: float = 0.5
+    layer_n_atoms: int = 4096
+    layer_gap_Cs: tuple[int, ...] = (2, 3, 4, 5, 7, 10, 14, 20, 28, 35, 50)
+    layer_gap_n_atoms: int = 1024
+    layer_solver_n_base: int = 64
+    layer_hidden_cases: tuple[str, ...] = ("hidden-ce",)
+    layer_hidden_m: int = 4
+    layer_hidden_Cs: tuple[int, ...] = (2, 4, 8, 16)
+    layer_hidden_n_atoms: int = 256
+    layer_ks_tol: float = 0.03
+    layer_edge_C_max: int = 5
     seed: int = 0
     store: str | None = None
     cases: tuple[str, ...] = field(default=CASES)
@@ -204,6 +239,14 @@ _CONFIGS = {
         landscape_orders=10,
         landscape_epochs=1,
         landscape_audit_samples=5,
+        layer_d=(30, 30, 20),
+        layer_trials=(2, 2, 1),
+        layer_n_atoms=256,
+        layer_gap_Cs=(2, 4, 8),
+        layer_gap_n_atoms=256,
+        layer_solver_n_base=8,
+        layer_hidden_cases=(),
+        layer_ks_tol=0.3,
         # tiny sizes: every check runs but they are not expected to be meaningful
         rel_allowance=0.5,
         slope_tol=0.5,
@@ -246,6 +289,14 @@ _CONFIGS = {
         landscape_layers=(1, 3),
         landscape_epochs=3,
         landscape_audit_samples=50,
+        layer_d=(120, 120, 100),
+        layer_trials=(4, 4, 1),
+        layer_n_atoms=1024,
+        layer_gap_Cs=(2, 3, 5, 8, 12, 20),
+        layer_gap_n_atoms=512,
+        layer_solver_n_base=16,
+        layer_hidden_cases=(),
+        layer_ks_tol=0.05,
         rel_allowance=0.10,
         ks_tol=0.06,
     ),

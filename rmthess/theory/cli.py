@@ -6,8 +6,17 @@ standard errors (non-zero only for the Monte-Carlo cases hidden-ce and output-ce
 the case (``--m`` for linear-*, ``--samples``/``--inner`` for the exact cases) are refused
 (by :func:`rmthess.theory.frobenius_limits`, before any work).
 
+With ``--layer-spectrum`` (cases linear-mse, linear-ce, hidden-mse, hidden-ce) it prints
+instead, per C, the limiting spectral law of the whole first-layer Hessian
+(:func:`rmthess.theory.layer_law`): zero mass, support intervals, top edge, moments M1, M2
+(for linear-* also ``F_diag + (C-1) F_off``, equal to M2 exactly) and the distances to the
+law of its block-diagonal part (:func:`rmthess.theory.block_diagonal_gap`: W1, W1_rel, KS,
+edge gap). ``--out FILE.png`` draws both densities, one panel per C.
+
 examples:
   rmthess theory --case linear-ce --C 10,100,1000 --gamma 0.5
+  rmthess theory --case linear-ce --layer-spectrum --C 2,5,20 --gamma 0.5 --out layer.png
+  rmthess theory --case hidden-ce --layer-spectrum --C 5 --gamma 0.5 --m 4 --n-atoms 256
   rmthess theory --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --samples 400 --json
   rmthess theory --case output-ce --C 10 --gamma 0.5 --m 8 --asymptotic
 """
@@ -37,6 +46,10 @@ INIT_HELP = (
     "(nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or a float SIGMA (normal, variance "
     "SIGMA^2/fan_in)"
 )
+
+
+LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
+"""Cases with a whole-layer law (``--layer-spectrum``; rmthess.theory.layer_laws)."""
 
 
 def add_arguments(parser) -> None:
@@ -99,6 +112,26 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="also print the large-C constants A_diag, p_diag, A_off, p_off",
     )
+    parser.add_argument(
+        "--layer-spectrum",
+        action="store_true",
+        help="print the whole-layer spectral law and its distance to the block-diagonal "
+        "part instead (cases with d x d blocks: " + ", ".join(LAYER_CASES) + ")",
+    )
+    parser.add_argument(
+        "--n-atoms",
+        default=None,
+        type=number_arg("int", name="n-atoms", minimum=1),
+        help="--layer-spectrum only: QMC draws of the weight matrix A (default 4096 for "
+        "linear-*, 1024 for hidden-*; the hidden laws cost ~5-10 s each at 256-1024)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.png",
+        help="--layer-spectrum only: draw the densities (whole layer and block-diagonal "
+        "part, one panel per C) into this PNG",
+    )
 
 
 def format_power_law(name: str, A: float, p: float) -> str:
@@ -130,6 +163,14 @@ def run(args) -> int:
     from rmthess.theory.frobenius import frobenius_limits
 
     case = get_case(args.case)
+    if getattr(args, "layer_spectrum", False):
+        return run_layer_spectrum(args)
+    for flag, val in (
+        ("--n-atoms", getattr(args, "n_atoms", None)),
+        ("--out", getattr(args, "out", None)),
+    ):
+        if val is not None:
+            raise ValueError(f"{flag} applies only with --layer-spectrum")
     m = case.check_m(args.m)
     if args.asymptotic:  # refuse an m without finite large-C constants before any work
         case.check_m(args.m, asymptotic=True)
@@ -188,3 +229,159 @@ def _fmt(v) -> str:
     if isinstance(v, int):
         return str(v)
     return f"{v:.10g}" if math.isfinite(v) else str(v)
+
+
+def _check_layer_args(args):
+    """Everything ``--layer-spectrum`` refuses, before any work: flags that do not apply,
+    cases without a whole-layer law, ``--out`` not a PNG in an existing directory, and the
+    arguments :func:`rmthess.theory.layer_law` refuses (every C)."""
+    from pathlib import Path
+
+    from rmthess.theory.layer_laws import _check
+
+    for flag, val in (
+        ("--asymptotic", args.asymptotic or None),
+        ("--samples", args.samples),
+        ("--inner", args.inner),
+    ):
+        if val is not None:
+            raise ValueError(f"{flag} does not apply with --layer-spectrum")
+    if args.case not in LAYER_CASES:
+        raise ValueError(
+            f"--layer-spectrum: case {args.case!r} has no whole-layer law (its blocks are "
+            f"m x m); allowed: {', '.join(LAYER_CASES)}"
+        )
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() != ".png":
+            raise ValueError(f"--out must name a .png file, got {args.out!r}")
+        if not out.parent.is_dir():
+            raise ValueError(f"--out: directory {str(out.parent)!r} does not exist")
+    for C in args.C:
+        _check(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
+
+
+def layer_spectrum_records(args) -> list[tuple]:
+    """Per C: ``(record, law, gap)``; the record is flat (module docstring): law facts, moments, the
+    Frobenius identity (linear-*), the block-diagonal gap; ``support`` is a list of
+    ``[lo, hi]`` intervals."""
+    from rmthess._stats import json_safe
+    from rmthess.cases import get_case
+    from rmthess.theory.frobenius import frobenius_limits
+    from rmthess.theory.layer_gap import block_diagonal_gap
+    from rmthess.theory.layer_laws import layer_law
+
+    case = get_case(args.case)
+    kw = dict(init=args.init, n_atoms=args.n_atoms, seed=args.seed)
+    recs = []
+    for C in args.C:
+        law = layer_law(case.name, C, args.gamma, args.m, **kw)
+        gap = block_diagonal_gap(case.name, C, args.gamma, args.m, V=getattr(law, "V", None), **kw)
+        rec = dict(
+            case=case.name,
+            C=C,
+            gamma=args.gamma,
+            m=args.m,
+            init=str(args.init),
+            n_atoms=gap.n_atoms,
+            zero_mass=float(law.zero_mass),
+            top_edge=float(law.edges()[1]),
+            M1=float(law.moment(1)),
+            M2=float(law.moment(2)),
+        )
+        if case.model == "linear":  # the hidden laws are conditional on V: no identity
+            fro = frobenius_limits(case.name, C, args.gamma, init=args.init)
+            ref = fro.F_diag + (C - 1) * fro.F_off
+            rec.update(F_diag=fro.F_diag, F_off=fro.F_off, M2_frobenius=ref)
+            rec.update(M2_rel_diff=rec["M2"] / ref - 1.0 if ref else float("nan"))
+        g = gap.to_dict()
+        for k in ("W1", "W1_rel", "KS", "top_edge_bd", "edge_gap_rel", "zero_mass_bd"):
+            rec[k] = g[k]
+        rec = json_safe(rec)
+        rec["support"] = [[float(a), float(b)] for a, b in law.support()]
+        recs.append((rec, law, gap))
+    return recs
+
+
+def run_layer_spectrum(args) -> int:
+    """``rmthess theory --layer-spectrum``: print (or ``--json``) the records of
+    :func:`layer_spectrum_records`; draw ``--out``."""
+    import json
+
+    _check_layer_args(args)
+    rows = layer_spectrum_records(args)
+    if args.out is not None:
+        _layer_figure(args, rows)
+    if args.json:
+        print(json.dumps([r for r, *_ in rows], indent=2))
+        return 0
+    print(
+        f"rmthess theory --layer-spectrum: case={args.case} gamma={args.gamma:g}"
+        + ("" if args.m is None else f" m={args.m}")
+        + f" init={args.init} n_atoms={rows[0][0]['n_atoms']}"
+    )
+    cols = ["C", "zero_mass", "top_edge", "M1", "M2"]
+    if "M2_frobenius" in rows[0][0]:
+        cols += ["M2_frobenius", "M2_rel_diff"]
+    cols += ["W1", "W1_rel", "KS", "top_edge_bd", "edge_gap_rel"]
+    table = [cols] + [[_fmt(r[c]) for c in cols] for r, *_ in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
+    for r, *_ in rows:
+        sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in r["support"])
+        print(f"support C={r['C']}: {sup}")
+    print(
+        "(M2 = F_diag + (C-1) F_off exactly for linear-*; *_bd, W1, KS, edge_gap_rel: vs the "
+        "block-diagonal part; zero_mass = atom at 0)"
+    )
+    if args.out is not None:
+        print(f"figure: {args.out}")
+    return 0
+
+
+def _layer_figure(args, rows) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from rmthess.theory.layer_laws import block_diagonal_law
+
+    n = len(rows)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False)
+    for ax, (rec, law, gap) in zip(axes[0], rows, strict=True):
+        bd = block_diagonal_law(
+            args.case,
+            rec["C"],
+            args.gamma,
+            args.m,
+            V=getattr(law, "V", None),
+            init=args.init,
+            n_atoms=args.n_atoms,
+            seed=args.seed,
+        )
+        x = np.linspace(0.0, 1.05 * max(gap.top_edge, gap.top_edge_bd), 1000)[1:]
+        y, y_bd = np.asarray(law.pdf(x)), np.asarray(bd.pdf(x))
+        ax.plot(x, y, "-", lw=1.6, label="whole layer")
+        ax.plot(x, y_bd, "--", lw=1.4, label="block-diagonal part")
+        top = 1.1 * max(y.max(), y_bd.max())
+        if law.zero_mass > 0:
+            ax.vlines(0.0, 0.0, 0.9 * top, lw=2.2, color="tab:blue")
+            ax.annotate(
+                f"atom {law.zero_mass:.4g} at 0",
+                (0.0, 0.9 * top),
+                xytext=(6, -4),
+                textcoords="offset points",
+                fontsize=8,
+                va="top",
+            )
+        ax.set_ylim(0.0, top)
+        ax.set_title(f"{args.case}, C={rec['C']}, gamma={args.gamma:g}", fontsize=10)
+        ax.set_xlabel("eigenvalue")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    plt.close(fig)
