@@ -188,3 +188,15 @@ def test_against_simulation_with_independent_A_at_d_1000():
     left = np.searchsorted(np.sort(ev), v, side="left") / ev.size
     ks = max(np.abs(F - right).max(), np.abs(F - law.zero_mass * (v == 0) - left).max())
     assert ks < 0.02
+
+
+def test_far_apart_real_points_in_one_call():
+    # regression: continuing from x = 0.0014 (outside, next to the atom at 0) to x = 0.666
+    # produced a non-finite predictor and "Eigenvalues did not converge"; reported by the
+    # report section. Checked against the exact reduction point by point.
+    A, w = _softmax_atoms(3, 32, 3)
+    x = np.array([0.0014110354864004528, 0.6660087495810136])
+    s = matrix_gmp_stieltjes(x.astype(complex), A, w, 0.5)
+    lam = np.linalg.eigvalsh(A)[:, 1:].ravel()
+    ref = -1 / (3 * x) + 2 / 3 * gmp_stieltjes(x, lam, np.full(lam.size, 1 / lam.size), 0.5)
+    assert np.abs(s - ref).max() < 1e-8 * np.abs(ref).max()

@@ -175,11 +175,14 @@ def _solve_lin(M, B):
 
 
 def _imag_min(G):
-    """Smallest eigenvalue of ``Im G = (G - G^*)/2i`` per point, relative to ``max |G|``."""
+    """Smallest and largest eigenvalue of ``Im G = (G - G^*)/2i`` per point, relative to
+    ``max |G|`` (``-inf, inf`` for a non-finite ``G``: never accepted)."""
+    ok = np.isfinite(G).all(axis=(1, 2))
     H = (G - np.conj(G.transpose(0, 2, 1))) / 2j
-    ev = np.linalg.eigvalsh(H)
-    nrm = np.abs(G).max(axis=(1, 2)) + 1e-300
-    return ev[:, 0] / nrm, ev[:, -1] / nrm
+    ev = np.linalg.eigvalsh(np.where(ok[:, None, None], H, 0.0))
+    with np.errstate(all="ignore"):
+        nrm = np.abs(np.where(ok[:, None, None], G, 0.0)).max(axis=(1, 2)) + 1e-300
+    return np.where(ok, ev[:, 0] / nrm, -np.inf), np.where(ok, ev[:, -1] / nrm, np.inf)
 
 
 def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
@@ -196,6 +199,11 @@ def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
     done = np.zeros(z.size, bool)
     extra = np.zeros(z.size, bool)  # one more step after the tolerance is met
     Jlast = np.zeros((z.size, K * K, K * K), complex)
+    with np.errstate(all="ignore"):  # non-finite iterates are rejected, not warned about
+        return _newton_loop(fac, z, G, maxit, tol, keep_upper, done, extra, Jlast, eye, g, K)
+
+
+def _newton_loop(fac, z, G, maxit, tol, keep_upper, done, extra, Jlast, eye, g, K):
     for _ in range(maxit):
         act = ~done
         if not act.any():
@@ -292,7 +300,9 @@ def _real_ok(G, J, K):
             return inside, np.zeros_like(inside)
     dG = dG.reshape(-1, K, K).real
     dG = 0.5 * (dG + dG.transpose(0, 2, 1))
-    ev = np.linalg.eigvalsh(dG)
+    okd = np.isfinite(dG).all(axis=(1, 2))
+    ev = np.linalg.eigvalsh(np.where(okd[:, None, None], dG, 0.0))
+    ev[~okd] = -np.inf
     outside = (hi <= 1e-7) & (lo >= -1e-7) & (ev[:, 0] >= -1e-8 * np.abs(ev).max(1)) & branch
     return inside | outside, outside & ~inside
 
