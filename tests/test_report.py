@@ -37,6 +37,8 @@ FIGURES = {
     "real_slq.png",
     "clusters.png",
     "landscape_delta.png",
+    "layer_spectra.png",
+    "layer_gap.png",
 }
 
 
@@ -84,7 +86,15 @@ def test_tiny_report_every_section_ran(tiny_report):
     broken = [c for c in tiny_report.checks if c.name.startswith("section ")]
     assert broken == [], [c.detail for c in broken]
     sections = {c.section for c in tiny_report.checks}
-    assert {"frobenius", "decay", "spectra", "heatmaps", "dynamics", "real-data"} <= sections
+    assert {
+        "frobenius",
+        "decay",
+        "spectra",
+        "layer",
+        "heatmaps",
+        "dynamics",
+        "real-data",
+    } <= sections
     assert "clusters" in sections and "landscape" in sections
     # the MSE cases are exactly block diagonal whatever the size
     zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
@@ -224,7 +234,7 @@ def test_plan_sections_adds_what_a_section_needs():
     assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
     plan, added = runner.plan_sections(["spectra", "theory"])
     assert names(plan) == ["theory", "spectra"] and added == []
-    assert len(runner.plan_sections(None)[0]) == 9
+    assert len(runner.plan_sections(None)[0]) == 10
     with pytest.raises(ValueError, match="unknown report section"):
         runner.plan_sections(["decay", "nope"])
 

@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sections",
         default=None,
-        help="comma-separated subset of: theory, frobenius, decay, spectra, "
+        help="comma-separated subset of: theory, frobenius, decay, spectra, layer, "
         "heatmaps, dynamics, real-data, clusters, landscape (default: all; the sections a "
         "chosen one needs run too)",
     )

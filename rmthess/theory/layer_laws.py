@@ -108,9 +108,10 @@ def layer_weight_law(
 
     ``n_atoms`` equally weighted scrambled-Sobol draws (default 4096 linear, 1024 hidden;
     linear-mse is the single atom ``I``). Prefer powers of 2: Sobol points are balanced
-    only then (``rmthess bench layer``: 1000 atoms are 4x less accurate than 1024). Hidden cases are conditional on ``V`` (sampled
-    from ``init`` with ``seed`` when None). ``init``: ``"lecun"``, ``"torch-default"`` or
-    ``sigma`` (:mod:`rmthess.inits`): logits / pre-activations ``~ N(0, sigma^2)``.
+    only then (``rmthess bench layer``: 1000 atoms are 4x less accurate than 1024). Hidden
+    cases are conditional on ``V`` (sampled from ``init`` with ``seed`` when None).
+    ``init``: ``"lecun"``, ``"torch-default"`` or ``sigma`` (:mod:`rmthess.inits`): logits
+    / pre-activations ``~ N(0, sigma^2)``.
     """
     c, C, _, m, V, ini, n_atoms, seed = _check(case, C, None, m, V, init, n_atoms, seed)
     return _weight_law(c, C, m, V, ini, n_atoms, seed)[:2]
