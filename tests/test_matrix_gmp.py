@@ -95,24 +95,30 @@ def test_moment_recursion():
     assert M[2] == pytest.approx((0.4 * np.trace(EA2) + np.trace(EA @ EA)) / 3, rel=1e-13)
 
 
-def test_against_simulation_with_independent_A():
-    # H = (1/N) sum A_i (x) x_i x_i^T with A_i drawn independently of x_i (K = 3, d = 300)
-    rng = np.random.default_rng(5)
-    K, d, N = 3, 300, 600
-    A, w = _softmax_atoms(K, 400, 3, symmetrise=False)
+def _simulated_ks(K, d, N, n0, seed_atoms, seed_x, **law_kw):
+    """KS between the eigenvalues of (1/N) sum A_i (x) x_i x_i^T, with A_i drawn independently
+    of x_i from n0 softmax atoms, and MatrixGMPLaw of those atoms (the atom at 0 handled:
+    the d exact zeros, 1 (x) R^d being in every kernel, are compared with the jump)."""
+    rng = np.random.default_rng(seed_x)
+    A, w = _softmax_atoms(K, n0, seed_atoms, symmetrise=False)
     idx = rng.integers(0, len(A), size=N)
     X = rng.normal(size=(N, d))
     H = np.einsum("nkl,na,nb->kalb", A[idx], X, X).reshape(K * d, K * d) / N
-    ev = np.linalg.eigvalsh(H)
-    ev[np.abs(ev) < 1e-9] = 0.0  # the d exact zeros (1 (x) R^d is in every kernel)
-    law = MatrixGMPLaw(A, w, d / N, n_grid=128, n_quad=96)
+    ev = np.sort(np.linalg.eigvalsh(H))
+    ev[np.abs(ev) < 1e-9] = 0.0
+    law = MatrixGMPLaw(A, w, d / N, **law_kw)
     v = np.unique(ev)
     F = law.cdf(v)
-    F_left = F - law.zero_mass * (v == 0)  # F(v-): the atom at 0 is a jump
-    right = np.searchsorted(np.sort(ev), v, side="right") / ev.size
-    left = np.searchsorted(np.sort(ev), v, side="left") / ev.size
-    ks = max(np.abs(F - right).max(), np.abs(F_left - left).max())
-    assert ks < 0.03  # finite-d fluctuations ~ 1/d at the atom at 0 plus edge effects
+    right = np.searchsorted(ev, v, side="right") / ev.size
+    left = np.searchsorted(ev, v, side="left") / ev.size
+    ks = max(np.abs(F - right).max(), np.abs(F - law.zero_mass * (v == 0) - left).max())
+    return ks, law
+
+
+def test_against_simulation_with_independent_A():
+    # K = 3, d = 300: finite-d fluctuations ~ 1/d at the atom at 0 plus edge effects
+    ks, law = _simulated_ks(3, 300, 600, 400, 3, 5, n_grid=128, n_quad=96)
+    assert ks < 0.03
     # Chebyshev quadrature of the mass: 4e-6, 1.6e-7, 1.8e-9 off at n_quad = 64, 96, 160
     assert law.ac_mass() + law.zero_mass == pytest.approx(1.0, abs=1e-6)
 
@@ -173,20 +179,7 @@ def test_scalar_case_K1_matches_gmplaw():
 @pytest.mark.slow
 def test_against_simulation_with_independent_A_at_d_1000():
     # the issue's criterion: KS < 0.02 at d ~ 1000 (C = 3 softmax atoms, gamma = 0.5)
-    rng = np.random.default_rng(11)
-    K, d, N = 3, 1000, 2000
-    A, w = _softmax_atoms(K, 2000, 4, symmetrise=False)
-    idx = rng.integers(0, len(A), size=N)
-    X = rng.normal(size=(N, d))
-    H = np.einsum("nkl,na,nb->kalb", A[idx], X, X).reshape(K * d, K * d) / N
-    ev = np.linalg.eigvalsh(H)
-    ev[np.abs(ev) < 1e-9] = 0.0
-    law = MatrixGMPLaw(A, w, d / N)
-    v = np.unique(ev)
-    F = law.cdf(v)
-    right = np.searchsorted(np.sort(ev), v, side="right") / ev.size
-    left = np.searchsorted(np.sort(ev), v, side="left") / ev.size
-    ks = max(np.abs(F - right).max(), np.abs(F - law.zero_mass * (v == 0) - left).max())
+    ks, _ = _simulated_ks(3, 1000, 2000, 2000, 4, 11)
     assert ks < 0.02
 
 
