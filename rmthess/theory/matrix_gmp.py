@@ -185,67 +185,53 @@ def _imag_min(G):
     return np.where(ok, ev[:, 0] / nrm, -np.inf), np.where(ok, ev[:, -1] / nrm, np.inf)
 
 
-def _newton(fac, z, G, maxit=60, tol=1e-10, keep_upper=True):
-    """Damped Newton for (MGMP) at points ``z`` (nz,) from ``G`` (nz, K, K), vectorised.
+def _newton(fac, z, G, maxit=60, tol=1e-10):
+    """Damped Newton for (MGMP) at points ``z`` (nz,) from ``G`` (nz, K, K), vectorised;
+    each step is halved until ``Im G`` stays positive semidefinite.
 
     Converged: a full step of relative size ``<= tol``, then one more step (quadratic
     convergence takes a ``1e-10`` step to round-off), and the residual ``|Phi(G) G|`` is
-    below ``1e-8``. Returns ``(G, converged, J)``; ``J``
-    the last Jacobian (for ``dG/dx``)."""
-    K = fac.K
-    g = fac.gamma
+    below ``1e-8``. Returns ``(G, converged, J)``; ``J`` the last Jacobian (for
+    ``dG/dx``). Non-finite iterates are rejected (not converged), not warned about."""
+    K, g = fac.K, fac.gamma
     eye = np.eye(K)
     G = G.copy()
     done = np.zeros(z.size, bool)
     extra = np.zeros(z.size, bool)  # one more step after the tolerance is met
     Jlast = np.zeros((z.size, K * K, K * K), complex)
-    with np.errstate(all="ignore"):  # non-finite iterates are rejected, not warned about
-        return _newton_loop(fac, z, G, maxit, tol, keep_upper, done, extra, Jlast, eye, g, K)
-
-
-def _newton_loop(fac, z, G, maxit, tol, keep_upper, done, extra, Jlast, eye, g, K):
-    for _ in range(maxit):
-        act = ~done
-        if not act.any():
-            break
-        Ga = G[act]
-        Ginv = _solve_lin(Ga, np.broadcast_to(eye, Ga.shape))
-        ET, Js = fac.expect_T(Ga, True)
-        Phi = -z[act, None, None] * eye + ET - Ginv
-        J = np.einsum("zac,zbd->zabcd", Ginv, Ginv).reshape(Ga.shape[0], K * K, K * K) - g * Js
-        Jlast[act] = J
-        with np.errstate(all="ignore"):
-            try:
-                D = np.linalg.solve(J, -Phi.reshape(-1, K * K, 1)).reshape(-1, K, K)
-            except np.linalg.LinAlgError:
-                D = np.stack(
-                    [
-                        np.linalg.lstsq(Jk, -p.ravel(), rcond=None)[0]
-                        for Jk, p in zip(J, Phi, strict=True)
-                    ]
-                ).reshape(-1, K, K)
-        D = 0.5 * (D + D.transpose(0, 2, 1))
-        D[~np.isfinite(D)] = 0.0
-        step = np.ones(Ga.shape[0])
-        if keep_upper:  # damp so that Im G stays positive semidefinite
+    with np.errstate(all="ignore"):
+        for _ in range(maxit):
+            act = ~done
+            if not act.any():
+                break
+            Ga = G[act]
+            Ginv = _solve_lin(Ga, np.broadcast_to(eye, Ga.shape))
+            ET, Js = fac.expect_T(Ga, True)
+            Phi = -z[act, None, None] * eye + ET - Ginv
+            J = np.einsum("zac,zbd->zabcd", Ginv, Ginv).reshape(-1, K * K, K * K) - g * Js
+            Jlast[act] = J
+            D = _solve_lin(J, -Phi.reshape(-1, K * K, 1)).reshape(-1, K, K)
+            D = 0.5 * (D + D.transpose(0, 2, 1))
+            D[~np.isfinite(D)] = 0.0
+            step = np.ones(Ga.shape[0])
             for _h in range(30):
                 lo, _ = _imag_min(Ga + step[:, None, None] * D)
                 bad = lo < -1e-13
                 if not bad.any():
                     break
                 step[bad] *= 0.5
-        Gn = Ga + step[:, None, None] * D
-        rel = np.abs(step[:, None, None] * D).max(axis=(1, 2)) / (np.abs(Gn).max(axis=(1, 2)))
-        G[act] = Gn
-        idx = np.flatnonzero(act)
-        small = (rel <= tol) & (step == 1.0)
-        done[idx[small & extra[idx]]] = True
-        extra[idx[small]] = True
-    if done.any():  # a small step is not enough (a diverging G makes every step small)
-        ET, _ = fac.expect_T(G[done], False)
-        res = (-z[done, None, None] * eye + ET) @ G[done] - eye  # Phi G, dimensionless
-        bad = np.flatnonzero(done)[~(np.abs(res).max(axis=(1, 2)) <= 1e-8)]
-        done[bad] = False
+            Gn = Ga + step[:, None, None] * D
+            rel = np.abs(step[:, None, None] * D).max(axis=(1, 2)) / np.abs(Gn).max(axis=(1, 2))
+            G[act] = Gn
+            idx = np.flatnonzero(act)
+            small = (rel <= tol) & (step == 1.0)
+            done[idx[small & extra[idx]]] = True
+            extra[idx[small]] = True
+        if done.any():  # a small step is not enough (a diverging G makes every step small)
+            ET, _ = fac.expect_T(G[done], False)
+            res = (-z[done, None, None] * eye + ET) @ G[done] - eye  # Phi G, dimensionless
+            bad = np.flatnonzero(done)[~(np.abs(res).max(axis=(1, 2)) <= 1e-8)]
+            done[bad] = False
     return G, done, Jlast
 
 
