@@ -41,7 +41,13 @@ from rmthess.theory.block_laws import _gaussian_qmc, sample_V
 from rmthess.theory.law import GMPLaw
 from rmthess.theory.matrix_law import MatrixGMPLaw, MixtureLaw
 
-__all__ = ["LAYER_CASES", "block_diagonal_law", "layer_law", "layer_weight_law"]
+__all__ = [
+    "LAYER_CASES",
+    "block_diagonal_law",
+    "layer_law",
+    "layer_weight_law",
+    "softmax_hessians",
+]
 
 LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
 _MAX_EIG_WORK = 3e10  # n_atoms * C^3 for the eigenvalues of the softmax Hessians
@@ -83,6 +89,17 @@ def _check(case, C, gamma, m, V, init, n_atoms, seed):
     return c, C, gamma, m, V, ini, n_atoms, seed
 
 
+def softmax_hessians(p) -> np.ndarray:
+    """``diag p - p p^T`` for every row of ``p`` (n, C): the (n, C, C) softmax Hessians."""
+    p = np.asarray(p, dtype=float)
+    return np.einsum("ni,ij->nij", p, np.eye(p.shape[1])) - p[:, :, None] * p[:, None, :]
+
+
+def _mp_law(gamma, name):
+    """Marchenko-Pastur (``A = I``) as a one-component :class:`MixtureLaw`."""
+    return MixtureLaw([GMPLaw([1.0], [1.0], gamma)], [1.0], 0.0, name=name)
+
+
 def _softmax_draws(C, ini, n_atoms, seed):
     return softmax(ini.sigma * _gaussian_qmc(n_atoms, C, seed), axis=-1)
 
@@ -95,8 +112,7 @@ def _hidden_atoms(c, C, m, V, ini, n_atoms, seed):
     if c.loss == "mse":
         S = np.broadcast_to(np.eye(C), (n_atoms, C, C))
     else:
-        p = softmax(np.maximum(g, 0.0) @ V.T, axis=-1)
-        S = np.einsum("ni,ij->nij", p, np.eye(C)) - p[:, :, None] * p[:, None, :]
+        S = softmax_hessians(softmax(np.maximum(g, 0.0) @ V.T, axis=-1))
     VD = V[None] * D[:, None, :]  # (n, C, m): V D
     return VD.transpose(0, 2, 1) @ S @ VD, V
 
@@ -121,8 +137,7 @@ def _weight_law(c, C, m, V, ini, n_atoms, seed):
     if c.name == "linear-mse":
         return np.eye(C)[None], np.ones(1), None
     if c.name == "linear-ce":
-        p = _softmax_draws(C, ini, n_atoms, seed)
-        A = np.einsum("ni,ij->nij", p, np.eye(C)) - p[:, :, None] * p[:, None, :]
+        A = softmax_hessians(_softmax_draws(C, ini, n_atoms, seed))
         return A, np.full(n_atoms, 1.0 / n_atoms), None
     A, V = _hidden_atoms(c, C, m, V, ini, n_atoms, seed)
     return A, np.full(n_atoms, 1.0 / n_atoms), V
@@ -155,14 +170,12 @@ def layer_law(
     """
     c, C, gamma, m, V, ini, n_atoms, seed = _check(case, C, gamma, m, V, init, n_atoms, seed)
     if c.name == "linear-mse":
-        return MixtureLaw([GMPLaw([1.0], [1.0], gamma)], [1.0], 0.0, name="linear-mse layer")
+        return _mp_law(gamma, "linear-mse layer")
+    A, w, V = _weight_law(c, C, m, V, ini, n_atoms, seed)
     if c.name == "linear-ce":
-        p = _softmax_draws(C, ini, n_atoms, seed)
-        A = np.einsum("ni,ij->nij", p, np.eye(C)) - p[:, :, None] * p[:, None, :]
         lam = np.linalg.eigvalsh(A)[:, 1:].ravel()  # drop the zero eigenvalue (on 1)
         comp = GMPLaw(lam, np.full(lam.size, 1.0 / lam.size), gamma)
         return MixtureLaw([comp], [1.0 - 1.0 / C], 1.0 / C, name="linear-ce layer")
-    A, w, V = _weight_law(c, C, m, V, ini, n_atoms, seed)
     law = MatrixGMPLaw(A, w, gamma)
     law.V = V
     return law
@@ -184,7 +197,7 @@ def block_diagonal_law(
     (linear-ce pools the ``C`` exchangeable diagonal entries of every draw)."""
     c, C, gamma, m, V, ini, n_atoms, seed = _check(case, C, gamma, m, V, init, n_atoms, seed)
     if c.name == "linear-mse":
-        return MixtureLaw([GMPLaw([1.0], [1.0], gamma)], [1.0], 0.0, name="linear-mse blocks")
+        return _mp_law(gamma, "linear-mse blocks")
     A, w, _ = _weight_law(c, C, m, V, ini, n_atoms, seed)
     diag = np.diagonal(A, axis1=1, axis2=2)  # (n, K)
     if c.name == "linear-ce":

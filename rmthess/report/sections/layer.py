@@ -172,11 +172,12 @@ def solver_vs_reduction(C: int, gamma: float, n_base: int, seed: int) -> dict:
     from scipy.special import softmax
 
     from rmthess.theory.gmp import gmp_stieltjes
+    from rmthess.theory.layer_laws import softmax_hessians
     from rmthess.theory.matrix_gmp import matrix_gmp_stieltjes
 
     p = softmax(np.random.default_rng(seed).normal(size=(n_base, C)), axis=1)
     p = np.concatenate([p[:, list(pi)] for pi in itertools.permutations(range(C))])
-    A = np.einsum("ni,ij->nij", p, np.eye(C)) - p[:, :, None] * p[:, None, :]
+    A = softmax_hessians(p)
     w = np.full(len(A), 1.0 / len(A))
     lam = np.linalg.eigvalsh(A)[:, 1:].ravel()  # the zero eigenvalue (on 1) dropped
     top = (1.0 + math.sqrt(gamma)) ** 2 * lam.max()
@@ -186,9 +187,7 @@ def solver_vs_reduction(C: int, gamma: float, n_base: int, seed: int) -> dict:
             [0.3 * top + 0.01j * top, 2j * top, top + top * 1j],
         ]
     ).astype(complex)
-    # real points one at a time: a batch of real points can raise LinAlgError in the
-    # solver's branch test (a non-finite predictor reaches eigvalsh; reported to the lead)
-    s = np.array([matrix_gmp_stieltjes(zi, A, w, gamma) for zi in z], dtype=complex)
+    s = matrix_gmp_stieltjes(z, A, w, gamma)
     ref = -1.0 / (C * z) + (C - 1) / C * gmp_stieltjes(
         z, lam, np.full(lam.size, 1 / lam.size), gamma
     )
