@@ -90,3 +90,13 @@ def test_errors():
         layer_law("linear-ce", 5, 0.5, init="xavier")
     with pytest.raises(ValueError, match="gamma"):
         layer_law("linear-ce", 5, -0.5)
+
+
+def test_gap_from_prebuilt_laws_equals_the_full_call():
+    # laws= only skips rebuilding: the same draws give the same gap, bit for bit
+    kw = dict(n_atoms=256, seed=2)
+    law = layer_law("linear-ce", 4, 0.5, **kw)
+    bd = block_diagonal_law("linear-ce", 4, 0.5, **kw)
+    g1 = block_diagonal_gap("linear-ce", 4, 0.5, **kw)
+    g2 = block_diagonal_gap("linear-ce", 4, 0.5, laws=(law, bd), **kw)
+    assert g1 == g2

@@ -262,21 +262,23 @@ def _check_layer_args(args):
 
 
 def layer_spectrum_records(args) -> list[tuple]:
-    """Per C: ``(record, law, gap)``; the record is flat (module docstring): law facts, moments, the
-    Frobenius identity (linear-*), the block-diagonal gap; ``support`` is a list of
-    ``[lo, hi]`` intervals."""
+    """Per C: ``(record, law, block-diagonal law, gap)``; the record is flat (module
+    docstring): law facts, moments, the Frobenius identity (linear-*), the block-diagonal
+    gap; ``support`` is a list of ``[lo, hi]`` intervals."""
     from rmthess._stats import json_safe
     from rmthess.cases import get_case
     from rmthess.theory.frobenius import frobenius_limits
     from rmthess.theory.layer_gap import block_diagonal_gap
-    from rmthess.theory.layer_laws import layer_law
+    from rmthess.theory.layer_laws import block_diagonal_law, layer_law
 
     case = get_case(args.case)
     kw = dict(init=args.init, n_atoms=args.n_atoms, seed=args.seed)
     recs = []
     for C in args.C:
         law = layer_law(case.name, C, args.gamma, args.m, **kw)
-        gap = block_diagonal_gap(case.name, C, args.gamma, args.m, V=getattr(law, "V", None), **kw)
+        V = getattr(law, "V", None)  # the block-diagonal law conditional on the same V
+        bd = block_diagonal_law(case.name, C, args.gamma, args.m, V=V, **kw)
+        gap = block_diagonal_gap(case.name, C, args.gamma, args.m, V=V, laws=(law, bd), **kw)
         rec = dict(
             case=case.name,
             C=C,
@@ -299,7 +301,7 @@ def layer_spectrum_records(args) -> list[tuple]:
             rec[k] = g[k]
         rec = json_safe(rec)
         rec["support"] = [[float(a), float(b)] for a, b in law.support()]
-        recs.append((rec, law, gap))
+        recs.append((rec, law, bd, gap))
     return recs
 
 
@@ -347,21 +349,9 @@ def _layer_figure(args, rows) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from rmthess.theory.layer_laws import block_diagonal_law
-
     n = len(rows)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False)
-    for ax, (rec, law, gap) in zip(axes[0], rows, strict=True):
-        bd = block_diagonal_law(
-            args.case,
-            rec["C"],
-            args.gamma,
-            args.m,
-            V=getattr(law, "V", None),
-            init=args.init,
-            n_atoms=args.n_atoms,
-            seed=args.seed,
-        )
+    for ax, (rec, law, bd, gap) in zip(axes[0], rows, strict=True):
         x = np.linspace(0.0, 1.05 * max(gap.top_edge, gap.top_edge_bd), 1000)[1:]
         y, y_bd = np.asarray(law.pdf(x)), np.asarray(bd.pdf(x))
         ax.plot(x, y, "-", lw=1.6, label="whole layer")

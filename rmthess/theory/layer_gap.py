@@ -114,20 +114,26 @@ def block_diagonal_gap(
     seed: int = 0,
     n_grid: int = 4001,
     q: float = 0.999,
+    laws=None,
 ) -> BlockDiagonalGap:
     """Whole-layer law vs block-diagonal law at one ``(C, gamma, m)``: W1, KS, top edges
     and zero masses (module docstring). ``n_grid`` grid points for the cdf integrals
     (trapezoid error ``~ (range / n_grid)^2 max|F'|``). Arguments as in
-    :func:`rmthess.theory.layer_laws.layer_law`."""
+    :func:`rmthess.theory.layer_laws.layer_law`. ``laws``: ``(layer_law(...),
+    block_diagonal_law(...))`` of these same arguments if already built (skips building
+    them again; a hidden-layer law costs seconds)."""
     c, C, gamma, m, V, ini, n_atoms, seed = _check(case, C, gamma, m, V, init, n_atoms, seed)
     n_grid = check_int("n_grid", n_grid, 101, 10**6)
     q = check_positive_float("q", q)
     if not 0.5 <= q < 1.0:
         raise ValueError(f"q must be in [0.5, 1), got {q!r}")
-    law = layer_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
-    if V is None and getattr(law, "V", None) is not None:
-        V = law.V  # the block-diagonal law conditional on the same V
-    bd = block_diagonal_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
+    if laws is not None:
+        law, bd = laws
+    else:
+        law = layer_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
+        if V is None and getattr(law, "V", None) is not None:
+            V = law.V  # the block-diagonal law conditional on the same V
+        bd = block_diagonal_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
     W1, KS = _cdf_distances(law, bd, n_grid)
     mean = bd.moment(1)
     top, top_bd = law.edges()[1], bd.edges()[1]
