@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["json_safe", "ratio_stderr"]
+__all__ = ["json_safe", "ols_slope", "ratio_stderr"]
 
 
 def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
@@ -47,3 +47,22 @@ def json_safe(record: dict) -> dict:
             v = None
         out[k] = v
     return out
+
+
+def ols_slope(logC, logr) -> tuple[float, float]:
+    """``(slope, intercept)`` of the least-squares line ``logr = intercept + slope logC``.
+
+    Works on the last axis, so ``logr`` may be (B, n) for B replicates (then arrays).
+
+    >>> import numpy as np
+    >>> ols_slope(np.log([1.0, 10.0, 100.0]), np.log([1.0, 0.1, 0.01]))
+    (np.float64(-1.0), np.float64(0.0))
+    """
+    import numpy as np  # lazily: the ground floor imports nothing heavy
+
+    x = np.asarray(logC, dtype=float)
+    y = np.asarray(logr, dtype=float)
+    xc = x - x.mean()
+    slope = (y * xc).sum(axis=-1) / (xc**2).sum()
+    intercept = y.mean(axis=-1) - slope * x.mean()
+    return slope, intercept

@@ -26,26 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rmthess._checks import check_int
-from rmthess._stats import json_safe
+from rmthess._stats import json_safe, ols_slope
 from rmthess.cases import cases_where, get_case
 
 __all__ = ["DecayFit", "fit_decay", "ols_slope"]
-
-
-def ols_slope(logC: np.ndarray, logr: np.ndarray) -> tuple[float, float]:
-    """``(slope, intercept)`` of the least-squares line ``logr = intercept + slope logC``.
-
-    Works on the last axis, so ``logr`` may be (B, n) for B replicates (then arrays).
-
-    >>> ols_slope(np.log([1.0, 10.0, 100.0]), np.log([1.0, 0.1, 0.01]))
-    (np.float64(-1.0), np.float64(0.0))
-    """
-    x = np.asarray(logC, dtype=float)
-    y = np.asarray(logr, dtype=float)
-    xc = x - x.mean()
-    slope = (y * xc).sum(axis=-1) / (xc**2).sum()
-    intercept = y.mean(axis=-1) - slope * x.mean()
-    return slope, intercept
 
 
 @dataclass

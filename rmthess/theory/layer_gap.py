@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rmthess._checks import check_int, check_positive_float
-from rmthess._stats import json_safe
+from rmthess._stats import json_safe, ols_slope
 from rmthess.theory.layer_laws import _check, block_diagonal_law, layer_law
 
 __all__ = ["BlockDiagonalGap", "GapCurve", "block_diagonal_gap", "gap_vs_C", "quantile"]
@@ -188,16 +188,16 @@ class GapCurve:
 
 
 def _fit(Cs, y):
+    """Log-log least-squares slope of ``|y|`` against ``C`` and its standard error
+    ``sqrt(s^2 / sum (log C - mean)^2)`` (``s^2`` the residual variance; needs 3 points)."""
     Cs, y = np.asarray(Cs, float), np.abs(np.asarray(y, float))
     ok = np.isfinite(y) & (y > 0)
     if ok.sum() < 3:
         return math.nan, math.nan
-    X = np.column_stack([np.ones(ok.sum()), np.log(Cs[ok])])
-    beta, res, *_ = np.linalg.lstsq(X, np.log(y[ok]), rcond=None)
-    dof = ok.sum() - 2
-    s2 = float(res[0]) / dof if res.size and dof > 0 else 0.0
-    cov = s2 * np.linalg.inv(X.T @ X)
-    return float(beta[1]), float(math.sqrt(cov[1, 1]))
+    x, ly = np.log(Cs[ok]), np.log(y[ok])
+    slope, intercept = ols_slope(x, ly)
+    s2 = float(((ly - intercept - slope * x) ** 2).sum()) / (ok.sum() - 2)
+    return float(slope), math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
 
 
 def gap_vs_C(case: str, Cs, gamma: float, m=None, *, init="lecun", n_atoms=None, seed=0):
