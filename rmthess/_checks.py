@@ -35,14 +35,89 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     return ivalue
 
 
-def check_positive_float(name: str, value) -> float:
-    """Return ``value`` as a finite float > 0."""
+def check_float(
+    name: str,
+    value,
+    lo: float | None = None,
+    hi: float | None = None,
+    closed: str = "both",
+) -> float:
+    """Return ``value`` as a finite float in the interval from ``lo`` to ``hi``.
+
+    ``closed`` says which ends belong to the interval: ``"both"`` (``[lo, hi]``),
+    ``"left"`` (``[lo, hi)``), ``"right"`` (``(lo, hi]``) or ``"neither"`` (``(lo, hi)``);
+    a missing end (None) is unbounded. Bools are refused (``TypeError``); NaN, infinities
+    and out-of-range values raise one ``ValueError`` naming ``name`` and the interval
+    (scikit-learn's ``Interval`` constraint, as a function).
+
+    >>> check_float("gamma", 0.5, 0, None, closed="neither")
+    0.5
+    >>> check_float("gamma", 0, 0, None, closed="neither")
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma must be a finite number > 0, got 0
+    """
+    if closed not in ("both", "left", "right", "neither"):
+        raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     fvalue = float(value)
-    if not math.isfinite(fvalue) or fvalue <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    lo_in = closed in ("both", "left")
+    hi_in = closed in ("both", "right")
+    ok = math.isfinite(fvalue)
+    if ok and lo is not None:
+        ok = fvalue >= lo if lo_in else fvalue > lo
+    if ok and hi is not None:
+        ok = fvalue <= hi if hi_in else fvalue < hi
+    if not ok:
+        raise ValueError(f"{name} must be {_interval_text(lo, hi, lo_in, hi_in)}, got {value!r}")
     return fvalue
+
+
+def _interval_text(lo, hi, lo_in: bool, hi_in: bool) -> str:
+    if lo is None and hi is None:
+        return "a finite number"
+    if hi is None:
+        return f"a finite number {'>=' if lo_in else '>'} {lo:g}"
+    if lo is None:
+        return f"a finite number {'<=' if hi_in else '<'} {hi:g}"
+    return f"a number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def check_positive_float(name: str, value) -> float:
+    """Return ``value`` as a finite float > 0: ``check_float(name, value, 0, closed="neither")``."""
+    return check_float(name, value, 0, None, closed="neither")
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (numpy bools accepted); ``TypeError`` otherwise."""
+    if type(value).__name__ == "bool_":
+        value = bool(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_progress(progress, name: str = "progress") -> bool | None:
+    """Validate a ``progress`` argument: ``True`` (bar), ``False`` (none) or ``None`` (a bar
+    on a terminal for long runs only); ``TypeError`` otherwise."""
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"{name} must be True, False or None, got {progress!r}")
+    return progress
+
+
+def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float = 0.5) -> None:
+    """Refuse, before any work, a computation that needs more than ``fraction`` of the
+    machine's RAM: one ``ValueError`` saying ``what`` needs how many GiB, and ``hint``
+    (which parameter to lower). Does nothing where the RAM size is unreported."""
+    total = physical_memory()
+    if total is None or need_bytes <= fraction * total:
+        return
+    tail = f"; {hint}" if hint else ""
+    raise ValueError(
+        f"{what} needs about {need_bytes / 2**30:.3g} GiB, more than "
+        f"{fraction:.0%} of this machine's {total / 2**30:.0f} GiB of RAM{tail}"
+    )
 
 
 def check_choice(name: str, value, choices: Iterable[str]) -> str:
