@@ -1,0 +1,90 @@
+"""The command-line toolkit shared by every ``rmthess`` sub-command (ground floor).
+
+One convention per option, so that the same flag means the same thing everywhere:
+
+- ``--json``: print machine-readable records instead of the table (:func:`add_json`);
+- ``--out``: where files go, checked before any work and written atomically by
+  :mod:`rmthess._outputs` (:func:`add_out`);
+- ``--no-progress``: ``args.progress`` is ``None`` (a bar on a terminal for long runs)
+  or ``False`` (:func:`add_progress`);
+- ``--init``: ``lecun`` | ``torch-default`` | a float sigma, resolved by
+  :func:`rmthess.inits.resolve_init` (:func:`add_init`);
+- numbers and lists: :func:`rmthess._checks.number_arg` and
+  :func:`rmthess._checks.int_list_arg` (one-line errors naming the parameter).
+
+Usage errors are one line, ``rmthess COMMAND: error: MESSAGE``, exit status 2 (the parser
+class is :class:`rmthess.cli.OneLineErrors`; ValueError/TypeError raised by a command
+become the same line). Nothing heavy is imported here, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["INIT_HELP", "add_init", "add_json", "add_out", "add_progress", "init_arg", "plain"]
+
+INIT_HELP = (
+    "weight initialisation: lecun (default; normal, variance 1/fan_in), torch-default "
+    "(nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or a float SIGMA (normal, variance "
+    "SIGMA^2/fan_in)"
+)
+
+
+def init_arg(text):
+    """``argparse`` type of ``--init``: ``lecun``, ``torch-default`` or a float sigma > 0,
+    resolved by :func:`rmthess.inits.resolve_init` (its one-line error on bad input)."""
+    import argparse
+
+    from rmthess.inits import resolve_init
+
+    try:
+        return resolve_init(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+init_arg.__name__ = "init"
+
+
+def add_init(parser, default: str = "lecun") -> None:
+    """``--init`` with :func:`init_arg` as its type."""
+    parser.add_argument("--init", default=default, type=init_arg, help=INIT_HELP)
+
+
+def add_json(parser, what: str = "the results") -> None:
+    """``--json``: print ``what`` as JSON (records from ``to_dict()``) instead of a table."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_out(parser, what: str = "CSV/PNG/JSON outputs", required: bool = False) -> None:
+    """``--out``: a directory (or file) for ``what``, checked before any work."""
+    parser.add_argument(
+        "--out",
+        default=None,
+        required=required,
+        help=f"where to write {what} (checked before any work; written atomically)",
+    )
+
+
+def add_progress(parser, when: str = "on a terminal, for runs longer than a few seconds") -> None:
+    """``--no-progress``: ``args.progress`` is None by default (a bar ``when``), else False."""
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help=f"no progress bar (default: one on stderr {when})",
+    )
+
+
+_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj|ref|doc):`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def plain(text: str) -> str:
+    """A docstring's reST made plain for ``--help``: roles and double backquotes dropped.
+
+    >>> plain("see :func:`rmthess.theory.gap_vs_C` and ``--C``")
+    'see rmthess.theory.gap_vs_C and --C'
+    """
+    text = _ROLE.sub(r"\1", text)
+    return text.replace("``", "")
