@@ -23,11 +23,9 @@ Built-in tasks
     whole-layer law vs its block-diagonal part (W1, KS, top edges and quantiles, zero
     masses). Keys: case (linear-*, hidden-*), C, gamma (required), m (hidden-*), init,
     n_atoms, threads.
-``_echo``, ``_fail_if``
-    For tests only: ``_echo`` returns ``x``, ``2x`` and a uniform draw from the seed after
-    sleeping ``sleep`` seconds; with ``die_once=PATH`` the process running it kills itself
-    (SIGKILL) the first time (it creates PATH first), to test worker loss. ``_fail_if``
-    raises ``RuntimeError`` when ``fail`` is true.
+
+(The test suite registers its own tasks, ``_echo`` and ``_fail_if``, from
+``tests/_sweep_tasks.py``; they are not part of the package.)
 
 ``threads`` (default 1, every task) pins the BLAS/OpenMP pools (threadpoolctl) and torch's
 intra-op pool while the task runs; it is an execution knob but, when written in a
@@ -41,7 +39,6 @@ reference); the worker does not need the registry.
 from __future__ import annotations
 
 import math
-import os
 import socket
 import time
 import traceback
@@ -179,17 +176,6 @@ def validate_simulate(config, *, from_grid=True):
     return cfg
 
 
-def validate_echo(config, *, from_grid=True):
-    cfg = dict(config)
-    _check_keys(cfg, ("x", "sleep", "die_once", "fail", "threads"), ("x",))
-    if isinstance(cfg["x"], bool) or not isinstance(cfg["x"], (int, float)):
-        raise TypeError(f"x must be a number, got {cfg['x']!r}")
-    s = cfg.get("sleep", 0)
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 60:
-        raise ValueError(f"sleep must be a number of seconds in [0, 60), got {s!r}")
-    return cfg
-
-
 # ---------------------------------------------------------------------------- tasks
 def flat_record(d: dict) -> dict:
     """Keep the scalar fields of a ``to_dict()``: drop ``*_trials`` and other arrays, split
@@ -250,32 +236,9 @@ def layer_gap_task(config: dict, *, seed: int) -> dict:
     return flat_record(res.to_dict())
 
 
-def echo_task(config: dict, *, seed: int) -> dict:
-    import numpy as np
-
-    marker = config.get("die_once")
-    if marker and not os.path.exists(marker):
-        import signal
-
-        with open(marker, "w") as fh:
-            fh.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(float(config.get("sleep", 0)))
-    x = config["x"]
-    return {"x": x, "double": 2 * x, "draw": float(np.random.default_rng(seed).random())}
-
-
-def fail_if_task(config: dict, *, seed: int) -> dict:
-    if config.get("fail"):
-        raise RuntimeError(f"_fail_if: asked to fail for x={config['x']!r}")
-    return echo_task({k: v for k, v in config.items() if k != "fail"}, seed=seed)
-
-
 register_task("theory", theory_task, validate=validate_theory)
 register_task("simulate", simulate_task, validate=validate_simulate)
 register_task("layer_gap", layer_gap_task, validate=validate_layer_gap)
-register_task("_echo", echo_task, validate=validate_echo)
-register_task("_fail_if", fail_if_task, validate=validate_echo)
 
 
 # ---------------------------------------------------------------------------- runner
@@ -308,6 +271,8 @@ def run_chunk(fn: Callable, items: list) -> list[dict]:
                 "ok": False,
                 "message": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
+                # a refusal is deterministic given the configuration: not worth a retry
+                "retry": not isinstance(exc, (ValueError, TypeError)),
             }
         res.update(hash=h, seconds=time.perf_counter() - t0, started=started, finished=_now())
         res["host"] = host
