@@ -30,6 +30,7 @@ what the store holds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -123,6 +124,27 @@ def _stop_pool(ex) -> None:
         p.join(timeout=5)
 
 
+@contextlib.contextmanager
+def sigint_blocked():
+    """Block SIGINT in this thread for the ``with`` block (POSIX main thread; else a no-op).
+
+    Processes started inside inherit the blocked mask, so a terminal's Ctrl-C (sent to the
+    whole process group) reaches the driver only; a SIGINT that arrives meanwhile is
+    delivered when the block ends.
+    """
+    usable = (
+        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _processes(fn, batches, handle, *, workers, **_):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -138,7 +160,8 @@ def _processes(fn, batches, handle, *, workers, **_):
         )
         broken = False
         try:
-            pending = {ex.submit(run_chunk, fn, b): b for b in todo}
+            with sigint_blocked():  # workers start with SIGINT blocked (sigint_blocked)
+                pending = {ex.submit(run_chunk, fn, b): b for b in todo}
             todo = []
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -155,54 +178,18 @@ def _processes(fn, batches, handle, *, workers, **_):
                         if broken:
                             todo.append(nb)
                         else:
-                            pending[ex.submit(run_chunk, fn, nb)] = nb
+                            with sigint_blocked():
+                                pending[ex.submit(run_chunk, fn, nb)] = nb
         except BaseException:  # Ctrl-C, or an error writing the store: stop at once
             _stop_pool(ex)
             raise
         ex.shutdown(wait=not broken, cancel_futures=True)
 
 
-def _dask(fn, batches, handle, *, workers, scheduler, gpu, **_):
-    from dask.distributed import Client, LocalCluster, as_completed
+def _dask(fn, batches, handle, **kw):
+    from rmthess.sweep._dask import run_dask
 
-    from rmthess.sweep.tasks import run_chunk
-
-    cluster = None
-    if scheduler is None:
-        extra = {"resources": {"GPU": 1}} if gpu else {}
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-            **extra,
-        )  # fmt: skip
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    print(f"rmthess sweep: dask dashboard {client.dashboard_link}", file=sys.stderr)
-    counter = iter(range(10**12))
-    try:
-        futures = {}
-
-        def submit(batch):
-            res = {"GPU": 1} if any(c.get("device") == "cuda" for _, c, _ in batch) else None
-            key = f"rmthess-sweep-{batch[0][0]}-{next(counter)}"
-            f = client.submit(run_chunk, fn, batch, key=key, pure=False, resources=res)
-            futures[f.key] = batch
-            return f
-
-        ac = as_completed([submit(b) for b in batches])
-        for f in ac:
-            batch = futures.pop(f.key)
-            try:
-                outs, err = f.result(), None
-            except Exception as exc:  # KilledWorker, a lost connection, ...
-                outs, err = None, f"{type(exc).__name__}: {exc}"
-            f.release()
-            for nb in handle(batch, outs, err):
-                ac.add(submit(nb))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    run_dask(fn, batches, handle, **kw)
 
 
 _RUNNERS = {"serial": _serial, "processes": _processes, "dask": _dask}
