@@ -261,6 +261,16 @@ def run_sweep(
     from rmthess.sweep.tasks import get_task
 
     fn = get_task(spec.task).fn
+    cuda = [c.config for c in spec.configs if c.config.get("device") == "cuda"]
+    if cuda and not (engine == "dask" and scheduler is not None):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device 'cuda' was requested (configuration {cuda[0]}) but CUDA is not "
+                "available on this machine; use device='cpu', or engine='dask' with the "
+                "address of a scheduler whose workers have GPUs (scheduler=)"
+            )
     st = ResultStore(store)
     with st.lock(wait=wait):
         return _drive(spec, st, fn, engine, workers, scheduler, retries, chunk, progress,
