@@ -2,8 +2,11 @@
 
 ``_echo`` returns ``x``, ``2x`` and a uniform draw from the seed after sleeping ``sleep``
 seconds; with ``die_once=PATH`` the process running it kills itself (SIGKILL) the first
-time (it creates PATH first), to test worker loss. ``_fail_if`` raises ``RuntimeError``
-when ``fail`` is true. Both must live in an importable module (this one: ``tests/`` is on
+time (it creates PATH first), to test worker loss; ``mark=DIR`` writes ``DIR/<pid>`` when
+the task starts (to see that a worker is busy); ``torch=true`` imports torch and sums a
+small tensor first (such a worker used to outlive the Dask close timeout). ``_fail_if``
+raises ``RuntimeError`` when ``fail`` is true and ``ValueError`` (a refusal) when
+``refuse`` is true. Both must live in an importable module (this one: ``tests/`` is on
 ``sys.path`` under pytest, and spawned workers inherit it) to run on process and Dask
 workers.
 
@@ -24,19 +27,34 @@ from rmthess._random import rng
 from rmthess.sweep.tasks import TASKS, _check_keys, register_task
 
 NAMES = ("_echo", "_fail_if")
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+ENV["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS, ENV.get("PYTHONPATH", "")])
+CLI = [sys.executable, os.path.join(TESTS, "_sweep_tasks.py")]
+"""The sweep CLI with these tasks registered (run with ``env=ENV``)."""
 
 
 def validate_echo(config, *, from_grid=True):
     cfg = dict(config)
-    _check_keys(cfg, ("x", "sleep", "die_once", "fail", "threads"), ("x",))
+    keys = ("x", "sleep", "die_once", "fail", "refuse", "mark", "torch", "threads")
+    _check_keys(cfg, keys, ("x",))
     check_float("x", cfg["x"])
     check_float("sleep", cfg.get("sleep", 0), 0, 60, closed="left")
-    if "fail" in cfg:
-        check_bool("fail", cfg["fail"])
+    for k in ("fail", "refuse", "torch"):
+        if k in cfg:
+            check_bool(k, cfg[k])
     return cfg
 
 
 def echo_task(config: dict, *, seed: int) -> dict:
+    if config.get("torch"):
+        import torch
+
+        float(torch.ones(10, 10).sum())
+    if config.get("mark"):
+        with open(os.path.join(config["mark"], str(os.getpid())), "w") as fh:
+            fh.write(str(config["x"]))
     marker = config.get("die_once")
     if marker and not os.path.exists(marker):
         with open(marker, "w") as fh:
@@ -50,7 +68,9 @@ def echo_task(config: dict, *, seed: int) -> dict:
 def fail_if_task(config: dict, *, seed: int) -> dict:
     if config.get("fail"):
         raise RuntimeError(f"_fail_if: asked to fail for x={config['x']!r}")
-    return echo_task({k: v for k, v in config.items() if k != "fail"}, seed=seed)
+    if config.get("refuse"):
+        raise ValueError(f"_fail_if: refuses x={config['x']!r}")
+    return echo_task({k: v for k, v in config.items() if k not in ("fail", "refuse")}, seed=seed)
 
 
 def register() -> None:
