@@ -351,3 +351,43 @@ def test_dask_run_closes_quietly(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if "dask dashboard" not in ln]
     assert lines == [], out.stderr
+
+
+# ---------------------------------------------------------------------------- 17.4 plot
+def test_plot_log_axes_readable_and_mc_error_bars():
+    """Old code: the log x-axis labelled its minor ticks over each other ("2x10^03x10^0"),
+    y stayed linear for a decay spanning less than a factor 20, and exact lines got
+    zero-length bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from rmthess.sweep import plot
+
+    Cs = np.array([2, 3, 5, 8, 16, 32, 64])
+    exact = pd.DataFrame({"case": "exact", "C": Cs, "ratio": Cs**-0.5, "ratio_se": 0.0})
+    mc = pd.DataFrame({"case": "mc", "C": Cs, "ratio": 1.1 * Cs**-0.5})
+    mc["ratio_se"] = 0.05 * mc["ratio"]
+    ax = plot(pd.concat([exact, mc], ignore_index=True))
+    fig = ax.figure
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"  # a decay: log-log
+    renderer = fig.canvas.get_renderer()
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t for t in axis.get_ticklabels(which="both") if t.get_visible()]
+        labels = [t for t in labels if t.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (labels[i], labels[j])
+    shown = [t.get_text() for t in ax.xaxis.get_ticklabels() if t.get_text()]
+    assert shown == ["2", "3", "5", "8", "16", "32", "64"]
+    bars = {c.get_label(): c for c in ax.containers}
+    assert bars["case=exact"].lines[2] == ()  # SE 0: no bars
+    (segs,) = [lc.get_segments() for lc in bars["case=mc"].lines[2]]
+    lengths = np.array([s[1][1] - s[0][1] for s in segs])
+    np.testing.assert_allclose(lengths, 2 * mc["ratio_se"].to_numpy(), rtol=1e-12)
+    plt.close(fig)
