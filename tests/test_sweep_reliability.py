@@ -391,3 +391,24 @@ def test_plot_log_axes_readable_and_mc_error_bars():
     lengths = np.array([s[1][1] - s[0][1] for s in segs])
     np.testing.assert_allclose(lengths, 2 * mc["ratio_se"].to_numpy(), rtol=1e-12)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- 16 seeds
+def test_config_seed_numbers_unchanged_via_the_ground_helper(monkeypatch):
+    """config_seed now draws through rmthess._random and keeps its numbers (stored seeds
+    of existing stores stay valid): independent route, numpy's SeedSequence directly."""
+    import numpy as np
+
+    import rmthess._random as rnd
+    from rmthess.sweep import config_hash, config_seed
+
+    for h in ("0" * 16, "f" * 16, config_hash("theory", {"case": "linear-ce", "C": 3})):
+        w = np.random.SeedSequence(int(h, 16)).generate_state(2, dtype=np.uint32)
+        assert config_seed(h) == (int(w[0]) << 31) | (int(w[1]) >> 1)
+    calls = []
+    real = rnd.seed_sequence
+    monkeypatch.setattr(rnd, "seed_sequence", lambda *a: calls.append(a) or real(*a))
+    config_seed("0123456789abcdef")
+    assert calls == [(0x0123456789ABCDEF,)]
+    with pytest.raises(TypeError, match="hash_"):
+        config_seed(12)
