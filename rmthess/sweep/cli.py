@@ -43,10 +43,9 @@ def add_arguments(parser) -> None:
     r.add_argument("--force", action="store_true", help="replace a store's different grid")
     r.add_argument("--extend", action="store_true", help="add this grid to a store's grids")
     r.add_argument(
-        "--wait", nargs="?", const=True, default=False,
-        type=number_arg("float", name="--wait"), metavar="SECONDS",
-        help="if another driver holds the store, wait for it (at most SECONDS if given) "
-        "instead of exiting with status 3",
+        "--wait", action="store_true",
+        help="if another driver holds the store, wait for it to finish instead of exiting "
+        "with status 3",
     )  # fmt: skip
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
