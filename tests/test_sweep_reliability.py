@@ -412,3 +412,19 @@ def test_config_seed_numbers_unchanged_via_the_ground_helper(monkeypatch):
     assert calls == [(0x0123456789ABCDEF,)]
     with pytest.raises(TypeError, match="hash_"):
         config_seed(12)
+
+
+def test_run_on_a_read_only_store_is_one_clear_error(tmp_path, monkeypatch):
+    store = tmp_path / "s"
+    spec = {"task": "_echo", "grid": {"x": [1]}}
+    run_sweep(spec, store, progress=False)
+    real_open = os.open
+
+    def ro_open(path, flags, *a, **kw):
+        if os.fspath(path).startswith(str(store)) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return real_open(path, flags, *a, **kw)
+
+    monkeypatch.setattr(os, "open", ro_open)
+    with pytest.raises(ValueError, match="is not writable .Read-only file system"):
+        run_sweep(spec, store, progress=False)

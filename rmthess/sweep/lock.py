@@ -126,7 +126,15 @@ class StoreLock:
         else:
             deadline = time.monotonic() + (0.0 if self.wait is False else float(self.wait))
         while True:
-            holder = self._try()
+            try:
+                holder = self._try()
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise
+                raise ValueError(
+                    f"store {os.path.dirname(self.path)!r} is not writable ({exc.strerror}): "
+                    "a sweep run writes its results there (load, status and plot only read)"
+                ) from None
             if holder is None:
                 return self
             if time.monotonic() >= deadline:

@@ -120,7 +120,10 @@ class ResultStore:
         ``wait``: False raises :class:`StoreBusyError` at once if a live driver holds it,
         True waits, a number waits at most that many seconds.
         """
-        os.makedirs(self.path, exist_ok=True)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create store {self.path!r}: {exc.strerror}") from None
         return StoreLock(self.path, wait=wait)
 
     def ensure(self) -> None:
