@@ -4,7 +4,8 @@
 seconds; with ``die_once=PATH`` the process running it kills itself (SIGKILL) the first
 time (it creates PATH first), to test worker loss; ``mark=DIR`` writes ``DIR/<pid>`` when
 the task starts (to see that a worker is busy); ``torch=true`` imports torch and sums a
-small tensor first (such a worker used to outlive the Dask close timeout). ``_fail_if``
+small tensor first (such a worker used to outlive the Dask close timeout); ``gate=PATH``
+waits (at most 120 s) until PATH exists. ``_fail_if``
 raises ``RuntimeError`` when ``fail`` is true and ``ValueError`` (a refusal) when
 ``refuse`` is true. Both must live in an importable module (this one: ``tests/`` is on
 ``sys.path`` under pytest, and spawned workers inherit it) to run on process and Dask
@@ -37,7 +38,7 @@ CLI = [sys.executable, os.path.join(TESTS, "_sweep_tasks.py")]
 
 def validate_echo(config, *, from_grid=True):
     cfg = dict(config)
-    keys = ("x", "sleep", "die_once", "fail", "refuse", "mark", "torch", "threads")
+    keys = ("x", "sleep", "die_once", "fail", "refuse", "mark", "torch", "gate", "threads")
     _check_keys(cfg, keys, ("x",))
     check_float("x", cfg["x"])
     check_float("sleep", cfg.get("sleep", 0), 0, 60, closed="left")
@@ -55,6 +56,11 @@ def echo_task(config: dict, *, seed: int) -> dict:
     if config.get("mark"):
         with open(os.path.join(config["mark"], str(os.getpid())), "w") as fh:
             fh.write(str(config["x"]))
+    t0 = time.monotonic()
+    while config.get("gate") and not os.path.exists(config["gate"]):
+        if time.monotonic() - t0 > 120:
+            raise RuntimeError(f"gate {config['gate']!r} never opened")
+        time.sleep(0.05)
     marker = config.get("die_once")
     if marker and not os.path.exists(marker):
         with open(marker, "w") as fh:

@@ -77,32 +77,37 @@ def alive(pid) -> bool:
 # ---------------------------------------------------------------------------- 17.3 lock
 def test_two_drivers_on_one_store(tmp_path):
     """Old code: both drivers ran, each deleting the other's temporaries at start-up."""
-    toml = write_grid(tmp_path / "g.toml", 12, 0.3)
+    gate = tmp_path / "gate"  # the first driver's tasks wait for it: no race with startup
+    toml = write_grid(tmp_path / "g.toml", 12, 0.05, gate=str(gate))
     store = tmp_path / "s"
     cmd = CLI + ["run", str(toml), "--store", str(store), "--no-progress", "--json"]
     a = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock, results = store / "lock", store / "results"
 
-    def a_holds_lock_and_ran():
+    def a_holds_lock_and_runs():
         try:
             owner = json.loads(lock.read_text())
         except (OSError, ValueError):
             return False
-        return owner.get("pid") == a.pid and len(list(results.glob("*.json"))) >= 1
+        return owner.get("pid") == a.pid and (store / "manifest.json").exists()
 
-    wait_for(a_holds_lock_and_ran, 120, a, "the first driver's lock and first result")
+    wait_for(a_holds_lock_and_runs, 120, a, "the first driver's lock")
     b = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
     assert b.returncode == 3, b.stderr
     lines = b.stderr.strip().splitlines()
     assert len(lines) == 1 and f"pid {a.pid} on host {socket.gethostname()}" in lines[0]
     assert "--wait" in lines[0] and b.stdout == ""
     assert a.poll() is None  # the refused driver touched nothing: the first one still runs
-    c = subprocess.run(cmd + ["--wait"], env=ENV, capture_output=True, text=True, timeout=300)
-    assert c.returncode == 0, c.stderr
+    c = subprocess.Popen(cmd + ["--wait"], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(1.0)
+    gate.write_text("open")
+    out_c, err_c = c.communicate(timeout=300)
+    assert c.returncode == 0, err_c
     out_a, err_a = a.communicate(timeout=300)
     assert a.returncode == 0, err_a
     assert json.loads(out_a)["done"] == 12
-    summary_c = json.loads(c.stdout)  # waited for the first, then found everything done
+    summary_c = json.loads(out_c)  # waited for the first, then found everything done
     assert (summary_c["skipped"], summary_c["done"]) == (12, 0)
     entries = [json.loads(p.read_text()) for p in results.glob("*.json")]
     assert len(entries) == 12 and all(e["attempt"] == 1 for e in entries)
@@ -113,7 +118,8 @@ def test_two_drivers_on_one_store(tmp_path):
 def test_lock_in_process_wait_and_stale(tmp_path):
     store = tmp_path / "s"
     spec = {"task": "_echo", "grid": {"x": [1, 2]}}
-    with StoreLock(str(store.mkdir() or store)):
+    store.mkdir()
+    with StoreLock(str(store)):
         with pytest.raises(StoreBusyError, match=f"pid {os.getpid()} on host"):
             run_sweep(spec, store, progress=False)
         t0 = time.monotonic()
