@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import _sweep_tasks
 import numpy as np
 import pytest
 
@@ -17,8 +18,17 @@ from rmthess.sweep import config_hash, config_seed, load, load_spec, run_sweep, 
 from rmthess.sweep.store import TIMING_COLUMNS
 
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV["PYTHONPATH"] = os.pathsep.join([ROOT, ENV.get("PYTHONPATH", "")])
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+ENV["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS, ENV.get("PYTHONPATH", "")])
+CLI = [sys.executable, os.path.join(TESTS, "_sweep_tasks.py")]  # sweep CLI + test tasks
+
+
+@pytest.fixture(autouse=True)
+def _test_tasks():
+    """The test-only tasks _echo and _fail_if, registered for each test (not in rmthess)."""
+    with _sweep_tasks.registered():
+        yield
 
 
 def echo_spec(n=8, sleep=0.0, **extra):
@@ -184,12 +194,16 @@ def test_corrupt_results_moved_aside_and_recomputed(tmp_path):
     files[2].unlink()
     (store / "results" / ("0" * 16 + ".json")).write_text(json.dumps(d))  # hash mismatch
     st = status(store)
-    assert (st.done, st.pending, st.corrupt) == (2, 3, 3)
-    df = load(store)  # never loads them: they are moved aside
+    assert (st.done, st.pending, st.corrupt, st.quarantined) == (2, 3, 3, 0)
+    with pytest.warns(RuntimeWarning, match="3 invalid result file"):
+        df = load(store)  # never loads them; a reader moves nothing
     assert len(df) == 2 and -1.0 not in df["double"].tolist()
+    assert len(df.attrs["corrupt"]) == 3 and not list((store / "corrupt").iterdir())
+    res = run_sweep(echo_spec(5), store)  # the driver moves them aside and recomputes
+    assert (res.skipped, res.done, res.corrupt) == (2, 3, 3)
     assert len(list((store / "corrupt").iterdir())) == 3
-    res = run_sweep(echo_spec(5), store)
-    assert (res.skipped, res.done) == (2, 3)
+    st = status(store)  # quarantined files are no longer counted as corrupt
+    assert (st.done, st.pending, st.corrupt, st.quarantined) == (5, 0, 0, 3)
     assert frame(store).equals(good)
 
 
@@ -211,7 +225,7 @@ def test_driver_sigkill_then_resume(tmp_path):
     toml.write_text('task = "_echo"\n[grid]\nx = [' + ", ".join(map(str, range(16))) + "]\n"
                     "sleep = [0.2]\n")  # fmt: skip
     store = tmp_path / "s"
-    cmd = [sys.executable, "-m", "rmthess.sweep.cli", "run", str(toml), "--store", str(store)]
+    cmd = CLI + ["run", str(toml), "--store", str(store)]
     cmd += ["--no-progress"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results = store / "results"

@@ -7,8 +7,9 @@ resumable, checksummed result store.
 >>> load("my-store")[["case", "C", "ratio"]]     # doctest: +SKIP
 
 Modules: :mod:`~rmthess.sweep.spec` (TOML/dict grid specs, hashes, seeds),
-:mod:`~rmthess.sweep.tasks` (task registry: ``theory``, ``simulate``, test tasks),
-:mod:`~rmthess.sweep.store` (result store, :func:`load`, :func:`status`),
+:mod:`~rmthess.sweep.tasks` (task registry: ``theory``, ``simulate``, ``layer_gap``),
+:mod:`~rmthess.sweep.store` (result store, :func:`load`, :func:`status`; one driver per
+store: :mod:`~rmthess.sweep.lock`, :class:`StoreBusyError`),
 :mod:`~rmthess.sweep.engines` (:func:`run_sweep`), :mod:`~rmthess.sweep.plots`,
 :mod:`~rmthess.sweep.cli`. Dask is optional (``rmthess[dask]``) and imported only by the
 ``dask`` engine.
@@ -17,12 +18,13 @@ Modules: :mod:`~rmthess.sweep.spec` (TOML/dict grid specs, hashes, seeds),
 from rmthess.sweep.engines import ENGINES, SweepResult, run_sweep
 from rmthess.sweep.plots import plot
 from rmthess.sweep.spec import Spec, config_hash, config_seed, load_spec
-from rmthess.sweep.store import StoreStatus, load, status
+from rmthess.sweep.store import StoreBusyError, StoreStatus, load, status
 from rmthess.sweep.tasks import get_task, register_task
 
 __all__ = [
     "ENGINES",
     "Spec",
+    "StoreBusyError",
     "StoreStatus",
     "SweepResult",
     "config_hash",

@@ -10,9 +10,12 @@ Examples::
 ``run`` validates the whole grid first, skips configurations with a valid result in the
 store, recomputes corrupt ones, retries failures (``--retries``) and prints a summary line
 (``--json``: the :class:`rmthess.sweep.SweepResult` as JSON); rerun the same command after
-an interruption to finish the sweep. ``status`` prints counts done / failed / pending /
-corrupt. ``plot`` writes a PNG of one column against another. Also runnable as
-``python -m rmthess.sweep.cli``.
+an interruption to finish the sweep. One driver per store: a second ``run`` on a store in
+use exits with status 3 and one line naming the owner (``--wait`` waits for it instead).
+``status`` prints counts done / failed / pending / corrupt (invalid files still to be
+recomputed) / quarantined (moved aside by earlier runs). ``plot`` writes a PNG of one
+column against another. Reading (``status``, ``plot``) never writes to the store. Also
+runnable as ``python -m rmthess.sweep.cli``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def add_arguments(parser) -> None:
     r.add_argument("--chunk", default=1, type=int_arg("chunk", 1), help="configs per task")
     r.add_argument("--force", action="store_true", help="replace a store's different grid")
     r.add_argument("--extend", action="store_true", help="add this grid to a store's grids")
+    r.add_argument(
+        "--wait", action="store_true",
+        help="if another driver holds the store, wait for it to finish instead of exiting "
+        "with status 3",
+    )  # fmt: skip
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     s = sub.add_parser("status", help="counts done / failed / pending / corrupt")
@@ -62,7 +70,8 @@ def run(args) -> int:
         else:
             print(
                 f"{st.store}: task {st.task}  total {st.total}  done {st.done}  failed "
-                f"{st.failed}  pending {st.pending}  corrupt {st.corrupt}"
+                f"{st.failed}  pending {st.pending}  corrupt {st.corrupt}  quarantined "
+                f"{st.quarantined}"
             )
         return 0
     if args.sweep_command == "plot":
@@ -72,20 +81,34 @@ def run(args) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
+        import warnings
+
         from rmthess.sweep.plots import plot
 
-        ax = plot(args.store, x=args.x, y=args.y, hue=args.hue or None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            ax = plot(args.store, x=args.x, y=args.y, hue=args.hue or None)
+        for w in caught:
+            print(f"rmthess sweep: warning: {w.message}", file=sys.stderr)
         ax.figure.tight_layout()
         ax.figure.savefig(out, dpi=120)
         print(out)
         return 0
     from rmthess.sweep.engines import run_sweep
+    from rmthess.sweep.store import StoreBusyError
 
-    res = run_sweep(
-        args.grid, args.store, engine=args.engine, workers=args.workers,
-        scheduler=args.scheduler, retries=args.retries, chunk=args.chunk,
-        progress=False if args.no_progress else None, force=args.force, extend=args.extend,
-    )  # fmt: skip
+    try:
+        res = run_sweep(
+            args.grid, args.store, engine=args.engine, workers=args.workers,
+            scheduler=args.scheduler, retries=args.retries, chunk=args.chunk,
+            progress=False if args.no_progress else None, force=args.force,
+            extend=args.extend, wait=args.wait,
+        )  # fmt: skip
+    except StoreBusyError as exc:
+        print(f"rmthess sweep: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:  # run_sweep printed what the store holds
+        return 130
     if args.json:
         print(json.dumps(res.to_dict()))
     else:

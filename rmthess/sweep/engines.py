@@ -16,12 +16,25 @@ chunk of one) and then recorded in ``failures/``; it never stops the others. A d
 process-pool worker breaks the whole pool: every chunk then in flight is charged one
 attempt and the pool is restarted. Dask reschedules the tasks of a lost worker itself
 (up to ``distributed.scheduler.allowed-failures`` times) before the driver sees an error.
+A configuration that its task refuses (``ValueError``/``TypeError``: deterministic given
+the configuration and its seed) is recorded in ``failures/`` at once, never retried.
+
+Process-pool workers die with their driver: on Linux the kernel kills them when the
+driver dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere (and as a fallback) a
+watchdog thread in each worker exits when its parent process is gone; a SIGKILL-ed driver
+leaves no worker (nor multiprocessing's resource tracker, which exits with the last of
+them) behind. Ctrl-C stops a run promptly on every engine: the workers are stopped, the
+configurations in flight are dropped (rerun to compute them) and one line on stderr says
+what the store holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -68,6 +81,70 @@ def _serial(fn, batches, handle, **_):
         queue.extend(handle(batch, run_chunk(fn, batch), None))
 
 
+def _die_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Make this process exit when process ``parent_pid`` (its parent) dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (the kernel kills it with its parent);
+    everywhere: a daemon thread that exits the process once ``os.getppid()`` changes
+    (the orphan was reparented), within ``poll_s`` seconds.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc symbol: the watchdog below remains
+            pass
+    if os.getppid() != parent_pid:  # died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rmthess-parent-watchdog", daemon=True).start()
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Process-pool worker initializer: die with the driver; leave Ctrl-C to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops the workers itself
+    _die_with_parent(parent_pid)
+
+
+def _stop_pool(ex) -> None:
+    """Stop a ProcessPoolExecutor now: cancel what has not started, kill the workers."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+
+
+@contextlib.contextmanager
+def sigint_blocked():
+    """Block SIGINT in this thread for the ``with`` block (POSIX main thread; else a no-op).
+
+    Processes started inside inherit the blocked mask, so a terminal's Ctrl-C (sent to the
+    whole process group) reaches the driver only; a SIGINT that arrives meanwhile is
+    delivered when the block ends.
+    """
+    usable = (
+        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _processes(fn, batches, handle, *, workers, **_):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -76,11 +153,15 @@ def _processes(fn, batches, handle, *, workers, **_):
     from rmthess.sweep.tasks import run_chunk
 
     todo = list(batches)
+    ctx = multiprocessing.get_context("spawn")
     while todo:
-        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        ex = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
         broken = False
         try:
-            pending = {ex.submit(run_chunk, fn, b): b for b in todo}
+            with sigint_blocked():  # workers start with SIGINT blocked (sigint_blocked)
+                pending = {ex.submit(run_chunk, fn, b): b for b in todo}
             todo = []
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -97,52 +178,18 @@ def _processes(fn, batches, handle, *, workers, **_):
                         if broken:
                             todo.append(nb)
                         else:
-                            pending[ex.submit(run_chunk, fn, nb)] = nb
-        finally:
-            ex.shutdown(wait=not broken, cancel_futures=True)
+                            with sigint_blocked():
+                                pending[ex.submit(run_chunk, fn, nb)] = nb
+        except BaseException:  # Ctrl-C, or an error writing the store: stop at once
+            _stop_pool(ex)
+            raise
+        ex.shutdown(wait=not broken, cancel_futures=True)
 
 
-def _dask(fn, batches, handle, *, workers, scheduler, gpu, **_):
-    from dask.distributed import Client, LocalCluster, as_completed
+def _dask(fn, batches, handle, **kw):
+    from rmthess.sweep._dask import run_dask
 
-    from rmthess.sweep.tasks import run_chunk
-
-    cluster = None
-    if scheduler is None:
-        extra = {"resources": {"GPU": 1}} if gpu else {}
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-            **extra,
-        )  # fmt: skip
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    print(f"rmthess sweep: dask dashboard {client.dashboard_link}", file=sys.stderr)
-    counter = iter(range(10**12))
-    try:
-        futures = {}
-
-        def submit(batch):
-            res = {"GPU": 1} if any(c.get("device") == "cuda" for _, c, _ in batch) else None
-            key = f"rmthess-sweep-{batch[0][0]}-{next(counter)}"
-            f = client.submit(run_chunk, fn, batch, key=key, pure=False, resources=res)
-            futures[f.key] = batch
-            return f
-
-        ac = as_completed([submit(b) for b in batches])
-        for f in ac:
-            batch = futures.pop(f.key)
-            try:
-                outs, err = f.result(), None
-            except Exception as exc:  # KilledWorker, a lost connection, ...
-                outs, err = None, f"{type(exc).__name__}: {exc}"
-            f.release()
-            for nb in handle(batch, outs, err):
-                ac.add(submit(nb))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    run_dask(fn, batches, handle, **kw)
 
 
 _RUNNERS = {"serial": _serial, "processes": _processes, "dask": _dask}
@@ -161,6 +208,7 @@ def run_sweep(
     progress: bool | None = None,
     force: bool = False,
     extend: bool = False,
+    wait: bool | float = False,
 ) -> SweepResult:
     """Run every configuration of ``spec`` not already in ``store``; resumable.
 
@@ -172,13 +220,20 @@ def run_sweep(
         for another grid is refused unless ``extend`` (add the grid) or ``force``.
     engine : ``"serial" | "processes" | "dask"``. workers : processes / Dask workers (>= 1).
     scheduler : address of a running Dask scheduler (``engine="dask"`` only).
-    retries : extra attempts for a failing configuration (>= 0). chunk : configurations per
-        engine task (>= 1). progress : tqdm bar on stderr (default: when stderr is a TTY).
+    retries : extra attempts for a failing configuration (>= 0); a configuration refused
+        by its task (``ValueError``/``TypeError``) is not retried. chunk : configurations
+        per engine task (>= 1). progress : tqdm bar on stderr (default: when stderr is a
+        TTY).
+    wait : one driver per store (:mod:`rmthess.sweep.store`): if another live driver holds
+        the store, False (default) raises :class:`rmthess.sweep.store.StoreBusyError` at
+        once, True waits for it, a number of seconds waits at most that long.
 
     Valid results already in the store are skipped; invalid ones are moved to ``corrupt/``
-    and recomputed. Returns a :class:`SweepResult`.
+    and recomputed. Returns a :class:`SweepResult`. On Ctrl-C the workers are stopped, one
+    line on stderr says how many results the store holds, and ``KeyboardInterrupt`` is
+    raised again.
     """
-    from rmthess._checks import check_choice, check_int
+    from rmthess._checks import check_bool, check_choice, check_float, check_int, check_progress
     from rmthess.sweep.spec import load_spec
     from rmthess.sweep.store import ResultStore
 
@@ -186,6 +241,10 @@ def run_sweep(
     workers = check_int("workers", workers, 1)
     retries = check_int("retries", retries, 0)
     chunk = check_int("chunk", chunk, 1)
+    check_progress(progress)
+    force, extend = check_bool("force", force), check_bool("extend", extend)
+    if not isinstance(wait, bool):
+        wait = check_float("wait", wait, 0, None)
     if scheduler is not None:
         if engine != "dask":
             raise ValueError(f"scheduler applies to engine='dask' only, got engine={engine!r}")
@@ -202,7 +261,24 @@ def run_sweep(
     from rmthess.sweep.tasks import get_task
 
     fn = get_task(spec.task).fn
+    cuda = [c.config for c in spec.configs if c.config.get("device") == "cuda"]
+    if cuda and not (engine == "dask" and scheduler is not None):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device 'cuda' was requested (configuration {cuda[0]}) but CUDA is not "
+                "available on this machine; use device='cpu', or engine='dask' with the "
+                "address of a scheduler whose workers have GPUs (scheduler=)"
+            )
     st = ResultStore(store)
+    with st.lock(wait=wait):
+        return _drive(spec, st, fn, engine, workers, scheduler, retries, chunk, progress,
+                      force, extend)  # fmt: skip
+
+
+def _drive(spec, st, fn, engine, workers, scheduler, retries, chunk, progress, force, extend):
+    """:func:`run_sweep` once the store is locked."""
     st.open_for(spec, force=force, extend=extend)
     t0 = time.perf_counter()
     valid, corrupt = st.scan(move_corrupt=True)
@@ -229,8 +305,8 @@ def run_sweep(
                     continue
                 except (ValueError, TypeError) as exc:  # a record that is not JSON-safe
                     out = {"ok": False, "message": f"record not JSON-safe: {exc}"}
-                    out["traceback"] = ""
-            if attempts[cfg.hash] <= retries:
+                    out.update(traceback="", retry=False)
+            if attempts[cfg.hash] <= retries and out.get("retry", True):
                 retry.append([item])
             else:
                 st.write_failure(spec.task, cfg, out, attempts[cfg.hash])
@@ -243,13 +319,23 @@ def run_sweep(
         if batches:
             gpu = any(c.config.get("device") == "cuda" for c in todo)
             _RUNNERS[engine](fn, batches, handle, workers=workers, scheduler=scheduler, gpu=gpu)
+    except KeyboardInterrupt:
+        bar.close()
+        held = len(spec.configs) - len(todo) + counts["done"]
+        print(
+            f"rmthess sweep: interrupted; {st.path} holds {held} of {len(spec.configs)} "
+            f"results ({counts['done']} computed in this run, {counts['failed']} failed); "
+            "rerun the same command to finish",
+            file=sys.stderr,
+        )
+        raise
     finally:
         bar.close()
         st.open_for(spec, force=False, extend=True)  # refresh the manifest's 'updated'
     return SweepResult(
         store=st.path, task=spec.task, engine=engine, total=len(spec.configs),
         skipped=len(spec.configs) - len(todo), done=counts["done"], failed=counts["failed"],
-        corrupt=corrupt, seconds=time.perf_counter() - t0,
+        corrupt=len(corrupt), seconds=time.perf_counter() - t0,
     )  # fmt: skip
 
 

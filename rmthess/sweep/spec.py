@@ -27,8 +27,9 @@ this (same hash) are kept once, first occurrence first.
 
 Each configuration has a stable hash, :func:`config_hash`: the first 16 hex digits of the
 sha256 of the canonical JSON (sorted keys, no spaces, ASCII) of ``[task, config]``; its
-seed, :func:`config_seed`, is drawn from ``numpy.random.SeedSequence(int(hash, 16))``, so
-a configuration gives the same result wherever and whenever it runs.
+seed, :func:`config_seed`, is drawn from the stream of ``int(hash, 16)``
+(:func:`rmthess._random.seed_sequence`, a ``numpy.random.SeedSequence``), so a
+configuration gives the same result wherever and whenever it runs.
 """
 
 from __future__ import annotations
@@ -57,10 +58,21 @@ def config_hash(task: str, config: dict) -> str:
 
 
 def config_seed(hash_: str) -> int:
-    """A non-negative 63-bit seed derived from a configuration hash (SeedSequence)."""
+    """A non-negative 63-bit seed derived from a configuration hash.
+
+    The stream :func:`rmthess._random.seed_sequence` ``(int(hash_, 16))`` (that is,
+    ``numpy.random.SeedSequence(int(hash_, 16))``); its first two 32-bit words ``w0, w1``
+    give ``(w0 << 31) | (w1 >> 1)``. This packing predates :func:`rmthess._random.seed_int`
+    (which packs the same words as ``((w1 << 32) | w0) >> 1``) and is kept: every stored
+    seed, hence every stored Monte-Carlo result, stays the same across versions.
+    """
     import numpy as np
 
-    state = np.random.SeedSequence(int(hash_, 16)).generate_state(2, dtype=np.uint32)
+    from rmthess._random import seed_sequence
+
+    if not isinstance(hash_, str):
+        raise TypeError(f"hash_ must be a hex string, got {type(hash_).__name__} {hash_!r}")
+    state = seed_sequence(int(hash_, 16)).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) | (int(state[1]) >> 1))
 
 

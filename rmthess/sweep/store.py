@@ -7,18 +7,28 @@ Layout::
     STORE/results/<hash>.json    one per finished configuration
     STORE/failures/<hash>.json   last error of a configuration that failed every attempt
     STORE/corrupt/               result files found invalid, moved aside (never loaded)
+    STORE/lock                   held by the running driver: its pid, host and start time
 
 A result file holds ``hash, task, config, seed, record, record_sha256, seconds, started,
 finished, host, rmthess_version, attempt``. It is *valid* when it parses as JSON, its
 ``hash`` equals its file name, :func:`rmthess.sweep.spec.config_hash` of its task and
 config equals that hash, and ``record_sha256`` is the sha256 of the canonical JSON of its
-record. Anything else (a half-written file, bad JSON, a checksum or hash mismatch) is moved
-to ``corrupt/`` by the driver and its configuration recomputed; it is never loaded.
+record. Anything else (a half-written file, bad JSON, a checksum or hash mismatch) is never
+loaded: readers (:func:`load`, :func:`status`, ``sweep plot``, ``report --store``) skip it
+and say how many they skipped (they never write, so a read-only store loads); the driver
+moves it to ``corrupt/`` and recomputes its configuration.
 
-Only the driver writes: each file is written to a temporary file in the same directory,
-flushed, fsync-ed and renamed over the target (``os.replace``), so a killed driver leaves
-either the old state or the complete new file (stray ``.*.tmp`` files are removed when a
-run starts).
+Only the driver writes, and one driver at a time: :meth:`ResultStore.lock` takes an
+exclusive ``flock`` on ``STORE/lock`` (which records the owner's pid, host and start time)
+for the whole run, so a second driver on the same store gets one clear
+:class:`StoreBusyError` naming the owner (or waits, ``wait=``). A lock left by a killed
+driver is stale and taken over at once: the kernel drops the flock of a dead process
+(where ``flock`` is not supported, the file is created exclusively and taken over when
+its pid is dead on this host). Each file is written to a temporary
+``.NAME.tmp-PID-HOST-XXXX.tmp`` in the same directory, flushed, fsync-ed and renamed over
+the target (``os.replace``), so a killed driver leaves either the old state or the
+complete new file; a starting driver removes the stray temporaries of dead processes of
+this host (and its own), never those of a live process.
 """
 
 from __future__ import annotations
@@ -33,7 +43,9 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC
 
-__all__ = ["ResultStore", "load", "status", "StoreStatus", "TIMING_COLUMNS"]
+from rmthess.sweep.lock import StoreBusyError, StoreLock, remove_stale_temporaries, temp_prefix
+
+__all__ = ["ResultStore", "StoreBusyError", "load", "status", "StoreStatus", "TIMING_COLUMNS"]
 
 _NAME = re.compile(r"^[0-9a-f]{16}\.json$")
 TIMING_COLUMNS = ("seconds", "started", "finished", "host", "attempt")
@@ -55,7 +67,7 @@ def record_sha256(record: dict) -> str:
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temp file + fsync + os.replace)."""
     parent = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=1, allow_nan=False)
@@ -90,7 +102,8 @@ def _read_valid(path: str) -> dict | None:
 
 
 class ResultStore:
-    """A store directory (created if missing). Methods are used by the driver only."""
+    """A store directory (created if missing). The writing methods are for the driver
+    only, under :meth:`lock`."""
 
     def __init__(self, path):
         self.path = os.path.abspath(os.fspath(path))
@@ -101,13 +114,24 @@ class ResultStore:
         self.corrupt = os.path.join(self.path, "corrupt")
         self.manifest_path = os.path.join(self.path, "manifest.json")
 
+    def lock(self, *, wait: bool | float = False) -> StoreLock:
+        """The store's exclusive lock (a context manager; creates the directory).
+
+        ``wait``: False raises :class:`StoreBusyError` at once if a live driver holds it,
+        True waits, a number waits at most that many seconds.
+        """
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create store {self.path!r}: {exc.strerror}") from None
+        return StoreLock(self.path, wait=wait)
+
     def ensure(self) -> None:
+        """Create the subdirectories and remove stale temporaries (module docstring)."""
         for d in (self.results, self.failures, self.corrupt):
             os.makedirs(d, exist_ok=True)
         for d in (self.results, self.failures, self.path):
-            for name in os.listdir(d):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    os.unlink(os.path.join(d, name))
+            remove_stale_temporaries(d)
 
     # ------------------------------------------------------------------ manifest
     def read_manifest(self) -> dict | None:
@@ -179,9 +203,13 @@ class ResultStore:
     def result_path(self, h: str) -> str:
         return os.path.join(self.results, f"{h}.json")
 
-    def scan(self, *, move_corrupt: bool = True) -> tuple[dict[str, dict], int]:
-        """Valid results by hash, and how many invalid files were found (moved aside)."""
-        valid, bad = {}, 0
+    def scan(self, *, move_corrupt: bool = False) -> tuple[dict[str, dict], list[str]]:
+        """Valid results by hash, and the names of the invalid result files.
+
+        Readers leave invalid files where they are; the driver (holding :meth:`lock`)
+        passes ``move_corrupt=True`` to move them to ``corrupt/``.
+        """
+        valid, bad = {}, []
         if not os.path.isdir(self.results):
             return valid, bad
         for name in sorted(os.listdir(self.results)):
@@ -190,12 +218,18 @@ class ResultStore:
             path = os.path.join(self.results, name)
             data = _read_valid(path)
             if data is None:
-                bad += 1
+                bad.append(name)
                 if move_corrupt:
                     self.move_aside(path)
             else:
                 valid[data["hash"]] = data
         return valid, bad
+
+    def quarantined(self) -> int:
+        """How many invalid files earlier runs moved to ``corrupt/``."""
+        if not os.path.isdir(self.corrupt):
+            return 0
+        return sum(1 for n in os.listdir(self.corrupt) if not n.startswith("."))
 
     def move_aside(self, path: str) -> None:
         os.makedirs(self.corrupt, exist_ok=True)
@@ -242,8 +276,10 @@ class ResultStore:
 @dataclass(frozen=True)
 class StoreStatus:
     """Counts of a store: ``total`` configurations in its manifest, ``done`` (valid
-    results), ``failed`` (failure files without a result), ``pending`` (the rest) and
-    ``corrupt`` (invalid files still in results/ plus files moved to corrupt/)."""
+    results), ``failed`` (failure files without a result), ``pending`` (the rest, invalid
+    files included), ``corrupt`` (invalid files in ``results/``, to be recomputed by the
+    next run) and ``quarantined`` (invalid files earlier runs moved to ``corrupt/``: kept
+    for inspection, their configurations already recomputed or pending)."""
 
     store: str
     task: str | None
@@ -252,6 +288,7 @@ class StoreStatus:
     failed: int
     pending: int
     corrupt: int
+    quarantined: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -270,11 +307,10 @@ def status(store) -> StoreStatus:
     if os.path.isdir(st.failures):
         failed_files = {n[:-5] for n in os.listdir(st.failures) if _NAME.match(n)}
     failed = len((failed_files - set(valid)) & hashes) if hashes else len(failed_files)
-    moved = len(os.listdir(st.corrupt)) if os.path.isdir(st.corrupt) else 0
     total = len(hashes) if hashes else done + failed
     return StoreStatus(
         store=st.path, task=manifest.get("task"), total=total, done=done, failed=failed,
-        pending=total - done - failed, corrupt=bad + moved,
+        pending=total - done - failed, corrupt=len(bad), quarantined=st.quarantined(),
     )  # fmt: skip
 
 
@@ -283,15 +319,26 @@ def load(store):
 
     Columns: the configuration parameters, then the record fields not already among them,
     then ``seed``, ``hash`` and the timing columns :data:`TIMING_COLUMNS`. Rows are sorted
-    stably by the configuration columns (then hash). Invalid files are moved to
-    ``corrupt/`` and never loaded.
+    stably by the configuration columns (then hash). Invalid result files are skipped,
+    never loaded: a ``RuntimeWarning`` says how many, and ``df.attrs["corrupt"]`` lists
+    their names. Reading writes nothing (a read-only store loads); the next
+    ``rmthess sweep run`` moves them to ``corrupt/`` and recomputes them.
     """
+    import warnings
+
     import pandas as pd
 
     st = ResultStore(store)
     if not os.path.isdir(st.path):
         raise ValueError(f"store {st.path!r} does not exist")
-    valid, _ = st.scan(move_corrupt=True)
+    valid, bad = st.scan(move_corrupt=False)
+    if bad:
+        warnings.warn(
+            f"store {st.path!r}: {len(bad)} invalid result file(s) skipped (not loaded); "
+            "rerun the sweep to recompute them",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     rows, config_cols = [], []
     for h in sorted(valid):
         data = valid[h]
@@ -308,10 +355,13 @@ def load(store):
             row[k] = data.get(k)
         rows.append(row)
     df = pd.DataFrame.from_records(rows)
+    df.attrs["corrupt"] = list(bad)
     if df.empty:
         return df
     try:
         df = df.sort_values(config_cols + ["hash"], kind="mergesort", na_position="first")
     except TypeError:  # mixed types in a column: hash order (already sorted)
         pass
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.attrs["corrupt"] = list(bad)
+    return df

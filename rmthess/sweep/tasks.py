@@ -5,7 +5,16 @@ configuration and the seed derived from the configuration hash, returning a flat
 (scalars only, JSON-safe). ``validate(config, *, from_grid) -> dict`` checks a raw
 configuration and returns it normalized (types fixed, defaults that change the result
 filled in), raising ``ValueError``/``TypeError`` naming the parameter; it runs in the
-driver before anything is computed.
+driver on every configuration before anything is computed.
+
+One source of truth: each built-in validator ends with the checks the library function
+itself makes before its work (:func:`rmthess.simulate._plan.plan` for ``simulate``; the
+layer laws' argument check and the GMP solver's gamma range for ``layer_gap``; for
+``theory`` the exact cases are simply computed, milliseconds, and the Monte-Carlo cases
+get ``frobenius_limits``' size and memory checks), and each built-in task calls its
+validator first. So a configuration the task would refuse is refused when the spec is
+loaded, not after the work and three attempts; a ``ValueError``/``TypeError`` a task
+still raises is recorded at once, never retried (:func:`rmthess.sweep.run_sweep`).
 
 Built-in tasks
 --------------
@@ -23,11 +32,9 @@ Built-in tasks
     whole-layer law vs its block-diagonal part (W1, KS, top edges and quantiles, zero
     masses). Keys: case (linear-*, hidden-*), C, gamma (required), m (hidden-*), init,
     n_atoms, threads.
-``_echo``, ``_fail_if``
-    For tests only: ``_echo`` returns ``x``, ``2x`` and a uniform draw from the seed after
-    sleeping ``sleep`` seconds; with ``die_once=PATH`` the process running it kills itself
-    (SIGKILL) the first time (it creates PATH first), to test worker loss. ``_fail_if``
-    raises ``RuntimeError`` when ``fail`` is true.
+
+(The test suite registers its own tasks, ``_echo`` and ``_fail_if``, from
+``tests/_sweep_tasks.py``; they are not part of the package.)
 
 ``threads`` (default 1, every task) pins the BLAS/OpenMP pools (threadpoolctl) and torch's
 intra-op pool while the task runs; it is an execution knob but, when written in a
@@ -41,7 +48,6 @@ reference); the worker does not need the registry.
 from __future__ import annotations
 
 import math
-import os
 import socket
 import time
 import traceback
@@ -120,17 +126,46 @@ def _common(config, from_grid, allowed, required):
 
 def validate_theory(config, *, from_grid=True):
     from rmthess._checks import check_int, check_positive_float
+    from rmthess.theory.frobenius import MIN_SAMPLES
 
     allowed = ("case", "C", "gamma", "m", "samples", "inner", "init", "threads")
     cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
     cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
-    for k in ("samples", "inner"):
+    for k, lo in (("samples", MIN_SAMPLES), ("inner", 2)):
         if k in cfg:
             if not c.monte_carlo_theory:
                 raise ValueError(f"{k} applies to the Monte-Carlo cases only, not {c.name!r}")
-            cfg[k] = check_int(k, cfg[k], 1)
+            cfg[k] = check_int(k, cfg[k], lo)
     _init_key(cfg)
+    _theory_preflight(cfg, c)
     return cfg
+
+
+def _theory_preflight(cfg, c) -> None:
+    """What :func:`rmthess.theory.frobenius_limits` refuses before its work."""
+    from rmthess.theory import frobenius_limits
+
+    args = (c.name, cfg["C"], cfg["gamma"], cfg.get("m"))
+    extra = {k: cfg[k] for k in ("samples", "inner", "init") if k in cfg}
+    if not c.monte_carlo_theory:
+        frobenius_limits(*args, **extra)  # exact (closed form, quadrature): milliseconds
+        return
+    from rmthess.theory import hidden_integrals as hi
+    from rmthess.theory.frobenius import MC_MAX_C, MIN_SAMPLES
+
+    if cfg["C"] > MC_MAX_C:
+        raise ValueError(
+            f"C must be <= {MC_MAX_C} for the Monte-Carlo case {c.name!r} (got {cfg['C']}); "
+            "use rmthess.theory.asymptotic_constants for larger C"
+        )
+    C, m = cfg["C"], cfg["m"]
+    n_V, n_g = hi.default_sizes(c.name, C, m, cfg.get("samples"), cfg.get("inner"))
+    hi.check_memory(
+        lambda C, m, samples, inner: hi.estimated_cost(c.name, C, m, samples, inner)[1],
+        {"C": C, "m": m, "samples": n_V, "inner": n_g},
+        {"C": 2, "m": c.m_min, "samples": MIN_SAMPLES, "inner": 2},
+        f"the Monte-Carlo case {c.name!r}",
+    )
 
 
 def _init_key(cfg):
@@ -154,11 +189,18 @@ def validate_layer_gap(config, *, from_grid=True):
     if "n_atoms" in cfg:
         cfg["n_atoms"] = check_int("n_atoms", cfg["n_atoms"], 1)
     _init_key(cfg)
+    # what block_diagonal_gap refuses: its argument check, then the GMP solver's gamma range
+    from rmthess.theory.gmp import check_gamma_range
+    from rmthess.theory.layer_laws import _check
+
+    _check(c.name, cfg["C"], cfg["gamma"], cfg.get("m"), None, cfg.get("init", "lecun"),
+           cfg.get("n_atoms"), 0)  # fmt: skip
+    check_gamma_range(cfg["gamma"])
     return cfg
 
 
 def validate_simulate(config, *, from_grid=True):
-    from rmthess._checks import check_choice, check_int
+    from rmthess._checks import check_bool, check_choice, check_int
 
     allowed = ("case", "C", "d", "N", "m", "trials", "device", "dtype", "max_pairs")
     allowed += ("unbiased", "init", "threads")
@@ -172,21 +214,22 @@ def validate_simulate(config, *, from_grid=True):
     if "max_pairs" in cfg:
         cfg["max_pairs"] = check_int("max_pairs", cfg["max_pairs"], 1)
     if "unbiased" in cfg:
-        if not isinstance(cfg["unbiased"], bool):
-            raise TypeError(f"unbiased must be true or false, got {cfg['unbiased']!r}")
+        cfg["unbiased"] = check_bool("unbiased", cfg["unbiased"])
         if cfg["unbiased"] and c.block_dim != "m":
             raise ValueError(f"unbiased applies to the output-* cases only, not {c.name!r}")
-    return cfg
+    # what block_frobenius refuses before its work (sizes, memory, device availability);
+    # "cuda" on a driver without CUDA is checked on the CPU here: the configuration may be
+    # meant for the GPU workers of a remote Dask scheduler (run_sweep refuses it otherwise)
+    import torch
 
+    from rmthess.simulate._plan import plan
 
-def validate_echo(config, *, from_grid=True):
-    cfg = dict(config)
-    _check_keys(cfg, ("x", "sleep", "die_once", "fail", "threads"), ("x",))
-    if isinstance(cfg["x"], bool) or not isinstance(cfg["x"], (int, float)):
-        raise TypeError(f"x must be a number, got {cfg['x']!r}")
-    s = cfg.get("sleep", 0)
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s < 60:
-        raise ValueError(f"sleep must be a number of seconds in [0, 60), got {s!r}")
+    device = cfg["device"]
+    if device == "cuda" and not torch.cuda.is_available():
+        device = "cpu"
+    extra = {k: cfg[k] for k in ("max_pairs", "unbiased", "init") if k in cfg}
+    plan(c.name, cfg["C"], cfg["d"], cfg["N"], cfg.get("m"), trials=cfg["trials"], seed=0,
+         device=device, dtype=cfg["dtype"], **extra)  # fmt: skip
     return cfg
 
 
@@ -216,6 +259,7 @@ def flat_record(d: dict) -> dict:
 def theory_task(config: dict, *, seed: int) -> dict:
     from rmthess.theory import frobenius_limits
 
+    config = validate_theory(config, from_grid=False)
     extra = {k: config[k] for k in ("samples", "inner", "init") if k in config}
     res = frobenius_limits(
         config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
@@ -228,6 +272,7 @@ def simulate_task(config: dict, *, seed: int) -> dict:
 
     from rmthess.simulate import block_frobenius
 
+    config = validate_simulate(config, from_grid=False)
     torch.set_num_threads(int(config.get("threads", 1)))
     extra = {k: config[k] for k in ("max_pairs", "unbiased", "init") if k in config}
     res = block_frobenius(
@@ -243,6 +288,7 @@ def simulate_task(config: dict, *, seed: int) -> dict:
 def layer_gap_task(config: dict, *, seed: int) -> dict:
     from rmthess.theory.layer_gap import block_diagonal_gap
 
+    config = validate_layer_gap(config, from_grid=False)
     extra = {k: config[k] for k in ("init", "n_atoms") if k in config}
     res = block_diagonal_gap(
         config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
@@ -250,32 +296,9 @@ def layer_gap_task(config: dict, *, seed: int) -> dict:
     return flat_record(res.to_dict())
 
 
-def echo_task(config: dict, *, seed: int) -> dict:
-    import numpy as np
-
-    marker = config.get("die_once")
-    if marker and not os.path.exists(marker):
-        import signal
-
-        with open(marker, "w") as fh:
-            fh.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(float(config.get("sleep", 0)))
-    x = config["x"]
-    return {"x": x, "double": 2 * x, "draw": float(np.random.default_rng(seed).random())}
-
-
-def fail_if_task(config: dict, *, seed: int) -> dict:
-    if config.get("fail"):
-        raise RuntimeError(f"_fail_if: asked to fail for x={config['x']!r}")
-    return echo_task({k: v for k, v in config.items() if k != "fail"}, seed=seed)
-
-
 register_task("theory", theory_task, validate=validate_theory)
 register_task("simulate", simulate_task, validate=validate_simulate)
 register_task("layer_gap", layer_gap_task, validate=validate_layer_gap)
-register_task("_echo", echo_task, validate=validate_echo)
-register_task("_fail_if", fail_if_task, validate=validate_echo)
 
 
 # ---------------------------------------------------------------------------- runner
@@ -308,6 +331,8 @@ def run_chunk(fn: Callable, items: list) -> list[dict]:
                 "ok": False,
                 "message": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
+                # a refusal is deterministic given the configuration: not worth a retry
+                "retry": not isinstance(exc, (ValueError, TypeError)),
             }
         res.update(hash=h, seconds=time.perf_counter() - t0, started=started, finished=_now())
         res["host"] = host
