@@ -105,3 +105,40 @@ def test_sample_weights_numbers_unchanged():
     b = (1 / np.sqrt(3.0)) / np.sqrt(5.0) * np.sqrt(3.0)  # sigma / sqrt(fan_in) * sqrt(3)
     np.testing.assert_array_equal(a, np.random.default_rng(7).uniform(-b, b, size=(3, 4)))
     assert sample_weights(4, 2, rng=1).shape == (4,)
+
+
+def test_every_registry_case_has_its_theory_object():
+    from rmthess.cases import REGISTRY
+    from rmthess.theory.case_theory import THEORY, theory_for
+
+    assert list(THEORY) == list(REGISTRY)
+    for name, case in REGISTRY.items():
+        th = theory_for(name)
+        assert th.case is case and th.name == name and theory_for(case) is th
+        # the object's facts agree with the registry's
+        assert th.uses_qmc == (case.loss == "ce")
+        assert hasattr(th, "kernel") == case.monte_carlo_theory
+
+
+def test_bootstrap_slope_se_matches_the_delta_method():
+    # Independent golden: with R i.i.d. units per point, y_j = log(mean_j), the OLS slope
+    # has var = sum_j (xc_j / Sxx)^2 var(y_j), var(y_j) ~ s_j^2 / (R mu_j^2) (delta method).
+    from rmthess._stats import bootstrap_slope
+
+    gen = np.random.default_rng(5)
+    x = np.log([2.0, 4, 8, 16, 32])
+    R = 400
+    mu = np.exp(-x)
+    groups = [gen.gamma(4.0, m / 4.0, size=(R, 1)) for m in mu]  # cv = 1/2
+    xc = x - x.mean()
+    se_delta = math.sqrt(np.sum((xc / (xc @ xc)) ** 2 * 0.25 / R))
+    fit = bootstrap_slope(x, groups, n_boot=4000, rng=0)
+    # 4000 replicates: the SE estimate itself is within ~2% of its expectation; 10% leaves
+    # room for the delta method's O(1/R) error
+    assert fit.se == pytest.approx(se_delta, rel=0.1)
+    assert fit.ci[0] < fit.slope < fit.ci[1]
+    assert fit.slope == pytest.approx(ols_slope(x, np.log([g.mean() for g in groups]))[0])
+    assert abs(fit.slope + 1) < 4 * se_delta
+    # the chunk size does not change the resampling (only round-off of the matmul)
+    small = bootstrap_slope(x, groups, n_boot=4000, rng=0, chunk_elems=50)
+    np.testing.assert_allclose(small.boot, fit.boot, rtol=1e-13)  # BLAS blocking round-off

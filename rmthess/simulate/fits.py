@@ -7,8 +7,9 @@ diagonal (r = 0) and have no slope.
 
 :func:`fit_decay` simulates ``r(C)`` for every C (:func:`block_frobenius`), fits the
 ordinary least-squares line ``log r = alpha + beta log C`` and gives a bootstrap
-confidence interval for ``beta`` with :func:`scipy.stats.bootstrap` (percentile method):
-each replicate resamples the independent trials of every C with replacement, recomputes
+confidence interval for ``beta`` with :func:`rmthess._stats.bootstrap_slope` (percentile
+method; the stream ``(seed, "fit_decay")`` of :func:`rmthess._random.rng`): each replicate
+resamples the independent trials of every C with replacement, recomputes
 ``r(C) = sqrt(mean F_off / mean F_diag)`` and refits the line.
 
 The predicted slope is the LARGE-C rate: at finite C the local slope of the exact
@@ -25,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_int
-from rmthess._stats import json_safe, ols_slope
+from rmthess._checks import check_bool, check_float, check_int
+from rmthess._random import rng
+from rmthess._stats import bootstrap_slope, json_safe, ols_slope
 from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
 
@@ -103,34 +105,9 @@ class DecayFit:
         return df
 
 
-def _bootstrap_slopes(results, logC, n_boot, level, seed):
-    """Percentile bootstrap of the OLS slope over trials resampled within each C."""
-    from scipy.stats import bootstrap
-
-    F_off = [r.F_off_trials for r in results]
-    F_diag = [r.F_diag_trials for r in results]
-
-    def statistic(*idx, axis=-1):
-        logr = []
-        for j, ix in enumerate(idx):
-            ix = np.asarray(ix, dtype=np.intp)
-            fo = F_off[j][ix].mean(axis=axis)
-            fd = F_diag[j][ix].mean(axis=axis)
-            logr.append(0.5 * (np.log(np.maximum(fo, 1e-300)) - np.log(fd)))
-        return ols_slope(logC, np.stack(logr, axis=-1))[0]
-
-    data = tuple(np.arange(r.trials) for r in results)
-    res = bootstrap(
-        data,
-        statistic,
-        n_resamples=n_boot,
-        vectorized=True,
-        confidence_level=level,
-        method="percentile",
-        rng=np.random.default_rng([seed, 0xB007]),
-    )
-    ci = res.confidence_interval
-    return (float(ci.low), float(ci.high)), float(res.standard_error)
+def _log_ratio(M):
+    """``log r = (log F_off - log F_diag) / 2`` from interleaved means ``(F_off, F_diag)``."""
+    return 0.5 * (np.log(np.maximum(M[..., 0::2], 1e-300)) - np.log(M[..., 1::2]))
 
 
 def fit_decay(
@@ -192,8 +169,7 @@ def fit_decay(
     if len(Cs) < 2:
         raise ValueError(f"Cs must hold at least 2 distinct values >= 2, got {Cs}")
     n_boot = check_int("n_boot", n_boot, 10, 10**6)
-    if not (0 < float(level) < 1):
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    level = check_float("level", level, 0, 1, closed="neither")
     trials = check_int("trials", trials, 2)
     theory = check_bool("theory", theory)
     ini = resolve_init(init)
@@ -215,7 +191,10 @@ def fit_decay(
     logC = np.log(np.asarray(Cs, dtype=float))
     logr = np.array([math.log(r.ratio) for r in results])
     slope, intercept = ols_slope(logC, logr)
-    ci, se = _bootstrap_slopes(results, logC, n_boot, float(level), seed)
+    groups = [np.column_stack([r.F_off_trials, r.F_diag_trials]) for r in results]
+    boot = bootstrap_slope(
+        logC, groups, _log_ratio, n_boot=n_boot, level=level, rng=rng(seed, "fit_decay")
+    )
     theory_slope, lims = float("nan"), []
     if theory:
         from rmthess.theory import frobenius_limits
@@ -231,10 +210,10 @@ def fit_decay(
         m=m,
         trials=trials,
         slope=float(slope),
-        slope_se=se,
-        slope_ci=ci,
+        slope_se=boot.se,
+        slope_ci=boot.ci,
         intercept=float(intercept),
-        level=float(level),
+        level=level,
         n_boot=n_boot,
         predicted_slope=c.predicted_slope,
         theory_slope=theory_slope,
