@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_float, check_int
+from rmthess._checks import check_bool, check_float, check_int, check_progress
 from rmthess._random import rng
 from rmthess._stats import bootstrap_slope, json_safe, ols_slope
 from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
+
+if TYPE_CHECKING:  # torch is imported only when a fit runs
+    from rmthess.simulate.device import Device, DType
 
 __all__ = ["DecayFit", "fit_decay", "ols_slope"]
 
@@ -126,9 +130,9 @@ def fit_decay(
     theory_inner: int | None = None,
     theory_seed: int = 0,
     init="lecun",
-    progress: bool = False,
-    device="auto",
-    dtype="float64",
+    progress: bool | None = False,
+    device: Device = "auto",
+    dtype: DType = "float64",
     **block_kwargs,
 ) -> DecayFit:
     """Simulate r(C) over ``Cs`` and fit its power-law decay.
@@ -172,6 +176,7 @@ def fit_decay(
     level = check_float("level", level, 0, 1, closed="neither")
     trials = check_int("trials", trials, 2)
     theory = check_bool("theory", theory)
+    progress = check_progress(progress)
     ini = resolve_init(init)
     th_kw = dict(samples=theory_samples, inner=theory_inner)
     th_kw = {k: check_int(f"theory_{k}", v) for k, v in th_kw.items() if v is not None}

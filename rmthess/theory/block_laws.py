@@ -40,6 +40,7 @@ import warnings
 import numpy as np
 
 from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._random import rng
 from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init, sample_weights
 from rmthess.theory.case_theory import theory_for
@@ -63,12 +64,13 @@ def sample_V(C: int, m: int, seed: int = 0, *, init="lecun") -> np.ndarray:
     """Initialised output weights ``V`` (``C x m``), seeded: entries of the ``init`` law
     with variance ``sigma^2/m`` (LeCun: ``N(0, 1/m)``, the same numbers as before the
     ``init`` keyword; ``"torch-default"``: ``U(-1/sqrt m, 1/sqrt m)``), drawn by
-    :func:`rmthess.inits.sample_weights` from ``numpy.random.default_rng(seed)``."""
+    :func:`rmthess.inits.sample_weights` from ``numpy.random.default_rng(seed)``
+    (:func:`rmthess._random.rng` ``(seed)``)."""
     C = check_int("C", C, 2)
     m = check_int("m", m, 1)
     seed = check_int("seed", seed, 0)
     ini = resolve_init(init)
-    return sample_weights((C, m), m, ini, np.random.default_rng(seed))
+    return sample_weights((C, m), m, ini, rng(seed))
 
 
 def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
@@ -77,7 +79,7 @@ def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
     from scipy.stats import qmc
 
     if dim > _SOBOL_MAX_DIM:
-        return np.random.default_rng(seed).standard_normal((n, dim))
+        return rng(seed).standard_normal((n, dim))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # balance-property warning when n is not 2^k
         u = qmc.Sobol(d=dim, scramble=True, seed=seed).random(n)

@@ -50,6 +50,7 @@ import numpy as np
 from scipy.special import softmax
 
 from rmthess._checks import largest_fitting, physical_memory
+from rmthess._random import rng as _rng
 from rmthess.inits import resolve_init, sample_weights
 from rmthess.theory.case_theory import theory_for
 
@@ -201,7 +202,7 @@ def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc, init="lecun") -> MCEsti
     from tqdm.auto import tqdm
 
     ini = resolve_init(init)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)  # numpy.random.default_rng(seed)
     out = np.empty((4, n_V))
     B = _batch_size(C, n_g)
     bar = tqdm(total=n_V, desc=desc, unit="V", file=sys.stderr, disable=not progress)
