@@ -45,7 +45,7 @@ import torch
 
 from rmthess._checks import check_int, check_positive_float
 from rmthess._stats import json_safe
-from rmthess.cases import get_case
+from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
@@ -70,8 +70,9 @@ __all__ = [
     "decoupled_vectors",
 ]
 
-LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
-"""Cases with d x d blocks: the layers whose spectrum has a GMP bulk."""
+LAYER_CASES = cases_where(has_gmp_limit=True)
+"""Cases with d x d blocks: the layers whose spectrum has a GMP bulk (a registry query:
+linear-mse, linear-ce, hidden-mse, hidden-ce)."""
 
 
 @dataclass
