@@ -28,7 +28,6 @@ This module imports nothing heavy (no numpy, torch, numba): it is safe everywher
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import asdict, dataclass
 
@@ -138,10 +137,12 @@ class Case:
         one off-diagonal block), output-* need ``m >= 1``; with ``asymptotic=True`` the
         minimum is :attr:`asymptotic_m_min` (the large-C constants K1..K4 diverge below it).
         """
+        from rmthess._checks import check_int  # lazily: _checks imports this module
+
         if not self.needs_m:
             if m is not None:
                 if isinstance(m, bool) or not isinstance(m, numbers.Real):  # a type error first
-                    raise TypeError(f"m must be an integer, got {type(m).__name__} {m!r}")
+                    check_int("m", m)
                 raise ValueError(
                     f"m does not apply to case {self.name!r} (the linear model has no hidden "
                     f"layer); leave it out, got m={m!r}"
@@ -153,13 +154,7 @@ class Case:
             raise ValueError(
                 f"m (hidden width) is required for {what} {self.name!r}: an integer >= {lo}"
             )
-        if isinstance(m, bool) or not isinstance(m, numbers.Real):
-            raise TypeError(f"m must be an integer >= {lo}, got {type(m).__name__} {m!r}")
-        if not isinstance(m, numbers.Integral):
-            fm = float(m)
-            if not math.isfinite(fm) or fm != int(fm):
-                raise ValueError(f"m must be an integer >= {lo}, got {m!r}")
-        m = int(m)
+        m = check_int("m", m)  # TypeError / ValueError for a non-integer
         if m < lo:
             why = ""
             if asymptotic and lo > self.m_min:

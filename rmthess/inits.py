@@ -26,6 +26,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from rmthess._checks import check_float, check_int
+
 __all__ = ["INITS", "Init", "resolve_init", "sample_weights"]
 
 INITS = ("lecun", "torch-default")
@@ -49,8 +51,9 @@ class Init:
         return self.sigma**2
 
     def std(self, fan_in: int) -> float:
-        """Standard deviation of one entry of a weight matrix with this fan-in."""
-        return self.sigma / math.sqrt(fan_in)
+        """Standard deviation of one entry of a weight matrix with this fan-in (an integer
+        >= 1; ``ValueError`` otherwise)."""
+        return self.sigma / math.sqrt(check_int("fan_in", fan_in, 1))
 
     def __str__(self) -> str:
         return self.name
@@ -81,9 +84,7 @@ def resolve_init(init="lecun") -> Init:
             f"init must be one of {', '.join(INITS)} or a float sigma in (0, 1e6], got {init!r}"
         )
     if isinstance(init, numbers.Real) and not isinstance(init, bool):
-        sigma = float(init)
-        if not (math.isfinite(sigma) and 0.0 < sigma <= 1e6):
-            raise ValueError(f"init sigma must be a float in (0, 1e6], got {init!r}")
+        sigma = check_float("init sigma", init, 0.0, 1e6, closed="right")
         if sigma == 1.0:
             return _NAMED["lecun"]
         return Init(f"sigma={sigma:g}", sigma, "normal")
@@ -95,14 +96,38 @@ def resolve_init(init="lecun") -> Init:
 def sample_weights(shape, fan_in: int, init="lecun", rng=None):
     """Numpy weights of ``shape`` with i.i.d. entries of the ``init`` law and fan-in ``fan_in``.
 
-    ``rng``: a ``numpy.random.Generator`` (or a seed). Normal laws draw
+    ``shape``: an integer >= 0 or a tuple of them. ``fan_in``: an integer >= 1 (the
+    entries have variance ``sigma^2 / fan_in``). ``rng``: a ``numpy.random.Generator``, a
+    seed (an integer >= 0: ``numpy.random.default_rng(seed)``, the stream
+    :func:`rmthess._random.rng` gives it) or None (fresh entropy). Normal laws draw
     ``rng.normal(scale=sigma/sqrt(fan_in))``; the uniform law draws
     ``rng.uniform(-b, b)`` with ``b = sigma sqrt(3 / fan_in)`` (variance ``sigma^2/fan_in``).
-    """
-    import numpy as np  # lazily: the ground floor imports nothing heavy
+    Bad arguments raise one ``TypeError``/``ValueError`` naming the parameter, before any
+    draw.
 
+    >>> sample_weights((2, 3), 3, rng=0).shape
+    (2, 3)
+    """
+    from rmthess._random import check_seed
+    from rmthess._random import rng as _rng
+
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"shape must be an integer >= 0 or a tuple of them, got {type(shape).__name__} "
+            f"{shape!r}"
+        ) from None
+    shape = tuple(check_int("shape entry", n, 0) for n in shape)
+    fan_in = check_int("fan_in", fan_in, 1)
     ini = resolve_init(init)
-    rng = np.random.default_rng(rng)
+    if isinstance(rng, (numbers.Number, str, bool)):
+        check_seed(rng, "rng")
+    rng = _rng(rng)
     std = ini.std(fan_in)
     if ini.dist == "uniform":
         b = std * math.sqrt(3.0)

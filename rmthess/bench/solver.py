@@ -116,8 +116,10 @@ def eigvalsh_density(atoms, weights, gamma, d, x, seed=0):
     ``N = round(d/gamma)``, evaluated at ``x``. Returns (density, wall_s, bins)."""
     import numpy as np
 
+    from rmthess._random import rng as _rng
+
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)  # numpy.random.default_rng(seed)
     N = max(1, round(d / gamma))
     a = rng.choice(atoms, size=N, p=weights)
     X = rng.standard_normal((d, N))

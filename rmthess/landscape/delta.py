@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rmthess._checks import check_choice, check_int, physical_memory
-from rmthess._stats import json_safe
+from rmthess._stats import bootstrap_slope, json_safe
 
 __all__ = [
     "PAPER_EMA", "DeltaCurve", "DeltaExpected", "RateFit", "delta_curve", "delta_expected",
@@ -381,13 +381,6 @@ class RateFit:
 FIT_ON = ("mean", "rms", "ema")
 
 
-def _ols_slopes(x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS slope and intercept of each row of ``Y`` against ``x``."""
-    xc = x - x.mean()
-    slope = (Y - Y.mean(axis=-1, keepdims=True)) @ xc / (xc @ xc)
-    return slope, Y.mean(axis=-1) - slope * x.mean()
-
-
 def fit_rate(
     curve: DeltaCurve,
     k_min: int = 10,
@@ -433,28 +426,18 @@ def fit_rate(
             f"the curve is 0 at k = {ks[m <= 0][:5].tolist()} (tied losses): no log-log fit "
             "there; raise k_min or use more orders"
         )
-    x = np.log(ks.astype(float))
-    slope, icpt = _ols_slopes(x, power * np.log(m))
-    rng = np.random.default_rng(seed)
-    R = T.shape[0]
-    boot = np.empty(n_boot)
-    step = max(1, _CHUNK_ELEMENTS // (R + ks.size))
-    for i in range(0, n_boot, step):
-        b = min(step, n_boot - i)
-        W = rng.multinomial(R, np.full(R, 1.0 / R), size=b)  # resampled order counts
-        M = W @ T / R
-        with np.errstate(divide="ignore"):
-            boot[i : i + b] = _ols_slopes(x, power * np.log(M))[0]
-    if not np.all(np.isfinite(boot)):
+    fit = bootstrap_slope(
+        np.log(ks.astype(float)), [T], lambda M: power * np.log(M), n_boot=n_boot,
+        level=level, rng=seed, chunk_elems=_CHUNK_ELEMENTS,
+    )  # fmt: skip
+    if not np.all(np.isfinite(fit.boot)):
         raise ValueError(
             "some bootstrap resamples of the orders give a zero curve (tied losses); raise k_min"
         )
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
     return RateFit(
-        slope=float(slope), slope_se=float(boot.std(ddof=1)), slope_ci=(float(lo), float(hi)),
-        intercept=float(icpt), k_min=int(ks[0]), k_max=int(ks[-1]), on=on, level=level,
-        n_points=int(ks.size), n_boot=n_boot, seed=seed,
+        slope=fit.slope, slope_se=fit.se, slope_ci=fit.ci, intercept=fit.intercept,
+        k_min=int(ks[0]), k_max=int(ks[-1]), on=on, level=level, n_points=int(ks.size),
+        n_boot=n_boot, seed=seed,
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from rmthess._checks import check_choice, check_int, largest_fitting
 from rmthess.cases import Case, get_case
 from rmthess.inits import Init, resolve_init
 from rmthess.simulate import device as _device
-from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.gram import DEFAULT_MAX_BYTES, check_unbiased, choose_method, peak_bytes
 from rmthess.simulate.sampling import trial_seeds
 
@@ -148,8 +148,8 @@ def plan(
     *,
     trials=8,
     seed=0,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     method="auto",
     max_diag=MAX_DIAG,
     max_pairs=MAX_PAIRS,

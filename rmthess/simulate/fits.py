@@ -7,8 +7,9 @@ diagonal (r = 0) and have no slope.
 
 :func:`fit_decay` simulates ``r(C)`` for every C (:func:`block_frobenius`), fits the
 ordinary least-squares line ``log r = alpha + beta log C`` and gives a bootstrap
-confidence interval for ``beta`` with :func:`scipy.stats.bootstrap` (percentile method):
-each replicate resamples the independent trials of every C with replacement, recomputes
+confidence interval for ``beta`` with :func:`rmthess._stats.bootstrap_slope` (percentile
+method; the stream ``(seed, "fit_decay")`` of :func:`rmthess._random.rng`): each replicate
+resamples the independent trials of every C with replacement, recomputes
 ``r(C) = sqrt(mean F_off / mean F_diag)`` and refits the line.
 
 The predicted slope is the LARGE-C rate: at finite C the local slope of the exact
@@ -22,12 +23,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess._checks import check_int
-from rmthess._stats import json_safe, ols_slope
+from rmthess._checks import check_bool, check_float, check_int, check_progress
+from rmthess._random import rng
+from rmthess._stats import bootstrap_slope, json_safe, ols_slope
 from rmthess.cases import cases_where, get_case
+from rmthess.inits import resolve_init
+
+if TYPE_CHECKING:  # torch is imported only when a fit runs
+    from rmthess.simulate.device import Device, DType
 
 __all__ = ["DecayFit", "fit_decay", "ols_slope"]
 
@@ -42,7 +49,14 @@ class DecayFit:
     slope_ci : (lo, hi) bootstrap percentile interval at level ``level``.
     intercept : of the fitted line.
     predicted_slope : large-C exponent (registry). theory_slope : OLS slope of the exact
-        fixed-C theory limits over the same Cs (nan with ``theory=False``).
+        fixed-C theory limits over the same Cs, for the same ``init`` (nan with
+        ``theory=False``).
+    init : name of the weight initialisation of the simulation AND of the theory.
+    theory_method : how the theory limits were computed (registry; "" with ``theory=False``).
+    theory_samples, theory_inner, theory_seed : the Monte-Carlo theory's V draws (None:
+        :func:`rmthess.theory.frobenius_limits`' default per C; the draws used are in
+        :meth:`to_frame`'s ``theory_n_samples``), g draws per V and seed (hidden-ce,
+        output-ce only; None for the exact cases or with ``theory=False``).
     results : the :class:`rmthess.simulate.frobenius.BlockFrobenius` of every C.
     """
 
@@ -62,6 +76,13 @@ class DecayFit:
     theory_slope: float = float("nan")
     theory_ratios: list = field(default_factory=list)
     results: list = field(default_factory=list, repr=False)
+    init: str = "lecun"
+    theory_method: str = ""
+    theory_samples: int | None = None
+    theory_inner: int | None = None
+    theory_seed: int | None = None
+    theory_ratio_ses: list = field(default_factory=list)
+    theory_n_samples: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Scalars of the fit (flat, JSON-safe); the per-C values are in :meth:`to_frame`."""
@@ -69,48 +90,28 @@ class DecayFit:
         rec.update(m=self.m, trials=self.trials, slope=self.slope, slope_se=self.slope_se)
         rec.update(slope_ci_low=self.slope_ci[0], slope_ci_high=self.slope_ci[1])
         rec.update(level=self.level, n_boot=self.n_boot, predicted_slope=self.predicted_slope)
-        rec.update(theory_slope=self.theory_slope, intercept=self.intercept)
+        rec.update(theory_slope=self.theory_slope, intercept=self.intercept, init=self.init)
+        rec.update(theory_method=self.theory_method, theory_samples=self.theory_samples)
+        rec.update(theory_inner=self.theory_inner, theory_seed=self.theory_seed)
         return json_safe(rec)
 
     def to_frame(self):
         """Tidy per-C table: one :meth:`BlockFrobenius.to_dict` row per C (plus
-        ``ratio_theory`` when the theory was fitted)."""
+        ``ratio_theory``, ``ratio_theory_se`` and ``theory_n_samples`` when the theory was
+        fitted)."""
         import pandas as pd
 
         df = pd.DataFrame.from_records([r.to_dict() for r in self.results])
         if self.theory_ratios:
             df["ratio_theory"] = self.theory_ratios
+            df["ratio_theory_se"] = self.theory_ratio_ses
+            df["theory_n_samples"] = self.theory_n_samples
         return df
 
 
-def _bootstrap_slopes(results, logC, n_boot, level, seed):
-    """Percentile bootstrap of the OLS slope over trials resampled within each C."""
-    from scipy.stats import bootstrap
-
-    F_off = [r.F_off_trials for r in results]
-    F_diag = [r.F_diag_trials for r in results]
-
-    def statistic(*idx, axis=-1):
-        logr = []
-        for j, ix in enumerate(idx):
-            ix = np.asarray(ix, dtype=np.intp)
-            fo = F_off[j][ix].mean(axis=axis)
-            fd = F_diag[j][ix].mean(axis=axis)
-            logr.append(0.5 * (np.log(np.maximum(fo, 1e-300)) - np.log(fd)))
-        return ols_slope(logC, np.stack(logr, axis=-1))[0]
-
-    data = tuple(np.arange(r.trials) for r in results)
-    res = bootstrap(
-        data,
-        statistic,
-        n_resamples=n_boot,
-        vectorized=True,
-        confidence_level=level,
-        method="percentile",
-        rng=np.random.default_rng([seed, 0xB007]),
-    )
-    ci = res.confidence_interval
-    return (float(ci.low), float(ci.high)), float(res.standard_error)
+def _log_ratio(M):
+    """``log r = (log F_off - log F_diag) / 2`` from interleaved means ``(F_off, F_diag)``."""
+    return 0.5 * (np.log(np.maximum(M[..., 0::2], 1e-300)) - np.log(M[..., 1::2]))
 
 
 def fit_decay(
@@ -125,9 +126,13 @@ def fit_decay(
     n_boot: int = 1000,
     level: float = 0.95,
     theory: bool = True,
-    progress: bool = False,
-    device="auto",
-    dtype="float64",
+    theory_samples: int | None = None,
+    theory_inner: int | None = None,
+    theory_seed: int = 0,
+    init="lecun",
+    progress: bool | None = False,
+    device: Device = "auto",
+    dtype: DType = "float64",
     **block_kwargs,
 ) -> DecayFit:
     """Simulate r(C) over ``Cs`` and fit its power-law decay.
@@ -143,7 +148,13 @@ def fit_decay(
         ``device``, ``dtype`` and ``block_kwargs``.
     n_boot : bootstrap replicates (>= 10). level : confidence level in (0, 1).
     theory : also fit the exact limits of :func:`rmthess.theory.frobenius_limits`
-        (``theory_slope``; for hidden-ce and output-ce a Monte-Carlo integral per C).
+        (``theory_slope``; for hidden-ce and output-ce a Monte-Carlo integral per C), at
+        the same ``init`` as the simulation.
+    theory_samples, theory_inner, theory_seed : ``samples``, ``inner`` and ``seed`` of
+        :func:`rmthess.theory.frobenius_limits` for the Monte-Carlo cases (hidden-ce,
+        output-ce; refused for the others, whose theory is exact); recorded in the result.
+    init : weight initialisation (:func:`rmthess.inits.resolve_init`) of the simulation
+        and of the theory; recorded in the result.
 
     Returns
     -------
@@ -162,23 +173,40 @@ def fit_decay(
     if len(Cs) < 2:
         raise ValueError(f"Cs must hold at least 2 distinct values >= 2, got {Cs}")
     n_boot = check_int("n_boot", n_boot, 10, 10**6)
-    if not (0 < float(level) < 1):
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    level = check_float("level", level, 0, 1, closed="neither")
     trials = check_int("trials", trials, 2)
+    theory = check_bool("theory", theory)
+    progress = check_progress(progress)
+    ini = resolve_init(init)
+    th_kw = dict(samples=theory_samples, inner=theory_inner)
+    th_kw = {k: check_int(f"theory_{k}", v) for k, v in th_kw.items() if v is not None}
+    theory_seed = check_int("theory_seed", theory_seed, 0)
+    if th_kw and not c.monte_carlo_theory:
+        raise ValueError(
+            f"theory_samples and theory_inner apply only to the Monte-Carlo cases "
+            f"({', '.join(cases_where(monte_carlo_theory=True))}); case {c.name!r} has an "
+            f"exact theory ({c.theory_method}): leave them out"
+        )
+    if c.monte_carlo_theory:
+        th_kw["seed"] = theory_seed
     results = sweep_results(
         c.name, Cs, d, N, m, trials=trials, seed=seed, device=device, dtype=dtype,
-        progress=progress, **block_kwargs,
+        progress=progress, init=ini, **block_kwargs,
     )  # fmt: skip
     logC = np.log(np.asarray(Cs, dtype=float))
     logr = np.array([math.log(r.ratio) for r in results])
     slope, intercept = ols_slope(logC, logr)
-    ci, se = _bootstrap_slopes(results, logC, n_boot, float(level), seed)
-    theory_slope, theory_ratios = float("nan"), []
+    groups = [np.column_stack([r.F_off_trials, r.F_diag_trials]) for r in results]
+    boot = bootstrap_slope(
+        logC, groups, _log_ratio, n_boot=n_boot, level=level, rng=rng(seed, "fit_decay")
+    )
+    theory_slope, lims = float("nan"), []
     if theory:
         from rmthess.theory import frobenius_limits
 
-        theory_ratios = [frobenius_limits(c.name, C, d / N, m).ratio for C in Cs]
-        theory_slope = float(ols_slope(logC, np.log(np.asarray(theory_ratios)))[0])
+        lims = [frobenius_limits(c.name, C, d / N, m, init=ini, **th_kw) for C in Cs]
+        theory_slope = float(ols_slope(logC, np.log([t.ratio for t in lims]))[0])
+    mc = theory and c.monte_carlo_theory
     return DecayFit(
         case=c.name,
         Cs=Cs,
@@ -187,13 +215,20 @@ def fit_decay(
         m=m,
         trials=trials,
         slope=float(slope),
-        slope_se=se,
-        slope_ci=ci,
+        slope_se=boot.se,
+        slope_ci=boot.ci,
         intercept=float(intercept),
-        level=float(level),
+        level=level,
         n_boot=n_boot,
         predicted_slope=c.predicted_slope,
         theory_slope=theory_slope,
-        theory_ratios=theory_ratios,
+        theory_ratios=[t.ratio for t in lims],
         results=results,
+        init=ini.name,
+        theory_method=c.theory_method if theory else "",
+        theory_samples=th_kw.get("samples") if mc else None,
+        theory_inner=lims[0].n_inner if mc else None,
+        theory_seed=theory_seed if mc else None,
+        theory_ratio_ses=[t.ratio_se for t in lims],
+        theory_n_samples=[t.n_samples for t in lims],
     )

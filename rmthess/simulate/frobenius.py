@@ -25,10 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmthess._checks import check_int
+from rmthess._checks import check_int, check_progress
 from rmthess._stats import ratio_stderr
 from rmthess.cases import get_case
 from rmthess.simulate._plan import MAX_DIAG, MAX_PAIRS, MAX_SIZE, MAX_TRIALS, Plan, plan
+from rmthess.simulate.device import Device, DType
 from rmthess.simulate.gram import (  # noqa: F401  (direct_sq_norms etc.: old import paths)
     direct_flops,
     direct_sq_norms,
@@ -60,6 +61,8 @@ def select_blocks(
     K = check_int("K", K, 2)
     max_diag = check_int("max_diag", max_diag, 1)
     max_pairs = check_int("max_pairs", max_pairs, 1)
+    # kept as it is (not rmthess._random.rng(seed, ...)): the sampled blocks, hence every
+    # published number with K > max_diag or K(K-1)/2 > max_pairs, depend on this stream
     rng = np.random.default_rng([seed, 0x5EED])
     if K <= max_diag:
         diag = np.arange(K)
@@ -283,8 +286,8 @@ def block_frobenius(
     *,
     trials: int = 8,
     seed: int = 0,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     method: str = "auto",
     max_diag: int = MAX_DIAG,
     max_pairs: int = MAX_PAIRS,
@@ -357,9 +360,9 @@ def frobenius_sweep(
     *,
     trials: int = 8,
     seed: int = 0,
-    device="auto",
-    dtype="float64",
-    progress: bool = False,
+    device: Device = "auto",
+    dtype: DType = "float64",
+    progress: bool | None = False,
     **kwargs,
 ):
     """:func:`block_frobenius` for every C in ``Cs``; tidy ``pandas.DataFrame``.
@@ -368,7 +371,8 @@ def frobenius_sweep(
     ``block_frobenius(case, C, d, N, m, seed=seed, ...)``: its stream is derived from
     ``(seed, C)`` (module docstring), so the C values are independent and no two
     ``(C, seed)`` pairs share data. Every C is validated (sizes, memory) before any is
-    simulated. ``kwargs``: the keyword arguments of :func:`block_frobenius`.
+    simulated. ``kwargs``: the keyword arguments of :func:`block_frobenius`. ``progress``:
+    a tqdm bar over the Cs on stderr (``None``: a bar when stderr is a terminal).
     """
     import pandas as pd
 
@@ -380,10 +384,11 @@ def frobenius_sweep(
 
 
 def sweep_results(
-    case, Cs, d, N, m=None, *, trials=8, seed=0, device="auto", dtype="float64",
-    progress=False, **kwargs,
+    case, Cs, d, N, m=None, *, trials=8, seed=0, device: Device = "auto",
+    dtype: DType = "float64", progress: bool | None = False, **kwargs,
 ) -> list[BlockFrobenius]:  # fmt: skip
     """:func:`frobenius_sweep` as a list of :class:`BlockFrobenius` (one per C)."""
+    progress = check_progress(progress)
     if isinstance(Cs, (str, bytes)) or not hasattr(Cs, "__iter__"):
         raise TypeError(f"Cs must be a sequence of integers >= 2, got {Cs!r}")
     Cs = list(Cs)
@@ -398,7 +403,8 @@ def sweep_results(
     ]  # fmt: skip
     from tqdm.auto import tqdm
 
-    bar = tqdm(plans, desc=f"simulate {plans[0].case.name}", unit="C", disable=not progress)
+    off = None if progress is None else not progress  # None: a bar on a terminal only
+    bar = tqdm(plans, desc=f"simulate {plans[0].case.name}", unit="C", disable=off)
     return [_run(pl) for pl in bar]
 
 

@@ -12,9 +12,13 @@ boundaries to draw; the paper plots ``|H|`` entry-wise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rmthess._checks import check_choice, check_int
 from rmthess.cases import case_for
+
+if TYPE_CHECKING:  # torch is imported only when a heatmap is computed
+    from rmthess.simulate.device import Device, DType
 
 __all__ = ["Heatmap", "HeatmapLayout", "PARTS", "block_ratio", "heatmap_layout", "hessian_heatmap"]
 
@@ -127,8 +131,8 @@ def hessian_heatmap(
     step: int | None = None,
     *,
     train_kwargs: dict | None = None,
-    device="cpu",
-    dtype="float64",
+    device: Device = "cpu",
+    dtype: DType = "float64",
     init="lecun",
 ) -> Heatmap:
     """``|H|`` entry-wise (small sizes) with its block layout, as a :class:`Heatmap`.

@@ -45,11 +45,11 @@ import torch
 
 from rmthess._checks import check_int, check_positive_float
 from rmthess._stats import json_safe
-from rmthess.cases import get_case
+from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
-from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.hessian import random_labels
 from rmthess.simulate.models import loss_from_logits
 from rmthess.simulate.sampling import (
@@ -70,8 +70,9 @@ __all__ = [
     "decoupled_vectors",
 ]
 
-LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
-"""Cases with d x d blocks: the layers whose spectrum has a GMP bulk."""
+LAYER_CASES = cases_where(has_gmp_limit=True)
+"""Cases with d x d blocks: the layers whose spectrum has a GMP bulk (a registry query:
+linear-mse, linear-ce, hidden-mse, hidden-ce)."""
 
 
 @dataclass
@@ -266,8 +267,8 @@ def layer_instance(
     seed: int = 0,
     steps: int = 0,
     lr: float = 1e-2,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     init="lecun",
 ) -> tuple[Instance, torch.Tensor, float, float]:
     """Trial ``trial`` of :func:`layer_eigenvalues` (same arguments): ``(inst, labels,
@@ -303,8 +304,8 @@ def layer_eigenvalues(
     decoupled: bool = False,
     steps: int = 0,
     lr: float = 1e-2,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     init="lecun",
 ) -> LayerSpectrum:
     """Eigenvalues of the whole-layer Hessian (**) of ``case`` for ``trials`` instances.

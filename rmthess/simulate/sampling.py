@@ -27,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from rmthess._checks import check_int
+from rmthess._random import seed_int
 from rmthess.inits import Init, resolve_init
-from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 
 __all__ = [
     "Instance",
@@ -59,18 +59,11 @@ def trial_seeds(seed: int, trials: int, key: Sequence[int] = (), start: int = 0)
     uint64)[0] >> 1``: a hash of ``(seed, key, t)``, so streams of different trials, keys or
     seeds are independent and a trial's seed does not depend on ``start`` or ``trials``.
     ``key`` entries are non-negative ints (e.g. ``(C,)`` for one configuration of a sweep).
+    These are :func:`rmthess._random.seed_int` ``(seed, *key, t)``.
     """
     seed = check_int("seed", seed, 0)
     key = tuple(check_int("key entry", k, 0) for k in key)
-    return [
-        int(
-            np.random.SeedSequence(entropy=seed, spawn_key=(*key, t)).generate_state(
-                1, dtype=np.uint64
-            )[0]
-            >> np.uint64(1)
-        )
-        for t in range(start, start + trials)
-    ]
+    return [seed_int(seed, *key, t) for t in range(start, start + trials)]
 
 
 def gaussian(shape, gen: torch.Generator, device, dtype, std: float = 1.0) -> torch.Tensor:
@@ -153,8 +146,8 @@ def sample_instance(
     *,
     trials: int = 1,
     seed: int = 0,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     init="lecun",
 ) -> Instance:
     """Sample data and initialized weights for ``trials`` independent trials.

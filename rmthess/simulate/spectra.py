@@ -21,7 +21,7 @@ from rmthess.cases import get_case
 from rmthess.inits import resolve_init
 from rmthess.simulate import device as _device
 from rmthess.simulate._plan import MAX_TRIALS, check_size
-from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.sampling import sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights
 
@@ -43,8 +43,8 @@ def block_eigenvalues(
     m: int | None = None,
     *,
     seed: int = 0,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     trials: int = 1,
     init="lecun",
 ) -> np.ndarray:

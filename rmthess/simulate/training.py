@@ -40,7 +40,7 @@ import torch
 
 from rmthess._checks import check_choice, check_int, check_positive_float
 from rmthess.inits import resolve_init
-from rmthess.simulate.device import resolve_device, resolve_dtype
+from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.hessian import HessianParts, hessian_parts, random_labels
 from rmthess.simulate.models import LOSSES, loss_from_logits
 from rmthess.simulate.sampling import Instance, sample_instance
@@ -122,8 +122,8 @@ def train_states(
     schedule: str = "cosine",
     loss: str = "ce",
     seed: int = 0,
-    device="auto",
-    dtype="float64",
+    device: Device = "auto",
+    dtype: DType = "float64",
     record_every: int = 1,
     init="lecun",
 ) -> Iterator[tuple[int, float, Instance, torch.Tensor]]:
@@ -179,9 +179,9 @@ def train_dynamics(
     schedule: str = "cosine",
     record_every: int = 25,
     seed: int = 0,
-    device="auto",
+    device: Device = "auto",
     loss: str = "ce",
-    dtype="float64",
+    dtype: DType = "float64",
     init="lecun",
 ):
     """Train ``V relu(W x)`` with Adam and record Hessian block norms along training.

@@ -6,6 +6,8 @@
   limiting eigenvalue density.
 - :mod:`rmthess.theory.frobenius`: exact Frobenius limits ``F_diag``, ``F_off`` at fixed C.
 - :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4``, docs/theory.md section 5).
+- :mod:`rmthess.theory.case_theory`: one theory object per case of the registry, behind
+  the public functions above (:func:`~rmthess.theory.case_theory.theory_for`).
 - :mod:`rmthess.theory.matrix_gmp`, :mod:`rmthess.theory.matrix_law`: the matrix-valued GMP
   equation and :class:`MatrixGMPLaw` (whole-layer spectra, docs/theory.md section 9.1).
 - :mod:`rmthess.theory.layer_laws`, :mod:`rmthess.theory.layer_gap`: the whole-layer laws of

@@ -48,6 +48,7 @@ from rmthess._checks import check_positive_float
 from rmthess._stats import json_safe
 from rmthess.cases import get_case
 from rmthess.inits import resolve_init
+from rmthess.theory.case_theory import theory_for
 
 __all__ = [
     "AsymptoticConstants",
@@ -62,11 +63,6 @@ _DPS = 30
 ASYMPTOTIC_M_MAX = 10**30
 """Largest hidden width accepted by the large-C constants (see the module docstring)."""
 
-_DIVERGES = {
-    "hidden-ce": "K1(m) = E[e^(|h|^2/m) ...] diverges for smaller m",
-    "output-ce": "K4(m) = E[e^(2 h.h'/m) (h.h')^2] diverges for smaller m",
-}
-
 
 def _check_asymptotic_m(case: str, m) -> int | None:
     """``get_case(case).check_m(m, asymptotic=True)`` (the one statement of the minimum),
@@ -75,8 +71,9 @@ def _check_asymptotic_m(case: str, m) -> int | None:
     try:
         m = c.check_m(m, asymptotic=True)
     except ValueError as exc:
-        if case in _DIVERGES and "diverge" in str(exc):
-            raise ValueError(f"{exc}: {_DIVERGES[case]}") from None
+        diverges = theory_for(c).diverges
+        if diverges and "diverge" in str(exc):
+            raise ValueError(f"{exc}: {diverges}") from None
         raise
     if m is not None and m > ASYMPTOTIC_M_MAX:
         raise ValueError(
@@ -294,7 +291,8 @@ def asymptotic_constants(case, gamma, m=None, *, init="lecun") -> AsymptoticCons
     gamma = check_positive_float("gamma", gamma)
     ini = resolve_init(init)
     m = _check_asymptotic_m(case, m)
-    if case in _DIVERGES and ini.dist != "normal":
+    theory = theory_for(case)
+    if theory.asymptotic_normal_only and ini.dist != "normal":
         raise ValueError(
             f"init {ini.name!r} ({ini.dist} weight entries) is not supported by the large-C "
             f"constants of {case!r}: they come from exponentially tilting a row of V, and "
@@ -302,27 +300,7 @@ def asymptotic_constants(case, gamma, m=None, *, init="lecun") -> AsymptoticCons
             "than the variance; use a normal init (lecun or a float sigma), or compare with "
             "frobenius_limits(..., init=...) at fixed C"
         )
-    s4 = ini.sigma2**2
-    big = ini.sigma2 > 354  # e^{2 sigma^2} beyond the float64 range: refused below
-    ex = math.inf if big else math.exp(ini.sigma2)  # math.e for LeCun
-    e1, e2 = ex * gamma, ex * ex * gamma
-    if case == "linear-mse":
-        vals = (1.0 + gamma, 0.0, 0.0, math.inf)
-    elif case == "linear-ce":
-        vals = (1.0 + e1, 2.0, 1.0 + e2, 4.0)
-    elif case == "hidden-mse":
-        fm = float(m)
-        vals = (s4 * (gamma / 2 + 0.25) / fm / fm, -2.0, s4 * (gamma / 4 + 1 / 16) / fm / fm, -1.0)
-    elif case == "hidden-ce":
-        K1, K2 = hidden_ce_K(m, ini.sigma)
-        fm = float(m)
-        vals = (s4 * (gamma / 2 + 0.25) / fm / fm, 0.0, gamma * K1 + K2, 1.0)
-    elif case == "output-mse":
-        fm = float(m)
-        vals = (s4 * (fm / 4 + fm * (fm - 1) / (4 * math.pi**2)), 0.0, 0.0, math.inf)
-    else:  # output-ce
-        K3, K4 = output_ce_K(m, ini.sigma)
-        vals = (K3, 2.0, K4, 4.0)
+    vals = theory.asymptotic(gamma, m, ini)
     if not (math.isfinite(vals[0]) and math.isfinite(vals[2])):
         raise ValueError(
             f"gamma (or init sigma) is too large for {case!r}: A_diag or A_off exceeds the "

@@ -38,11 +38,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import softmax
 
 from rmthess._checks import check_choice, check_int, check_positive_float
-from rmthess.cases import get_case
+from rmthess._random import rng
+from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init, sample_weights
+from rmthess.theory.case_theory import theory_for
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
@@ -63,12 +64,13 @@ def sample_V(C: int, m: int, seed: int = 0, *, init="lecun") -> np.ndarray:
     """Initialised output weights ``V`` (``C x m``), seeded: entries of the ``init`` law
     with variance ``sigma^2/m`` (LeCun: ``N(0, 1/m)``, the same numbers as before the
     ``init`` keyword; ``"torch-default"``: ``U(-1/sqrt m, 1/sqrt m)``), drawn by
-    :func:`rmthess.inits.sample_weights` from ``numpy.random.default_rng(seed)``."""
+    :func:`rmthess.inits.sample_weights` from ``numpy.random.default_rng(seed)``
+    (:func:`rmthess._random.rng` ``(seed)``)."""
     C = check_int("C", C, 2)
     m = check_int("m", m, 1)
     seed = check_int("seed", seed, 0)
     ini = resolve_init(init)
-    return sample_weights((C, m), m, ini, np.random.default_rng(seed))
+    return sample_weights((C, m), m, ini, rng(seed))
 
 
 def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
@@ -77,7 +79,7 @@ def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
     from scipy.stats import qmc
 
     if dim > _SOBOL_MAX_DIM:
-        return np.random.default_rng(seed).standard_normal((n, dim))
+        return rng(seed).standard_normal((n, dim))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # balance-property warning when n is not 2^k
         u = qmc.Sobol(d=dim, scramble=True, seed=seed).random(n)
@@ -109,20 +111,15 @@ def _check_V(V, C: int, m: int) -> np.ndarray:
     return V
 
 
-def _qmc_bytes(case: str, C: int, n: int, m: int | None = None) -> float:
-    """Peak bytes of the quasi-Monte-Carlo draws of ``n`` atoms (float64 arrays alive at
-    once: the Sobol points, their normal transform and the softmax temporaries)."""
-    if case == "linear-ce":
-        return 8.0 * (6.0 * n * C + 4.0 * n)
-    return 8.0 * (6.0 * n * m + 3.0 * n * C + 6.0 * n)
-
-
 def _check_qmc_memory(case, C, m, n, name):
-    """Refuse ``n`` draws whose arrays exceed the memory budget (half the physical RAM)."""
+    """Refuse ``n`` quasi-Monte-Carlo draws whose arrays (float64 arrays alive at once: the
+    Sobol points, their normal transform and the softmax temporaries; the case's
+    ``qmc_bytes``) exceed the memory budget (half the physical RAM)."""
     params = {name: n, "C": C} if m is None else {name: n, "C": C, "m": m}
+    theory = theory_for(case)
 
     def need(**kw):
-        return _qmc_bytes(case, kw["C"], kw[name], kw.get("m"))
+        return theory.qmc_bytes(kw["C"], kw[name], kw.get("m"))
 
     check_memory(need, params, {name: 1, "C": 2, "m": 1}, f"the {case!r} weight law")
 
@@ -149,7 +146,7 @@ def _check_common(case, block, C, gamma, m, n_atoms, seed):
         m = check_int("m", m, 2 if block == "off" else 1)
     else:
         m = c.check_m(m)  # refuses an m for the linear model
-    if c.loss == "ce":  # the continuous laws: n_atoms QMC draws
+    if theory_for(c).uses_qmc:  # the continuous laws: n_atoms QMC draws
         _check_qmc_memory(case, C, m, n_atoms, "n_atoms")
     return case, block, C, gamma, m, n_atoms, seed
 
@@ -194,25 +191,7 @@ def block_weight_law(
     """
     case, block, C, gamma, m, n_atoms, seed = _check_common(case, block, C, gamma, m, n_atoms, seed)
     ini = resolve_init(init)
-    if case == "linear-mse":
-        return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
-    if case == "linear-ce":
-        a = _ce_weight(softmax(_scaled(_gaussian_qmc(n_atoms, C, seed), ini), axis=-1), block)
-        return a, np.full(n_atoms, 1.0 / n_atoms)
-    V = sample_V(C, m, seed, init=ini) if V is None else _check_V(V, C, m)
-    l = 0 if block == "diag" else 1
-    if case == "hidden-mse":
-        c = float(V[:, 0] @ V[:, l])
-        q = 0.5 if block == "diag" else 0.25
-        return np.array([0.0, c]), np.array([1.0 - q, q])
-    # hidden-ce
-    g = _scaled(_gaussian_qmc(n_atoms, m, seed), ini)
-    h = np.maximum(g, 0.0)
-    p = softmax(h @ V.T, axis=-1)  # (n, C)
-    v0, vl = V[:, 0], V[:, l]
-    a = p @ (v0 * vl) - (p @ v0) * (p @ vl)
-    a = np.where((g[:, 0] > 0) & (g[:, l] > 0), a, 0.0)
-    return a, np.full(n_atoms, 1.0 / n_atoms)
+    return theory_for(case).weight_law(block, C, m, V, n_atoms, seed, ini)
 
 
 def limiting_law(
@@ -278,21 +257,14 @@ def output_block_limit(
     ``init`` (keyword-only): ``g ~ N(0, sigma^2 I_m)`` and a sampled ``V`` from the init
     law (:mod:`rmthess.inits`); output-mse diag is then ``sigma^2 (I/2 + (1 - I)/(2 pi))``.
     """
-    case = check_choice("case", case, ("output-mse", "output-ce"))
+    case = check_choice("case", case, cases_where(layer="output"))
     block = check_choice("block", block, BLOCKS)
     C = check_int("C", C, 2)
     m = check_int("m", m, 1)
     n_samples = check_int("n_samples", n_samples, 1)
     seed = check_int("seed", seed, 0)
     ini = resolve_init(init)
-    if case == "output-ce":
+    theory = theory_for(case)
+    if theory.uses_qmc:
         _check_qmc_memory(case, C, m, n_samples, "n_samples")
-    if case == "output-mse":
-        if block == "off":
-            return np.zeros((m, m))
-        M = np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
-        return M if ini.sigma == 1.0 else ini.sigma2 * M
-    V = sample_V(C, m, seed, init=ini) if V is None else _check_V(V, C, m)
-    h = np.maximum(_scaled(_gaussian_qmc(n_samples, m, seed), ini), 0.0)
-    a = _ce_weight(softmax(h @ V.T, axis=-1), block)
-    return (h * a[:, None]).T @ h / n_samples
+    return theory.output_block(block, C, m, V, n_samples, seed, ini)

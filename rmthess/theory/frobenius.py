@@ -27,14 +27,13 @@ entry law; ``V`` keeps its entry law, with kurtosis ``kappa = E v^4 / (E v^2)^2`
 
 from __future__ import annotations
 
-import math
-import sys
 from dataclasses import asdict, dataclass
 
-from rmthess._checks import check_int, check_positive_float
+from rmthess._checks import check_int, check_positive_float, check_progress
 from rmthess._stats import json_safe, ratio_stderr
 from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
+from rmthess.theory.case_theory import KURTOSIS, theory_for
 
 __all__ = [
     "FrobeniusLimits",
@@ -46,9 +45,6 @@ __all__ = [
     "PROGRESS_AFTER_S",
     "KURTOSIS",
 ]
-
-KURTOSIS = {"normal": 3.0, "uniform": 9.0 / 5.0}
-"""``E v^4 / (E v^2)^2`` of a weight entry, by entry law (:attr:`rmthess.inits.Init.dist`)."""
 
 DEFAULT_INNER = 64
 """Default number of g draws per V draw for the Monte-Carlo cases (the V noise dominates)."""
@@ -66,7 +62,6 @@ heavy-tailed (the C -> inf limit has infinite variance for m <= 4), and ``ratio`
 stays ~20% optimistic at 30-50 draws; use the default sizes (>= 200 draws) there."""
 PROGRESS_AFTER_S = 5.0
 """``progress=None`` shows a bar when the predicted run time exceeds this (seconds)."""
-_LOG_FLOAT_MAX = math.log(sys.float_info.max)
 
 
 @dataclass(frozen=True)
@@ -121,10 +116,6 @@ class FrobeniusLimits:
         import pandas as pd
 
         return pd.DataFrame([self.to_dict()])
-
-
-def _ratio(F_diag, F_off):
-    return math.sqrt(F_off / F_diag) if F_off > 0 else 0.0
 
 
 def frobenius_limits(
@@ -204,10 +195,8 @@ def frobenius_limits(
     gamma = check_positive_float("gamma", gamma)
     m = c.check_m(m)
     seed = check_int("seed", seed, 0)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    progress = check_progress(progress)
     ini = resolve_init(init)
-    sig2 = ini.sigma2
     mc_cases = ", ".join(cases_where(monte_carlo_theory=True))
     for name, value in (("samples", samples), ("inner", inner)):
         if value is not None and not c.monte_carlo_theory:
@@ -216,98 +205,7 @@ def frobenius_limits(
                 f"{name} applies only to the Monte-Carlo cases ({mc_cases}); case {case!r} "
                 f"is computed exactly ({c.theory_method}): leave {name} out, got {value!r}"
             )
-    exact = dict(init=ini.name)
-    if case == "linear-mse":
-        return FrobeniusLimits(
-            case, C, gamma, m, 1.0 + gamma, 0.0, 0.0, 0.0, "closed-form", **exact
-        )
-    if case == "linear-ce":
-        from rmthess.theory.softmax_moments import SIGMA_MAX, linear_ce_frobenius
-
-        if ini.sigma > SIGMA_MAX:
-            raise ValueError(
-                f"init sigma must be <= {SIGMA_MAX:g} for linear-ce (the quadrature tables "
-                f"grow like sigma^2 and the softmax is one-hot beyond), got {ini.name!r}"
-            )
-        Fd, Fo = (float(x) for x in linear_ce_frobenius(C, gamma, sigma=ini.sigma))
-        return FrobeniusLimits(
-            case, C, gamma, m, Fd, Fo, _ratio(Fd, Fo), 0.0, "quadrature", **exact
-        )
-    if case == "hidden-mse":
-        return _hidden_mse(C, gamma, m, ini, exact)
-    if case == "output-mse":
-        Fd = sig2 * sig2 * (m / 4 + m * (m - 1) / (4 * math.pi**2))
-        if not math.isfinite(Fd):
-            raise ValueError(f"init sigma is too large for output-mse: F_diag overflows, got {ini}")
-        return FrobeniusLimits(case, C, gamma, m, Fd, 0.0, 0.0, 0.0, "closed-form", **exact)
-    # Monte-Carlo cases: every check before any work
-    if C > MC_MAX_C:
-        raise ValueError(
-            f"C must be <= {MC_MAX_C} for the Monte-Carlo case {case!r} (got {C}); "
-            "use rmthess.theory.asymptotic_constants for larger C"
-        )
-    from threadpoolctl import threadpool_limits
-
-    from rmthess.theory import hidden_integrals as hi
-
-    if samples is not None:
-        samples = check_int("samples", samples)
-        if samples < MIN_SAMPLES:
-            raise ValueError(
-                f"samples must be an integer >= {MIN_SAMPLES}, got {samples}: with fewer V "
-                "draws the standard error is too noisy to be trusted (measured: the ratio "
-                f"spreads up to 1.3x its reported SE below {MIN_SAMPLES} draws; MIN_SAMPLES)"
-            )
-    if inner is not None:
-        inner = check_int("inner", inner, 2)
-    n_V, n_g = hi.default_sizes(case, C, m, samples, inner)
-    hi.check_memory(
-        lambda C, m, samples, inner: hi.estimated_cost(case, C, m, samples, inner)[1],
-        {"C": C, "m": m, "samples": n_V, "inner": n_g},
-        {"C": 2, "m": c.m_min, "samples": MIN_SAMPLES, "inner": 2},
-        f"the Monte-Carlo case {case!r}",
+    out = theory_for(c).frobenius(
+        C, gamma, m, ini, samples=samples, inner=inner, seed=seed, progress=progress
     )
-    show = progress
-    if show is None:
-        show = hi.estimated_cost(case, C, m, n_V, n_g)[0] > PROGRESS_AFTER_S
-    fn = hi.hidden_ce_mc if case == "hidden-ce" else hi.output_ce_mc
-    with threadpool_limits(limits=1, user_api="blas"):
-        est = fn(C, m, n_V, n_g, seed, progress=show, init=ini)
-    s, Fd, Fo, sd, so, cov = est.scaled_summary(gamma)
-    ratio = _ratio(Fd, Fo)  # scale-free: computed on F/s, no overflow
-    ratio_se = ratio_stderr(Fd, Fo, sd**2, so**2, cov)
-    Fd, Fo, sd, so = (x * s for x in (Fd, Fo, sd, so))
-    if not (math.isfinite(Fd) and math.isfinite(Fo)):
-        raise ValueError(
-            f"gamma must be smaller for {case} at C={C}, m={m}: the limit exceeds the float64 "
-            f"range, got {gamma!r}"
-        )
-    return FrobeniusLimits(
-        case, C, gamma, m, Fd, Fo, ratio, ratio_se, "monte-carlo", sd, so, n_V, n_g, seed,
-        ini.name,
-    )  # fmt: skip
-
-
-def _hidden_mse(C, gamma, m, ini, exact) -> FrobeniusLimits:
-    """Exact hidden-mse limits for V entries of variance ``s2 = sigma^2/m``, kurtosis kappa.
-
-    ``F(V) = |v_j|^4 (gamma/2 + 1/4)`` (diag), ``(v_j . v_l)^2 (gamma/4 + 1/16)`` (off):
-    the ReLU indicators are Bernoulli(1/2) / (1/4) whatever sigma. ``E|v_j|^4 =
-    C E v^4 + C(C-1) s2^2 = s2^2 C^2 (1 + (kappa - 1)/C)`` and ``E (v_j . v_l)^2 = C s2^2``.
-    ``F_diag`` grows like ``sigma^4 gamma C^2``: it is checked against the float64 range
-    in log space, and the ratio comes from its overflow-free closed form.
-    """
-    k1 = KURTOSIS[ini.dist] - 1.0
-    log_s4 = 4.0 * math.log(ini.sigma)
-    log_unit = log_s4 + 2 * (math.log(C) - math.log(m)) + math.log1p(k1 / C)
-    if log_unit + math.log(gamma / 2 + 0.25) >= _LOG_FLOAT_MAX:
-        g_max = 2 * math.exp(_LOG_FLOAT_MAX - log_unit) - 0.5
-        raise ValueError(
-            f"gamma must be <= {g_max:.3g} for hidden-mse at C={C}, m={m}, init={ini}: "
-            f"F_diag = sigma^4 (C/m)^2 (1 + (kappa-1)/C)(gamma/2 + 1/4) exceeds the float64 "
-            f"range, got {gamma!r}"
-        )
-    Fd = math.exp(log_unit) * (gamma / 2 + 0.25)
-    Fo = math.exp(log_s4 + math.log(C) - 2 * math.log(m)) * (gamma / 4 + 1 / 16)
-    r = math.sqrt((gamma / 4 + 1 / 16) / (gamma / 2 + 0.25) / (C + k1))
-    return FrobeniusLimits("hidden-mse", C, gamma, m, Fd, Fo, r, 0.0, "closed-form", **exact)
+    return FrobeniusLimits(case, C, gamma, m, method=c.theory_method, init=ini.name, **out)

@@ -50,7 +50,9 @@ import numpy as np
 from scipy.special import softmax
 
 from rmthess._checks import largest_fitting, physical_memory
+from rmthess._random import rng as _rng
 from rmthess.inits import resolve_init, sample_weights
+from rmthess.theory.case_theory import theory_for
 
 __all__ = [
     "MCEstimate",
@@ -200,7 +202,7 @@ def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc, init="lecun") -> MCEsti
     from tqdm.auto import tqdm
 
     ini = resolve_init(init)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)  # numpy.random.default_rng(seed)
     out = np.empty((4, n_V))
     B = _batch_size(C, n_g)
     bar = tqdm(total=n_V, desc=desc, unit="V", file=sys.stderr, disable=not progress)
@@ -253,14 +255,7 @@ def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float
     """
     C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))
     B = float(min(_batch_size(int(C), int(n_g)), n_V))
-    if case == "hidden-ce":
-        sec = n_V * n_g * (4.5e-8 * m * m + 1e-9 * C * m * m * C / (C + 2000) + 1e-9 * C)
-        chunk = min(n_g, max(1.0, _CHUNK_ELEMS // max(1.0, B * max(C, m * m))))
-        elems = B * (C * m * m + (C + 2 * n_g) * m + 2 * m * m)
-        elems += B * chunk * (6 * m * m + 4 * C + 4 * m)
-    else:
-        sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-9 * n_g * C * m)
-        elems = B * (C * m + 2 * n_g * m + 6 * n_g * C + 6 * n_g * n_g)
+    sec, elems = theory_for(case).mc_cost(C, m, n_V, n_g, B)
     return sec, 8.0 * (elems + 12.0 * n_V)
 
 
@@ -315,8 +310,5 @@ def default_sizes(case: str, C: int, m: int, samples=None, inner=None) -> tuple[
     n_g = 64 if inner is None else inner
     if samples is not None:
         return samples, n_g
-    if case == "hidden-ce":
-        per_V = 2.0 * n_g * C * m * m + 10.0 * n_g * C
-    else:
-        per_V = 6.0 * n_g * n_g * C + 10.0 * n_g * C
+    per_V = theory_for(case).mc_flops_per_V(C, m, n_g)
     return int(min(10000, max(200, 1.5e10 // per_V))), n_g

@@ -42,7 +42,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
-from rmthess._checks import check_int
+from rmthess._checks import check_float, check_int
 
 __all__ = ["SoftmaxMoments", "softmax_moments", "linear_ce_frobenius", "SIGMA_MAX"]
 
@@ -94,14 +94,7 @@ class SoftmaxMoments:
 
 
 def _check_sigma(sigma) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)):
-        raise TypeError(f"sigma must be a float in (0, {SIGMA_MAX:g}], got {sigma!r}")
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and 0.0 < sigma <= SIGMA_MAX):
-        raise ValueError(
-            f"sigma (logit scale) must be a float in (0, {SIGMA_MAX:g}], got {sigma!r}"
-        )
-    return sigma
+    return check_float("sigma (logit scale)", sigma, 0.0, SIGMA_MAX, closed="right")
 
 
 def _check_C(C):
