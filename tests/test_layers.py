@@ -36,6 +36,7 @@ GROUND = {
     "rmthess._checks",
     "rmthess._stats",
     "rmthess._random",
+    "rmthess._cli",
     "rmthess._lazy",
     "rmthess.inits",
 }
