@@ -342,7 +342,9 @@ def run_layer_spectrum(args) -> int:
     for sp in spectra:
         sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in sp.support)
         print(f"support C={sp.gap.C}: {sup}")
-    if linear:
+    if linear and args.case == "linear-mse":
+        print("(M2 = F_diag + (C-1) F_off exactly: A = I is one exact atom)")
+    elif linear:
         print(
             "(M2 = F_diag + (C-1) F_off holds exactly for the limit law; M2 here comes from "
             "n_atoms QMC draws of A, so M2_rel_diff = M2/M2_frobenius - 1 is their QMC error "

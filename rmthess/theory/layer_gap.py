@@ -18,7 +18,13 @@ block-diagonal law ``mu_bd`` (:func:`block_diagonal_law`), both from the same we
 
 :func:`gap_vs_C` tabulates these over ``C`` and fits the power law ``metric ~ c C^slope``
 (least squares in log-log over the given ``C``; the fit's standard error from the residuals).
-The derivation of the linear-ce rates is in docs/theory.md 9.1.4.
+The derivation of the linear-ce rates is in docs/theory.md 9.1.4. Duplicate ``C`` are
+refused (a log-log slope needs distinct ``C``), and ``laws=`` given to
+:func:`block_diagonal_gap` must have been built for the same arguments (their ``spec``).
+
+:func:`layer_spectrum` gathers everything ``rmthess theory --layer-spectrum`` prints at one
+``C`` in a :class:`LayerSpectrum` (``to_dict``: the record; ``to_frame``: both densities;
+``plot``: one figure panel).
 """
 
 from __future__ import annotations

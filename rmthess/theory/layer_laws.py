@@ -65,10 +65,12 @@ MAX_SECONDS = 1800.0
 def matrix_law_seconds(n_atoms: int, K: int) -> float:
     """Predicted seconds to build one :class:`MatrixGMPLaw` (support, quadrature) from
     ``n_atoms`` atoms of size ``K x K``: about 3000 Newton steps (scan, edge ladders,
-    quadrature), each ``~1 ms`` of overhead plus ``n_atoms K^4 + K^6`` multiply-adds
-    (the Jacobian ``E[T (x) T]`` and its solve) at ~``2e-8`` s each (1 core; measured
-    m = 4..12, docs/theory.md 9.1.1 gives the per-step cost)."""
-    return 3000.0 * (1e-3 + 2e-8 * (float(n_atoms) * K**4 + float(K) ** 6))
+    quadrature), each ``1e-3`` s of overhead plus ``4e-9 n_atoms K^4`` (the Jacobian
+    ``E[T (x) T]``) plus ``1.2e-7 K^6`` s (its solve and the eigenvalues of the
+    ``K^2 x K^2`` branch test). Fitted on the shared 2-core machine (m = 4, 256 atoms:
+    ~15 s; m = 8, 64 atoms: ~290 s per scan round, under a load of ~5) and divided by 3
+    for an unloaded core; a refinement round of the support check doubles it."""
+    return 3000.0 * (1e-3 + 4e-9 * float(n_atoms) * K**4 + 1.2e-7 * float(K) ** 6)
 
 
 @dataclass(frozen=True)
