@@ -263,5 +263,9 @@ def test_layer_spectrum_m2_difference_is_shown_with_its_se(capsys):
 
 # ------------------------------------------------------------- issue 16
 def test_layer_cases_is_a_registry_query():
+    from rmthess.theory import cli
+
     assert LAYER_CASES == cases_where(has_gmp_limit=True)
     assert LAYER_CASES == ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
+    assert not hasattr(cli, "LAYER_CASES")  # one declaration, not three
+    assert cli._layer_cases() == LAYER_CASES
