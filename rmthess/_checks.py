@@ -106,6 +106,22 @@ def check_progress(progress, name: str = "progress") -> bool | None:
     return progress
 
 
+def want_progress(progress, predicted_s: float, after_s: float = 5.0) -> bool:
+    """Whether to show a progress bar: ``progress`` if it is a bool, else (``None``) when
+    stderr is a terminal and the whole run is predicted to take over ``after_s`` seconds.
+
+    >>> want_progress(False, 1e9), want_progress(True, 0.0)
+    (False, True)
+    """
+    import sys
+
+    progress = check_progress(progress)
+    if progress is not None:
+        return progress
+    tty = getattr(sys.stderr, "isatty", None)
+    return bool(tty and tty()) and predicted_s > after_s
+
+
 def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float = 0.5) -> None:
     """Refuse, before any work, a computation that needs more than ``fraction`` of the
     machine's RAM: one ``ValueError`` saying ``what`` needs how many GiB, and ``hint``

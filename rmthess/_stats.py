@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["SlopeBootstrap", "bootstrap_slope", "json_safe", "ols_slope", "ratio_stderr"]
+__all__ = [
+    "SlopeBootstrap",
+    "bootstrap_slope",
+    "format_estimate",
+    "json_safe",
+    "ols_slope",
+    "ratio_stderr",
+]
 
 
 def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, cov: float) -> float:
@@ -143,3 +150,39 @@ def bootstrap_slope(
     else:
         lo = hi = se = math.nan
     return SlopeBootstrap(float(slope), float(icpt), se, (float(lo), float(hi)), boot)
+
+
+def format_estimate(x, se=None, digits: int = 10) -> str:
+    """``x`` to the precision its standard error ``se`` supports: ``x`` rounded at the
+    second significant digit of ``se``, followed by ``+- se`` (2 digits; scientific form
+    ``(m +- s)e<exp>`` outside ``1e-3 .. 1e6``). ``se`` None, 0 or
+    non-finite (an exact value): ``x`` to ``digits`` significant digits. Non-finite ``x`` as
+    ``nan``/``inf``; None as ``-``.
+
+    >>> format_estimate(0.123456789, 0.0012)
+    '0.1235 +- 0.0012'
+    >>> format_estimate(1234.5678, 23.0)
+    '1235 +- 23'
+    >>> format_estimate(2.3e-7, 1.1e-9)
+    '(2.300 +- 0.011)e-07'
+    >>> format_estimate(1.5, 0.0)
+    '1.5'
+    """
+    if x is None:
+        return "-"
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if se is None or not math.isfinite(float(se)) or float(se) <= 0.0:
+        return f"{x:.{digits}g}"
+    se = float(se)
+    e = int(math.floor(math.log10(max(abs(x), se))))
+    if not -3 <= e < 6:  # scientific: (mantissa +- se)e<exponent>
+        xs, ss = x / 10.0**e, se / 10.0**e
+        dec = max(0, 1 - int(math.floor(math.log10(ss))))
+        return f"({xs:.{dec}f} +- {ss:.{dec}f})e{e:+03d}"
+    dec = 1 - int(math.floor(math.log10(se)))  # decimals that keep 2 digits of se
+    if dec > 0:
+        return f"{x:.{dec}f} +- {se:.{dec}f}"
+    q = 10.0 ** (-dec)
+    return f"{round(x / q) * q:.0f} +- {round(se / q) * q:.0f}"

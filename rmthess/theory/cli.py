@@ -8,10 +8,16 @@ the case (``--m`` for linear-*, ``--samples``/``--inner`` for the exact cases) a
 
 With ``--layer-spectrum`` (cases linear-mse, linear-ce, hidden-mse, hidden-ce) it prints
 instead, per C, the limiting spectral law of the whole first-layer Hessian
-(:func:`rmthess.theory.layer_law`): zero mass, support intervals, top edge, moments M1, M2
-(for linear-* also ``F_diag + (C-1) F_off``, equal to M2 exactly) and the distances to the
-law of its block-diagonal part (:func:`rmthess.theory.block_diagonal_gap`: W1, W1_rel, KS,
-edge gap). ``--out FILE.png`` draws both densities, one panel per C.
+(:func:`rmthess.theory.layer_gap.layer_spectrum`): zero mass, total mass found, support
+intervals, top edge, moments M1, M2 (for linear-* also ``F_diag + (C-1) F_off``, which M2
+equals in the limit; the printed difference is the QMC error of the weight draws, shown
+with its standard error) and the distances to the law of its block-diagonal part
+(:func:`rmthess.theory.block_diagonal_gap`: W1, W1_rel, KS, edge gap). ``--out FILE.png``
+draws both densities, one panel per C.
+
+Numbers with a standard error (Monte-Carlo cases) are printed to the precision it supports
+(``x +- se``, :func:`rmthess._stats.format_estimate`); progress bars (``--no-progress``
+turns them off) are decided for the whole run, not per C.
 
 examples:
   rmthess theory --case linear-ce --C 10,100,1000 --gamma 0.5
@@ -48,8 +54,11 @@ INIT_HELP = (
 )
 
 
-LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
-"""Cases with a whole-layer law (``--layer-spectrum``; rmthess.theory.layer_laws)."""
+def _layer_cases() -> tuple[str, ...]:
+    """Cases with a whole-layer law (``--layer-spectrum``): a registry query."""
+    from rmthess.cases import cases_where
+
+    return cases_where(has_gmp_limit=True)
 
 
 def add_arguments(parser) -> None:
@@ -103,8 +112,8 @@ def add_arguments(parser) -> None:
         dest="progress",
         action="store_false",
         default=None,
-        help="no progress bar (default: one on stderr when a Monte-Carlo run is predicted "
-        "to take over 5 s)",
+        help="no progress bar (default: one on stderr when it is a terminal and the whole "
+        "run is predicted to take over 5 s)",
     )
     parser.add_argument("--init", default="lecun", type=init_arg, help=INIT_HELP)
     parser.add_argument(
@@ -116,7 +125,7 @@ def add_arguments(parser) -> None:
         "--layer-spectrum",
         action="store_true",
         help="print the whole-layer spectral law and its distance to the block-diagonal "
-        "part instead (cases with d x d blocks: " + ", ".join(LAYER_CASES) + ")",
+        "part instead (cases with d x d blocks: " + ", ".join(_layer_cases()) + ")",
     )
     parser.add_argument(
         "--n-atoms",
@@ -158,6 +167,7 @@ def format_power_law(name: str, A: float, p: float) -> str:
 def run(args) -> int:
     import json
 
+    from rmthess._stats import format_estimate
     from rmthess.cases import get_case
     from rmthess.theory.asymptotics import asymptotic_constants
     from rmthess.theory.frobenius import frobenius_limits
@@ -176,7 +186,7 @@ def run(args) -> int:
         case.check_m(args.m, asymptotic=True)
     mc_kw = {"samples": args.samples, "inner": args.inner}
     if case.monte_carlo_theory:
-        mc_kw.update(seed=args.seed, progress=args.progress)
+        mc_kw.update(seed=args.seed, progress=_mc_progress(case.name, args, m))
     init = args.init
     asym = None
     if args.asymptotic:  # refuse an init without large-C constants before any work
@@ -196,20 +206,24 @@ def run(args) -> int:
         + ("" if m is None else f" m={m}")
         + f" init={init}"
     )
-    cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
     mc = case.monte_carlo_theory
-    if mc:
-        cols[4:4] = ["F_diag_se", "F_off_se"]
-        cols[-1:-1] = ["n_samples"]
-    table = [cols] + [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
+    if mc:  # each estimate to the precision of its standard error
+        cols = ["C", "F_diag", "F_off", "ratio", "n_samples", "method"]
+        cells = [
+            [str(r.C)]
+            + [format_estimate(getattr(r, k), getattr(r, k + "_se")) for k in cols[1:4]]
+            + [str(r.n_samples), r.method]
+            for r in rows
+        ]
+    else:
+        cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
+        cells = [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
+    _print_table(cols, cells)
     if mc:
         r0 = rows[0]
         print(
             f"(Monte Carlo: n_samples V draws x {r0.n_inner} g draws each, seed {r0.seed}; "
-            "*_se = standard errors)"
+            "x +- se: estimate and standard error)"
         )
     if asym is not None:
         print(
@@ -221,23 +235,43 @@ def run(args) -> int:
     return 0
 
 
-def _fmt(v) -> str:
+def _mc_progress(case: str, args, m) -> bool:
+    """One bar decision for the whole run: the predicted time summed over every C."""
+    from rmthess._checks import want_progress
+    from rmthess.theory import hidden_integrals as hi
+
+    secs = 0.0
+    for C in args.C:
+        n_V, n_g = hi.default_sizes(case, C, m, args.samples, args.inner)
+        secs += hi.estimated_cost(case, C, m, n_V, n_g)[0]
+    return want_progress(args.progress, secs)
+
+
+def _print_table(cols, cells) -> None:
+    table = [cols] + cells
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
+
+
+def _fmt(v, digits: int = 10) -> str:
     if v is None:
         return "-"
     if isinstance(v, str):
         return v
     if isinstance(v, int):
         return str(v)
-    return f"{v:.10g}" if math.isfinite(v) else str(v)
+    return f"{v:.{digits}g}" if math.isfinite(v) else str(v)
 
 
 def _check_layer_args(args):
     """Everything ``--layer-spectrum`` refuses, before any work: flags that do not apply,
     cases without a whole-layer law, ``--out`` not a PNG in an existing directory, and the
-    arguments :func:`rmthess.theory.layer_law` refuses (every C)."""
+    arguments :func:`rmthess.theory.layer_law` refuses (every C, cost bounds included).
+    Returns the validated specs, one per C."""
     from pathlib import Path
 
-    from rmthess.theory.layer_laws import _check
+    from rmthess.theory.layer_laws import _spec
 
     for flag, val in (
         ("--asymptotic", args.asymptotic or None),
@@ -246,10 +280,10 @@ def _check_layer_args(args):
     ):
         if val is not None:
             raise ValueError(f"{flag} does not apply with --layer-spectrum")
-    if args.case not in LAYER_CASES:
+    if args.case not in _layer_cases():
         raise ValueError(
             f"--layer-spectrum: case {args.case!r} has no whole-layer law (its blocks are "
-            f"m x m); allowed: {', '.join(LAYER_CASES)}"
+            f"m x m); allowed: {', '.join(_layer_cases())}"
         )
     if args.out is not None:
         out = Path(args.out)
@@ -257,121 +291,86 @@ def _check_layer_args(args):
             raise ValueError(f"--out must name a .png file, got {args.out!r}")
         if not out.parent.is_dir():
             raise ValueError(f"--out: directory {str(out.parent)!r} does not exist")
-    for C in args.C:
-        _check(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
-
-
-def layer_spectrum_records(args) -> list[tuple]:
-    """Per C: ``(record, law, block-diagonal law, gap)``; the record is flat (module
-    docstring): law facts, moments, the Frobenius identity (linear-*), the block-diagonal
-    gap; ``support`` is a list of ``[lo, hi]`` intervals."""
-    from rmthess._stats import json_safe
-    from rmthess.cases import get_case
-    from rmthess.theory.frobenius import frobenius_limits
-    from rmthess.theory.layer_gap import block_diagonal_gap
-    from rmthess.theory.layer_laws import block_diagonal_law, layer_law
-
-    case = get_case(args.case)
-    kw = dict(init=args.init, n_atoms=args.n_atoms, seed=args.seed)
-    recs = []
-    for C in args.C:
-        law = layer_law(case.name, C, args.gamma, args.m, **kw)
-        V = getattr(law, "V", None)  # the block-diagonal law conditional on the same V
-        bd = block_diagonal_law(case.name, C, args.gamma, args.m, V=V, **kw)
-        gap = block_diagonal_gap(case.name, C, args.gamma, args.m, V=V, laws=(law, bd), **kw)
-        rec = dict(
-            case=case.name,
-            C=C,
-            gamma=args.gamma,
-            m=args.m,
-            init=str(args.init),
-            n_atoms=gap.n_atoms,
-            zero_mass=float(law.zero_mass),
-            top_edge=float(law.edges()[1]),
-            M1=float(law.moment(1)),
-            M2=float(law.moment(2)),
-        )
-        if case.model == "linear":  # the hidden laws are conditional on V: no identity
-            fro = frobenius_limits(case.name, C, args.gamma, init=args.init)
-            ref = fro.F_diag + (C - 1) * fro.F_off
-            rec.update(F_diag=fro.F_diag, F_off=fro.F_off, M2_frobenius=ref)
-            rec.update(M2_rel_diff=rec["M2"] / ref - 1.0 if ref else float("nan"))
-        g = gap.to_dict()
-        for k in ("W1", "W1_rel", "KS", "top_edge_bd", "edge_gap_rel", "zero_mass_bd"):
-            rec[k] = g[k]
-        rec = json_safe(rec)
-        rec["support"] = [[float(a), float(b)] for a, b in law.support()]
-        recs.append((rec, law, bd, gap))
-    return recs
+    return [
+        _spec(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
+        for C in args.C
+    ]
 
 
 def run_layer_spectrum(args) -> int:
-    """``rmthess theory --layer-spectrum``: print (or ``--json``) the records of
-    :func:`layer_spectrum_records`; draw ``--out``."""
+    """``rmthess theory --layer-spectrum``: one :class:`~rmthess.theory.layer_gap.
+    LayerSpectrum` per C, printed (or ``--json``); ``--out`` draws them."""
     import json
+    import sys
 
-    _check_layer_args(args)
-    rows = layer_spectrum_records(args)
+    from tqdm.auto import tqdm
+
+    from rmthess._checks import want_progress
+    from rmthess._stats import format_estimate
+    from rmthess.theory.layer_gap import layer_spectrum, predicted_seconds
+
+    specs = _check_layer_args(args)
+    show = want_progress(args.progress, sum(predicted_seconds(s) for s in specs))
+    kw = dict(init=args.init, n_atoms=args.n_atoms, seed=args.seed)
+    spectra = []
+    for s in tqdm(specs, desc="layer spectrum", unit="C", file=sys.stderr, disable=not show):
+        spectra.append(layer_spectrum(args.case, s.C, args.gamma, args.m, **kw))
     if args.out is not None:
-        _layer_figure(args, rows)
+        _layer_figure(args.out, spectra)
     if args.json:
-        print(json.dumps([r for r, *_ in rows], indent=2))
+        print(json.dumps([{**sp.to_dict(), "support": sp.support} for sp in spectra], indent=2))
         return 0
+    recs = [sp.to_dict() for sp in spectra]
     print(
         f"rmthess theory --layer-spectrum: case={args.case} gamma={args.gamma:g}"
         + ("" if args.m is None else f" m={args.m}")
-        + f" init={args.init} n_atoms={rows[0][0]['n_atoms']}"
+        + f" init={args.init} n_atoms={recs[0]['n_atoms']}"
     )
-    cols = ["C", "zero_mass", "top_edge", "M1", "M2"]
-    if "M2_frobenius" in rows[0][0]:
+    cols = ["C", "zero_mass", "mass", "top_edge", "M1", "M2"]
+    linear = "M2_frobenius" in recs[0]
+    if linear:
         cols += ["M2_frobenius", "M2_rel_diff"]
     cols += ["W1", "W1_rel", "KS", "top_edge_bd", "edge_gap_rel"]
-    table = [cols] + [[_fmt(r[c]) for c in cols] for r, *_ in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
-    for r, *_ in rows:
-        sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in r["support"])
-        print(f"support C={r['C']}: {sup}")
+    cells = [
+        [
+            format_estimate(r[c], r["M2_rel_se"]) if c == "M2_rel_diff" else _fmt(r[c], 6)
+            for c in cols
+        ]
+        for r in recs
+    ]
+    _print_table(cols, cells)
+    for sp in spectra:
+        sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in sp.support)
+        print(f"support C={sp.gap.C}: {sup}")
+    if linear and args.case == "linear-mse":
+        print("(M2 = F_diag + (C-1) F_off exactly: A = I is one exact atom)")
+    elif linear:
+        print(
+            "(M2 = F_diag + (C-1) F_off holds exactly for the limit law; M2 here comes from "
+            "n_atoms QMC draws of A, so M2_rel_diff = M2/M2_frobenius - 1 is their QMC error "
+            "+- its SE over 8 independent scrambles)"
+        )
     print(
-        "(M2 = F_diag + (C-1) F_off exactly for linear-*; *_bd, W1, KS, edge_gap_rel: vs the "
-        "block-diagonal part; zero_mass = atom at 0)"
+        "(*_bd, W1, KS, edge_gap_rel: vs the block-diagonal part; zero_mass = atom at 0; "
+        "mass = atom + continuous part found, checked against 1 and M1, M2 to 1e-4 for the "
+        "hidden layers; 6 significant digits)"
     )
     if args.out is not None:
         print(f"figure: {args.out}")
     return 0
 
 
-def _layer_figure(args, rows) -> None:
+def _layer_figure(path, spectra) -> None:
+    """One panel per C (:meth:`~rmthess.theory.layer_gap.LayerSpectrum.plot`), to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    n = len(rows)
+    n = len(spectra)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False)
-    for ax, (rec, law, bd, gap) in zip(axes[0], rows, strict=True):
-        x = np.linspace(0.0, 1.05 * max(gap.top_edge, gap.top_edge_bd), 1000)[1:]
-        y, y_bd = np.asarray(law.pdf(x)), np.asarray(bd.pdf(x))
-        ax.plot(x, y, "-", lw=1.6, label="whole layer")
-        ax.plot(x, y_bd, "--", lw=1.4, label="block-diagonal part")
-        top = 1.1 * max(y.max(), y_bd.max())
-        if law.zero_mass > 0:
-            ax.vlines(0.0, 0.0, 0.9 * top, lw=2.2, color="tab:blue")
-            ax.annotate(
-                f"atom {law.zero_mass:.4g} at 0",
-                (0.0, 0.9 * top),
-                xytext=(6, -4),
-                textcoords="offset points",
-                fontsize=8,
-                va="top",
-            )
-        ax.set_ylim(0.0, top)
-        ax.set_title(f"{args.case}, C={rec['C']}, gamma={args.gamma:g}", fontsize=10)
-        ax.set_xlabel("eigenvalue")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8)
+    for ax, sp in zip(axes[0], spectra, strict=True):
+        sp.plot(ax)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -22,16 +22,17 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
 
-from rmthess._checks import check_int
+from rmthess._checks import check_float, check_int
 from rmthess.theory.law import _theta_of_x, _x_of_theta
 from rmthess.theory.matrix_gmp import (
     _Factored,
     _solve,
+    _solve_real_each,
     check_matrix_law,
     matrix_gmp_zero_mass,
 )
 
-__all__ = ["MatrixGMPLaw", "MixtureLaw", "matrix_gmp_moments"]
+__all__ = ["MASS_TOL", "MatrixGMPLaw", "MixtureLaw", "matrix_gmp_moments"]
 
 
 def matrix_gmp_moments(atoms, weights, gamma, kmax: int) -> np.ndarray:
@@ -140,17 +141,43 @@ class MixtureLaw:
         return (sup[0][0], sup[-1][1]) if sup else (0.0, 0.0)
 
 
+MASS_TOL = 1e-4
+"""Tolerance of the support check of :class:`MatrixGMPLaw`: the found law must carry mass
+``1`` (atom at 0 + continuous part) and the exact moments ``M1``, ``M2``
+(:func:`matrix_gmp_moments`) to ``MASS_TOL`` (mass absolute; ``M1`` relative to
+``sqrt(M2)``; ``M2`` relative). The Chebyshev quadrature alone is ~1e-5 at 96 nodes for
+the hidden layer laws (kinks of the density inside the support)."""
+
+_MAX_REFINE = 3  # refinement rounds of the support scan before refusing
+_LOG_PER_DECADE = 8  # log-spaced scan points per decade near 0 (first round)
+_LOG_FLOOR = 1e-8  # lowest log-spaced scan point, relative to the atom scale
+
+
 class MatrixGMPLaw:
     """Limiting spectral law of ``(1/N) sum_i A_i (x) x_i x_i^T``, ``A ~ nu`` (K x K).
 
-    ``atoms`` (n, K, K) symmetric, ``weights`` (n,), ``gamma = d/N``. Numerical support
-    (``n_grid`` scan points over a proven bound, each edge refined by bisection to
-    ``edge_rtol``) and cdf (``n_quad`` Chebyshev nodes per support interval in ``theta``);
-    ``moment`` exact (:func:`matrix_gmp_moments`); ``zero_mass`` from the rank formula
+    ``atoms`` (n, K, K) symmetric, ``weights`` (n,), ``gamma = d/N``. Numerical support and
+    cdf; ``moment`` exact (:func:`matrix_gmp_moments`); ``zero_mass`` from the rank formula
     (:func:`rmthess.theory.matrix_gmp.matrix_gmp_zero_mass`).
+
+    **Support.** Pieces of the support can be far narrower than a uniform scan (at small
+    ``gamma`` the law concentrates at the eigenvalues of ``E A``, pieces of relative width
+    ``~ sqrt(gamma)``; at large ``gamma`` near ``gamma`` times the atoms' small
+    eigenvalues). The scan therefore takes ``n_grid`` uniform points over a proven bound,
+    log-spaced points from ``1e-8`` of the atom scale up to the grid step on each side of
+    0, the eigenvalues of ``E A`` and ``gamma`` times (quantiles of) the atoms' nonzero
+    eigenvalues; each edge is refined by bisection to ``edge_rtol``. The result is then
+    **checked**: mass ``zero_mass + ac_mass`` against 1 and the quadrature moments against
+    the exact ``M1``, ``M2``, to ``tol`` (default :data:`MASS_TOL`). On a shortfall every
+    gap of the scan is halved and the quadrature doubled (up to 3 rounds); if the check
+    still fails, :meth:`support` (and everything built on it: ``cdf``, ``ac_mass``,
+    ``edges``) raises ``ValueError`` instead of returning a law that has lost mass.
+    ``check`` holds the final errors.
     """
 
-    def __init__(self, atoms, weights, gamma, *, n_grid: int = 256, n_quad: int = 96):
+    def __init__(
+        self, atoms, weights, gamma, *, n_grid: int = 256, n_quad: int = 96, tol: float = MASS_TOL
+    ):
         a, w, g = check_matrix_law(atoms, weights, gamma)
         self.atoms, self.weights, self.gamma = a, w, g
         self.K = a.shape[1]
@@ -158,8 +185,11 @@ class MatrixGMPLaw:
         self.zero_mass = matrix_gmp_zero_mass(a, w, g)
         self.n_grid = check_int("n_grid", n_grid, 16)
         self.n_quad = check_int("n_quad", n_quad, 8)
+        self.tol = check_float("tol", tol, 0.0, 1.0, closed="neither")
+        self.check: dict | None = None
         self._sup = None
         self._quad = None
+        self._nq = self.n_quad
 
     def __repr__(self) -> str:
         return f"MatrixGMPLaw(<{self.atoms.shape[0]} atoms, K={self.K}>, gamma={self.gamma:g})"
@@ -176,46 +206,135 @@ class MatrixGMPLaw:
         G, _ = _solve(self._fac, z.ravel())
         return (np.trace(G, axis1=1, axis2=2) / self.K).reshape(z.shape)
 
-    def pdf(self, x):
-        x = np.asarray(x, float)
-        return np.maximum(self.stieltjes(x.astype(complex)).imag, 0.0) / math.pi
+    def _density(self, x):
+        """``(density, flags)`` at real ``x`` (1-D); flags as in ``matrix_gmp_stieltjes``."""
+        if self._fac.lam.shape[0] == 0:  # all atoms zero: the law is delta_0
+            return np.zeros(x.shape), np.zeros(x.shape, np.int64)
+        G, flags = _solve(self._fac, x.astype(complex))
+        s = np.trace(G, axis1=1, axis2=2) / self.K
+        return np.maximum(s.imag, 0.0) / math.pi, flags
 
-    def _inside(self, x: float) -> bool:
-        return bool(self.pdf(np.array([x]))[0] > 1e-9 / max(self._fac.scale, 1e-300))
+    def pdf(self, x):
+        """Density of the continuous part at real ``x``; ``nan`` where the solver could not
+        certify its solution (flag 2 of :func:`matrix_gmp_stieltjes`)."""
+        x = np.asarray(x, float)
+        dens, flags = self._density(x.ravel())
+        return np.where(flags == 2, np.nan, dens).reshape(x.shape)
+
+    def _inside_mask(self, x):
+        dens, flags = self._density(np.asarray(x, float))
+        return (dens > 1e-9 / max(self._fac.scale, 1e-300)) & (flags != 2)
+
+    def _scan_points(self):
+        """First-round scan: uniform grid, log-spaced near 0, eigenvalues of ``E A`` and
+        ``gamma`` times quantiles of the atoms' nonzero eigenvalues (class docstring)."""
+        lo, hi = self.bound()
+        pad = 1e-3 * (hi - lo)
+        pts = [np.linspace(lo - pad, hi + pad, self.n_grid)]
+        step = (hi - lo + 2 * pad) / (self.n_grid - 1)
+        floor = _LOG_FLOOR * self._fac.scale
+        if step > floor:
+            n_log = max(2, int(math.ceil(_LOG_PER_DECADE * math.log10(step / floor))))
+            log = np.geomspace(floor, step, n_log)
+            if hi > 0:
+                pts.append(log)
+            if lo < 0:
+                pts.append(-log)
+        pts.append(np.linalg.eigvalsh(np.einsum("n,nij->ij", self.weights, self.atoms)))
+        ev = np.linalg.eigvalsh(self.atoms).ravel()
+        ev = ev[np.abs(ev) > 1e-12 * self._fac.scale]
+        if ev.size and self.gamma >= 1.0:  # pieces near gamma * lambda(A) separate
+            q = np.quantile(ev, np.linspace(0.0, 1.0, min(ev.size, 64)))
+            pts.append(self.gamma * q)
+        x = np.unique(np.concatenate(pts))
+        return x[(x >= lo - pad) & (x <= hi + pad)]
+
+    def _intervals(self, x, ins, edge_rtol):
+        """Runs of inside scan points, each edge bisected (all edges at once) between its
+        outside and inside neighbours; clipped to the proven bound."""
+        lo, hi = self.bound()
+        d = np.diff(np.concatenate([[0], ins.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+        out_pts, in_pts = [], []
+        for i, j in zip(starts, ends, strict=True):  # in the order they are read below
+            if i > 0:
+                out_pts.append(x[i - 1])
+                in_pts.append(x[i])
+            if j + 1 < x.size:
+                out_pts.append(x[j + 1])
+                in_pts.append(x[j])
+        edge = iter(self._bisect(np.array(out_pts), np.array(in_pts), edge_rtol))
+        sup = []
+        for i, j in zip(starts, ends, strict=True):
+            a = next(edge) if i > 0 else x[i]
+            b = next(edge) if j + 1 < x.size else x[j]
+            sup.append((float(max(a, lo)), float(min(b, hi))))  # within the proven bound
+        return sup
+
+    def _errors(self) -> dict:
+        """Mass and moment errors of the found law against the exact values."""
+        m0 = m1 = m2 = 0.0
+        for *_, mom in self._parts():
+            m0, m1, m2 = m0 + mom[0], m1 + mom[1], m2 + mom[2]
+        M = matrix_gmp_moments(self.atoms, self.weights, self.gamma, 2)
+        scale2 = max(M[2], 1e-300)
+        return {
+            "mass": float(self.zero_mass + m0),
+            "mass_error": float(abs(self.zero_mass + m0 - 1.0)),
+            "M1_error": float(abs(m1 - M[1]) / math.sqrt(scale2)),
+            "M2_error": float(abs(m2 - M[2]) / scale2),
+        }
 
     def support(self, edge_rtol: float = 1e-9) -> list[tuple[float, float]]:
-        """Support intervals of the continuous part (grid scan + bisection of each edge)."""
-        if self._sup is None:
-            lo, hi = self.bound()
-            pad = 1e-3 * (hi - lo)
-            x = np.linspace(lo - pad, hi + pad, self.n_grid)
-            ins = self.pdf(x) > 1e-9 / max(self._fac.scale, 1e-300)
-            sup = []
-            i = 0
-            while i < x.size:
-                if not ins[i]:
-                    i += 1
-                    continue
-                j = i
-                while j + 1 < x.size and ins[j + 1]:
-                    j += 1
-                a = self._bisect(x[i - 1], x[i], edge_rtol) if i > 0 else x[i]
-                b = self._bisect(x[j + 1], x[j], edge_rtol) if j + 1 < x.size else x[j]
-                sup.append((float(max(a, lo)), float(min(b, hi))))  # within the proven bound
-                i = j + 1
-            self._sup = sup
-        return list(self._sup)
+        """Support intervals of the continuous part, checked against the exact mass and
+        moments (class docstring); ``ValueError`` if the check fails after refinement."""
+        if self._sup is not None:
+            return list(self._sup)
+        x = self._scan_points()
+        ins = self._inside_mask(x)
+        lo, hi = self.bound()
+        for rnd in range(_MAX_REFINE + 1):
+            self._sup, self._quad = self._intervals(x, ins, edge_rtol), None
+            self._nq = self.n_quad * 2**rnd
+            err = self._errors()
+            worst = max(err["mass_error"], err["M1_error"], err["M2_error"])
+            self.check = dict(err, rounds=rnd, scan_points=int(x.size), tol=self.tol)
+            if worst <= self.tol:  # (False for NaN)
+                return list(self._sup)
+            if rnd == _MAX_REFINE:
+                break
+            gap = ~ins[:-1] & ~ins[1:]  # cells with both ends outside: halve them
+            mid = 0.5 * (x[:-1] + x[1:])[gap & (x[1:] > lo) & (x[:-1] < hi)]
+            x = np.concatenate([x, mid])
+            ins = np.concatenate([ins, self._inside_mask(mid)])
+            order = np.argsort(x, kind="stable")
+            x, ins = x[order], ins[order]
+        self._sup = self._quad = None
+        raise ValueError(
+            f"MatrixGMPLaw: the support scan finds mass {err['mass']:.6g} (exact 1) and "
+            f"relative errors {err['M1_error']:.2g}, {err['M2_error']:.2g} in M1, M2 (tol "
+            f"{self.tol:g}) after {_MAX_REFINE} refinements ({x.size} scan points): part of the "
+            f"spectrum is narrower than the scan resolves; raise n_grid (now {self.n_grid}) "
+            "or n_quad, or check the atoms"
+        )
 
     def _bisect(self, out, inn, rtol):
-        """Edge between an outside point ``out`` and an inside point ``inn``."""
-        width = abs(inn - out)
-        while abs(inn - out) > rtol * max(width, abs(inn)):
-            mid = 0.5 * (out + inn)
-            if self._inside(mid):
-                inn = mid
-            else:
-                out = mid
-        return 0.5 * (out + inn)
+        """Edges between outside points ``out`` and inside points ``inn`` (arrays), by
+        simultaneous bisection to ``rtol`` of ``max(|inn - out|, |inn|)``; each step one
+        vectorised solve (:func:`~rmthess.theory.matrix_gmp._solve_real_each`)."""
+        out, inn = np.array(out, float), np.array(inn, float)
+        tol = rtol * np.maximum(np.abs(inn - out), np.abs(inn))
+        while True:
+            act = np.abs(inn - out) > tol
+            if not act.any():
+                return 0.5 * (out + inn)
+            mid = 0.5 * (out[act] + inn[act])
+            G, flags = _solve_real_each(self._fac, mid)
+            dens = np.maximum((np.trace(G, axis1=1, axis2=2) / self.K).imag, 0.0) / math.pi
+            yes = (dens > 1e-9 / max(self._fac.scale, 1e-300)) & (flags != 2)
+            idx = np.flatnonzero(act)
+            inn[idx[yes]] = mid[yes]
+            out[idx[~yes]] = mid[~yes]
 
     def edges(self) -> tuple[float, float]:
         sup = self.support()
@@ -224,23 +343,33 @@ class MatrixGMPLaw:
     def _parts(self):
         """Per support interval ``[a, b]``: a Chebyshev interpolant (``n_quad`` points of the
         first kind on ``theta`` in ``[0, pi]``) of the mass density ``pdf(x) dx/dtheta`` with
-        ``x = a + (b - a) sin^2(theta/2)`` (smooth at square-root edges), integrated exactly."""
+        ``x = a + (b - a) sin^2(theta/2)`` (smooth at square-root edges), integrated exactly;
+        and the interval's mass, first and second moments."""
         if self._quad is None:
-            k = np.arange(self.n_quad)
-            t = np.cos(np.pi * (k + 0.5) / self.n_quad)
+            sup = self._sup if self._sup is not None else self.support()
+            nq = self._nq
+            k = np.arange(nq)
+            t = np.cos(np.pi * (k + 0.5) / nq)
             th = 0.5 * np.pi * (t + 1.0)
             parts = []
-            for a, b in self.support():
-                vals = self.pdf(_x_of_theta(a, b, th)) * 0.5 * (b - a) * np.sin(th)
-                c = _cheb.chebfit(t, vals, self.n_quad - 1)
-                poly = _cheb.Chebyshev(c, domain=[0.0, np.pi]).integ(lbnd=0.0)
-                parts.append((a, b, poly))
+            for a, b in sup:
+                xq = _x_of_theta(a, b, th)
+                dens, _ = self._density(xq)  # flags: judged by the mass check
+                vals = dens * 0.5 * (b - a) * np.sin(th)
+                mom = []
+                for p in range(3):
+                    c = _cheb.chebfit(t, vals * xq**p, nq - 1)
+                    poly = _cheb.Chebyshev(c, domain=[0.0, np.pi]).integ(lbnd=0.0)
+                    mom.append(float(poly(np.pi)))
+                    if p == 0:
+                        cdf_poly = poly
+                parts.append((a, b, cdf_poly, mom))
             self._quad = parts
         return self._quad
 
     def ac_mass(self) -> float:
         """Mass of the continuous part by quadrature (``1 - zero_mass`` up to its error)."""
-        return float(sum(poly(np.pi) for *_, poly in self._parts()))
+        return float(sum(poly(np.pi) for _, _, poly, _ in self._parts()))
 
     def cdf(self, x):
         """``mu((-inf, x])`` (atom at 0 included) by the Chebyshev quadrature of ``pdf``
@@ -248,7 +377,7 @@ class MatrixGMPLaw:
         mixture reduction of the softmax layer law in the tests)."""
         x = np.asarray(x, float)
         out = np.where(x >= 0.0, self.zero_mass, 0.0)
-        for a, b, poly in self._parts():
+        for a, b, poly, _ in self._parts():
             val = poly(_theta_of_x(a, b, np.clip(x, a, b)))
             out = out + np.where(x <= a, 0.0, np.where(x >= b, poly(np.pi), val))
         return np.clip(out, 0.0, 1.0)
