@@ -381,8 +381,9 @@ def matrix_gmp_stieltjes(z, atoms, weights, gamma, *, return_matrix=False, retur
 
     Parameters
     ----------
-    z : complex array_like. ``Im z > 0``: the unique solution with ``Im G > 0``; ``Im z ==
-        0``: the boundary value ``G(x + i0)``; ``Im z < 0``: ``conj(G(conj z))``.
+    z : complex array_like
+        ``Im z > 0``: the unique solution with ``Im G > 0``; ``Im z == 0``: the boundary
+        value ``G(x + i0)``; ``Im z < 0``: ``conj(G(conj z))``.
     atoms : real array ``(n, K, K)`` of symmetric matrices (any sign), weights ``(n,)``.
     gamma : ``d/N`` in ``GAMMA_RANGE``.
     return_matrix : also return ``G(z)`` with shape ``z.shape + (K, K)``.
