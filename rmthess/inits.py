@@ -25,6 +25,10 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["INITS", "Init", "resolve_init", "sample_weights"]
 
@@ -62,7 +66,7 @@ _NAMED = {
 }
 
 
-def resolve_init(init="lecun") -> Init:
+def resolve_init(init: str | float | Init = "lecun") -> Init:
     """``"lecun"``, ``"torch-default"``, a float ``sigma > 0`` or an :class:`Init` -> ``Init``.
 
     Raises ``ValueError`` for an unknown name or a ``sigma`` outside ``(0, 1e6]``, and
@@ -92,7 +96,12 @@ def resolve_init(init="lecun") -> Init:
     )
 
 
-def sample_weights(shape, fan_in: int, init="lecun", rng=None):
+def sample_weights(
+    shape: int | tuple[int, ...],
+    fan_in: int,
+    init: str | float | Init = "lecun",
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
     """Numpy weights of ``shape`` with i.i.d. entries of the ``init`` law and fan-in ``fan_in``.
 
     ``rng``: a ``numpy.random.Generator`` (or a seed). Normal laws draw

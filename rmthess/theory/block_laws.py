@@ -114,6 +114,7 @@ def _qmc_bytes(case: str, C: int, n: int, m: int | None = None) -> float:
     once: the Sobol points, their normal transform and the softmax temporaries)."""
     if case == "linear-ce":
         return 8.0 * (6.0 * n * C + 4.0 * n)
+    assert m is not None  # hidden-*, output-*: m is checked by the caller
     return 8.0 * (6.0 * n * m + 3.0 * n * C + 6.0 * n)
 
 

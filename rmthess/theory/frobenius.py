@@ -216,7 +216,7 @@ def frobenius_limits(
                 f"{name} applies only to the Monte-Carlo cases ({mc_cases}); case {case!r} "
                 f"is computed exactly ({c.theory_method}): leave {name} out, got {value!r}"
             )
-    exact = dict(init=ini.name)
+    exact: dict = dict(init=ini.name)
     if case == "linear-mse":
         return FrobeniusLimits(
             case, C, gamma, m, 1.0 + gamma, 0.0, 0.0, 0.0, "closed-form", **exact

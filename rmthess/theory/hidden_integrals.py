@@ -251,7 +251,7 @@ def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float
     Memory: the float64 arrays alive at once in one batch (see the kernels) plus the
     per-draw results; exact up to small temporaries.
     """
-    C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))
+    C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))  # type: ignore[assignment]
     B = float(min(_batch_size(int(C), int(n_g)), n_V))
     if case == "hidden-ce":
         sec = n_V * n_g * (4.5e-8 * m * m + 1e-9 * C * m * m * C / (C + 2000) + 1e-9 * C)

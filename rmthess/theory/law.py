@@ -189,7 +189,7 @@ class GMPLaw:
         todo = [
             (i, j * np.pi / 2, (j + 1) * np.pi / 2) for i in range(len(intervals)) for j in (0, 1)
         ]
-        done = [[] for _ in intervals]
+        done: list[list[tuple]] = [[] for _ in intervals]
         ab = np.array(intervals, dtype=float).reshape(-1, 2)
         for _level in range(40):
             if not todo:

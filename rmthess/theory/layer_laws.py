@@ -177,7 +177,7 @@ def layer_law(
         comp = GMPLaw(lam, np.full(lam.size, 1.0 / lam.size), gamma)
         return MixtureLaw([comp], [1.0 - 1.0 / C], 1.0 / C, name="linear-ce layer")
     law = MatrixGMPLaw(A, w, gamma)
-    law.V = V
+    law.V = V  # type: ignore[attr-defined]  # the V the law is conditional on
     return law
 
 

@@ -158,7 +158,7 @@ class MatrixGMPLaw:
         self.zero_mass = matrix_gmp_zero_mass(a, w, g)
         self.n_grid = check_int("n_grid", n_grid, 16)
         self.n_quad = check_int("n_quad", n_quad, 8)
-        self._sup = None
+        self._sup: list[tuple[float, float]] | None = None
         self._quad = None
 
     def __repr__(self) -> str:
