@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["INITS", "Init", "resolve_init", "sample_weights"]
+__all__ = ["INITS", "Init", "InitLike", "resolve_init", "sample_weights"]
 
 INITS = ("lecun", "torch-default")
 """Named initialisations; a positive float ``sigma`` is also accepted everywhere."""
@@ -64,6 +64,11 @@ _NAMED = {
     "lecun": Init("lecun", 1.0, "normal"),
     "torch-default": Init("torch-default", 1.0 / math.sqrt(3.0), "uniform"),
 }
+
+
+InitLike = str | float | Init
+"""What every ``init=`` argument accepts: a name (``"lecun"``, ``"torch-default"``), a float
+``sigma`` or an :class:`Init` (:func:`resolve_init`)."""
 
 
 def resolve_init(init: str | float | Init = "lecun") -> Init:

@@ -23,6 +23,7 @@ examples:
 
 from __future__ import annotations
 
+import argparse
 import math
 
 
@@ -52,7 +53,7 @@ LAYER_CASES = ("linear-mse", "linear-ce", "hidden-mse", "hidden-ce")
 """Cases with a whole-layer law (``--layer-spectrum``; rmthess.theory.layer_laws)."""
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rmthess._checks import int_list_arg, number_arg
     from rmthess.cases import CASES, REGISTRY
 
@@ -155,7 +156,7 @@ def format_power_law(name: str, A: float, p: float) -> str:
     return f"{name} ~ {A:.10g} * C^-{p:g}"
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
 
     from rmthess.cases import get_case
@@ -221,7 +222,7 @@ def run(args) -> int:
     return 0
 
 
-def _fmt(v) -> str:
+def _fmt(v: float) -> str:
     if v is None:
         return "-"
     if isinstance(v, str):
@@ -261,7 +262,7 @@ def _check_layer_args(args):
         _check(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
 
 
-def layer_spectrum_records(args) -> list[tuple]:
+def layer_spectrum_records(args: argparse.Namespace) -> list[tuple]:
     """Per C: ``(record, law, block-diagonal law, gap)``; the record is flat (module
     docstring): law facts, moments, the Frobenius identity (linear-*), the block-diagonal
     gap; ``support`` is a list of ``[lo, hi]`` intervals."""
@@ -305,7 +306,7 @@ def layer_spectrum_records(args) -> list[tuple]:
     return recs
 
 
-def run_layer_spectrum(args) -> int:
+def run_layer_spectrum(args: argparse.Namespace) -> int:
     """``rmthess theory --layer-spectrum``: print (or ``--json``) the records of
     :func:`layer_spectrum_records`; draw ``--out``."""
     import json
@@ -342,7 +343,7 @@ def run_layer_spectrum(args) -> int:
     return 0
 
 
-def _layer_figure(args, rows) -> None:
+def _layer_figure(args: argparse.Namespace, rows: list[tuple]) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -31,12 +31,14 @@ symmetry and use the matrix solver.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.special import softmax
 
 from rmthess._checks import check_int, check_positive_float
 from rmthess.cases import get_case
-from rmthess.inits import resolve_init
+from rmthess.inits import InitLike, resolve_init
 from rmthess.theory.block_laws import _gaussian_qmc, sample_V
 from rmthess.theory.law import GMPLaw
 from rmthess.theory.matrix_law import MatrixGMPLaw, MixtureLaw
@@ -89,7 +91,7 @@ def _check(case, C, gamma, m, V, init, n_atoms, seed):
     return c, C, gamma, m, V, ini, n_atoms, seed
 
 
-def softmax_hessians(p) -> np.ndarray:
+def softmax_hessians(p: np.ndarray) -> np.ndarray:
     """``diag p - p p^T`` for every row of ``p`` (n, C): the (n, C, C) softmax Hessians."""
     p = np.asarray(p, dtype=float)
     return np.einsum("ni,ij->nij", p, np.eye(p.shape[1])) - p[:, :, None] * p[:, None, :]
@@ -118,8 +120,15 @@ def _hidden_atoms(c, C, m, V, ini, n_atoms, seed):
 
 
 def layer_weight_law(
-    case: str, C: int, m: int | None = None, *, V=None, init="lecun", n_atoms=None, seed=0
-):
+    case: str,
+    C: int,
+    m: int | None = None,
+    *,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """The law of the layer's ``K x K`` weight matrix ``A`` as ``(atoms (n, K, K), weights)``.
 
     ``n_atoms`` equally weighted scrambled-Sobol draws (default 4096 linear, 1024 hidden;
@@ -149,11 +158,11 @@ def layer_law(
     gamma: float,
     m: int | None = None,
     *,
-    V=None,
-    init="lecun",
-    n_atoms=None,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
     seed: int = 0,
-):
+) -> Any:  # MixtureLaw (linear-*) or MatrixGMPLaw (hidden-*, with .V)
     """Limiting spectral law of the whole layer's Hessian (``Kd x Kd``) at initialisation.
 
     Returns a law object (``pdf``, ``cdf``, ``stieltjes``, ``moment``, ``support``,
@@ -187,9 +196,9 @@ def block_diagonal_law(
     gamma: float,
     m: int | None = None,
     *,
-    V=None,
-    init="lecun",
-    n_atoms=None,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
     seed: int = 0,
 ) -> MixtureLaw:
     """Limiting law of the block-diagonal part of the layer's Hessian: the equal mixture of
