@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rmthess.cases import get_case
 
 
-def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(
+    name: str, value: object, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """Return ``value`` as ``int``; it must be an integer (bool excluded) in [minimum, maximum].
 
     Floats with an integral value (``1e7``) are accepted; ``2.5`` is not.
@@ -37,7 +39,7 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
 
 def check_float(
     name: str,
-    value,
+    value: object,
     lo: float | None = None,
     hi: float | None = None,
     closed: str = "both",
@@ -74,7 +76,7 @@ def check_float(
     return fvalue
 
 
-def _interval_text(lo, hi, lo_in: bool, hi_in: bool) -> str:
+def _interval_text(lo: float | None, hi: float | None, lo_in: bool, hi_in: bool) -> str:
     if lo is None and hi is None:
         return "a finite number"
     if hi is None:
@@ -84,12 +86,12 @@ def _interval_text(lo, hi, lo_in: bool, hi_in: bool) -> str:
     return f"a number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
-def check_positive_float(name: str, value) -> float:
+def check_positive_float(name: str, value: object) -> float:
     """Return ``value`` as a finite float > 0: ``check_float(name, value, 0, closed="neither")``."""
     return check_float(name, value, 0, None, closed="neither")
 
 
-def check_bool(name: str, value) -> bool:
+def check_bool(name: str, value: object) -> bool:
     """Return ``value`` if it is a bool (numpy bools accepted); ``TypeError`` otherwise."""
     if type(value).__name__ == "bool_":
         value = bool(value)
@@ -98,7 +100,7 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
-def check_progress(progress, name: str = "progress") -> bool | None:
+def check_progress(progress: object, name: str = "progress") -> bool | None:
     """Validate a ``progress`` argument: ``True`` (bar), ``False`` (none) or ``None`` (a bar
     on a terminal for long runs only); ``TypeError`` otherwise."""
     if progress is not None and not isinstance(progress, bool):
@@ -136,7 +138,7 @@ def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float =
     )
 
 
-def check_choice(name: str, value, choices: Iterable[str]) -> str:
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
@@ -144,7 +146,7 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
     return value
 
 
-def check_case(case) -> str:
+def check_case(case: object) -> str:
     """Validate a Hessian case name (one of :data:`rmthess.CASES`); return the name."""
     return get_case(case).name
 
@@ -179,7 +181,7 @@ def physical_memory() -> int | None:
         return None
 
 
-def largest_fitting(fits, lo: int, hi: int) -> int:
+def largest_fitting(fits: Callable[..., bool], lo: int, hi: int) -> int:
     """Largest integer ``x`` in ``[lo, hi]`` with ``fits(x)``, for a monotone ``fits``
     (true up to some point, false after); ``lo - 1`` when none fits. Bisection.
 
@@ -198,7 +200,7 @@ def largest_fitting(fits, lo: int, hi: int) -> int:
 
 
 # ----------------------------------------------------------------------------- argparse types
-def _number_from_text(text: str, kind: str):
+def _number_from_text(text: str, kind: str) -> int | float:
     """``"1e3"`` -> 1000 for ints (integral floats accepted), float for floats; else raise."""
     if not isinstance(text, str):
         return text
@@ -210,7 +212,9 @@ def _number_from_text(text: str, kind: str):
     return int(value) if kind == "int" and value.is_integer() else value
 
 
-def number_arg(kind: str = "int", *, name: str, minimum=None, maximum=None):
+def number_arg(
+    kind: str = "int", *, name: str, minimum: int | None = None, maximum: int | None = None
+) -> Callable[[str], int | float]:
     """The one ``argparse`` ``type=`` factory for numbers of the command line.
 
     ``kind="int"``: an integer in ``[minimum, maximum]`` (``1e3`` accepted);
@@ -224,7 +228,7 @@ def number_arg(kind: str = "int", *, name: str, minimum=None, maximum=None):
 
     check_choice("kind", kind, ("int", "float"))
 
-    def parse(text):
+    def parse(text: str) -> int | float:
         try:
             value = _number_from_text(text, kind)
         except ValueError:
@@ -241,11 +245,11 @@ def number_arg(kind: str = "int", *, name: str, minimum=None, maximum=None):
     return parse
 
 
-def int_list_arg(*, name: str, minimum: int = 1):
+def int_list_arg(*, name: str, minimum: int = 1) -> Callable[[str], list[int]]:
     """``argparse`` ``type=`` for a comma-separated list of integers (``"10,100,1e3"``)."""
     import argparse
 
-    def parse(text):
+    def parse(text: str) -> list[int]:
         try:
             return parse_int_list(name, text, minimum)
         except (TypeError, ValueError) as exc:
@@ -255,7 +259,7 @@ def int_list_arg(*, name: str, minimum: int = 1):
     return parse
 
 
-def write_dir_atomic(out: str, write) -> None:
+def write_dir_atomic(out: str, write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` on a fresh temporary directory beside ``out``, then move every
     file it wrote into ``out`` (created if needed). An error half-way leaves ``out`` as it
     was and no temporary directory behind."""

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import numbers
 import zlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["check_seed", "key_ints", "rng", "seed_int", "seed_sequence"]
 
 _MAX_SEED = 2**128 - 1
 
 
-def check_seed(seed, name: str = "seed") -> int:
+def check_seed(seed: object, name: str = "seed") -> int:
     """Return ``seed`` as an int in ``[0, 2**128)``; ``TypeError``/``ValueError`` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         kind = type(seed).__name__
@@ -36,20 +41,20 @@ def check_seed(seed, name: str = "seed") -> int:
     return seed
 
 
-def key_ints(key) -> tuple[int, ...]:
+def key_ints(key: Iterable[object]) -> tuple[int, ...]:
     """A stream key as non-negative ints (strings by CRC-32 of their UTF-8 bytes)."""
     out = []
     for k in key:
         if isinstance(k, str):
             out.append(zlib.crc32(k.encode()))
-        elif isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0:
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool) and int(k) >= 0:
             out.append(int(k))
         else:
             raise ValueError(f"stream key entries must be ints >= 0 or strings, got {k!r}")
     return tuple(out)
 
 
-def seed_sequence(seed, *key):
+def seed_sequence(seed: object, *key: int | str) -> np.random.SeedSequence:
     """``numpy.random.SeedSequence(entropy=seed, spawn_key=key)`` with ``key`` as ints.
 
     ``seed`` may also be a ``SeedSequence`` (its entropy and spawn key are extended by
@@ -66,7 +71,7 @@ def seed_sequence(seed, *key):
     return np.random.SeedSequence(entropy=check_seed(seed), spawn_key=key_ints(key))
 
 
-def rng(seed, *key):
+def rng(seed: object, *key: int | str) -> np.random.Generator:
     """The numpy ``Generator`` of stream ``(seed, *key)``.
 
     ``seed=None`` gives fresh OS entropy (not reproducible); a ``Generator`` with no key
@@ -81,7 +86,7 @@ def rng(seed, *key):
     return np.random.default_rng(seed_sequence(seed, *key))
 
 
-def seed_int(seed, *key) -> int:
+def seed_int(seed: object, *key: int | str) -> int:
     """A 63-bit int seed of stream ``(seed, *key)`` (for ``torch.Generator.manual_seed``).
 
     Equals ``SeedSequence(entropy=seed, spawn_key=key).generate_state(1, uint64)[0] >> 1``,

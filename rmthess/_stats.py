@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "SlopeBootstrap",
@@ -57,7 +61,7 @@ def json_safe(record: dict) -> dict:
     return out
 
 
-def ols_slope(logC, logr) -> tuple[float, float]:
+def ols_slope(logC: ArrayLike, logr: ArrayLike) -> tuple[float, float]:
     """``(slope, intercept)`` of the least-squares line ``logr = intercept + slope logC``.
 
     Works on the last axis, so ``logr`` may be (B, n) for B replicates (then arrays).

@@ -129,7 +129,7 @@ class Case:
             return int(m)
         return int(d)
 
-    def check_m(self, m, *, asymptotic: bool = False) -> int | None:
+    def check_m(self, m: int | float | None, *, asymptotic: bool = False) -> int | None:
         """Validate the hidden width for this case; return it as int (None for linear-*).
 
         linear-* take no ``m``: passing one is refused (a silently ignored argument hides
@@ -277,7 +277,7 @@ CASES: tuple[str, ...] = tuple(REGISTRY)
 """The case names, in display order."""
 
 
-def get_case(case) -> Case:
+def get_case(case: object) -> Case:
     """Return the :class:`Case` named ``case`` (a :class:`Case` is returned as is).
 
     Raises ``ValueError`` naming the allowed cases for an unknown name and ``TypeError``
@@ -293,7 +293,7 @@ def get_case(case) -> Case:
         raise ValueError(f"unknown case {case!r}; allowed: {', '.join(CASES)}") from None
 
 
-def cases_where(**facts) -> tuple[str, ...]:
+def cases_where(**facts: object) -> tuple[str, ...]:
     """Names of the cases whose attributes (or derived properties) equal ``facts``.
 
     >>> cases_where(decays=True)

@@ -25,10 +25,14 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rmthess._checks import check_float, check_int
 
-__all__ = ["INITS", "Init", "resolve_init", "sample_weights"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["INITS", "Init", "InitLike", "resolve_init", "sample_weights"]
 
 INITS = ("lecun", "torch-default")
 """Named initialisations; a positive float ``sigma`` is also accepted everywhere."""
@@ -65,7 +69,12 @@ _NAMED = {
 }
 
 
-def resolve_init(init="lecun") -> Init:
+InitLike = str | float | Init
+"""What every ``init=`` argument accepts: a name (``"lecun"``, ``"torch-default"``), a float
+``sigma`` or an :class:`Init` (:func:`resolve_init`)."""
+
+
+def resolve_init(init: str | float | Init = "lecun") -> Init:
     """``"lecun"``, ``"torch-default"``, a float ``sigma > 0`` or an :class:`Init` -> ``Init``.
 
     Raises ``ValueError`` for an unknown name or a ``sigma`` outside ``(0, 1e6]``, and
@@ -93,7 +102,12 @@ def resolve_init(init="lecun") -> Init:
     )
 
 
-def sample_weights(shape, fan_in: int, init="lecun", rng=None):
+def sample_weights(
+    shape: int | tuple[int, ...],
+    fan_in: int,
+    init: str | float | Init = "lecun",
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
     """Numpy weights of ``shape`` with i.i.d. entries of the ``init`` law and fan-in ``fan_in``.
 
     ``shape``: an integer >= 0 or a tuple of them. ``fan_in``: an integer >= 1 (the

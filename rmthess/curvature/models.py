@@ -38,7 +38,7 @@ def mlp(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
 ) -> nn.Sequential:
-    """A fully connected net ``d -> hidden[0] -> ... -> C`` with named layers.
+    """A fully connected net ``d -> hidden[0] -> hidden[1] -> C`` (any depth) with named layers.
 
     Modules are ``hidden1, act1, hidden2, act2, ..., output``. ``init="lecun"``: every weight
     entry i.i.d. ``N(0, 1/fan_in)``, biases zero (the paper's Assumption 2);

@@ -22,8 +22,8 @@ PER_SAMPLE_META = ("index", "cluster_ids")
 class Dataset:
     """A labelled data set: ``N`` samples ``x_i in R^d`` with labels ``y_i in {0..C-1}``.
 
-    Fields
-    ------
+    Attributes
+    ----------
     X : float64 ndarray of shape (N, d), C-contiguous, finite (images flattened row-major).
     y : int64 ndarray of shape (N,), every label in ``[0, n_classes)``.
     n_classes : int >= 1, the number of classes ``C`` (a class may have no sample);

@@ -73,7 +73,7 @@ class ReportConfig:
         Checks: stated finite-size allowance, relative to the theory value
         (corrections are O(1/d) + O(1/N); see :mod:`rmthess.report.checks`).
     slope_tol : float
-        Checks: allowed |fitted slope - predicted slope|.
+        Checks: allowed ``|fitted slope - predicted slope|``.
     ks_tol : float
         Checks: allowed Kolmogorov-Smirnov distance between simulated block eigenvalues
         and the limiting law (finite-d fluctuation plus edge effects).

@@ -161,7 +161,7 @@ def instance_sq_norms(
     Returns ``((T, P) tensor, method_used)``; values are ``(1/d)||H||_F^2`` for d x d
     blocks and ``||H||_F^2`` for the m x m output blocks.
 
-    ``unbiased=True`` (output-* only, ``N >= 2``) drops the ``i = j`` terms:
+    ``unbiased=True`` (output-* only, ``N >= 2``) drops the ``i = j`` terms::
 
         (1/(N (N-1))) sum_{i != j} a_i a_j (h_i . h_j)^2
             = (N^2 ||H||_F^2 - sum_i a_i^2 |h_i|^4) / (N (N-1)),

@@ -53,7 +53,7 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def trial_seeds(seed: int, trials: int, key: Sequence[int] = (), start: int = 0) -> list[int]:
-    """Seeds (63-bit ints) of trials ``start .. start + trials - 1`` of stream ``(seed, *key)``.
+    """Seeds (63-bit ints) of trials ``start`` to ``start + trials - 1`` of stream ``(seed, *key)``.
 
     Trial ``t`` gets ``SeedSequence(entropy=seed, spawn_key=(*key, t)).generate_state(1,
     uint64)[0] >> 1``: a hash of ``(seed, key, t)``, so streams of different trials, keys or

@@ -203,7 +203,7 @@ def hidden_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
     ``g ~ N(0, I_m)``, ``h = relu(g)``, ``j != l``. Requires ``m >= 3`` (K1 diverges for
     ``m <= 2``). Relative accuracy ~1e-15.
     """
-    m = _check_asymptotic_m("hidden-ce", m)
+    m = _check_asymptotic_m("hidden-ce", m)  # type: ignore[assignment]  # an int here
     with mp.workdps(_dps(m)):
         mm = mp.mpf(m)
         tau = _tau(m, sigma, "hidden-ce")
@@ -229,7 +229,7 @@ def output_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
     ``phi(t)`` is infinite for ``t >= 1``, so K4 diverges for ``m <= 2`` (and K3 for
     ``m = 1``). Relative accuracy ~1e-15.
     """
-    m = _check_asymptotic_m("output-ce", m)
+    m = _check_asymptotic_m("output-ce", m)  # type: ignore[assignment]  # an int here
     out = []
     with mp.workdps(_dps(m)):
         tau = _tau(m, sigma, "output-ce")

@@ -38,11 +38,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_choice, check_int, check_positive_float
 from rmthess._random import rng
 from rmthess.cases import cases_where, get_case
-from rmthess.inits import resolve_init, sample_weights
+from rmthess.inits import Init, InitLike, resolve_init, sample_weights
 from rmthess.theory.case_theory import theory_for
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
@@ -60,7 +61,7 @@ BLOCKS = ("diag", "off")
 _SOBOL_MAX_DIM = 21201
 
 
-def sample_V(C: int, m: int, seed: int = 0, *, init="lecun") -> np.ndarray:
+def sample_V(C: int, m: int, seed: int = 0, *, init: InitLike = "lecun") -> np.ndarray:
     """Initialised output weights ``V`` (``C x m``), seeded: entries of the ``init`` law
     with variance ``sigma^2/m`` (LeCun: ``N(0, 1/m)``, the same numbers as before the
     ``init`` keyword; ``"torch-default"``: ``U(-1/sqrt m, 1/sqrt m)``), drawn by
@@ -86,7 +87,7 @@ def _gaussian_qmc(n: int, dim: int, seed: int) -> np.ndarray:
     return ndtri(np.clip(u, 1e-300, 1.0 - 2.0**-53))
 
 
-def _scaled(z: np.ndarray, ini) -> np.ndarray:
+def _scaled(z: np.ndarray, ini: Init) -> np.ndarray:
     """Standard normals ``z`` times ``sigma`` (in place; untouched for sigma = 1)."""
     if ini.sigma != 1.0:
         z *= ini.sigma
@@ -99,7 +100,7 @@ def _ce_weight(p: np.ndarray, block: str) -> np.ndarray:
     return p[:, 0] * (1.0 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
 
 
-def _check_V(V, C: int, m: int) -> np.ndarray:
+def _check_V(V: ArrayLike, C: int, m: int) -> np.ndarray:
     try:
         V = np.asarray(V, dtype=np.float64)
     except (TypeError, ValueError):
@@ -157,11 +158,11 @@ def block_weight_law(
     C: int,
     gamma: float | None = None,
     m: int | None = None,
-    V=None,
+    V: np.ndarray | None = None,
     n_atoms: int = 4096,
     seed: int = 0,
     *,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The law ``nu`` of the block weight ``a_i`` as ``(atoms, weights)``.
 
@@ -200,11 +201,11 @@ def limiting_law(
     C: int,
     gamma: float,
     m: int | None = None,
-    V=None,
+    V: np.ndarray | None = None,
     n_atoms: int = 4096,
     seed: int = 0,
     *,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> GMPLaw:
     """The limiting spectral law of the block as a :class:`GMPLaw` (``zero_mass``, ``pdf``,
     ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``."""
@@ -216,15 +217,15 @@ def limiting_law(
 def limiting_density(
     case: str,
     block: str,
-    x,
+    x: ArrayLike,
     C: int,
     gamma: float,
     m: int | None = None,
-    V=None,
+    V: np.ndarray | None = None,
     n_atoms: int = 4096,
     seed: int = 0,
     *,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> np.ndarray:
     """Limiting eigenvalue density of the block: ``gmp_density(x, *block_weight_law(...))``.
 
@@ -239,11 +240,11 @@ def output_block_limit(
     block: str,
     C: int,
     m: int,
-    V=None,
+    V: np.ndarray | None = None,
     n_samples: int = 2**16,
     seed: int = 0,
     *,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> np.ndarray:
     """Limit of the ``m x m`` output-layer block ``(1/N) sum_i a_i h_i h_i^T`` given ``V``.
 

@@ -29,6 +29,7 @@ examples:
 
 from __future__ import annotations
 
+import argparse
 import math
 
 
@@ -61,7 +62,7 @@ def _layer_cases() -> tuple[str, ...]:
     return cases_where(has_gmp_limit=True)
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rmthess._checks import int_list_arg, number_arg
     from rmthess.cases import CASES, REGISTRY
 
@@ -164,7 +165,7 @@ def format_power_law(name: str, A: float, p: float) -> str:
     return f"{name} ~ {A:.10g} * C^-{p:g}"
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
 
     from rmthess._stats import format_estimate

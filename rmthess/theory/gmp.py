@@ -63,9 +63,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_positive_float
 from rmthess.theory.gmp_kernels import (
@@ -219,7 +221,7 @@ def _check_support(support, scale):
     return arr / scale
 
 
-def gmp_zero_mass(atoms, weights, gamma) -> float:
+def gmp_zero_mass(atoms: ArrayLike, weights: ArrayLike, gamma: float) -> float:
     """Mass of the limiting spectral law at 0: ``max(0, 1 - (1 - nu({0})) / gamma)``.
 
     ``H`` has rank ``min(d, #{i: a_i != 0})`` almost surely, and ``#{a_i != 0} / d ->
@@ -234,7 +236,7 @@ def gmp_zero_mass(atoms, weights, gamma) -> float:
     return max(0.0, 1.0 - (1.0 - w0) / gamma)
 
 
-def support_bound(atoms, weights, gamma) -> tuple[float, float]:
+def support_bound(atoms: ArrayLike, weights: ArrayLike, gamma: float) -> tuple[float, float]:
     """An interval ``[lo, hi]`` containing the support of the limiting law.
 
     ``H = H+ - H-`` with ``H+-`` PSD built from the positive/negative weights, and
@@ -248,7 +250,7 @@ def support_bound(atoms, weights, gamma) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- support
-def gmp_support(atoms, weights, gamma) -> list[tuple[float, float]]:
+def gmp_support(atoms: ArrayLike, weights: ArrayLike, gamma: float) -> list[tuple[float, float]]:
     """Support of the absolutely continuous part of the limiting law: sorted disjoint intervals.
 
     Method (Silverstein-Choi / SPECTRODE in the variable ``u = 1/s``): ``x`` is outside the
@@ -268,10 +270,10 @@ def gmp_support(atoms, weights, gamma) -> list[tuple[float, float]]:
     return [(float(lo * scale), float(hi * scale)) for lo, hi in _support_scaled(tau, w, gamma)]
 
 
-def _hard_edge(w, gamma) -> bool:
+def _hard_edge(w: np.ndarray, gamma: float) -> bool:
     """``gamma == 1 - nu({0})`` to round-off: the support has a hard edge at 0."""
     wsum = float(w.sum())
-    return abs(wsum - gamma) <= 8 * np.finfo(float).eps * max(wsum, gamma)
+    return bool(abs(wsum - gamma) <= 8 * np.finfo(float).eps * max(wsum, gamma))
 
 
 def _support_scaled(tau, w, gamma):
@@ -381,7 +383,15 @@ def _stieltjes(zf, tau, w, w0, gamma, scale, sup):
     return out, flags
 
 
-def gmp_stieltjes(z, atoms, weights, gamma, return_flags=False, *, support=None):
+def gmp_stieltjes(
+    z: ArrayLike,
+    atoms: ArrayLike,
+    weights: ArrayLike,
+    gamma: float,
+    return_flags: bool = False,
+    *,
+    support: list[tuple[float, float]] | None = None,
+) -> Any:
     """Stieltjes transform ``s(z) = int dmu(t)/(t - z)`` of the limiting GMP law.
 
     Parameters
@@ -441,7 +451,14 @@ def _density(xx, tau, w, w0, gamma, scale, sup):
     return rho.reshape(xx.shape)
 
 
-def gmp_density(x, atoms, weights, gamma, *, support=None):
+def gmp_density(
+    x: ArrayLike,
+    atoms: ArrayLike,
+    weights: ArrayLike,
+    gamma: float,
+    *,
+    support: list[tuple[float, float]] | None = None,
+) -> np.ndarray:
     """Density ``rho(x) = Im s(x + i0) / pi`` of the absolutely continuous part of the law.
 
     The atom at 0 (:func:`gmp_zero_mass`) is *not* included. Real ``x`` of any shape (NaN

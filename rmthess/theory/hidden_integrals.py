@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,7 @@ from scipy.special import softmax
 
 from rmthess._checks import largest_fitting, physical_memory
 from rmthess._random import rng as _rng
-from rmthess.inits import resolve_init, sample_weights
+from rmthess.inits import Init, InitLike, resolve_init, sample_weights
 from rmthess.theory.case_theory import theory_for
 
 __all__ = [
@@ -88,7 +89,7 @@ class MCEstimate:
     def n_V(self) -> int:
         return int(self.diag_sq.size)
 
-    def scaled_summary(self, gamma: float):
+    def scaled_summary(self, gamma: float) -> tuple[float, float, float, float, float, float]:
         """``(s, F_diag/s, F_off/s, se_diag/s, se_off/s, cov/s^2)`` with ``s = max(1, gamma)``
         (``s = 1`` for output-ce, whose limits do not depend on gamma).
 
@@ -108,7 +109,7 @@ class MCEstimate:
         cov = np.cov(np.vstack([d, o]), ddof=1) / n
         return s, Fd, Fo, float(math.sqrt(cov[0, 0])), float(math.sqrt(cov[1, 1])), float(cov[0, 1])
 
-    def summary(self, gamma: float):
+    def summary(self, gamma: float) -> tuple[float, ...]:
         """``(F_diag, F_off, se_diag, se_off, cov_diag_off)`` for this gamma.
 
         Computed from :meth:`scaled_summary`; a value beyond the float64 range is ``inf``.
@@ -191,14 +192,24 @@ def output_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return _output_ce_batch(V[None], g[None])[:, 0]
 
 
-def _draw_V(rng, shape, m, ini) -> np.ndarray:
+def _draw_V(rng: np.random.Generator, shape: tuple[int, ...], m: int, ini: Init) -> np.ndarray:
     """V draws of the init law (LeCun: the historical ``standard_normal / sqrt(m)``)."""
     if ini.name == "lecun":
         return rng.standard_normal(shape) / math.sqrt(m)
     return sample_weights(shape, m, ini, rng)
 
 
-def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc, init="lecun") -> MCEstimate:
+def _run(
+    batch_fn: Callable[..., np.ndarray],
+    C: int,
+    m: int,
+    n_V: int,
+    n_g: int,
+    seed: int,
+    progress: bool | None,
+    desc: str,
+    init: InitLike = "lecun",
+) -> MCEstimate:
     from tqdm.auto import tqdm
 
     ini = resolve_init(init)
@@ -219,7 +230,14 @@ def _run(batch_fn, C, m, n_V, n_g, seed, progress, desc, init="lecun") -> MCEsti
 
 
 def hidden_ce_mc(
-    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False, init="lecun"
+    C: int,
+    m: int,
+    n_V: int,
+    n_g: int,
+    seed: int,
+    *,
+    progress: bool = False,
+    init: InitLike = "lecun",
 ) -> MCEstimate:
     """Nested Monte Carlo for hidden-ce at fixed C (see module docstring).
 
@@ -231,7 +249,14 @@ def hidden_ce_mc(
 
 
 def output_ce_mc(
-    C: int, m: int, n_V: int, n_g: int, seed: int, *, progress: bool = False, init="lecun"
+    C: int,
+    m: int,
+    n_V: int,
+    n_g: int,
+    seed: int,
+    *,
+    progress: bool = False,
+    init: InitLike = "lecun",
 ) -> MCEstimate:
     """Nested Monte Carlo for output-ce at fixed C (see module docstring).
 
@@ -253,7 +278,7 @@ def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float
     Memory: the float64 arrays alive at once in one batch (see the kernels) plus the
     per-draw results; exact up to small temporaries.
     """
-    C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))
+    C, m, n_V, n_g = (float(x) for x in (C, m, n_V, n_g))  # type: ignore[assignment]
     B = float(min(_batch_size(int(C), int(n_g)), n_V))
     sec, elems = theory_for(case).mc_cost(C, m, n_V, n_g, B)
     return sec, 8.0 * (elems + 12.0 * n_V)
@@ -272,7 +297,7 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.3g} GiB"
 
 
-def check_memory(need, params: dict, minima: dict, what: str) -> None:
+def check_memory(need: Callable[..., float], params: dict, minima: dict, what: str) -> None:
     """Raise ``ValueError`` if ``need(**params)`` bytes exceed :func:`memory_budget`.
 
     ``params`` maps the integer parameters to their values and ``minima`` to their smallest
@@ -302,7 +327,9 @@ def check_memory(need, params: dict, minima: dict, what: str) -> None:
     )
 
 
-def default_sizes(case: str, C: int, m: int, samples=None, inner=None) -> tuple[int, int]:
+def default_sizes(
+    case: str, C: int, m: int, samples: int | None = None, inner: int | None = None
+) -> tuple[int, int]:
     """Default ``(n_V, n_g)``: most of the variance comes from V, so few g per V (64) and
     as many V draws as a budget of about 1.5e10 floating-point operations allows (200 to
     10000).

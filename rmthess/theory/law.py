@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_int
 from rmthess.theory.gmp import (
@@ -27,7 +28,7 @@ from rmthess.theory.gmp import (
 __all__ = ["GMPLaw", "gmp_moments"]
 
 
-def gmp_moments(atoms, weights, gamma, kmax: int) -> np.ndarray:
+def gmp_moments(atoms: ArrayLike, weights: ArrayLike, gamma: float, kmax: int) -> np.ndarray:
     """Exact moments ``M_0..M_kmax`` of the limiting law (atom at 0 included).
 
     With ``s(z) = -sum_k M_k z^{-k-1}`` and ``u = 1/z``, (GMP) becomes the power-series
@@ -114,7 +115,7 @@ class GMPLaw:
     (1.0, 0.0)
     """
 
-    def __init__(self, atoms, weights, gamma):
+    def __init__(self, atoms: ArrayLike, weights: ArrayLike, gamma: float) -> None:
         # from the raw input, as gmp_density does (normalising the weights twice could move
         # them by an ulp): pdf/support then agree with gmp_density/gmp_support bit for bit
         self._tau, self._w, self._w0, _, self._scale = _prepare(atoms, weights, gamma)
@@ -135,7 +136,7 @@ class GMPLaw:
             self._sup = _support_scaled(self._tau, self._w, self.gamma)
         return self._sup
 
-    def stieltjes(self, z):
+    def stieltjes(self, z: ArrayLike) -> np.ndarray:
         """``s(z)``; see :func:`rmthess.theory.gmp.gmp_stieltjes` (cached support)."""
         zz = _as_array("z", z, np.complex128, "complex")
         if not (np.all(np.isfinite(zz.real)) and np.all(np.isfinite(zz.imag))):
@@ -144,7 +145,7 @@ class GMPLaw:
         s, _ = _stieltjes(zz.ravel(), self._tau, self._w, self._w0, self.gamma, self._scale, sup)
         return s.reshape(zz.shape)
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray:
         """Density of the absolutely continuous part (the atom at 0 excluded); see
         :func:`rmthess.theory.gmp.gmp_density` (same values, cached support)."""
         xx = _as_array("x", x, np.float64, "real")
@@ -183,13 +184,15 @@ class GMPLaw:
             self._cdf_parts = self._build_parts(pieces)
         return self._cdf_parts
 
-    def _build_parts(self, intervals, deg: int = 32, tol: float = 1e-13):
+    def _build_parts(
+        self, intervals: list[tuple[float, float]], deg: int = 32, tol: float = 1e-13
+    ) -> list:
         k = np.arange(deg + 1)
         cheb_t = np.cos(np.pi * (k + 0.5) / (deg + 1))  # Chebyshev points of the first kind
         todo = [
             (i, j * np.pi / 2, (j + 1) * np.pi / 2) for i in range(len(intervals)) for j in (0, 1)
         ]
-        done = [[] for _ in intervals]
+        done: list[list[tuple]] = [[] for _ in intervals]
         ab = np.array(intervals, dtype=float).reshape(-1, 2)
         for _level in range(40):
             if not todo:
@@ -233,7 +236,7 @@ class GMPLaw:
         computed by adaptive Chebyshev quadrature of ``pdf``, so it doubles as a check)."""
         return float(sum(part[4][-1] for part in self._parts()))
 
-    def cdf(self, x):
+    def cdf(self, x: ArrayLike) -> np.ndarray:
         """``mu((-inf, x])`` including the atom at 0, by quadrature of ``pdf``.
 
         Adaptive piecewise Chebyshev quadrature in ``theta`` (see ``_parts``); accuracy

@@ -31,12 +31,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_float, check_int, check_positive_float, want_progress
 from rmthess._stats import json_safe, ols_slope
+from rmthess.inits import InitLike
 from rmthess.theory.layer_laws import _spec, block_diagonal_law, layer_law, matrix_law_seconds
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BlockDiagonalGap",
@@ -82,7 +88,7 @@ class BlockDiagonalGap:
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame([self.to_dict()])
@@ -102,7 +108,7 @@ def _cdf_distances(law, bd, n_grid):
     return float(np.trapezoid(d, x)), ks
 
 
-def quantile(law, q: float) -> float:
+def quantile(law: Any, q: float) -> float:
     """The ``q``-quantile ``inf{x : F(x) >= q}`` of a law by bisection on its cdf (to
     ``1e-12`` of the support's width)."""
     lo, hi = min(law.edges()[0], 0.0), max(law.edges()[1], 0.0)
@@ -140,13 +146,13 @@ def block_diagonal_gap(
     gamma: float,
     m: int | None = None,
     *,
-    V=None,
-    init="lecun",
-    n_atoms=None,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
     seed: int = 0,
     n_grid: int = 4001,
     q: float = 0.999,
-    laws=None,
+    laws: tuple[Any, Any] | None = None,
 ) -> BlockDiagonalGap:
     """Whole-layer law vs block-diagonal law at one ``(C, gamma, m)``: W1, KS, top edges
     and zero masses (module docstring). ``n_grid`` grid points for the cdf integrals
@@ -205,7 +211,7 @@ class GapCurve:
     slope: dict = field(default_factory=dict)
     slope_se: dict = field(default_factory=dict)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame([g.to_dict() for g in self.gaps])
@@ -251,8 +257,16 @@ def _fit(Cs, y):
 
 
 def gap_vs_C(
-    case: str, Cs, gamma: float, m=None, *, init="lecun", n_atoms=None, seed=0, progress=None
-):
+    case: str,
+    Cs: ArrayLike,
+    gamma: float,
+    m: int | None = None,
+    *,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> GapCurve:
     """:func:`block_diagonal_gap` for every ``C`` in ``Cs`` (distinct ints >= 2) and log-log
     slopes of ``W1_rel``, ``KS``, ``edge_gap_rel``, ``q_gap_rel`` and ``zero_mass_diff``
     against ``C``. Every ``C`` is validated (and its cost bounded) before the first is

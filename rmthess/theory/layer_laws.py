@@ -32,13 +32,14 @@ symmetry and use the matrix solver.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import softmax
 
 from rmthess._checks import check_int, check_memory, check_positive_float
 from rmthess.cases import Case, cases_where, get_case
-from rmthess.inits import Init, resolve_init
+from rmthess.inits import Init, InitLike, resolve_init
 from rmthess.theory.block_laws import _gaussian_qmc, sample_V
 from rmthess.theory.law import GMPLaw
 from rmthess.theory.matrix_law import MatrixGMPLaw, MixtureLaw
@@ -282,8 +283,15 @@ def _check(case, C, gamma, m, V, init, n_atoms, seed):
 
 
 def layer_weight_law(
-    case: str, C: int, m: int | None = None, *, V=None, init="lecun", n_atoms=None, seed=0
-):
+    case: str,
+    C: int,
+    m: int | None = None,
+    *,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """The law of the layer's ``K x K`` weight matrix ``A`` as ``(atoms (n, K, K), weights)``.
 
     ``n_atoms`` equally weighted scrambled-Sobol draws (default 4096 linear, 1024 hidden;
@@ -308,11 +316,11 @@ def layer_law(
     gamma: float,
     m: int | None = None,
     *,
-    V=None,
-    init="lecun",
-    n_atoms=None,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
     seed: int = 0,
-):
+) -> Any:  # MixtureLaw (linear-*) or MatrixGMPLaw (hidden-*, with .V)
     """Limiting spectral law of the whole layer's Hessian (``Kd x Kd``) at initialisation.
 
     Returns a law object (``pdf``, ``cdf``, ``stieltjes``, ``moment``, ``support``,
@@ -342,9 +350,9 @@ def block_diagonal_law(
     gamma: float,
     m: int | None = None,
     *,
-    V=None,
-    init="lecun",
-    n_atoms=None,
+    V: np.ndarray | None = None,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
     seed: int = 0,
 ) -> MixtureLaw:
     """Limiting law of the block-diagonal part of the layer's Hessian: the equal mixture of

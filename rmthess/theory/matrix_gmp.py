@@ -68,8 +68,10 @@ density ``nan`` from :func:`matrix_gmp_density`, never an untrusted number.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_positive_float
 from rmthess.theory.gmp import _as_array, check_gamma_range, gmp_stieltjes
@@ -118,7 +120,7 @@ def check_matrix_law(atoms, weights, gamma):
     return 0.5 * (a + a.transpose(0, 2, 1)), w / w.sum(), gamma
 
 
-def _is_diagonal(a) -> bool:
+def _is_diagonal(a: np.ndarray) -> bool:
     K = a.shape[1]
     return K == 1 or not np.any(a[:, ~np.eye(K, dtype=bool)])
 
@@ -383,7 +385,7 @@ def _solve(fac, z):
 
 
 # ---------------------------------------------------------------------------------- public
-def matrix_gmp_zero_mass(atoms, weights, gamma) -> float:
+def matrix_gmp_zero_mass(atoms: ArrayLike, weights: ArrayLike, gamma: float) -> float:
     """Mass of the layer law at 0: ``max(k0/K, 1 - E[rank A] / (gamma K))``.
 
     ``k0`` is the dimension of the common kernel of all atoms (e.g. 1 for the softmax
@@ -399,13 +401,22 @@ def matrix_gmp_zero_mass(atoms, weights, gamma) -> float:
     return max(fac.k0 / K, 1.0 - fac.mean_rank / (gamma * K), 0.0)
 
 
-def matrix_gmp_stieltjes(z, atoms, weights, gamma, *, return_matrix=False, return_flags=False):
+def matrix_gmp_stieltjes(
+    z: ArrayLike,
+    atoms: ArrayLike,
+    weights: ArrayLike,
+    gamma: float,
+    *,
+    return_matrix: bool = False,
+    return_flags: bool = False,
+) -> Any:
     """Stieltjes transform ``s(z) = tr G(z) / K`` of the whole-layer law (or ``G`` itself).
 
     Parameters
     ----------
-    z : complex array_like. ``Im z > 0``: the unique solution with ``Im G > 0``; ``Im z ==
-        0``: the boundary value ``G(x + i0)``; ``Im z < 0``: ``conj(G(conj z))``.
+    z : complex array_like
+        ``Im z > 0``: the unique solution with ``Im G > 0``; ``Im z == 0``: the boundary
+        value ``G(x + i0)``; ``Im z < 0``: ``conj(G(conj z))``.
     atoms : real array ``(n, K, K)`` of symmetric matrices (any sign), weights ``(n,)``.
     gamma : ``d/N`` in ``GAMMA_RANGE``.
     return_matrix : also return ``G(z)`` with shape ``z.shape + (K, K)``.
@@ -454,7 +465,9 @@ def matrix_gmp_stieltjes(z, atoms, weights, gamma, *, return_matrix=False, retur
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def matrix_gmp_density(x, atoms, weights, gamma, *, return_flags=False):
+def matrix_gmp_density(
+    x: ArrayLike, atoms: ArrayLike, weights: ArrayLike, gamma: float, *, return_flags: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Density ``Im s(x + i0) / pi`` of the continuous part of the whole-layer law.
 
     The atom at 0 (:func:`matrix_gmp_zero_mass`) is not included. ``x`` real, any shape.

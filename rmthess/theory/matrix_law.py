@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
+from numpy.typing import ArrayLike
 
 from rmthess._checks import check_float, check_int
 from rmthess.theory.law import _theta_of_x, _x_of_theta
@@ -35,7 +36,7 @@ from rmthess.theory.matrix_gmp import (
 __all__ = ["MASS_TOL", "MatrixGMPLaw", "MixtureLaw", "matrix_gmp_moments"]
 
 
-def matrix_gmp_moments(atoms, weights, gamma, kmax: int) -> np.ndarray:
+def matrix_gmp_moments(atoms: ArrayLike, weights: ArrayLike, gamma: float, kmax: int) -> np.ndarray:
     """Exact moments ``M_0..M_kmax`` of the layer law (``tr`` of the matrix moments / K).
 
     With ``G(z) = -sum_k M_k z^{-k-1}`` (matrix moments, ``M_0 = I``) and ``u = 1/z``,
@@ -80,7 +81,9 @@ class MixtureLaw:
     """``zero * delta_0 + sum_c w_c mu_c`` with scalar GMP laws ``mu_c`` (weights sum to
     ``1 - zero``). ``zero_mass`` also counts the components' own atoms at 0."""
 
-    def __init__(self, components, weights, zero: float = 0.0, name: str = "mixture"):
+    def __init__(
+        self, components: list, weights: ArrayLike, zero: float = 0.0, name: str = "mixture"
+    ) -> None:
         self.components = list(components)
         self.weights = np.asarray(weights, float)
         self.zero = float(zero)
@@ -97,10 +100,10 @@ class MixtureLaw:
     def _sum(self, f):
         return sum(w * f(c) for w, c in zip(self.weights, self.components, strict=True))
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray:
         return self._sum(lambda c: c.pdf(x))
 
-    def stieltjes(self, z):
+    def stieltjes(self, z: ArrayLike) -> np.ndarray:
         z = np.asarray(z, complex)
         out = self._sum(lambda c: c.stieltjes(z))
         if self.zero:
@@ -108,7 +111,7 @@ class MixtureLaw:
                 out = out - self.zero / z
         return out
 
-    def cdf(self, x):
+    def cdf(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x, float)
         return np.clip(self._sum(lambda c: c.cdf(x)) + self.zero * (x >= 0), 0.0, 1.0)
 
@@ -176,8 +179,15 @@ class MatrixGMPLaw:
     """
 
     def __init__(
-        self, atoms, weights, gamma, *, n_grid: int = 256, n_quad: int = 96, tol: float = MASS_TOL
-    ):
+        self,
+        atoms: ArrayLike,
+        weights: ArrayLike,
+        gamma: float,
+        *,
+        n_grid: int = 256,
+        n_quad: int = 96,
+        tol: float = MASS_TOL,
+    ) -> None:
         a, w, g = check_matrix_law(atoms, weights, gamma)
         self.atoms, self.weights, self.gamma = a, w, g
         self.K = a.shape[1]
@@ -187,7 +197,7 @@ class MatrixGMPLaw:
         self.n_quad = check_int("n_quad", n_quad, 8)
         self.tol = check_float("tol", tol, 0.0, 1.0, closed="neither")
         self.check: dict | None = None
-        self._sup = None
+        self._sup: list[tuple[float, float]] | None = None
         self._quad = None
         self._nq = self.n_quad
 
@@ -201,7 +211,7 @@ class MatrixGMPLaw:
         c = (1.0 + math.sqrt(self.gamma)) ** 2
         return min(0.0, ev.min()) * c, max(0.0, ev.max()) * c
 
-    def stieltjes(self, z):
+    def stieltjes(self, z: ArrayLike) -> np.ndarray:
         z = np.asarray(z, complex)
         G, _ = _solve(self._fac, z.ravel())
         return (np.trace(G, axis1=1, axis2=2) / self.K).reshape(z.shape)
@@ -371,7 +381,7 @@ class MatrixGMPLaw:
         """Mass of the continuous part by quadrature (``1 - zero_mass`` up to its error)."""
         return float(sum(poly(np.pi) for _, _, poly, _ in self._parts()))
 
-    def cdf(self, x):
+    def cdf(self, x: ArrayLike) -> np.ndarray:
         """``mu((-inf, x])`` (atom at 0 included) by the Chebyshev quadrature of ``pdf``
         (spectral accuracy in ``n_quad`` for square-root edges; checked against the exact
         mixture reduction of the softmax layer law in the tests)."""

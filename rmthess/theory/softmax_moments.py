@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from rmthess._checks import check_float, check_int
@@ -56,7 +57,7 @@ _C_MAX = 1e20
 
 
 @lru_cache(maxsize=8)
-def _tables(sigma: float = 1.0):
+def _tables(sigma: float = 1.0) -> tuple:
     """Tabulate ``u``, ``log L(e^u)`` and ``log A_n(e^u)`` (n = 1..4) on the fixed grid
     of this ``sigma`` (module docstring)."""
     s = max(1.0, sigma)
@@ -93,7 +94,7 @@ class SoftmaxMoments:
     sigma: float = 1.0
 
 
-def _check_sigma(sigma) -> float:
+def _check_sigma(sigma: float) -> float:
     return check_float("sigma (logit scale)", sigma, 0.0, SIGMA_MAX, closed="right")
 
 
@@ -106,7 +107,7 @@ def _check_C(C):
     return Cf
 
 
-def softmax_moments(C, *, sigma: float = 1.0) -> SoftmaxMoments:
+def softmax_moments(C: ArrayLike, *, sigma: float = 1.0) -> SoftmaxMoments:
     """Exact ``E[p_1^n]`` (n <= 4) and ``E[(p_1 p_2)^n]`` (n <= 2) for Gaussian logits.
 
     Parameters
@@ -145,7 +146,9 @@ def softmax_moments(C, *, sigma: float = 1.0) -> SoftmaxMoments:
     )
 
 
-def linear_ce_frobenius(C, gamma, *, sigma: float = 1.0):
+def linear_ce_frobenius(
+    C: ArrayLike, gamma: ArrayLike, *, sigma: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact Theorem-1 limits ``(F_diag, F_off)`` of the linear model with CE loss.
 
     ``sigma``: scale of the logits ``z ~ N(0, sigma^2 I_C)``, i.e. the ``sigma`` of the
