@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rmthess._checks import check_int
 
-__all__ = ["PER_SAMPLE_META", "Dataset"]
+__all__ = ["MAX_CLASSES", "PER_SAMPLE_META", "Dataset", "check_path"]
+
+MAX_CLASSES = 100_000
+"""Most classes a :class:`Dataset` may have (labels ``< MAX_CLASSES``): ``n_classes`` sizes
+one-hot targets and the model's output layer, so a stray label (``10**9`` in a file) would
+otherwise ask for gigabytes only later. Relabel sparse labels with
+``np.unique(y, return_inverse=True)``."""
 
 PER_SAMPLE_META = ("index", "cluster_ids")
 """Keys of ``Dataset.meta`` holding one entry per sample (arrays of length N); ``subset`` and
@@ -68,8 +75,16 @@ class Dataset:
             )
         if self.n_classes is None:
             n_classes = max(int(y.max()) + 1, 1)  # all-negative y: the label error below
+            if n_classes > MAX_CLASSES:
+                distinct = np.unique(y).size
+                raise ValueError(
+                    f"y must hold labels in [0, MAX_CLASSES) = [0, {MAX_CLASSES}): its largest "
+                    f"label {int(y.max())} would make n_classes = {n_classes} for "
+                    f"{distinct} distinct labels; relabel them 0..{distinct - 1} "
+                    "(np.unique(y, return_inverse=True))"
+                )
         else:
-            n_classes = check_int("n_classes", self.n_classes, 1)
+            n_classes = check_int("n_classes", self.n_classes, 1, MAX_CLASSES)
         bad = np.flatnonzero((y < 0) | (y >= n_classes))
         if bad.size:
             raise ValueError(
@@ -286,12 +301,24 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
 def _as_labels(y) -> np.ndarray:
     y = np.asarray(y)
     if y.dtype.kind in "iu":
+        if y.dtype.kind == "u" and y.size and int(y.max()) > np.iinfo(np.int64).max:
+            i = int(np.argmax(y))  # would wrap to a negative int64
+            raise ValueError(
+                f"y must hold labels in [0, n_classes); y[{i}] = {int(y[i])} ({y.dtype})"
+            )
         return np.ascontiguousarray(y, dtype=np.int64)
     if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
         if np.abs(y).max() >= 2**62:  # would not fit int64; no label is that large
             raise ValueError(f"y holds a label of magnitude {np.abs(y).max():g}, too large")
         return np.ascontiguousarray(y, dtype=np.int64)
     raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+
+
+def check_path(name: str, value) -> str:
+    """``value`` as a ``str`` path (``str`` or ``os.PathLike``); ``TypeError`` otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return os.fspath(value)
 
 
 def _check_bool(name: str, value) -> None:

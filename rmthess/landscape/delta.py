@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, physical_memory
+from rmthess._checks import check_choice, check_int, check_memory
 from rmthess._stats import json_safe
 
 __all__ = [
@@ -41,6 +41,12 @@ __all__ = [
 PAPER_EMA = 0.99
 """The authors' smoothing factor (``code/plot_differences.py``: ``calculate_ema``)."""
 _CHUNK_ELEMENTS = 2**23  # 64 MiB of float64 per working array
+MAX_ORDERS = 10**6
+"""Most orders :func:`delta_curve` draws: each costs ~10-25 us of set-up (its own
+``SeedSequence`` child and generator), so 10^6 orders are ~10-25 s before any arithmetic."""
+MAX_SPREAD = 2.0**500
+"""Largest ``max(losses) - min(losses)`` accepted: ``Delta_k^2`` and the variance ``S^2``
+stay below ``2^1000``, far from the float64 overflow at ~``1.8e308``."""
 
 
 def _arr(x):
@@ -73,6 +79,12 @@ def _check_losses(losses) -> np.ndarray:
     if bad.size:
         raise ValueError(
             f"losses must be finite; losses[{bad[0]}] = {a[bad[0]]} ({bad.size} non-finite)"
+        )
+    spread = a.max() / 2 - a.min() / 2  # half the range: no overflow for finite values
+    if spread > MAX_SPREAD / 2:
+        raise ValueError(
+            f"losses must span less than 2^500 ~ {MAX_SPREAD:.3g} (Delta_k^2 and S^2 would "
+            f"overflow float64); they span [{a.min():.6g}, {a.max():.6g}]: rescale them"
         )
     if np.ptp(a) <= 8 * np.finfo(float).eps * np.abs(a).max():
         raise ValueError(
@@ -196,7 +208,8 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
     ----------
     losses : (n,) per-sample losses at ``theta*`` (e.g. :func:`per_sample_losses`); finite,
         ``n >= 2``, not all equal.
-    n_orders : independent uniformly random permutations (>= 2; the paper: 100).
+    n_orders : independent uniformly random permutations (2 to :data:`MAX_ORDERS` = 10^6;
+        the paper: 100).
     seed : the orders come from ``numpy.random.SeedSequence(seed)`` (one child per order).
     ema : None (no smoothing) or the EMA factor in (0, 1); ``PAPER_EMA = 0.99`` reproduces
         the paper's figures (see :func:`ema_filter`: a lag of ``f/(1-f)`` = 99 steps, a
@@ -206,21 +219,28 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
 
     Vectorised: each chunk of orders is an ``(orders, n)`` array of centred losses whose
     ``cumsum`` along the row gives every ``L_k``; ``Delta_k = |l_{k+1} - L_k| / (k+1)``. No
-    Python loop over ``k``. Cost ``O(n_orders n)``; memory ``8 n_orders k_max`` bytes kept.
+    Python loop over ``k``. Cost ``O(n_orders n)``; memory ``8 n_orders k_max`` bytes kept
+    (about 4 times that at the peak: squares and quantiles), refused before any work when
+    that is over half the RAM. Losses are centred and scaled by a power of 2 (exact) so
+    that neither overflow nor underflow of ``Delta_k^2`` can occur; losses spanning more
+    than :data:`MAX_SPREAD` are refused.
     """
     x = _check_losses(losses)
     n = x.size
-    n_orders = check_int("n_orders", n_orders, 2)
+    n_orders = check_int("n_orders", n_orders, 2, MAX_ORDERS)
     seed = check_int("seed", seed, 0)
     ema = _check_ema(ema)
     K = n - 1 if k_max is None else check_int("k_max", k_max, 1, n - 1)
-    mem = physical_memory()
-    if mem and 8.0 * n_orders * K > mem / 4:
-        raise ValueError(
-            f"delta_trials would take {8 * n_orders * K / 2**30:.1f} GiB (n_orders={n_orders}, "
-            f"k_max={K}), over a quarter of this machine's memory; lower n_orders or k_max"
-        )
+    check_memory(
+        4 * 8.0 * n_orders * K + 2 * 8.0 * n * min(n_orders, max(1, _CHUNK_ELEMENTS // n)),
+        f"delta_curve (n_orders={n_orders}, k_max={K}: delta_trials {8 * n_orders * K / 2**30:.3g}"
+        " GiB, 4 copies at the peak)",
+        "lower n_orders or k_max",
+    )
     x = x - x.mean()  # Delta is shift-invariant; centring keeps the cumsum small
+    _, e = np.frexp(np.abs(x).max())  # max |x| in [2^(e-1), 2^e)
+    unit = np.ldexp(1.0, int(e))  # a power of 2: x / unit and the results * unit are exact
+    x = x / unit
     k = np.arange(1, K + 1)
     trials = np.empty((n_orders, K))
     rows = max(1, _CHUNK_ELEMENTS // n)
@@ -235,8 +255,11 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
     with np.errstate(divide="ignore", invalid="ignore"):
         rms_se = sq.std(axis=0, ddof=1) / math.sqrt(n_orders) / (2 * rms)
     q05, q50, q95 = np.quantile(trials, [0.05, 0.5, 0.95], axis=0)
+    mean_se = trials.std(axis=0, ddof=1) / math.sqrt(n_orders)
+    for a in (mean, rms, rms_se, q05, q50, q95, mean_se, trials):
+        a *= unit  # back to the units of the losses (exact)
     return DeltaCurve(
-        k=k, mean=mean, mean_se=trials.std(axis=0, ddof=1) / math.sqrt(n_orders), rms=rms,
+        k=k, mean=mean, mean_se=mean_se, rms=rms,
         rms_se=rms_se, q05=q05, q50=q50, q95=q95, n=n, n_orders=n_orders, seed=seed,
         ema_factor=ema, ema=None if ema is None else ema_filter(mean, ema), delta_trials=trials,
     )  # fmt: skip
