@@ -36,6 +36,7 @@ GROUND = {
     "rmthess._checks",
     "rmthess._stats",
     "rmthess._lazy",
+    "rmthess._random",
     "rmthess.inits",
 }
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_int
+from rmthess._checks import check_bool, check_int
+from rmthess._random import check_seed
+from rmthess._random import rng as _rng
 
 __all__ = ["MAX_CLASSES", "PER_SAMPLE_META", "Dataset", "check_path"]
 
@@ -167,13 +169,14 @@ class Dataset:
         largest-remainder rounding of ``n N_c / N`` (so ``|n_c - n N_c / N| < 1`` and
         ``sum n_c = n``; ties of the remainders are broken at random), then ``n_c`` samples
         uniformly without replacement inside the class. ``stratified=False``: a uniform
-        draw of ``n`` of the ``N`` rows. Randomness: ``numpy.random.default_rng(seed)``.
+        draw of ``n`` of the ``N`` rows. Randomness: ``rmthess._random.rng(seed)`` (the
+        stream of ``numpy.random.default_rng(seed)``).
         ``1 <= n <= N``; ``meta["index"]`` records the rows taken.
         """
         n = check_int("n", n, 1, self.n)
-        seed = check_int("seed", seed, 0)
-        _check_bool("stratified", stratified)
-        rng = np.random.default_rng(seed)
+        seed = check_seed(seed)
+        check_bool("stratified", stratified)
+        rng = _rng(seed)
         if stratified:
             idx = _stratified_take(self.y, self.n_classes, n, rng)
         else:
@@ -202,9 +205,9 @@ class Dataset:
                 f"test_fraction={test_fraction} of N={self.n} samples leaves an empty part; "
                 f"need 1 <= round(test_fraction * N) <= N - 1"
             )
-        seed = check_int("seed", seed, 0)
-        _check_bool("stratified", stratified)
-        rng = np.random.default_rng(seed)
+        seed = check_seed(seed)
+        check_bool("stratified", stratified)
+        rng = _rng(seed)
         if stratified:
             test_idx = _stratified_take(self.y, self.n_classes, n_test, rng)
         else:
@@ -321,11 +324,6 @@ def check_path(name: str, value) -> str:
     return os.fspath(value)
 
 
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
 def _torch_args(dtype, device, one_hot):
     import torch
 
@@ -339,7 +337,7 @@ def _torch_args(dtype, device, one_hot):
         raise ValueError(
             f"device must name a torch device ('cpu', 'cuda:0'...), got {device!r}"
         ) from None
-    _check_bool("one_hot", one_hot)
+    check_bool("one_hot", one_hot)
     return torch, dtype, device
 
 

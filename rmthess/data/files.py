@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rmthess.data.dataset import Dataset, _check_bool
+from rmthess._checks import check_bool
+from rmthess.data.dataset import Dataset
 from rmthess.data.idx import IDX_IMAGES, IDX_LABELS, load_idx
 from rmthess.data.npz import NPZ_X_KEYS, NPZ_Y_KEYS, load_npz
 
@@ -24,7 +25,7 @@ def digits(*, scale: bool = True) -> Dataset:
     174 to 183 images each). Pixels are integers 0..16; ``scale=True`` divides them by 16 so
     ``X`` lies in [0, 1] (max exactly 1.0). Imports scikit-learn on call.
     """
-    _check_bool("scale", scale)
+    check_bool("scale", scale)
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is a dependency

@@ -17,8 +17,8 @@ import zlib
 
 import numpy as np
 
-from rmthess._checks import check_int, check_memory
-from rmthess.data.dataset import Dataset, _check_bool, check_path
+from rmthess._checks import check_bool, check_int, check_memory
+from rmthess.data.dataset import Dataset, check_path
 
 __all__ = ["IDX_IMAGES", "IDX_LABELS", "load_idx"]
 
@@ -50,7 +50,7 @@ def load_idx(images, labels, *, scale: bool = True, limit: int | None = None) ->
     """
     images = check_path("images", images)
     labels = check_path("labels", labels)
-    _check_bool("scale", scale)
+    check_bool("scale", scale)
     if limit is not None:
         limit = check_int("limit", limit, 1)
     y = _read_idx(labels, IDX_LABELS)

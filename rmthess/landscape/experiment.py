@@ -18,15 +18,48 @@ import numpy as np
 import pandas as pd
 
 from rmthess._checks import check_int, check_positive_float
+from rmthess.data import as_dataset
 
 __all__ = ["LandscapeExperiment", "landscape_experiment", "paper_pixels", "plot_delta_panels"]
 
 PANELS = ("hidden", "depth")
 
 
-def paper_pixels(ds):
-    """``ds`` with its [0, 1] pixels mapped to [-1, 1], the paper's input scaling."""
-    return type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)
+def paper_pixels(ds, pixel_max=None):
+    """``ds`` with its pixels mapped to [-1, 1], the paper's input scaling: ``2 x / pixel_max
+    - 1``.
+
+    ``pixel_max``: the value of a white pixel; None detects it from the data: 1 when every
+    ``x`` lies in [0, 1] (``digits()``, ``load_idx``), 16 for ``digits(scale=False)``, 255
+    when the pixels are integers in [0, 255] with some above 1 (raw 8-bit images, e.g. an
+    ``.npz`` of MNIST). Anything else (negative values, non-integers above 1, values above
+    255) is not pixels: ``ValueError`` naming the range found, before any work. Given
+    explicitly, every ``x`` must lie in ``[0, pixel_max]``. ``meta["pixel_max"]`` records it.
+    """
+    ds = as_dataset(ds)
+    lo, hi = float(ds.X.min()), float(ds.X.max())
+    if pixel_max is None:
+        if lo >= 0 and hi <= 1:
+            pixel_max = 1.0
+        elif ds.meta.get("source") == "sklearn.datasets.load_digits" and not ds.meta["scale"]:
+            pixel_max = 16.0
+        elif lo >= 0 and hi <= 255 and bool(np.all(ds.X == np.round(ds.X))):
+            pixel_max = 255.0
+        else:
+            raise ValueError(
+                f"data: inputs range over [{lo:.6g}, {hi:.6g}], not pixels in [0, 1] or integer "
+                "pixels 0..255; the paper's [-1, 1] scaling does not apply (pass pixel_max=, "
+                "or use the inputs unscaled: --raw-inputs on the command line)"
+            )
+    else:
+        pixel_max = check_positive_float("pixel_max", pixel_max)
+        if lo < 0 or hi > pixel_max:
+            raise ValueError(
+                f"pixel_max = {pixel_max:g}, but the inputs range over [{lo:.6g}, {hi:.6g}]: "
+                "every pixel must lie in [0, pixel_max]"
+            )
+    X = ds.X if pixel_max == 1 else ds.X / pixel_max
+    return type(ds)(X * 2 - 1, ds.y, ds.n_classes, ds.name, {**ds.meta, "pixel_max": pixel_max})
 
 
 @dataclass
@@ -141,7 +174,8 @@ def landscape_experiment(
     any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
-    from rmthess.landscape.delta import delta_curve, delta_expected, fit_rate
+    from rmthess.landscape.delta import delta_curve, fit_rate
+    from rmthess.landscape.expected import delta_expected
     from rmthess.landscape.losses import per_sample_losses
     from rmthess.landscape.models import relu_mlp, train_mlp
 
@@ -155,11 +189,14 @@ def landscape_experiment(
     k_min = check_int("k_min", k_min, 1)
     if audit_samples is not None:
         audit_samples = check_int("audit_samples", audit_samples, 0)
-    if not (hasattr(data, "X") and hasattr(data, "n_classes")):
-        raise TypeError("data must be an rmthess.data.Dataset (e.g. rmthess.data.digits())")
+    data = as_dataset(data)
     n = data.n
-    if k_min > n // 10:
-        raise ValueError(f"k_min must be at most n/10 = {n // 10} for a slope fit, got {k_min}")
+    if k_min > n // 10 - 2:
+        raise ValueError(
+            f"k_min must be at most n/10 - 2 = {n // 10 - 2} for a slope fit over k = "
+            f"k_min..n/10 (>= 3 points; n = {n} samples, at least {10 * (k_min + 2)} needed), "
+            f"got {k_min}"
+        )
     configs = [("hidden", h, fixed_layers) for h in hidden]
     configs += [("depth", fixed_hidden, L) for L in layers]
     res = LandscapeExperiment(
