@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
-from rmthess._checks import check_int, check_positive_float
+from rmthess._checks import check_float, check_int, check_positive_float, check_progress
 from rmthess.data import as_dataset
 
 __all__ = ["LandscapeExperiment", "landscape_experiment", "paper_pixels", "plot_delta_panels"]
@@ -170,14 +171,15 @@ def landscape_experiment(
 
     ``hidden`` widths at ``fixed_layers`` weight matrices (the paper's ``L``; the authors'
     code's ``num_layers = L - 2``), and ``layers`` at ``fixed_hidden``. ``audit_samples``:
-    rows audited per state (None: all; 0 skips the audit). Every argument is checked before
-    any training starts.
+    rows audited per state (None: all; 0 skips the audit). ``data``: a
+    :class:`rmthess.data.Dataset` or anything :func:`rmthess.data.as_dataset` accepts; it is
+    converted to torch once. Every argument is checked before any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
     from rmthess.landscape.delta import delta_curve, fit_rate
     from rmthess.landscape.expected import delta_expected
     from rmthess.landscape.losses import per_sample_losses
-    from rmthess.landscape.models import relu_mlp, train_mlp
+    from rmthess.landscape.models import _train, relu_mlp
 
     hidden = _int_tuple("hidden", hidden, 1)
     layers = _int_tuple("layers", layers, 1)
@@ -186,6 +188,11 @@ def landscape_experiment(
     orders = check_int("orders", orders, 2)
     epochs = check_int("epochs", epochs, 0)
     lr = check_positive_float("lr", lr)
+    batch_size = check_int("batch_size", batch_size, 1)
+    if ema is not None:
+        ema = check_float("ema", ema, 0, 1, closed="neither")
+    seed = check_int("seed", seed, 0)
+    progress = check_progress(progress)
     k_min = check_int("k_min", k_min, 1)
     if audit_samples is not None:
         audit_samples = check_int("audit_samples", audit_samples, 0)
@@ -211,13 +218,19 @@ def landscape_experiment(
         from tqdm.auto import tqdm
 
         it = tqdm(configs, desc="landscape", unit="net")
+    dtype = torch.float32  # train_mlp's default: the paper's networks
+    X, y = data.tensors(dtype)  # the one conversion of the data to torch
     trained = {}
-    for panel, h, L in it:
+
+    def train(h, L):
         if (h, L) not in trained:
-            m = train_mlp(data, h, L, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-            trained[(h, L)] = m
-        model = trained[(h, L)]
-        losses = per_sample_losses(model, "ce", data)
+            model = relu_mlp(data.d, data.n_classes, h, L, seed=seed, dtype=dtype)
+            trained[(h, L)] = _train(model, X, y, epochs, lr, batch_size, seed, None)
+        return trained[(h, L)]
+
+    for panel, h, L in it:
+        model = train(h, L)
+        losses = per_sample_losses(model, "ce", (X, y))
         curve = delta_curve(losses, orders, seed=seed, ema=ema)
         expected = delta_expected(losses)
         fit = fit_rate(curve, k_min=k_min, k_max=n // 10, seed=seed)
@@ -234,11 +247,10 @@ def landscape_experiment(
             )
         )
     if audit_samples != 0:
-        base = dict(seed=seed, dtype=trained[next(iter(trained))].output.weight.dtype)
+        base = dict(seed=seed, dtype=dtype)
         states = {
             "init": relu_mlp(data.d, data.n_classes, fixed_hidden, fixed_layers, **base),
-            "trained": trained.get((fixed_hidden, fixed_layers))
-            or train_mlp(data, fixed_hidden, fixed_layers, epochs=epochs, lr=lr, seed=seed),
+            "trained": train(fixed_hidden, fixed_layers),
             "small-init": relu_mlp(
                 data.d, data.n_classes, fixed_hidden, fixed_layers, init_scale=0.1, **base
             ),
