@@ -27,6 +27,7 @@ IDX_IMAGES = 0x00000803
 IDX_LABELS = 0x00000801
 """Magic number of an IDX label file: unsigned bytes (0x08), 1 dimension (N,)."""
 _BLOCK = 2**24  # bytes read per call
+_PROBE = 2**16  # bytes asked for after the data (any is an error)
 
 
 def load_idx(images, labels, *, scale: bool = True, limit: int | None = None) -> Dataset:
@@ -118,10 +119,9 @@ def _read_idx(path: str, magic: int, n_expected: int | None = None, other=None) 
                 f"{path}: truncated IDX {what} file: header promises shape {dims} "
                 f"({size} bytes of data), found {got}"
             )
-        probe = bytearray(_BLOCK)
-        extra = _read_into(f, path, memoryview(probe))
+        extra = _read_into(f, path, memoryview(bytearray(_PROBE)))
         if extra:
-            count = f"{extra}" if extra < _BLOCK else f"at least {extra} (read no further)"
+            count = f"{extra}" if extra < _PROBE else f"at least {extra} (read no further)"
             raise ValueError(
                 f"{path}: {count} unexpected bytes after the data of shape {dims} "
                 f"(not an IDX {what} file?)"

@@ -110,6 +110,8 @@ def _header(path: str, zf: zipfile.ZipFile, member: str, key: str):
                 shape, _, dtype = np.lib.format.read_array_header_2_0(f)
         except ValueError as exc:
             raise ValueError(f"{path}: member {key!r} is not a .npy array ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise ValueError(f"{path}: member {key!r} cannot be read ({exc})") from None
     if dtype.hasobject:
         raise ValueError(f"{path}: member {key!r} holds Python objects (dtype {dtype})")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
