@@ -261,6 +261,11 @@ def test_x_key_reaches_the_loader_from_both_clis(tmp_path, capsys):
         assert ds.meta["x_key"] == "feats" and np.array_equal(ds.y, np.arange(6) % 2)
 
 
+def test_class_count_from_the_command_line_is_bounded(capsys):
+    """Before: --data gaussian --C 1e9 was accepted (a 10^9-output model followed)."""
+    _one_line_error(["curvature", "--data", "gaussian", "--C", "1e9"], capsys, "C must be")
+
+
 def test_one_meaning_of_layers_and_n(capsys):
     _one_line_error(["landscape", "--layers", "1,3"], capsys, "use --depths")
     _one_line_error(["landscape", "--fixed-layers", "3"], capsys, "use --fixed-depth")

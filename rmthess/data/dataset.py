@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_int
+from rmthess._checks import check_bool, check_float, check_int
 from rmthess._random import check_seed
 from rmthess._random import rng as _rng
 
@@ -195,10 +194,7 @@ class Dataset:
         holds all other rows. Both keep the original order. ``0 < test_fraction < 1`` and
         both parts must be non-empty.
         """
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-            raise TypeError(f"test_fraction must be a real number, got {test_fraction!r}")
-        if not (0 < float(test_fraction) < 1):
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        test_fraction = check_float("test_fraction", test_fraction, 0, 1, closed="neither")
         n_test = int(round(float(test_fraction) * self.n))
         if not 1 <= n_test <= self.n - 1:
             raise ValueError(

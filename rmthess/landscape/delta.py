@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, check_memory
+from rmthess._checks import check_choice, check_float, check_int, check_memory
 from rmthess._stats import json_safe
 
 __all__ = ["PAPER_EMA", "DeltaCurve", "RateFit", "delta_curve", "ema_filter", "fit_rate"]
@@ -101,13 +101,8 @@ def _check_level(level) -> float:
 
 
 def _check_ema(ema) -> float | None:
-    if ema is None:
-        return None
-    if isinstance(ema, bool) or not isinstance(ema, numbers.Real):
-        raise TypeError(f"ema must be None or a number in (0, 1), got {ema!r}")
-    if not 0 < float(ema) < 1:
-        raise ValueError(f"ema must lie in (0, 1) (the paper uses {PAPER_EMA}), got {ema!r}")
-    return float(ema)
+    """None, or the EMA factor in (0, 1) (the paper uses :data:`PAPER_EMA`)."""
+    return None if ema is None else check_float("ema", ema, 0, 1, closed="neither")
 
 
 def ema_filter(x, factor: float, axis: int = -1) -> np.ndarray:

@@ -7,13 +7,11 @@ bounds. numpy only.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from rmthess._checks import check_choice
+from rmthess._checks import check_choice, check_positive_float
 from rmthess._stats import json_safe
 from rmthess.landscape.delta import _CHUNK_ELEMENTS, DeltaCurve, _arr, _check_losses, _frame
 
@@ -141,8 +139,7 @@ def sample_size_for(curve_or_expected, eps, *, on=None) -> int:
         raise TypeError(
             f"curve_or_expected must be a DeltaCurve or a DeltaExpected, got {kind.__name__}"
         )
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0 < eps < math.inf):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    eps = check_positive_float("eps", eps)
     on = check_choice("on", _SIZE_ON[kind][0] if on is None else on, _SIZE_ON[kind])
     y = getattr(curve_or_expected, on)
     if y is None:
