@@ -186,12 +186,13 @@ def load_from_args(args) -> Dataset:
     """
     key = data_source(args)
     kw = LOADERS[key].cli_kwargs(args)
+    opt = "--idx-images/--idx-labels" if key == "idx" else "--data"
     try:
         ds = LOADERS[key].function(**kw)
     except FileNotFoundError as exc:
-        raise ValueError(f"--data: no such file {exc.filename!r}") from None
+        raise ValueError(f"{opt}: no such file {exc.filename!r}") from None
     except OSError as exc:
-        raise ValueError(f"--data: cannot read {exc.filename!r} ({exc.strerror})") from None
+        raise ValueError(f"{opt}: cannot read {exc.filename!r} ({exc.strerror})") from None
     if args.n is not None:
         if args.n > ds.n:
             raise ValueError(f"--n must be at most the data set's {ds.n} samples, got {args.n}")

@@ -113,7 +113,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON record")
     parser.add_argument("--out", default=None, help="directory for CSV/PNG outputs")
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bars"
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bar (default: a bar on stderr when it is a terminal)",
     )
 
 
@@ -162,7 +166,7 @@ def run(args) -> int:
         epochs=args.epochs,
         audit_samples=args.audit_samples,
         seed=args.seed,
-        progress=args.progress and not args.json,
+        progress=False if args.json else args.progress,
     )
     fits, audit = res.to_frame(), res.audit_frame()
     if out is not None:

@@ -12,6 +12,7 @@ after training, and with a small initialization. docs/theory.md section 9.3.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,7 +174,9 @@ def landscape_experiment(
     code's ``num_layers = L - 2``), and ``layers`` at ``fixed_hidden``. ``audit_samples``:
     rows audited per state (None: all; 0 skips the audit). ``data``: a
     :class:`rmthess.data.Dataset` or anything :func:`rmthess.data.as_dataset` accepts; it is
-    converted to torch once. Every argument is checked before any training starts.
+    converted to torch once. ``progress``: a tqdm bar over the networks on stderr (None:
+    when stderr is a terminal and there are more than 2 networks). Every argument is
+    checked before any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
     from rmthess.landscape.delta import delta_curve, fit_rate
@@ -214,7 +217,7 @@ def landscape_experiment(
         ),
     )
     it = configs
-    if progress or (progress is None and len(configs) > 2):
+    if progress or (progress is None and len(configs) > 2 and sys.stderr.isatty()):
         from tqdm.auto import tqdm
 
         it = tqdm(configs, desc="landscape", unit="net")
