@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rmthess._checks import check_choice, check_float, check_int, check_memory
+from rmthess._random import rng as _rng
 from rmthess._stats import json_safe
 
 __all__ = ["PAPER_EMA", "DeltaCurve", "RateFit", "delta_curve", "ema_filter", "fit_rate"]
@@ -130,10 +131,11 @@ def ema_filter(x, factor: float, axis: int = -1) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the curve
 def _orders(n: int, n_orders: int, seed: int):
-    """Order ``i`` is ``default_rng(SeedSequence(seed).spawn(n_orders)[i]).permutation(n)``:
-    independent of chunking, and the first orders do not change when ``n_orders`` grows."""
-    for child in np.random.SeedSequence(seed).spawn(n_orders):
-        yield np.random.default_rng(child).permutation(n)
+    """Order ``i`` is ``rmthess._random.rng(seed, i).permutation(n)`` (the stream of
+    ``SeedSequence(seed).spawn(n_orders)[i]``, as before the shared helper): independent of
+    chunking, and the first orders do not change when ``n_orders`` grows."""
+    for i in range(n_orders):
+        yield _rng(seed, i).permutation(n)
 
 
 @dataclass
