@@ -24,10 +24,10 @@ def gaussian(C: int, d: int, N: int, *, seed: int = 0, balanced: bool = False) -
       each class (the paper's ``n_samples_per_class = N / C``); needs ``N % C == 0``.
 
     One generator ``numpy.random.default_rng(seed)`` draws ``X`` first (row-major) and the
-    labels second, so ``X`` does not depend on ``balanced``. ``C >= 1``, ``d >= 1``,
+    labels second, so ``X`` does not depend on ``balanced``. ``2 <= C <= MAX_CLASSES``, ``d >= 1``,
     ``N >= 1``, ``seed >= 0``; ``meta`` records source, seed, C, d, N, balanced.
     """
-    C = check_int("C", C, 1, MAX_CLASSES)
+    C = check_int("C", C, 2, MAX_CLASSES)
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     seed = check_seed(seed)
@@ -70,12 +70,12 @@ def clustered(
       between centers once d > ~800); ``noise = 0.05 * sqrt(d)`` reproduces it.
 
     Randomness: one ``numpy.random.default_rng(seed)`` draws the centers, the extra-point
-    clusters, the order, then the noise. ``C >= 1``, ``d >= 1``, ``clusters >= 1``,
+    clusters, the order, then the noise. ``2 <= C <= MAX_CLASSES``, ``d >= 1``, ``clusters >= 1``,
     ``N >= K``, ``noise`` finite ``>= 0``. ``meta`` records source, seed, C, d, N,
     clusters, K, noise, ``centers`` ((K, d) ndarray) and ``cluster_ids`` ((N,) int64
     ndarray, the cluster of each point; it follows ``subset``/``split``).
     """
-    C = check_int("C", C, 1, MAX_CLASSES)
+    C = check_int("C", C, 2, MAX_CLASSES)
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     clusters = check_int("clusters", clusters, 1)

@@ -18,9 +18,9 @@ absolute deviation), whatever the model: the curve measures the spread of the pe
 losses at ``theta*``, not a Hessian.
 
 This module needs numpy and scipy only (no torch): :func:`delta_curve` (Monte Carlo over
-orders, vectorised), :func:`fit_rate` (log-log slope with a bootstrap over orders); the
-exact expectation :func:`~rmthess.landscape.expected.delta_expected` and
-:func:`~rmthess.landscape.expected.sample_size_for` live in :mod:`rmthess.landscape.expected`.
+orders, vectorised), :func:`delta_expected` (exact), :func:`fit_rate` (log-log slope with a
+bootstrap over orders); :func:`~rmthess.landscape.sample_size.sample_size_for` lives in its
+own module.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ from rmthess._checks import check_choice, check_float, check_int, check_memory
 from rmthess._random import rng as _rng
 from rmthess._stats import json_safe
 
-__all__ = ["PAPER_EMA", "DeltaCurve", "RateFit", "delta_curve", "ema_filter", "fit_rate"]
+__all__ = [
+    "PAPER_EMA", "DeltaCurve", "DeltaExpected", "RateFit", "delta_curve", "delta_expected",
+    "ema_filter", "fit_rate",
+]  # fmt: skip
 
 PAPER_EMA = 0.99
 """The authors' smoothing factor (``code/plot_differences.py``: ``calculate_ema``)."""
@@ -46,10 +49,6 @@ MAX_ORDERS = 10**6
 MAX_SPREAD = 2.0**500
 """Largest ``max(losses) - min(losses)`` accepted: ``Delta_k^2`` and the variance ``S^2``
 stay below ``2^1000``, far from the float64 overflow at ~``1.8e308``."""
-
-
-def _arr(x):
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(x, dtype=float)]
 
 
 def _frame(**cols):
@@ -185,15 +184,16 @@ class DeltaCurve:
         return _frame(**cols)
 
     def to_dict(self) -> dict:
-        """JSON-safe: scalars, and the per-``k`` curves as lists (``delta_trials`` left out)."""
-        out = json_safe(
-            dict(n=self.n, n_orders=self.n_orders, seed=self.seed, ema_factor=self.ema_factor)
-        )
-        for name in ("k", "mean", "mean_se", "rms", "rms_se", "q05", "q50", "q95"):
-            out[name] = _arr(getattr(self, name))
-        out["k"] = [int(v) for v in self.k]
-        out["ema"] = None if self.ema is None else _arr(self.ema)
-        return out
+        """JSON-safe scalars: n, n_orders, seed, ema_factor, k_max and the curve at its ends
+        (``mean_first``/``mean_last``, ``rms_first``/``rms_last``); the per-``k`` curves
+        are in :meth:`to_frame`."""
+        return json_safe(
+            dict(
+                n=self.n, n_orders=self.n_orders, seed=self.seed, ema_factor=self.ema_factor,
+                k_max=self.k_max, mean_first=float(self.mean[0]), mean_last=float(self.mean[-1]),
+                rms_first=float(self.rms[0]), rms_last=float(self.rms[-1]),
+            )
+        )  # fmt: skip
 
 
 def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=None):
@@ -257,6 +257,108 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
         k=k, mean=mean, mean_se=mean_se, rms=rms,
         rms_se=rms_se, q05=q05, q50=q50, q95=q95, n=n, n_orders=n_orders, seed=seed,
         ema_factor=ema, ema=None if ema is None else ema_filter(mean, ema), delta_trials=trials,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- exact expectation
+@dataclass
+class DeltaExpected:
+    """Result of :func:`delta_expected`: the exact expectation over random orders.
+
+    Attributes
+    ----------
+    k : (K,) int in ``1..n-1``.
+    mean_sq : ``E[Delta_k^2] = S^2 / (k (k+1))``, exact for every ``k``.
+    rms : ``sqrt(mean_sq)``; an upper bound on ``E|Delta_k|`` (Jensen).
+    mean_abs : the large-``k`` form ``(n/(n-1)) MAD / (k+1)``: an exact LOWER bound on
+        ``E|Delta_k|``, equal to it at ``k = n-1`` and for two-valued loss sets; relative
+        error ``O(log(k)/k)`` in general and ``p(mu) v_k / MAD`` to leading order for losses
+        with a density ``p`` at their mean (docs/theory.md section 9.3).
+    mean_abs_upper : the exact upper bound ``E_l sqrt(a_l^2 + v_k(l)) / (k+1)``.
+    n, variance (``S^2``, ddof=1), mad (``mean |l - mean(l)|``) of the losses.
+    """
+
+    k: np.ndarray
+    mean_sq: np.ndarray
+    rms: np.ndarray
+    mean_abs: np.ndarray
+    mean_abs_upper: np.ndarray
+    n: int
+    variance: float
+    mad: float
+
+    def to_frame(self):
+        """Tidy: one row per ``k``."""
+        return _frame(
+            k=self.k, mean_sq=self.mean_sq, rms=self.rms, mean_abs=self.mean_abs,
+            mean_abs_upper=self.mean_abs_upper,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """JSON-safe scalars: n, variance (``S^2``), mad, and the k range; the per-``k``
+        values are in :meth:`to_frame`."""
+        return json_safe(
+            dict(
+                n=self.n, variance=self.variance, mad=self.mad, k_min=int(self.k[0]),
+                k_max=int(self.k[-1]),
+            )
+        )  # fmt: skip
+
+
+def _check_ks(k, n: int) -> np.ndarray:
+    if k is None:
+        return np.arange(1, n)
+    ks = np.atleast_1d(np.asarray(k))
+    if ks.ndim != 1 or ks.size == 0 or ks.dtype.kind not in "iuf":
+        raise TypeError(f"k must be an integer or a 1-D array of integers, got {k!r}")
+    if ks.dtype.kind == "f" and not np.all(np.isfinite(ks) & (ks == np.round(ks))):
+        raise ValueError(f"k must hold integers, got {k!r}")
+    ks = np.unique(ks.astype(np.int64))
+    if ks.min() < 1 or ks.max() > n - 1:
+        raise ValueError(f"k must lie in [1, n-1] = [1, {n - 1}] for n = {n} losses, got {k!r}")
+    return ks
+
+
+def delta_expected(losses, k=None) -> DeltaExpected:
+    """Exact expectation of ``Delta_k`` over uniformly random orders of the fixed losses.
+
+    With ``mu``, ``sigma^2`` the mean and population variance of the ``n`` losses and
+    ``S^2 = n sigma^2/(n-1)``: ``Var(l_{k+1}) = sigma^2``, ``Var(L_k) = (sigma^2/k)(n-k)/(n-1)``
+    (finite-population factor), ``Cov(l_{k+1}, L_k) = -sigma^2/(n-1)``, hence
+    ``E(l_{k+1} - L_k)^2 = S^2 (k+1)/k`` and ``E[Delta_k^2] = S^2/(k(k+1))`` exactly.
+
+    ``E|Delta_k|``: given ``l_{k+1} = l``, ``l - L_k = a_l - eps`` with
+    ``a_l = (n/(n-1))(l - mu)`` and ``eps`` of mean 0 and variance
+    ``v_k(l) = sigma_-^2(l) (n-1-k) / (k (n-2))``, ``sigma_-^2(l)`` the population variance
+    of the other ``n-1`` losses. Jensen both ways: ``|a_l| <= E|a_l - eps| <= sqrt(a_l^2 +
+    v_k(l))``; averaging over ``l`` gives ``mean_abs`` and ``mean_abs_upper``.
+
+    ``k``: an int or array of ints in ``[1, n-1]`` (default all; sorted, duplicates
+    dropped). Cost ``O(n K)`` (the upper bound), in chunks.
+    """
+    x = _check_losses(losses)
+    n = x.size
+    ks = _check_ks(k, n)
+    dev = x - x.mean()
+    var_pop = float(np.mean(dev**2))
+    S2 = var_pop * n / (n - 1)
+    mad = float(np.mean(np.abs(dev)))
+    kf = ks.astype(float)
+    mean_sq = S2 / (kf * (kf + 1))
+    a = n / (n - 1) * dev
+    upper = np.empty(ks.size)
+    if n == 2:  # k = 1 = n - 1 only: eps = 0
+        upper[:] = np.mean(np.abs(a)) / (kf + 1)
+    else:
+        var_rest = np.maximum((n * var_pop - dev**2 * n / (n - 1)) / (n - 1), 0.0)
+        step = max(1, _CHUNK_ELEMENTS // n)
+        for i in range(0, ks.size, step):
+            kk = kf[i : i + step]
+            v = var_rest[:, None] * ((n - 1 - kk) / (kk * (n - 2)))[None, :]
+            upper[i : i + step] = np.sqrt(a[:, None] ** 2 + v).mean(axis=0) / (kk + 1)
+    return DeltaExpected(
+        k=ks, mean_sq=mean_sq, rms=np.sqrt(mean_sq), mean_abs=n / (n - 1) * mad / (kf + 1),
+        mean_abs_upper=upper, n=n, variance=S2, mad=mad,
     )  # fmt: skip
 
 
@@ -377,12 +479,9 @@ def fit_rate(
     )  # fmt: skip
 
 
-_MOVED = ("DeltaExpected", "delta_expected", "sample_size_for")
+def __getattr__(name):  # sample_size_for lives in rmthess.landscape.sample_size
+    if name == "sample_size_for":
+        from rmthess.landscape.sample_size import sample_size_for
 
-
-def __getattr__(name):  # the exact expectation lives in rmthess.landscape.expected
-    if name in _MOVED:
-        from rmthess.landscape import expected
-
-        return getattr(expected, name)
+        return sample_size_for
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -179,8 +179,7 @@ def landscape_experiment(
     checked before any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
-    from rmthess.landscape.delta import delta_curve, fit_rate
-    from rmthess.landscape.expected import delta_expected
+    from rmthess.landscape.delta import delta_curve, delta_expected, fit_rate
     from rmthess.landscape.losses import per_sample_losses
     from rmthess.landscape.models import _train, relu_mlp
 

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rmthess._checks import check_int, check_positive_float, check_progress
+from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
 from rmthess._device import resolve_device
 from rmthess.curvature.models import mlp
 from rmthess.data import as_dataset
@@ -62,10 +62,20 @@ def relu_mlp(
     (> 0; 0.1 gives the small-weight regime of the bound audit). Modules are
     ``hidden1, act1, ..., output`` (:func:`rmthess.curvature.models.mlp`).
     """
-    d, C = check_int("d", d, 1), check_int("C", C, 1)
+    d, C = check_int("d", d, 1), check_int("C", C, 2)
     hidden = check_int("hidden", hidden, 1)
     layers = check_int("layers", layers, 1)
+    seed = check_int("seed", seed, 0)
     init_scale = check_positive_float("init_scale", init_scale)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    widths = (d, *(hidden,) * (layers - 1), C)
+    n_params = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    check_memory(
+        2.0 * n_params * torch.finfo(dtype).bits / 8,  # the weights and their initial draw
+        f"relu_mlp({d} -> {hidden} x {layers - 1} -> {C}): {n_params} parameters",
+        "lower d, C, hidden or layers",
+    )
     model = mlp(
         d,
         C,

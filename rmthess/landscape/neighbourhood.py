@@ -129,13 +129,13 @@ class NeighbourhoodDelta:
     _ctx: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
+        """JSON-safe scalars (the order of the samples is the array ``self.order``)."""
         rec = {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "order")}
-        return {**json_safe(rec), "order": [int(i) for i in self.order]}
+        return json_safe(rec)
 
     def to_frame(self):
-        rec = self.to_dict()
-        rec.pop("order")
-        return _frame(rec)
+        """One row: :meth:`to_dict`."""
+        return _frame(self.to_dict())
 
     def monte_carlo(
         self, n_draws: int = 1000, *, seed: int | None = None, antithetic: bool = True
