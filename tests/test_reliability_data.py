@@ -94,6 +94,21 @@ def test_delta_curve_huge_n_orders_is_refused_at_once():
     assert "refused: n_orders must be an integer <= 1000000" in out.stdout, out.stderr
 
 
+def test_delta_expected_bounds_its_work_from_the_arguments():
+    """Before: 2*10^5 losses asked for 4e10 evaluations (tens of minutes) with no error."""
+    import time
+
+    from rmthess.landscape import delta_expected
+
+    x = np.random.default_rng(0).random(200_001)
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="k: the exact upper bound costs O\\(n\\) per k"):
+        delta_expected(x)
+    assert time.perf_counter() - t < 5
+    e = delta_expected(x, k=[1, 100])  # a few k: fine; E Delta_k^2 = S^2/(k(k+1)) exactly
+    np.testing.assert_allclose(e.mean_sq, np.var(x, ddof=1) / np.array([2, 10100]), rtol=1e-12)
+
+
 def _bomb(path, n_labels=7, zeros=2**27):
     co = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip container
     parts = [co.compress(struct.pack(">II", 0x801, n_labels) + bytes(n_labels))]

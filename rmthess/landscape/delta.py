@@ -46,6 +46,8 @@ _CHUNK_ELEMENTS = 2**23  # 64 MiB of float64 per working array
 MAX_ORDERS = 10**6
 """Most orders :func:`delta_curve` draws: each costs ~10-25 us of set-up (its own
 ``SeedSequence`` child and generator), so 10^6 orders are ~10-25 s before any arithmetic."""
+MAX_EXPECTED_WORK = 2 * 10**10
+"""Largest ``n * len(k)`` :func:`delta_expected` accepts (~10-25 ns each: a few minutes)."""
 MAX_SPREAD = 2.0**500
 """Largest ``max(losses) - min(losses)`` accepted: ``Delta_k^2`` and the variance ``S^2``
 stay below ``2^1000``, far from the float64 overflow at ~``1.8e308``."""
@@ -334,11 +336,18 @@ def delta_expected(losses, k=None) -> DeltaExpected:
     v_k(l))``; averaging over ``l`` gives ``mean_abs`` and ``mean_abs_upper``.
 
     ``k``: an int or array of ints in ``[1, n-1]`` (default all; sorted, duplicates
-    dropped). Cost ``O(n K)`` (the upper bound), in chunks.
+    dropped). Cost ``O(n K)`` (the upper bound), in chunks; ``n K`` above
+    :data:`MAX_EXPECTED_WORK` is refused before any work.
     """
     x = _check_losses(losses)
     n = x.size
     ks = _check_ks(k, n)
+    if n * ks.size > MAX_EXPECTED_WORK:
+        raise ValueError(
+            f"k: the exact upper bound costs O(n) per k, and n * len(k) = {n} * {ks.size} = "
+            f"{n * ks.size:.3g} > {MAX_EXPECTED_WORK:.0e} (minutes of work); pass k= the "
+            "values needed (e.g. np.unique(np.geomspace(1, n - 1, 200).astype(int)))"
+        )
     dev = x - x.mean()
     var_pop = float(np.mean(dev**2))
     S2 = var_pop * n / (n - 1)

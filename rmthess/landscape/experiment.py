@@ -179,7 +179,7 @@ def landscape_experiment(
     checked before any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
-    from rmthess.landscape.delta import delta_curve, delta_expected, fit_rate
+    from rmthess.landscape.delta import MAX_EXPECTED_WORK, delta_curve, delta_expected, fit_rate
     from rmthess.landscape.losses import per_sample_losses
     from rmthess.landscape.models import _train, relu_mlp
 
@@ -221,6 +221,8 @@ def landscape_experiment(
 
         it = tqdm(configs, desc="landscape", unit="net")
     dtype = torch.float32  # train_mlp's default: the paper's networks
+    # exact curve at every k up to MAX_EXPECTED_WORK = n K, else at 2000 log-spaced k
+    ks = None if n * (n - 1) <= MAX_EXPECTED_WORK else np.geomspace(1, n - 1, 2000).astype(int)
     X, y = data.tensors(dtype)  # the one conversion of the data to torch
     trained = {}
 
@@ -234,7 +236,7 @@ def landscape_experiment(
         model = train(h, L)
         losses = per_sample_losses(model, "ce", (X, y))
         curve = delta_curve(losses, orders, seed=seed, ema=ema)
-        expected = delta_expected(losses)
+        expected = delta_expected(losses, k=ks)
         fit = fit_rate(curve, k_min=k_min, k_max=n // 10, seed=seed)
         res.runs.append(
             dict(
