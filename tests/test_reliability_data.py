@@ -340,6 +340,12 @@ def test_landscape_functions_take_any_container():
     g1 = per_sample_curvature(m, ds, kind="ggn").norm
     g2 = per_sample_curvature(m, loader, kind="ggn").norm
     np.testing.assert_array_equal(g1, g2)
+    from rmthess.landscape import per_sample_losses
+
+    samples = torch.utils.data.TensorDataset(torch.tensor(ds.X), torch.tensor(ds.y))
+    ref = per_sample_losses(m, "ce", ds)  # before: TypeError "len() of a 0-d tensor"
+    np.testing.assert_array_equal(per_sample_losses(m, "ce", samples), ref)
+    np.testing.assert_array_equal(per_sample_losses(m, "ce", loader), ref)
 
 
 def test_data_seeds_keep_their_streams():

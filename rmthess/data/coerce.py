@@ -19,7 +19,7 @@ import numpy as np
 
 from rmthess.data.dataset import Dataset
 
-__all__ = ["as_dataset", "as_xy"]
+__all__ = ["as_dataset", "as_xy", "is_sample_dataset"]
 
 
 def _is_tensor(a) -> bool:
@@ -51,6 +51,11 @@ def _pair(item, what: str):
     return item
 
 
+def is_sample_dataset(data) -> bool:
+    """True for a map-style ``torch.utils.data.Dataset`` (indexable samples, not batches)."""
+    return type(data).__module__.startswith("torch.utils.data") and hasattr(data, "__getitem__")
+
+
 def as_xy(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` numpy arrays of ``data`` (see the module docstring for what is accepted).
 
@@ -64,7 +69,7 @@ def as_xy(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
         return data.X, data.y
     if isinstance(data, tuple | list) and len(data) == 2 and not all(map(_is_batch, data)):
         X, y = (_array(a, f"{name}: {w}") for a, w in zip(data, "Xy", strict=True))
-    elif type(data).__module__.startswith("torch.utils.data") and hasattr(data, "__getitem__"):
+    elif is_sample_dataset(data):
         if not hasattr(data, "__len__") or len(data) == 0:
             raise ValueError(f"{name} is empty: the torch Dataset has no samples; need N >= 1")
         items = [_pair(data[i], f"{name}[{i}]") for i in range(len(data))]

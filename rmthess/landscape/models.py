@@ -22,6 +22,7 @@ How depth is counted (the one place where the paper, its code and its figures di
 from __future__ import annotations
 
 import math
+import sys
 
 import pandas as pd
 import torch
@@ -122,7 +123,8 @@ def train_mlp(
         ``torch.Generator`` seeded with ``seed + 1`` (the weights use ``seed``), cut into
         ``ceil(N / batch_size)`` batches, the last one smaller (as a shuffled DataLoader)
     init_scale : multiplies the initial weights (see :func:`relu_mlp`)
-    progress : tqdm bar; ``None`` shows one when there are >= :data:`PROGRESS_STEPS` steps
+    progress : tqdm bar; ``None`` shows one on a terminal (stderr) when there are >=
+        :data:`PROGRESS_STEPS` steps
 
     Returns the ``nn.Sequential`` with ``model.train_log_``, a tidy DataFrame with one row
     per epoch (``epoch`` 0 = before training): ``epoch, step, loss, accuracy`` where loss
@@ -147,7 +149,9 @@ def _train(model, X, y, epochs: int, lr: float, batch_size: int, seed: int, prog
     """:func:`train_mlp`'s loop on checked arguments and tensors already on the device."""
     dev = X.device
     n_batches = math.ceil(len(X) / batch_size)
-    show = epochs * n_batches >= PROGRESS_STEPS if progress is None else progress
+    show = progress
+    if progress is None:  # a bar for long runs, on a terminal
+        show = epochs * n_batches >= PROGRESS_STEPS and sys.stderr.isatty()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     # seed + 1: the published numbers (report, goldens) depend on this stream; kept as is

@@ -40,6 +40,7 @@ one of the active pattern ``z > 0`` (torch's ``relu'(0) = 0``).
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ def per_sample_curvature(
     seed : seed of the Lanczos start vectors
     dtype : float64 (default) or float32 arithmetic
     memory : bytes of working memory per chunk (default :data:`MEMORY`)
-    progress : tqdm bar over chunks (``None``: when there are more than 4 chunks)
+    progress : tqdm bar over chunks (``None``: on a terminal, when there are more than 4)
 
     Cost per sample: ``"kernel"`` one backward sweep of the ``C x C`` identity
     (``sum_p C d_p d_(p+1)`` multiply-adds, no Jacobian stored); ``"dense"`` ``P`` Hessian
@@ -227,7 +228,7 @@ def _curvature(weights, X, Y, kind, method, chunk, steps, tol, seed, memory, pro
     gen = torch.Generator(device="cpu").manual_seed(seed)
     norm, eig, res, nsteps = (np.zeros(N) for _ in range(4))
     starts = range(0, N, chunk)
-    if progress or (progress is None and len(starts) > 4):
+    if progress or (progress is None and len(starts) > 4 and sys.stderr.isatty()):
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"per-sample {kind} ({method})", unit="chunk")
