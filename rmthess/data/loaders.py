@@ -158,9 +158,10 @@ def data_source(args) -> str:
         raise ValueError("--idx-images and --idx-labels go together")
     if name is None:
         name = "idx" if idx[0] is not None else args._data_default
-    if os.path.isdir(name):
+    path = name not in DATASETS  # a name of the table, whatever the current directory holds
+    if path and os.path.isdir(name):
         raise ValueError(f"--data: {name!r} is a directory, not a data set name or .npz file")
-    if os.path.isfile(name) and not name.lower().endswith(".npz"):
+    if path and os.path.isfile(name) and not name.lower().endswith(".npz"):
         raise ValueError(
             f"--data: {name!r} is a file but not a .npz archive (IDX files go with "
             "--idx-images/--idx-labels)"
