@@ -365,7 +365,7 @@ def test_subset_composes_index_and_carries_cluster_ids():
     assert np.array_equal(b.y, b.meta["cluster_ids"] // 2)
     with pytest.raises(ValueError, match="n must be an integer <= 40"):
         ds.subset(41)
-    with pytest.raises(ValueError, match="test_fraction must be in"):
+    with pytest.raises(ValueError, match=r"test_fraction must be a number in \(0, 1\)"):
         ds.split(1.0)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from rmthess.cli import main
 
-SMALL = ["--limit", "300", "--hidden", "4,8", "--layers", "1,2", "--orders", "20"]
+SMALL = ["--n", "300", "--hidden", "4,8", "--depths", "1,2", "--orders", "20"]
 SMALL += ["--epochs", "1", "--audit-samples", "5", "--no-progress"]
 
 
@@ -42,7 +42,9 @@ def test_out_writes_tables_and_figure(tmp_path, capsys):
     "args,match",
     [
         (["--data", "cifar"], "--data"),
-        (["--limit", "100000"], "--limit"),
+        (["--n", "100000"], "--n"),
+        (["--limit", "300"], "--n"),
+        (["--layers", "1,3"], "--depths"),
         (["--idx-images", "x.gz"], "--idx-images"),
         (["--orders", "1"], "orders"),
         (["--hidden", "0"], "hidden"),

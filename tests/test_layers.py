@@ -38,6 +38,7 @@ GROUND = {
     "rmthess._random",
     "rmthess._cli",
     "rmthess._lazy",
+    "rmthess._random",
     "rmthess.inits",
 }
 

@@ -1,6 +1,6 @@
 """Delta_k curves against the authors' loop, closed form vs Monte Carlo, per-sample Hessians.
 
-``rmthess bench landscape [--json] [--quick] [--hessian-samples N]``
+``rmthess bench landscape [--json] [--quick] [--hessian-samples N] [--no-progress]``
 
 1. ``delta_curve`` (100 orders over 10^4 losses, vectorised; with SEs, RMS and quantiles)
    against the authors' route (a Python loop over orders: ``random.sample`` of the loss
@@ -15,6 +15,7 @@
    them (default all).
 
 Losses for 1-2: the per-sample losses of that MLP trained for one epoch on the same data.
+A progress bar over the stages goes to stderr when it is a terminal (``--no-progress``: none).
 """
 
 from __future__ import annotations
@@ -32,8 +33,28 @@ def add_arguments(parser) -> None:
         "--hessian-samples",
         default=None,
         type=number_arg("int", name="hessian-samples", minimum=1),
-        help="samples whose exact ||H_i|| is timed (default: all)",
+        help="samples whose exact ||H_i|| is timed (default: all; 50 with --quick)",
     )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bar (default: a bar when stderr is a terminal)",
+    )
+
+
+STAGES = ("data + training", "delta_curve", "authors' loop", "exact", "GGN norms", "Hessian norms")
+
+
+def _stages(progress):
+    """A tqdm bar over :data:`STAGES` on stderr (``progress=None``: when it is a terminal)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=len(STAGES), desc="bench landscape", unit="stage", disable=not show)
 
 
 def _best(fn, reps=3):
@@ -74,14 +95,25 @@ def run(args) -> int:
     from rmthess.landscape.per_sample import per_sample_curvature
 
     N = 2000 if args.quick else 10000
+    bar = _stages(getattr(args, "progress", None))
+
+    def stage(i):
+        bar.set_postfix_str(STAGES[i])
+        if i:
+            bar.update(1)
+
+    stage(0)
     data = gaussian(10, 784, N, seed=0)
-    model = train_mlp(data, 16, 7, epochs=1, seed=0, dtype=torch.float64)
+    model = train_mlp(data, 16, 7, epochs=1, seed=0, dtype=torch.float64, progress=False)
     losses = per_sample_losses(model, "ce", data)
     orders = 100
+    stage(1)
     t_vec, curve = _best(lambda: delta_curve(losses, orders, seed=0))
+    stage(2)
     t_loop, _ = _best(lambda: _authors_route(losses, orders))
     gen = _orders(N, orders, 0)
     mean_loop = _authors_route(losses, orders, [next(gen) for _ in range(orders)])
+    stage(3)
     t_exact, exact = _best(lambda: delta_expected(losses))
     res = dict(
         n_losses=N,
@@ -93,9 +125,14 @@ def run(args) -> int:
         exact_s=t_exact,
         mc_vs_exact_z=_mc_vs_exact(curve, exact),
     )
+    stage(4)
     g = per_sample_curvature(model, data, kind="ggn", progress=False)
     n_h = min(N, args.hessian_samples or (50 if args.quick else N))
-    h = per_sample_curvature(model, (data.X[:n_h], data.y[:n_h]), method="lanczos")
+    stage(5)
+    inner = None if not bar.disable else False  # the long stage: its own bar under the stages
+    h = per_sample_curvature(model, (data.X[:n_h], data.y[:n_h]), method="lanczos", progress=inner)
+    bar.update(1)
+    bar.close()
     res.update(
         P=int(g.n_params),
         ggn_samples=N,

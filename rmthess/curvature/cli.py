@@ -20,23 +20,15 @@ from __future__ import annotations
 import json
 import os
 
-DATASETS = ("digits", "gaussian", "clustered")
-
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
+    from rmthess.data.loaders import add_data_arguments
 
     def int_arg(name, minimum):
         return number_arg("int", name=name, minimum=minimum)
 
-    parser.add_argument("--data", default="digits", help="digits | gaussian | clustered | a .npz")
-    parser.add_argument("--C", default=10, type=int_arg("C", 2), help="classes (synthetic)")
-    parser.add_argument("--d", default=64, type=int_arg("d", 1), help="input dim (synthetic)")
-    parser.add_argument("--N", default=500, type=int_arg("N", 1), help="samples (synthetic)")
-    parser.add_argument("--clusters", default=2, type=int_arg("clusters", 1), help="per class")
-    parser.add_argument(
-        "--n", default=None, type=int_arg("n", 2), metavar="SUBSET", help="use n samples"
-    )
+    add_data_arguments(parser, default="digits", n_min=2)
     parser.add_argument("--hidden", default=16, type=int_arg("hidden", 1), help="hidden width")
     parser.add_argument("--layers", default=1, type=int_arg("layers", 0), help="hidden layers")
     parser.add_argument("--activation", default="relu", help="relu | tanh | gelu | sigmoid")
@@ -60,23 +52,9 @@ def add_arguments(parser) -> None:
 
 
 def _dataset(args):
-    from rmthess import data as rd
+    from rmthess.data.loaders import load_from_args
 
-    if args.data.endswith(".npz"):
-        ds = rd.load_npz(args.data)
-    elif args.data == "digits":
-        ds = rd.digits()
-    elif args.data == "gaussian":
-        ds = rd.gaussian(args.C, args.d, args.N, seed=args.seed)
-    elif args.data == "clustered":
-        ds = rd.clustered(args.C, args.d, args.N, clusters=args.clusters, seed=args.seed)
-    else:
-        raise ValueError(f"--data must be one of {DATASETS} or a path to a .npz, got {args.data!r}")
-    if args.n is not None:
-        if args.n > ds.n:
-            raise ValueError(f"--n must be at most the data set's {ds.n} samples, got {args.n}")
-        ds = ds.subset(args.n, seed=args.seed)
-    return ds
+    return load_from_args(args)
 
 
 def _check_out(path):

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
-import numbers
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_int
+from rmthess._checks import check_bool, check_float, check_int
+from rmthess._random import check_seed
+from rmthess._random import rng as _rng
 
-__all__ = ["PER_SAMPLE_META", "Dataset"]
+__all__ = ["MAX_CLASSES", "PER_SAMPLE_META", "Dataset", "check_path"]
+
+MAX_CLASSES = 100_000
+"""Most classes a :class:`Dataset` may have (labels ``< MAX_CLASSES``): ``n_classes`` sizes
+one-hot targets and the model's output layer, so a stray label (``10**9`` in a file) would
+otherwise ask for gigabytes only later. Relabel sparse labels with
+``np.unique(y, return_inverse=True)``."""
 
 PER_SAMPLE_META = ("index", "cluster_ids")
 """Keys of ``Dataset.meta`` holding one entry per sample (arrays of length N); ``subset`` and
@@ -68,8 +76,16 @@ class Dataset:
             )
         if self.n_classes is None:
             n_classes = max(int(y.max()) + 1, 1)  # all-negative y: the label error below
+            if n_classes > MAX_CLASSES:
+                distinct = np.unique(y).size
+                raise ValueError(
+                    f"y must hold labels in [0, MAX_CLASSES) = [0, {MAX_CLASSES}): its largest "
+                    f"label {int(y.max())} would make n_classes = {n_classes} for "
+                    f"{distinct} distinct labels; relabel them 0..{distinct - 1} "
+                    "(np.unique(y, return_inverse=True))"
+                )
         else:
-            n_classes = check_int("n_classes", self.n_classes, 1)
+            n_classes = check_int("n_classes", self.n_classes, 1, MAX_CLASSES)
         bad = np.flatnonzero((y < 0) | (y >= n_classes))
         if bad.size:
             raise ValueError(
@@ -152,13 +168,14 @@ class Dataset:
         largest-remainder rounding of ``n N_c / N`` (so ``|n_c - n N_c / N| < 1`` and
         ``sum n_c = n``; ties of the remainders are broken at random), then ``n_c`` samples
         uniformly without replacement inside the class. ``stratified=False``: a uniform
-        draw of ``n`` of the ``N`` rows. Randomness: ``numpy.random.default_rng(seed)``.
+        draw of ``n`` of the ``N`` rows. Randomness: ``rmthess._random.rng(seed)`` (the
+        stream of ``numpy.random.default_rng(seed)``).
         ``1 <= n <= N``; ``meta["index"]`` records the rows taken.
         """
         n = check_int("n", n, 1, self.n)
-        seed = check_int("seed", seed, 0)
-        _check_bool("stratified", stratified)
-        rng = np.random.default_rng(seed)
+        seed = check_seed(seed)
+        check_bool("stratified", stratified)
+        rng = _rng(seed)
         if stratified:
             idx = _stratified_take(self.y, self.n_classes, n, rng)
         else:
@@ -177,19 +194,16 @@ class Dataset:
         holds all other rows. Both keep the original order. ``0 < test_fraction < 1`` and
         both parts must be non-empty.
         """
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
-            raise TypeError(f"test_fraction must be a real number, got {test_fraction!r}")
-        if not (0 < float(test_fraction) < 1):
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        test_fraction = check_float("test_fraction", test_fraction, 0, 1, closed="neither")
         n_test = int(round(float(test_fraction) * self.n))
         if not 1 <= n_test <= self.n - 1:
             raise ValueError(
                 f"test_fraction={test_fraction} of N={self.n} samples leaves an empty part; "
                 f"need 1 <= round(test_fraction * N) <= N - 1"
             )
-        seed = check_int("seed", seed, 0)
-        _check_bool("stratified", stratified)
-        rng = np.random.default_rng(seed)
+        seed = check_seed(seed)
+        check_bool("stratified", stratified)
+        rng = _rng(seed)
         if stratified:
             test_idx = _stratified_take(self.y, self.n_classes, n_test, rng)
         else:
@@ -286,6 +300,11 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
 def _as_labels(y) -> np.ndarray:
     y = np.asarray(y)
     if y.dtype.kind in "iu":
+        if y.dtype.kind == "u" and y.size and int(y.max()) > np.iinfo(np.int64).max:
+            i = int(np.argmax(y))  # would wrap to a negative int64
+            raise ValueError(
+                f"y must hold labels in [0, n_classes); y[{i}] = {int(y[i])} ({y.dtype})"
+            )
         return np.ascontiguousarray(y, dtype=np.int64)
     if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
         if np.abs(y).max() >= 2**62:  # would not fit int64; no label is that large
@@ -294,9 +313,11 @@ def _as_labels(y) -> np.ndarray:
     raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
 
 
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+def check_path(name: str, value) -> str:
+    """``value`` as a ``str`` path (``str`` or ``os.PathLike``); ``TypeError`` otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return os.fspath(value)
 
 
 def _torch_args(dtype, device, one_hot):
@@ -312,7 +333,7 @@ def _torch_args(dtype, device, one_hot):
         raise ValueError(
             f"device must name a torch device ('cpu', 'cuda:0'...), got {device!r}"
         ) from None
-    _check_bool("one_hot", one_hot)
+    check_bool("one_hot", one_hot)
     return torch, dtype, device
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from rmthess._checks import check_int, physical_memory
-from rmthess.data.dataset import Dataset, _check_bool
+from rmthess._checks import check_bool, check_float, check_int, check_memory
+from rmthess._random import check_seed, rng
+from rmthess.data.dataset import MAX_CLASSES, Dataset
 
 __all__ = ["clustered", "gaussian"]
 
@@ -24,23 +24,23 @@ def gaussian(C: int, d: int, N: int, *, seed: int = 0, balanced: bool = False) -
       each class (the paper's ``n_samples_per_class = N / C``); needs ``N % C == 0``.
 
     One generator ``numpy.random.default_rng(seed)`` draws ``X`` first (row-major) and the
-    labels second, so ``X`` does not depend on ``balanced``. ``C >= 1``, ``d >= 1``,
+    labels second, so ``X`` does not depend on ``balanced``. ``2 <= C <= MAX_CLASSES``, ``d >= 1``,
     ``N >= 1``, ``seed >= 0``; ``meta`` records source, seed, C, d, N, balanced.
     """
-    C = check_int("C", C, 1)
+    C = check_int("C", C, 2, MAX_CLASSES)
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
-    seed = check_int("seed", seed, 0)
-    _check_bool("balanced", balanced)
+    seed = check_seed(seed)
+    check_bool("balanced", balanced)
     if balanced and N % C:
         raise ValueError(f"balanced=True needs N divisible by C, got N={N}, C={C}")
     _check_memory(N, d, copies=1)
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((N, d))
+    gen = rng(seed)  # the stream of numpy.random.default_rng(seed)
+    X = gen.standard_normal((N, d))
     if balanced:
-        y = rng.permutation(np.repeat(np.arange(C), N // C))
+        y = gen.permutation(np.repeat(np.arange(C), N // C))
     else:
-        y = rng.integers(0, C, size=N)
+        y = gen.integers(0, C, size=N)
     meta = {"source": "gaussian", "seed": seed, "C": C, "d": d, "N": N, "balanced": balanced}
     return Dataset(X, y, C, "gaussian", meta)
 
@@ -70,33 +70,29 @@ def clustered(
       between centers once d > ~800); ``noise = 0.05 * sqrt(d)`` reproduces it.
 
     Randomness: one ``numpy.random.default_rng(seed)`` draws the centers, the extra-point
-    clusters, the order, then the noise. ``C >= 1``, ``d >= 1``, ``clusters >= 1``,
+    clusters, the order, then the noise. ``2 <= C <= MAX_CLASSES``, ``d >= 1``, ``clusters >= 1``,
     ``N >= K``, ``noise`` finite ``>= 0``. ``meta`` records source, seed, C, d, N,
     clusters, K, noise, ``centers`` ((K, d) ndarray) and ``cluster_ids`` ((N,) int64
     ndarray, the cluster of each point; it follows ``subset``/``split``).
     """
-    C = check_int("C", C, 1)
+    C = check_int("C", C, 2, MAX_CLASSES)
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     clusters = check_int("clusters", clusters, 1)
-    seed = check_int("seed", seed, 0)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
-        raise TypeError(f"noise must be a real number, got {type(noise).__name__} {noise!r}")
-    noise = float(noise)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    seed = check_seed(seed)
+    noise = check_float("noise", noise, 0, None)
     K = clusters * C
     if N < K:
         raise ValueError(
             f"N must be >= K = clusters * C = {K} (one point per cluster at least), got N={N}"
         )
     _check_memory(N, d, copies=2)
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((K, d))
+    gen = rng(seed)  # the stream of numpy.random.default_rng(seed)
+    centers = gen.standard_normal((K, d))
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    extra = rng.choice(K, size=N % K, replace=False)
-    cluster_ids = rng.permutation(np.concatenate([np.repeat(np.arange(K), N // K), extra]))
-    X = rng.standard_normal((N, d))
+    extra = gen.choice(K, size=N % K, replace=False)
+    cluster_ids = gen.permutation(np.concatenate([np.repeat(np.arange(K), N // K), extra]))
+    X = gen.standard_normal((N, d))
     X *= noise / math.sqrt(d)
     X += centers[cluster_ids]
     meta = {
@@ -115,11 +111,9 @@ def clustered(
 
 
 def _check_memory(N: int, d: int, copies: int) -> None:
-    """Refuse (ValueError naming N and d) an (N, d) float64 draw that cannot fit in RAM."""
-    ram = physical_memory()
-    need = 8 * N * d * (copies + 1)  # the draw, the temporaries, the finite check
-    if ram is not None and need > ram:
-        raise ValueError(
-            f"N * d = {N} * {d} float64 entries need about {need / 2**30:.1f} GiB, more than "
-            f"this machine's {ram / 2**30:.1f} GiB of RAM; lower N or d"
-        )
+    """Refuse (ValueError naming N and d) an (N, d) float64 draw over half the RAM."""
+    check_memory(
+        8.0 * N * d * (copies + 1),  # the draw, the temporaries, the finite check
+        f"N * d = {N} * {d} float64 entries ({copies + 1} copies)",
+        "lower N or d",
+    )

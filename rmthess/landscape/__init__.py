@@ -21,7 +21,7 @@ _WHERE = {
     "DeltaExpected": "delta",
     "fit_rate": "delta",
     "RateFit": "delta",
-    "sample_size_for": "delta",
+    "sample_size_for": "sample_size",
     "ema_filter": "delta",
     "neighbourhood_delta": "neighbourhood",
     "NeighbourhoodDelta": "neighbourhood",

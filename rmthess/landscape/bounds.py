@@ -58,10 +58,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rmthess._checks import check_choice, check_int
+from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._random import rng
 from rmthess._stats import json_safe
 from rmthess.landscape.models import check_relu_mlp
-from rmthess.landscape.per_sample import per_sample_curvature
+from rmthess.landscape.per_sample import DENSE_MAX_P, MEMORY, _curvature, check_xy, to_tensors
 
 __all__ = [
     "BOUND_CHECKS",
@@ -192,7 +193,7 @@ class BoundAudit:
         for b, t in self.checks():
             r, ok = self.ratio(b, t), self.holds(b, t)
             finite = np.isfinite(self.values[b])
-            k = int(np.nanargmin(np.where(finite, r, np.inf))) if finite.any() else 0
+            k = int(np.argmin(np.where(finite & ~np.isnan(r), r, np.inf))) if finite.any() else 0
             rows.append(
                 {
                     "bound": b,
@@ -302,29 +303,43 @@ def hessian_bound_audit(
     weights = check_relu_mlp(model)
     _check_ce(loss_fn)
     kind = check_choice("kind", kind, ("hessian", "ggn"))
-    if check_choice("method", method, ("auto", "dense", "lanczos")) and chunk is not None:
-        check_int("chunk", chunk, 1)
+    method = check_choice("method", method, ("auto", "dense", "lanczos"))
+    if chunk is not None:
+        chunk = check_int("chunk", chunk, 1)
+    tol = check_positive_float("tol", tol)
     seed = check_int("seed", seed, 0)
-    X, y = _arrays(data)
-    idx = _samples(samples, len(X), seed)
     Ws = [W.detach().to("cpu", torch.float64).numpy() for W in weights]
-    L = len(Ws)
-    s = tuple(float(np.linalg.norm(W, 2)) for W in Ws)
     widths = (Ws[0].shape[1], *(W.shape[0] for W in Ws))
-    M_W, M = max(s), max(float(np.abs(W).max()) for W in Ws)
+    X, y = check_xy(data, widths[0], widths[-1])
+    idx = _samples(samples, len(X), seed)
+    L = len(Ws)
+    M = max(float(np.abs(W).max()) for W in Ws)
+    s = tuple(float(np.linalg.norm(W, 2)) for W in Ws)
+    M_W = max(s)
     x_all = np.linalg.norm(X, axis=1)
     M_x = float(x_all.max())
     h = max(widths[1:-1]) if L >= 2 else None
     xi = x_all[idx]
-    sub = (X[idx], y[idx])
-    G = per_sample_curvature(model, sub, kind="ggn", method="kernel", seed=seed)
+    _check_scale(s, M_x)
+    ggn_i, full_i = corrected_layer_bound(s, xi)
+    if not np.any(full_i > 0):
+        raise ValueError(
+            "model/data: the corrected bound is 0 on every audited sample, so every H_i is 0 "
+            "(all weights 0 with L >= 2, or all inputs 0) and no ratio bound / ||H_i|| is "
+            "defined; audit a model with nonzero weights on nonzero inputs"
+        )
+    Xt, Yt = to_tensors(X[idx], y[idx], widths[-1], torch.float64, weights[0].device)
+    n_p = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    steps = min(n_p, 256)
+    G = _curvature(weights, Xt, Yt, "ggn", "kernel", None, steps, 1e-10, seed, MEMORY, None)
     if kind == "hessian":
-        H = per_sample_curvature(model, sub, method=method, tol=tol, seed=seed, chunk=chunk)
+        if method == "auto":
+            method = "dense" if n_p <= DENSE_MAX_P else "lanczos"
+        H = _curvature(weights, Xt, Yt, "hessian", method, chunk, steps, tol, seed, MEMORY, None)
         norm_H, eig_H, res, meth = H.norm, H.eigenvalue, float(H.residual.max()), H.method
     else:
         norm_H = eig_H = np.full(len(idx), math.nan)
         res, meth = 0.0, "kernel"
-    ggn_i, full_i = corrected_layer_bound(s, xi)
     s2 = np.square(s)
     layers = math.sqrt(2) * sum((xi**2 * np.prod(s2[:p]) + 1) * np.prod(s2[p:]) for p in range(L))
     one = np.ones(len(idx))
@@ -342,6 +357,23 @@ def hessian_bound_audit(
     return BoundAudit(
         idx, norm_H, eig_H, G.norm, xi, values, L, h, M_W, M_x, M, s, widths, kind, meth, res
     )
+
+
+_MAX_BOUND = 1e150
+"""Largest corrected bound accepted: the exact norms are computed in float64 from squares
+of Hessian entries, which stay finite below ~1e300."""
+
+
+def _check_scale(layer_norms, M_x: float) -> None:
+    """Refuse weights or inputs so large that ``||H_i||`` leaves float64's range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, full = corrected_layer_bound(layer_norms, M_x)
+    if not np.isfinite(full) or full > _MAX_BOUND:
+        raise ValueError(
+            f"model/data: the per-sample Hessian norms reach ~{float(full):.3g} (layer norms "
+            f"{' '.join(f'{v:.3g}' for v in layer_norms)}, max ||x|| {M_x:.3g}): past "
+            f"{_MAX_BOUND:g}, float64 cannot compute them; scale the weights or inputs down"
+        )
 
 
 def _check_ce(loss_fn) -> None:
@@ -364,27 +396,12 @@ def _check_ce(loss_fn) -> None:
         )
 
 
-def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(data, "X") and hasattr(data, "y") and hasattr(data, "n_classes"):
-        return np.asarray(data.X), np.asarray(data.y)
-    if isinstance(data, tuple | list) and len(data) == 2:
-        X, y = (a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a) for a in data)
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise ValueError(f"data: X must be a non-empty (N, d) array, got shape {X.shape}")
-        if X.dtype.kind not in "biuf" or not np.isfinite(X).all():
-            raise ValueError("data: X must hold finite real numbers (found NaN/inf or non-numbers)")
-        return X.astype(np.float64), y
-    raise TypeError(
-        f"data must be an rmthess.data.Dataset or an (X, y) pair, got {type(data).__name__}"
-    )
-
-
 def _samples(samples, N: int, seed: int) -> np.ndarray:
     if samples is None:
         return np.arange(N)
     if isinstance(samples, int | np.integer) and not isinstance(samples, bool):
         n = check_int("samples", samples, 1, N)
-        return np.sort(np.random.default_rng(seed).choice(N, size=n, replace=False))
+        return np.sort(rng(seed).choice(N, size=n, replace=False))  # default_rng(seed)
     idx = np.asarray(samples)
     if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
         raise ValueError("samples must be None, an int >= 1 or a non-empty 1-D integer array")

@@ -19,7 +19,8 @@ losses at ``theta*``, not a Hessian.
 
 This module needs numpy and scipy only (no torch): :func:`delta_curve` (Monte Carlo over
 orders, vectorised), :func:`delta_expected` (exact), :func:`fit_rate` (log-log slope with a
-bootstrap over orders), :func:`sample_size_for`.
+bootstrap over orders); :func:`~rmthess.landscape.sample_size.sample_size_for` lives in its
+own module.
 """
 
 from __future__ import annotations
@@ -30,21 +31,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, physical_memory
+from rmthess._checks import check_choice, check_float, check_int, check_memory
+from rmthess._random import rng as _rng
 from rmthess._stats import bootstrap_slope, json_safe
 
 __all__ = [
     "PAPER_EMA", "DeltaCurve", "DeltaExpected", "RateFit", "delta_curve", "delta_expected",
-    "ema_filter", "fit_rate", "sample_size_for",
+    "ema_filter", "fit_rate",
 ]  # fmt: skip
 
 PAPER_EMA = 0.99
 """The authors' smoothing factor (``code/plot_differences.py``: ``calculate_ema``)."""
 _CHUNK_ELEMENTS = 2**23  # 64 MiB of float64 per working array
-
-
-def _arr(x):
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(x, dtype=float)]
+MAX_ORDERS = 10**6
+"""Most orders :func:`delta_curve` draws: each costs ~10-25 us of set-up (its own
+``SeedSequence`` child and generator), so 10^6 orders are ~10-25 s before any arithmetic."""
+MAX_EXPECTED_WORK = 2 * 10**10
+"""Largest ``n * len(k)`` :func:`delta_expected` accepts (~10-25 ns each: a few minutes)."""
+MAX_SPREAD = 2.0**500
+"""Largest ``max(losses) - min(losses)`` accepted: ``Delta_k^2`` and the variance ``S^2``
+stay below ``2^1000``, far from the float64 overflow at ~``1.8e308``."""
 
 
 def _frame(**cols):
@@ -74,6 +80,12 @@ def _check_losses(losses) -> np.ndarray:
         raise ValueError(
             f"losses must be finite; losses[{bad[0]}] = {a[bad[0]]} ({bad.size} non-finite)"
         )
+    spread = a.max() / 2 - a.min() / 2  # half the range: no overflow for finite values
+    if spread > MAX_SPREAD / 2:
+        raise ValueError(
+            f"losses must span less than 2^500 ~ {MAX_SPREAD:.3g} (Delta_k^2 and S^2 would "
+            f"overflow float64); they span [{a.min():.6g}, {a.max():.6g}]: rescale them"
+        )
     if np.ptp(a) <= 8 * np.finfo(float).eps * np.abs(a).max():
         raise ValueError(
             f"losses are constant (all {a[0]:.6g} up to round-off): Delta_k is identically 0 "
@@ -91,13 +103,8 @@ def _check_level(level) -> float:
 
 
 def _check_ema(ema) -> float | None:
-    if ema is None:
-        return None
-    if isinstance(ema, bool) or not isinstance(ema, numbers.Real):
-        raise TypeError(f"ema must be None or a number in (0, 1), got {ema!r}")
-    if not 0 < float(ema) < 1:
-        raise ValueError(f"ema must lie in (0, 1) (the paper uses {PAPER_EMA}), got {ema!r}")
-    return float(ema)
+    """None, or the EMA factor in (0, 1) (the paper uses :data:`PAPER_EMA`)."""
+    return None if ema is None else check_float("ema", ema, 0, 1, closed="neither")
 
 
 def ema_filter(x, factor: float, axis: int = -1) -> np.ndarray:
@@ -125,10 +132,11 @@ def ema_filter(x, factor: float, axis: int = -1) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the curve
 def _orders(n: int, n_orders: int, seed: int):
-    """Order ``i`` is ``default_rng(SeedSequence(seed).spawn(n_orders)[i]).permutation(n)``:
-    independent of chunking, and the first orders do not change when ``n_orders`` grows."""
-    for child in np.random.SeedSequence(seed).spawn(n_orders):
-        yield np.random.default_rng(child).permutation(n)
+    """Order ``i`` is ``rmthess._random.rng(seed, i).permutation(n)`` (the stream of
+    ``SeedSequence(seed).spawn(n_orders)[i]``, as before the shared helper): independent of
+    chunking, and the first orders do not change when ``n_orders`` grows."""
+    for i in range(n_orders):
+        yield _rng(seed, i).permutation(n)
 
 
 @dataclass
@@ -178,15 +186,16 @@ class DeltaCurve:
         return _frame(**cols)
 
     def to_dict(self) -> dict:
-        """JSON-safe: scalars, and the per-``k`` curves as lists (``delta_trials`` left out)."""
-        out = json_safe(
-            dict(n=self.n, n_orders=self.n_orders, seed=self.seed, ema_factor=self.ema_factor)
-        )
-        for name in ("k", "mean", "mean_se", "rms", "rms_se", "q05", "q50", "q95"):
-            out[name] = _arr(getattr(self, name))
-        out["k"] = [int(v) for v in self.k]
-        out["ema"] = None if self.ema is None else _arr(self.ema)
-        return out
+        """JSON-safe scalars: n, n_orders, seed, ema_factor, k_max and the curve at its ends
+        (``mean_first``/``mean_last``, ``rms_first``/``rms_last``); the per-``k`` curves
+        are in :meth:`to_frame`."""
+        return json_safe(
+            dict(
+                n=self.n, n_orders=self.n_orders, seed=self.seed, ema_factor=self.ema_factor,
+                k_max=self.k_max, mean_first=float(self.mean[0]), mean_last=float(self.mean[-1]),
+                rms_first=float(self.rms[0]), rms_last=float(self.rms[-1]),
+            )
+        )  # fmt: skip
 
 
 def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=None):
@@ -196,7 +205,8 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
     ----------
     losses : (n,) per-sample losses at ``theta*`` (e.g. :func:`per_sample_losses`); finite,
         ``n >= 2``, not all equal.
-    n_orders : independent uniformly random permutations (>= 2; the paper: 100).
+    n_orders : independent uniformly random permutations (2 to :data:`MAX_ORDERS` = 10^6;
+        the paper: 100).
     seed : the orders come from ``numpy.random.SeedSequence(seed)`` (one child per order).
     ema : None (no smoothing) or the EMA factor in (0, 1); ``PAPER_EMA = 0.99`` reproduces
         the paper's figures (see :func:`ema_filter`: a lag of ``f/(1-f)`` = 99 steps, a
@@ -206,21 +216,28 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
 
     Vectorised: each chunk of orders is an ``(orders, n)`` array of centred losses whose
     ``cumsum`` along the row gives every ``L_k``; ``Delta_k = |l_{k+1} - L_k| / (k+1)``. No
-    Python loop over ``k``. Cost ``O(n_orders n)``; memory ``8 n_orders k_max`` bytes kept.
+    Python loop over ``k``. Cost ``O(n_orders n)``; memory ``8 n_orders k_max`` bytes kept
+    (about 4 times that at the peak: squares and quantiles), refused before any work when
+    that is over half the RAM. Losses are centred and scaled by a power of 2 (exact) so
+    that neither overflow nor underflow of ``Delta_k^2`` can occur; losses spanning more
+    than :data:`MAX_SPREAD` are refused.
     """
     x = _check_losses(losses)
     n = x.size
-    n_orders = check_int("n_orders", n_orders, 2)
+    n_orders = check_int("n_orders", n_orders, 2, MAX_ORDERS)
     seed = check_int("seed", seed, 0)
     ema = _check_ema(ema)
     K = n - 1 if k_max is None else check_int("k_max", k_max, 1, n - 1)
-    mem = physical_memory()
-    if mem and 8.0 * n_orders * K > mem / 4:
-        raise ValueError(
-            f"delta_trials would take {8 * n_orders * K / 2**30:.1f} GiB (n_orders={n_orders}, "
-            f"k_max={K}), over a quarter of this machine's memory; lower n_orders or k_max"
-        )
+    check_memory(
+        4 * 8.0 * n_orders * K + 2 * 8.0 * n * min(n_orders, max(1, _CHUNK_ELEMENTS // n)),
+        f"delta_curve (n_orders={n_orders}, k_max={K}: delta_trials {8 * n_orders * K / 2**30:.3g}"
+        " GiB, 4 copies at the peak)",
+        "lower n_orders or k_max",
+    )
     x = x - x.mean()  # Delta is shift-invariant; centring keeps the cumsum small
+    _, e = np.frexp(np.abs(x).max())  # max |x| in [2^(e-1), 2^e)
+    unit = np.ldexp(1.0, int(e))  # a power of 2: x / unit and the results * unit are exact
+    x = x / unit
     k = np.arange(1, K + 1)
     trials = np.empty((n_orders, K))
     rows = max(1, _CHUNK_ELEMENTS // n)
@@ -235,8 +252,11 @@ def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=N
     with np.errstate(divide="ignore", invalid="ignore"):
         rms_se = sq.std(axis=0, ddof=1) / math.sqrt(n_orders) / (2 * rms)
     q05, q50, q95 = np.quantile(trials, [0.05, 0.5, 0.95], axis=0)
+    mean_se = trials.std(axis=0, ddof=1) / math.sqrt(n_orders)
+    for a in (mean, rms, rms_se, q05, q50, q95, mean_se, trials):
+        a *= unit  # back to the units of the losses (exact)
     return DeltaCurve(
-        k=k, mean=mean, mean_se=trials.std(axis=0, ddof=1) / math.sqrt(n_orders), rms=rms,
+        k=k, mean=mean, mean_se=mean_se, rms=rms,
         rms_se=rms_se, q05=q05, q50=q50, q95=q95, n=n, n_orders=n_orders, seed=seed,
         ema_factor=ema, ema=None if ema is None else ema_filter(mean, ema), delta_trials=trials,
     )  # fmt: skip
@@ -277,11 +297,14 @@ class DeltaExpected:
         )  # fmt: skip
 
     def to_dict(self) -> dict:
-        out = json_safe(dict(n=self.n, variance=self.variance, mad=self.mad))
-        out["k"] = [int(v) for v in self.k]
-        for name in ("mean_sq", "rms", "mean_abs", "mean_abs_upper"):
-            out[name] = _arr(getattr(self, name))
-        return out
+        """JSON-safe scalars: n, variance (``S^2``), mad, and the k range; the per-``k``
+        values are in :meth:`to_frame`."""
+        return json_safe(
+            dict(
+                n=self.n, variance=self.variance, mad=self.mad, k_min=int(self.k[0]),
+                k_max=int(self.k[-1]),
+            )
+        )  # fmt: skip
 
 
 def _check_ks(k, n: int) -> np.ndarray:
@@ -313,11 +336,18 @@ def delta_expected(losses, k=None) -> DeltaExpected:
     v_k(l))``; averaging over ``l`` gives ``mean_abs`` and ``mean_abs_upper``.
 
     ``k``: an int or array of ints in ``[1, n-1]`` (default all; sorted, duplicates
-    dropped). Cost ``O(n K)`` (the upper bound), in chunks.
+    dropped). Cost ``O(n K)`` (the upper bound), in chunks; ``n K`` above
+    :data:`MAX_EXPECTED_WORK` is refused before any work.
     """
     x = _check_losses(losses)
     n = x.size
     ks = _check_ks(k, n)
+    if n * ks.size > MAX_EXPECTED_WORK:
+        raise ValueError(
+            f"k: the exact upper bound costs O(n) per k, and n * len(k) = {n} * {ks.size} = "
+            f"{n * ks.size:.3g} > {MAX_EXPECTED_WORK:.0e} (minutes of work); pass k= the "
+            "values needed (e.g. np.unique(np.geomspace(1, n - 1, 200).astype(int)))"
+        )
     dev = x - x.mean()
     var_pop = float(np.mean(dev**2))
     S2 = var_pop * n / (n - 1)
@@ -441,39 +471,9 @@ def fit_rate(
     )  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- sample size
-_SIZE_ON = {
-    DeltaCurve: ("mean", "rms", "q95", "ema"),
-    DeltaExpected: ("rms", "mean_abs", "mean_abs_upper"),
-}
+def __getattr__(name):  # sample_size_for lives in rmthess.landscape.sample_size
+    if name == "sample_size_for":
+        from rmthess.landscape.sample_size import sample_size_for
 
-
-def sample_size_for(curve_or_expected, eps, *, on=None) -> int:
-    """Smallest ``k`` from which the curve stays below ``eps`` (over the computed ``k``).
-
-    For a :class:`DeltaExpected` the default ``on="rms"`` (``sqrt E Delta_k^2 =
-    S/sqrt(k(k+1))``, an upper bound on ``E|Delta_k|``, so the answer is conservative);
-    ``"mean_abs"`` (large-k form) or ``"mean_abs_upper"`` may be asked for. For a
-    :class:`DeltaCurve` the default is its ``"mean"`` (a noisy estimate: the answer is
-    where its last crossing of ``eps`` lies); ``"rms"``, ``"q95"``, ``"ema"`` also work.
-    ``ValueError`` if the curve is still >= eps at its last ``k``.
-    """
-    kind = type(curve_or_expected)
-    if kind not in _SIZE_ON:
-        raise TypeError(
-            f"curve_or_expected must be a DeltaCurve or a DeltaExpected, got {kind.__name__}"
-        )
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0 < eps < math.inf):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    on = check_choice("on", _SIZE_ON[kind][0] if on is None else on, _SIZE_ON[kind])
-    y = getattr(curve_or_expected, on)
-    if y is None:
-        raise ValueError('on="ema" needs a smoothed curve: delta_curve(..., ema=0.99)')
-    k = np.asarray(curve_or_expected.k)
-    above = np.flatnonzero(np.asarray(y) >= eps)
-    if above.size and above[-1] == k.size - 1:
-        raise ValueError(
-            f"eps = {eps:g} is never reached: {on} is {y[-1]:.4g} at the last k = {k[-1]} "
-            f"(min {np.min(y):.4g}); more samples are needed"
-        )
-    return int(k[0] if not above.size else k[above[-1] + 1])
+        return sample_size_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,21 +12,56 @@ after training, and with a small initialization. docs/theory.md section 9.3.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
-from rmthess._checks import check_int, check_positive_float
+from rmthess._checks import check_float, check_int, check_positive_float, check_progress
+from rmthess.data import as_dataset
 
 __all__ = ["LandscapeExperiment", "landscape_experiment", "paper_pixels", "plot_delta_panels"]
 
 PANELS = ("hidden", "depth")
 
 
-def paper_pixels(ds):
-    """``ds`` with its [0, 1] pixels mapped to [-1, 1], the paper's input scaling."""
-    return type(ds)(ds.X * 2 - 1, ds.y, ds.n_classes, ds.name, ds.meta)
+def paper_pixels(ds, pixel_max=None):
+    """``ds`` with its pixels mapped to [-1, 1], the paper's input scaling: ``2 x / pixel_max
+    - 1``.
+
+    ``pixel_max``: the value of a white pixel; None detects it from the data: 1 when every
+    ``x`` lies in [0, 1] (``digits()``, ``load_idx``), 16 for ``digits(scale=False)``, 255
+    when the pixels are integers in [0, 255] with some above 1 (raw 8-bit images, e.g. an
+    ``.npz`` of MNIST). Anything else (negative values, non-integers above 1, values above
+    255) is not pixels: ``ValueError`` naming the range found, before any work. Given
+    explicitly, every ``x`` must lie in ``[0, pixel_max]``. ``meta["pixel_max"]`` records it.
+    """
+    ds = as_dataset(ds)
+    lo, hi = float(ds.X.min()), float(ds.X.max())
+    if pixel_max is None:
+        if lo >= 0 and hi <= 1:
+            pixel_max = 1.0
+        elif ds.meta.get("source") == "sklearn.datasets.load_digits" and not ds.meta["scale"]:
+            pixel_max = 16.0
+        elif lo >= 0 and hi <= 255 and bool(np.all(ds.X == np.round(ds.X))):
+            pixel_max = 255.0
+        else:
+            raise ValueError(
+                f"data: inputs range over [{lo:.6g}, {hi:.6g}], not pixels in [0, 1] or integer "
+                "pixels 0..255; the paper's [-1, 1] scaling does not apply (pass pixel_max=, "
+                "or use the inputs unscaled: --raw-inputs on the command line)"
+            )
+    else:
+        pixel_max = check_positive_float("pixel_max", pixel_max)
+        if lo < 0 or hi > pixel_max:
+            raise ValueError(
+                f"pixel_max = {pixel_max:g}, but the inputs range over [{lo:.6g}, {hi:.6g}]: "
+                "every pixel must lie in [0, pixel_max]"
+            )
+    X = ds.X if pixel_max == 1 else ds.X / pixel_max
+    return type(ds)(X * 2 - 1, ds.y, ds.n_classes, ds.name, {**ds.meta, "pixel_max": pixel_max})
 
 
 @dataclass
@@ -137,13 +172,16 @@ def landscape_experiment(
 
     ``hidden`` widths at ``fixed_layers`` weight matrices (the paper's ``L``; the authors'
     code's ``num_layers = L - 2``), and ``layers`` at ``fixed_hidden``. ``audit_samples``:
-    rows audited per state (None: all; 0 skips the audit). Every argument is checked before
-    any training starts.
+    rows audited per state (None: all; 0 skips the audit). ``data``: a
+    :class:`rmthess.data.Dataset` or anything :func:`rmthess.data.as_dataset` accepts; it is
+    converted to torch once. ``progress``: a tqdm bar over the networks on stderr (None:
+    when stderr is a terminal and there are more than 2 networks). Every argument is
+    checked before any training starts.
     """
     from rmthess.landscape.bounds import hessian_bound_audit
-    from rmthess.landscape.delta import delta_curve, delta_expected, fit_rate
+    from rmthess.landscape.delta import MAX_EXPECTED_WORK, delta_curve, delta_expected, fit_rate
     from rmthess.landscape.losses import per_sample_losses
-    from rmthess.landscape.models import relu_mlp, train_mlp
+    from rmthess.landscape.models import _train, relu_mlp
 
     hidden = _int_tuple("hidden", hidden, 1)
     layers = _int_tuple("layers", layers, 1)
@@ -152,14 +190,22 @@ def landscape_experiment(
     orders = check_int("orders", orders, 2)
     epochs = check_int("epochs", epochs, 0)
     lr = check_positive_float("lr", lr)
+    batch_size = check_int("batch_size", batch_size, 1)
+    if ema is not None:
+        ema = check_float("ema", ema, 0, 1, closed="neither")
+    seed = check_int("seed", seed, 0)
+    progress = check_progress(progress)
     k_min = check_int("k_min", k_min, 1)
     if audit_samples is not None:
         audit_samples = check_int("audit_samples", audit_samples, 0)
-    if not (hasattr(data, "X") and hasattr(data, "n_classes")):
-        raise TypeError("data must be an rmthess.data.Dataset (e.g. rmthess.data.digits())")
+    data = as_dataset(data)
     n = data.n
-    if k_min > n // 10:
-        raise ValueError(f"k_min must be at most n/10 = {n // 10} for a slope fit, got {k_min}")
+    if k_min > n // 10 - 2:
+        raise ValueError(
+            f"k_min must be at most n/10 - 2 = {n // 10 - 2} for a slope fit over k = "
+            f"k_min..n/10 (>= 3 points; n = {n} samples, at least {10 * (k_min + 2)} needed), "
+            f"got {k_min}"
+        )
     configs = [("hidden", h, fixed_layers) for h in hidden]
     configs += [("depth", fixed_hidden, L) for L in layers]
     res = LandscapeExperiment(
@@ -170,19 +216,27 @@ def landscape_experiment(
         ),
     )
     it = configs
-    if progress or (progress is None and len(configs) > 2):
+    if progress or (progress is None and len(configs) > 2 and sys.stderr.isatty()):
         from tqdm.auto import tqdm
 
         it = tqdm(configs, desc="landscape", unit="net")
+    dtype = torch.float32  # train_mlp's default: the paper's networks
+    # exact curve at every k up to MAX_EXPECTED_WORK = n K, else at 2000 log-spaced k
+    ks = None if n * (n - 1) <= MAX_EXPECTED_WORK else np.geomspace(1, n - 1, 2000).astype(int)
+    X, y = data.tensors(dtype)  # the one conversion of the data to torch
     trained = {}
-    for panel, h, L in it:
+
+    def train(h, L):
         if (h, L) not in trained:
-            m = train_mlp(data, h, L, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-            trained[(h, L)] = m
-        model = trained[(h, L)]
-        losses = per_sample_losses(model, "ce", data)
+            model = relu_mlp(data.d, data.n_classes, h, L, seed=seed, dtype=dtype)
+            trained[(h, L)] = _train(model, X, y, epochs, lr, batch_size, seed, None)
+        return trained[(h, L)]
+
+    for panel, h, L in it:
+        model = train(h, L)
+        losses = per_sample_losses(model, "ce", (X, y))
         curve = delta_curve(losses, orders, seed=seed, ema=ema)
-        expected = delta_expected(losses)
+        expected = delta_expected(losses, k=ks)
         fit = fit_rate(curve, k_min=k_min, k_max=n // 10, seed=seed)
         res.runs.append(
             dict(
@@ -197,11 +251,10 @@ def landscape_experiment(
             )
         )
     if audit_samples != 0:
-        base = dict(seed=seed, dtype=trained[next(iter(trained))].output.weight.dtype)
+        base = dict(seed=seed, dtype=dtype)
         states = {
             "init": relu_mlp(data.d, data.n_classes, fixed_hidden, fixed_layers, **base),
-            "trained": trained.get((fixed_hidden, fixed_layers))
-            or train_mlp(data, fixed_hidden, fixed_layers, epochs=epochs, lr=lr, seed=seed),
+            "trained": train(fixed_hidden, fixed_layers),
             "small-init": relu_mlp(
                 data.d, data.n_classes, fixed_hidden, fixed_layers, init_scale=0.1, **base
             ),

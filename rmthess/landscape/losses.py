@@ -22,6 +22,7 @@ from torch import nn
 
 from rmthess._checks import check_int
 from rmthess.curvature._inputs import check_loss, check_problem
+from rmthess.data.coerce import as_xy, is_sample_dataset
 
 __all__ = ["per_sample_losses", "unreduced_loss"]
 
@@ -51,6 +52,13 @@ def unreduced_loss(loss_fn) -> tuple[nn.Module, nn.Module]:
         loss_fn = _with_reduction(loss_fn, "mean")
     loss_fn = check_loss(loss_fn)
     return _with_reduction(loss_fn, "mean"), _with_reduction(loss_fn, "none")
+
+
+def as_batches(data):
+    """``data`` as :func:`rmthess.curvature._inputs.check_problem` takes it: a map-style torch
+    ``Dataset`` (samples, not batches) becomes one ``(X, y)`` pair (:func:`as_xy`); anything
+    else (a pair, a Dataset, a DataLoader of batches) is passed on unchanged."""
+    return as_xy(data) if is_sample_dataset(data) else data
 
 
 def per_sample(none_loss: nn.Module, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -83,7 +91,8 @@ def per_sample_losses(model, loss_fn, data, *, batch_size: int = 4096) -> np.nda
     model : torch.nn.Module (not in training mode if it has Dropout/BatchNorm).
     loss_fn : ``nn.CrossEntropyLoss``, ``nn.MSELoss`` (any reduction), another ``torch.nn``
         loss with a ``reduction`` attribute, or "ce" / "mse" (see the module docstring).
-    data : ``(X, y)``, an ``rmthess.data.Dataset`` or an iterable of ``(X, y)`` batches; NaN
+    data : ``(X, y)``, an ``rmthess.data.Dataset``, a torch ``Dataset`` of samples or an
+        iterable of ``(X, y)`` batches (a ``DataLoader``); NaN
         or inf inputs are refused (:func:`rmthess.curvature._inputs.check_problem`).
     batch_size : samples per forward pass (>= 1); batches of an iterable are cut to it.
 
@@ -93,7 +102,7 @@ def per_sample_losses(model, loss_fn, data, *, batch_size: int = 4096) -> np.nda
     """
     batch_size = check_int("batch_size", batch_size, 1)
     mean_loss, none_loss = unreduced_loss(loss_fn)
-    pb = check_problem(model, mean_loss, data)
+    pb = check_problem(model, mean_loss, as_batches(data))
     check_per_sample(mean_loss, none_loss, pb.model, *pb.batches[0])
     out = []
     with torch.no_grad():

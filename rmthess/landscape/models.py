@@ -22,15 +22,16 @@ How depth is counted (the one place where the paper, its code and its figures di
 from __future__ import annotations
 
 import math
+import sys
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from rmthess._checks import check_int, check_positive_float
+from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
 from rmthess._device import resolve_device
 from rmthess.curvature.models import mlp
+from rmthess.data import as_dataset
 
 __all__ = ["check_relu_mlp", "relu_mlp", "train_mlp"]
 
@@ -62,10 +63,20 @@ def relu_mlp(
     (> 0; 0.1 gives the small-weight regime of the bound audit). Modules are
     ``hidden1, act1, ..., output`` (:func:`rmthess.curvature.models.mlp`).
     """
-    d, C = check_int("d", d, 1), check_int("C", C, 1)
+    d, C = check_int("d", d, 1), check_int("C", C, 2)
     hidden = check_int("hidden", hidden, 1)
     layers = check_int("layers", layers, 1)
+    seed = check_int("seed", seed, 0)
     init_scale = check_positive_float("init_scale", init_scale)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    widths = (d, *(hidden,) * (layers - 1), C)
+    n_params = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    check_memory(
+        2.0 * n_params * torch.finfo(dtype).bits / 8,  # the weights and their initial draw
+        f"relu_mlp({d} -> {hidden} x {layers - 1} -> {C}): {n_params} parameters",
+        "lower d, C, hidden or layers",
+    )
     model = mlp(
         d,
         C,
@@ -102,7 +113,8 @@ def train_mlp(
 
     Parameters
     ----------
-    data : ``rmthess.data.Dataset`` (inputs ``d = data.d``, classes ``C = data.n_classes``)
+    data : ``rmthess.data.Dataset`` (inputs ``d = data.d``, classes ``C = data.n_classes``),
+        or anything :func:`rmthess.data.as_dataset` accepts (``(X, y)``, a DataLoader...)
     hidden, layers : width ``h`` and the paper's ``L`` (weight matrices; authors' code
         ``num_layers = L - 2``)
     epochs : full passes (>= 0; 0 returns the initialisation with a one-row log)
@@ -111,36 +123,46 @@ def train_mlp(
         ``torch.Generator`` seeded with ``seed + 1`` (the weights use ``seed``), cut into
         ``ceil(N / batch_size)`` batches, the last one smaller (as a shuffled DataLoader)
     init_scale : multiplies the initial weights (see :func:`relu_mlp`)
-    progress : tqdm bar; ``None`` shows one when there are >= :data:`PROGRESS_STEPS` steps
+    progress : tqdm bar; ``None`` shows one on a terminal (stderr) when there are >=
+        :data:`PROGRESS_STEPS` steps
 
     Returns the ``nn.Sequential`` with ``model.train_log_``, a tidy DataFrame with one row
     per epoch (``epoch`` 0 = before training): ``epoch, step, loss, accuracy`` where loss
     (mean cross-entropy) and accuracy are those of the whole of ``data`` at the end of that
     epoch. Deterministic for a given ``seed`` on the CPU.
     """
-    X, y, C = _dataset(data)
+    data = as_dataset(data)
     epochs = check_int("epochs", epochs, 0)
     lr = check_positive_float("lr", lr)
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    progress = check_progress(progress)
+    C = data.n_classes
     model = relu_mlp(
-        X.shape[1], C, hidden, layers, seed=seed, init_scale=init_scale, dtype=dtype, device=device
+        data.d, C, hidden, layers, seed=seed, init_scale=init_scale, dtype=dtype, device=device
     )
-    dev = next(model.parameters()).device
-    X, y = torch.tensor(X, dtype=dtype, device=dev), torch.tensor(y, device=dev)
+    X, y = data.tensors(dtype, next(model.parameters()).device)
+    return _train(model, X, y, epochs, lr, batch_size, seed, progress)
+
+
+def _train(model, X, y, epochs: int, lr: float, batch_size: int, seed: int, progress):
+    """:func:`train_mlp`'s loop on checked arguments and tensors already on the device."""
+    dev = X.device
     n_batches = math.ceil(len(X) / batch_size)
-    show = epochs * n_batches >= PROGRESS_STEPS if progress is None else progress
+    show = progress
+    if progress is None:  # a bar for long runs, on a terminal
+        show = epochs * n_batches >= PROGRESS_STEPS and sys.stderr.isatty()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
+    # seed + 1: the published numbers (report, goldens) depend on this stream; kept as is
     gen = torch.Generator().manual_seed(seed + 1)
     rows = [_log_row(model, loss_fn, X, y, 0, 0)]
     it = range(1, epochs + 1)
     if show:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"train h={hidden} L={layers}", unit="epoch")
+        hidden = [m.out_features for m in model if isinstance(m, nn.Linear)]
+        it = tqdm(it, desc=f"train h={max(hidden[:-1], default=0)} L={len(hidden)}", unit="epoch")
     for epoch in it:
         order = torch.randperm(len(X), generator=gen).to(dev)
         for b in range(n_batches):
@@ -159,13 +181,6 @@ def _log_row(model, loss_fn, X, y, epoch: int, step: int) -> tuple:
     with torch.no_grad():
         out = model(X)
         return epoch, step, float(loss_fn(out, y)), float((out.argmax(1) == y).double().mean())
-
-
-def _dataset(data) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(X, y, C)`` of an rmthess Dataset (already checked: finite, non-empty, labels)."""
-    if not (hasattr(data, "X") and hasattr(data, "y") and hasattr(data, "n_classes")):
-        raise TypeError(f"data must be an rmthess.data.Dataset, got {type(data).__name__}")
-    return np.asarray(data.X), np.asarray(data.y), int(data.n_classes)
 
 
 # ---------------------------------------------------------------------------- architecture

@@ -42,7 +42,7 @@ from rmthess._checks import check_int, check_positive_float
 from rmthess._stats import json_safe
 from rmthess.curvature._inputs import check_problem
 from rmthess.curvature.operators import curvature_operator
-from rmthess.landscape.losses import check_per_sample, per_sample, unreduced_loss
+from rmthess.landscape.losses import as_batches, check_per_sample, per_sample, unreduced_loss
 
 __all__ = ["EXACT_MAX_PARAMS", "NeighbourhoodDelta", "NeighbourhoodMC", "neighbourhood_delta"]
 
@@ -129,13 +129,13 @@ class NeighbourhoodDelta:
     _ctx: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
+        """JSON-safe scalars (the order of the samples is the array ``self.order``)."""
         rec = {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "order")}
-        return {**json_safe(rec), "order": [int(i) for i in self.order]}
+        return json_safe(rec)
 
     def to_frame(self):
-        rec = self.to_dict()
-        rec.pop("order")
-        return _frame(rec)
+        """One row: :meth:`to_dict`."""
+        return _frame(self.to_dict())
 
     def monte_carlo(
         self, n_draws: int = 1000, *, seed: int | None = None, antithetic: bool = True
@@ -278,7 +278,7 @@ def neighbourhood_delta(
     if probes is not None:
         probes = check_int("probes", probes, 2)
     mean_loss, none_loss = unreduced_loss(loss_fn)
-    pb = check_problem(model, mean_loss, data)
+    pb = check_problem(model, mean_loss, as_batches(data))
     if k > pb.n_data - 1:
         raise ValueError(f"k must be an integer <= N-1 = {pb.n_data - 1}, got {k}")
     o = _check_order(order, pb.n_data, k, seed)

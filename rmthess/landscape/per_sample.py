@@ -40,6 +40,7 @@ one of the active pattern ``z > 0`` (torch's ``relu'(0) = 0``).
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._checks import check_choice, check_int, check_positive_float, check_progress
 from rmthess._stats import json_safe
+from rmthess.data import as_xy
 from rmthess.landscape.models import check_relu_mlp
 
 __all__ = [
@@ -170,7 +172,7 @@ def per_sample_curvature(
     seed : seed of the Lanczos start vectors
     dtype : float64 (default) or float32 arithmetic
     memory : bytes of working memory per chunk (default :data:`MEMORY`)
-    progress : tqdm bar over chunks (``None``: when there are more than 4 chunks)
+    progress : tqdm bar over chunks (``None``: on a terminal, when there are more than 4)
 
     Cost per sample: ``"kernel"`` one backward sweep of the ``C x C`` identity
     (``sum_p C d_p d_(p+1)`` multiply-adds, no Jacobian stored); ``"dense"`` ``P`` Hessian
@@ -194,12 +196,20 @@ def per_sample_curvature(
     tol = check_positive_float("tol", tol)
     seed = check_int("seed", seed, 0)
     memory = MEMORY if memory is None else check_int("memory", memory, 1)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    progress = check_progress(progress)
     if chunk is not None:
         chunk = check_int("chunk", chunk, 1)
-    dev = weights[0].device
-    X, Y = _xy(data, shapes[0][1], C, dtype, dev)
+    X, Y = xy_tensors(data, shapes[0][1], C, dtype, weights[0].device)
+    return _curvature(weights, X, Y, kind, method, chunk, steps, tol, seed, memory, progress)
+
+
+def _curvature(weights, X, Y, kind, method, chunk, steps, tol, seed, memory, progress):
+    """:func:`per_sample_curvature` on checked arguments and data already on the device
+    (``X`` (N, d), one-hot ``Y`` (N, C), both of the working dtype)."""
+    shapes = [tuple(W.shape) for W in weights]
+    P = sum(a * b for a, b in shapes)
+    C = shapes[-1][0]
+    dtype = X.dtype
     item = torch.finfo(dtype).bits // 8
     per = {
         "kernel": 4 * C * C + 2 * C * max(a for a, _ in shapes) + 2 * sum(b for _, b in shapes),
@@ -218,7 +228,7 @@ def per_sample_curvature(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     norm, eig, res, nsteps = (np.zeros(N) for _ in range(4))
     starts = range(0, N, chunk)
-    if progress or (progress is None and len(starts) > 4):
+    if progress or (progress is None and len(starts) > 4 and sys.stderr.isatty()):
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"per-sample {kind} ({method})", unit="chunk")
@@ -242,7 +252,7 @@ def per_sample_curvature(
             f"Lanczos did not reach residual <= tol = {tol:g} for {bad} of {N} samples within "
             f"steps = {steps} (largest relative residual {res.max():.2g}); raise steps",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return PerSampleNorms(
         norm, eig, res, nsteps.astype(np.int64), kind, method, P, tol, time.perf_counter() - t0
@@ -250,23 +260,15 @@ def per_sample_curvature(
 
 
 # ---------------------------------------------------------------------------- data
-def _xy(data, d: int, C: int, dtype, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, one-hot Y)`` on ``dev``: checked shapes, finite ``X``, labels in ``[0, C)``."""
-    if hasattr(data, "X") and hasattr(data, "y") and hasattr(data, "n_classes"):
-        data = (data.X, data.y)
-    if not (isinstance(data, tuple | list) and len(data) == 2):
-        raise TypeError(
-            f"data must be an rmthess.data.Dataset or an (X, y) pair, got {type(data).__name__}"
-        )
-    X, y = (a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a) for a in data)
+def check_xy(data, d: int, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` numpy arrays of ``data`` (:func:`rmthess.data.as_xy`, the one coercion),
+    checked for a model of input width ``d`` and ``C`` classes: ``X`` (N, d) finite real,
+    ``y`` (N,) integer labels in ``[0, C)``."""
+    X, y = as_xy(data)
     if X.ndim != 2 or X.shape[1] != d:
         raise ValueError(f"data: X must have shape (N, {d}) for this model, got {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError("data is empty: X has 0 samples; need N >= 1")
     if y.shape != (X.shape[0],):
         raise ValueError(f"data: y must have shape ({X.shape[0]},) like X's rows, got {y.shape}")
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"data: X must hold real numbers, got dtype {X.dtype}")
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         raise ValueError(f"data: X must be finite; sample {int(np.argmin(finite))} has NaN/inf")
@@ -277,9 +279,19 @@ def _xy(data, d: int, C: int, dtype, dev) -> tuple[torch.Tensor, torch.Tensor]:
             f"data: labels must lie in [0, {C - 1}] (the model has {C} outputs), "
             f"got [{y.min()}, {y.max()}]"
         )
+    return X, y
+
+
+def to_tensors(X: np.ndarray, y: np.ndarray, C: int, dtype, dev):
+    """``(X, one-hot Y)`` as ``dtype`` tensors on ``dev`` (one conversion)."""
     Xt = torch.tensor(X, dtype=dtype, device=dev)
     Yt = torch.nn.functional.one_hot(torch.tensor(y, dtype=torch.int64), C).to(dev, dtype)
     return Xt, Yt
+
+
+def xy_tensors(data, d: int, C: int, dtype, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, one-hot Y)`` on ``dev``: :func:`check_xy`, then :func:`to_tensors`."""
+    return to_tensors(*check_xy(data, d, C), C, dtype, dev)
 
 
 # ---------------------------------------------------------------------------- functions
