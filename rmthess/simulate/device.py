@@ -17,7 +17,7 @@ DType = str | torch.dtype
 torch float dtype (:func:`resolve_dtype`)."""
 
 
-def machine_memory(device: torch.device) -> tuple[int, str]:
+def machine_memory(device: torch.device | str) -> tuple[int, str]:
     """Memory a computation on ``device`` may use: ``(bytes, description)``.
 
     CPU: total physical RAM, ``os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")``
@@ -26,6 +26,8 @@ def machine_memory(device: torch.device) -> tuple[int, str]:
     """
     from rmthess._checks import physical_memory
 
+    if not isinstance(device, torch.device):
+        device = resolve_device(device)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free), f"free memory of {device}"

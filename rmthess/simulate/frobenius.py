@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rmthess._checks import check_int, check_progress
+from rmthess._random import check_seed
 from rmthess._stats import ratio_stderr
 from rmthess.cases import get_case
 from rmthess.simulate._plan import MAX_DIAG, MAX_PAIRS, MAX_SIZE, MAX_TRIALS, Plan, plan
@@ -43,7 +44,11 @@ from rmthess.simulate.sampling import sample_trials, trial_seeds
 def block_dim(case: str, d: int, m: int | None) -> int:
     """Size p of a block: d for linear-* and hidden-*, m for output-*
     (:meth:`rmthess.cases.Case.block_size`)."""
-    return get_case(case).block_size(d, m)
+    c = get_case(case)
+    d = check_int("d", d, 1)
+    if m is not None:
+        m = check_int("m", m, 1)
+    return c.block_size(d, m)
 
 
 def select_blocks(
@@ -59,6 +64,7 @@ def select_blocks(
     pair may then appear twice, with probability ``O(max_pairs^2 / K^2)``).
     """
     K = check_int("K", K, 2)
+    seed = check_seed(seed)
     max_diag = check_int("max_diag", max_diag, 1)
     max_pairs = check_int("max_pairs", max_pairs, 1)
     # kept as it is (not rmthess._random.rng(seed, ...)): the sampled blocks, hence every

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rmthess._checks import check_int
+from rmthess._checks import check_int, check_memory
 from rmthess._random import seed_int
 from rmthess.inits import Init, resolve_init
 from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
@@ -62,6 +62,8 @@ def trial_seeds(seed: int, trials: int, key: Sequence[int] = (), start: int = 0)
     These are :func:`rmthess._random.seed_int` ``(seed, *key, t)``.
     """
     seed = check_int("seed", seed, 0)
+    trials = check_int("trials", trials, 0)
+    start = check_int("start", start, 0)
     key = tuple(check_int("key entry", k, 0) for k in key)
     return [seed_int(seed, *key, t) for t in range(start, start + trials)]
 
@@ -160,9 +162,10 @@ def sample_instance(
     ``trial_seeds(seed, trials)[t]`` (module docstring): the first ``k`` trials of
     ``trials=n`` equal those of ``trials=k``.
     """
-    if model not in ("linear", "hidden"):
-        raise ValueError(f"unknown model {model!r}; allowed: linear, hidden")
-    C = check_int("C", C, 1)
+    if not isinstance(model, str) or model not in ("linear", "hidden"):
+        what = repr(model) if isinstance(model, str) else type(model).__name__
+        raise ValueError(f"unknown model {what}; allowed: linear, hidden")
+    C = check_int("C", C, 2)
     d = check_int("d", d, 1)
     N = check_int("N", N, 1)
     trials = check_int("trials", trials, 1)
@@ -174,4 +177,11 @@ def sample_instance(
         m = check_int("m", m, 1)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
+    width = d if model == "linear" else m
+    entries = trials * (d * N + (C * d if model == "linear" else m * d + C * width))
+    check_memory(
+        entries * torch.empty((), dtype=dt).element_size(),
+        f"sample_instance (trials={trials}, C={C}, d={d}, N={N}, m={m})",
+        "lower C, d, N, m or trials",
+    )
     return sample_trials(model, C, d, N, m, trial_seeds(seed, trials), dev, dt, init=ini)

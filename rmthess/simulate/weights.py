@@ -51,8 +51,8 @@ def n_blocks(case: str, C: int, m: int | None = None) -> int:
     """Number K of blocks per side of the layer's Hessian: ``m`` for hidden-*, else ``C``
     (:meth:`rmthess.cases.Case.n_blocks`)."""
     c = get_case(case)
-    C = check_int("C", C, 1)
-    if c.blocks_over == "m" and m is not None:
+    C = check_int("C", C, 2)
+    if m is not None:
         m = check_int("m", m, 1)
     return c.n_blocks(C, m)
 
