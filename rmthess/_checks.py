@@ -106,6 +106,23 @@ def check_progress(progress, name: str = "progress") -> bool | None:
     return progress
 
 
+def progress_bar(progress, *, total=None, desc: str = "", unit: str = "it", initial: int = 0):
+    """A tqdm bar on stderr after :func:`check_progress`: shown for ``progress=True``, hidden
+    (a disabled bar: ``update``/``close`` still work) for ``False``, and for ``None`` shown
+    when stderr is a terminal (not ``TERM=dumb``). ``total=None``: a counter without end."""
+    import os
+    import sys
+
+    from tqdm.auto import tqdm
+
+    progress = check_progress(progress)
+    if progress is None:
+        progress = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr
+    )
+
+
 def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float = 0.5) -> None:
     """Refuse, before any work, a computation that needs more than ``fraction`` of the
     machine's RAM: one ``ValueError`` saying ``what`` needs how many GiB, and ``hint``

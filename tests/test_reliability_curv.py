@@ -228,3 +228,37 @@ def test_half_precision_models_are_refused(dtype):
     model, X, y = _problem(torch.float64)
     with pytest.raises(TypeError, match="float32 or float64.*model.double"):
         curvature_operator(model.to(dtype), "ce", (X.to(dtype), y))
+
+
+# --------------------------------------------------------------------- mlp
+@pytest.mark.parametrize("bias", ["no", 0, None])
+def test_mlp_bias_must_be_a_bool(bias):
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        mlp(3, 2, (4,), bias=bias)
+
+
+def test_mlp_seed_range_and_large_seeds():
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*128\)"):
+        mlp(3, 2, seed=2**130)
+    with pytest.raises(TypeError, match="seed must be a non-negative integer"):
+        mlp(3, 2, seed=1.5)
+    a, b = mlp(3, 2, seed=2**70), mlp(3, 2, seed=2**70 + 1)  # accepted, distinct streams
+    assert not torch.equal(a.output.weight, b.output.weight)
+    # seeds below 2**63 seed torch directly: the weights of earlier runs are unchanged
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(16, 3, generator=g, dtype=torch.float64) / 3**0.5
+    assert torch.equal(mlp(3, 2, seed=5).hidden1.weight, w)
+
+
+def test_mlp_init_vocabulary_is_the_packages():
+    from rmthess.inits import INITS
+
+    assert "torch-default" in INITS
+    a = mlp(3, 2, (4,), init="torch-default", seed=1)
+    bound = 1 / 3**0.5  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert a.hidden1.weight.abs().max() <= bound and a.hidden1.bias.abs().max() <= bound
+    with pytest.warns(DeprecationWarning, match="say init='torch-default'"):
+        b = mlp(3, 2, (4,), init="pytorch", seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    with pytest.raises(ValueError, match="allowed: lecun, torch-default"):
+        mlp(3, 2, init="kaiming")
