@@ -262,3 +262,130 @@ def test_mlp_init_vocabulary_is_the_packages():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     with pytest.raises(ValueError, match="allowed: lecun, torch-default"):
         mlp(3, 2, init="kaiming")
+
+
+# --------------------------------------------------------------------- refuse before working
+def _no_products(monkeypatch):
+    """Any Hessian-vector product fails the test: the refusal must come first."""
+    from rmthess.curvature.operators import CurvatureOperator
+
+    def boom(self, V):
+        raise AssertionError("a product was computed before the refusal")
+
+    monkeypatch.setattr(CurvatureOperator, "matmat_torch", boom)
+
+
+def _small_op():
+    model, X, y = _problem(torch.float64)
+    return curvature_operator(model, "ce", (X, y))
+
+
+def test_block_norms_with_huge_probes_is_refused_first(monkeypatch):
+    from rmthess.curvature import block_norms
+
+    op = _small_op()
+    _no_products(monkeypatch)
+    with pytest.raises(ValueError, match=r"block_norms\(probes=1000000000\).*GiB.*lower probes"):
+        block_norms(op=op, probes=10**9)
+
+
+def test_spectral_density_with_huge_grid_is_refused_first(monkeypatch):
+    from rmthess.curvature import spectral_density
+
+    op = _small_op()
+    _no_products(monkeypatch)
+    with pytest.raises(ValueError, match=r"1000000000 grid points \(n_grid\).*lower n_grid"):
+        spectral_density(op, n_grid=10**9)
+
+
+def test_trace_rtol_range_and_no_overflow():
+    from rmthess.curvature import hessian_trace
+
+    A = np.diag(np.linspace(-1.0, 3.0, 50))
+    with pytest.raises(ValueError, match=r"rtol must be a finite number >= 1e-12, got 1e-300"):
+        hessian_trace(A, matvecs=12, rtol=1e-300)
+    # the smallest rtol runs to its budget instead of overflowing when sizing a batch
+    t = hessian_trace(A, matvecs=12, rtol=1e-12, max_matvecs=40)
+    assert t.n_matvecs == 40 and t.target_reached is False
+
+
+def test_top_eigenvalues_of_the_zero_operator_are_zero():
+    from scipy.sparse.linalg import aslinearoperator
+
+    from rmthess.curvature import top_eigenvalues
+
+    r = top_eigenvalues(aslinearoperator(np.zeros((60, 60))), 4, return_vectors=True)
+    assert r.method == "arpack"
+    assert np.array_equal(r.eigenvalues, np.zeros(4)) and np.array_equal(r.residuals, np.zeros(4))
+    assert np.allclose(r.vectors.T @ r.vectors, np.eye(4))
+
+
+def test_probe_vocabulary_is_one_word():
+    from rmthess.curvature import DISTRIBUTIONS, block_norms, hessian_trace
+    from rmthess.curvature.trace import DISTRIBUTIONS as TRACE_DISTRIBUTIONS
+
+    assert DISTRIBUTIONS == TRACE_DISTRIBUTIONS == ("rademacher", "normal")
+    A = np.diag(np.linspace(0.0, 1.0, 40))
+    t = hessian_trace(A, matvecs=12, distribution="normal", seed=3)
+    assert t.distribution == "normal"
+    with pytest.warns(DeprecationWarning, match="say 'normal'"):
+        old = hessian_trace(A, matvecs=12, distribution="gaussian", seed=3)
+    assert old.trace == t.trace and old.distribution == "normal"
+    bm = block_norms(op=_small_op(), probes=3, exact=False, distribution="normal")
+    assert bm.distribution == "normal"
+
+
+def test_seeds_keep_their_streams():
+    """Seeds go through rmthess._random with the numbers of before: an int seed is the stream
+    of numpy.random.default_rng(seed); column block c of a block map seeds torch with
+    SeedSequence(entropy=seed, spawn_key=(c,)).generate_state(1, uint64)[0] >> 1."""
+    from rmthess.curvature import hessian_trace
+    from rmthess.curvature.blocks import _block_seed
+
+    ss = np.random.SeedSequence(entropy=7, spawn_key=(2,))
+    assert _block_seed(7, 2) == int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    A = np.diag(np.arange(1.0, 41.0))
+    t = hessian_trace(A, matvecs=10, method="hutchinson", seed=5)
+    G = np.random.default_rng(5).integers(0, 2, size=(40, 10)).astype(float) * 2 - 1
+    assert np.allclose(t.trace_trials, np.einsum("ij,ij->j", G, A @ G))
+    with pytest.raises(ValueError, match="seed"):
+        hessian_trace(A, seed=-1)
+
+
+# --------------------------------------------------------------------- progress and CLI
+def test_train_shows_a_bar_when_asked_and_none_off_a_terminal(capsys):
+    from rmthess.curvature import train
+
+    model, X, y = _problem(torch.float64)
+    train(model, "ce", (X, y), steps=3, progress=True)
+    assert "train" in capsys.readouterr().err
+    train(model, "ce", (X, y), steps=3)  # progress=None: stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        train(model, "ce", (X, y), steps=1, progress="yes")
+
+
+def test_top_eigenvalues_progress_counts_products(capsys):
+    from rmthess.curvature import top_eigenvalues
+
+    op = _small_op()
+    top_eigenvalues(op, 3, progress=True)
+    assert "top eigenvalues" in capsys.readouterr().err
+
+
+def test_cli_help_and_refusals_before_work(capsys):
+    from rmthess.cli import main
+
+    assert main(["curvature", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for flag, text in [("--train-steps", "default 0"), ("--lr", "default 0.01")]:
+        assert flag in out and text in out
+    assert "--no-progress" in out and "probe (default 0)" in out
+    for args, match in [
+        (["--data", "gaussian", "--C", "1e9"], "P=17000001040 parameters"),
+        (["--data", "gaussian", "--d", "20000", "--hidden", "20000"], "lower --hidden"),
+        (["--probes", "1"], "probes must be an integer >= 2"),
+    ]:
+        assert main(["curvature", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert match in err[-1], err

@@ -30,7 +30,6 @@ from rmthess._checks import (
     check_float,
     check_int,
     check_memory,
-    check_positive_float,
     physical_memory,
     progress_bar,
 )
@@ -305,7 +304,7 @@ def top_eigenvalues(
             idx = _order(ev, which)[:k]
         else:
             method = "arpack"
-            ev, V = _arpack(op, k, which, tol, maxiter, rng(seed).standard_normal(op.P))
+            ev, V = _arpack(op, k, which, tol, maxiter, seed)
             idx = _order(ev, which)
         ev, V = ev[idx], V[:, idx]
         R = op.matmat(V) - V * ev
@@ -326,10 +325,12 @@ def top_eigenvalues(
     )
 
 
-def _arpack(op, k, which, tol, maxiter, v0):
-    """``eigsh`` on ``op``; the zero operator (ARPACK error -9: ``A v0 = 0``) gives zeros."""
+def _arpack(op, k, which, tol, maxiter, seed):
+    """``eigsh`` on ``op`` from ``v0 ~ N(0, I)`` of stream ``seed``; the zero operator (ARPACK
+    error -9: ``A v0 = 0``) gives zeros."""
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
 
+    v0 = rng(seed).standard_normal(op.P)
     try:
         return eigsh(op.linear_operator(), k=k, which=which, tol=tol, maxiter=maxiter, v0=v0)
     except ArpackNoConvergence as exc:
@@ -341,7 +342,7 @@ def _arpack(op, k, which, tol, maxiter, v0):
         if not str(exc).startswith("ARPACK error -9:"):
             raise
     # A v0 = 0 for a random v0: A is 0 with probability 1; confirm on k fresh vectors
-    V, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((op.P, k)))
+    V, _ = np.linalg.qr(rng(seed, "zero-operator").standard_normal((op.P, k)))
     if np.abs(op.matmat(V)).max() > 0:
         raise RuntimeError(
             "top_eigenvalues: ARPACK's start vector lies in the null space of A (error -9); "
@@ -419,14 +420,11 @@ def condition_number(
     max_dense : largest ``P`` materialised (default 4000: 128 MB, a few seconds); larger
         operators are refused before any product.
     """
-    if not isinstance(psd, bool):
-        raise TypeError(f"psd must be a bool, got {psd!r}")
+    psd = check_bool("psd", psd)
     if not psd:
         raise ValueError(f"condition_number(psd=False): {_INDEFINITE}")
     op = _as_operator(A)
-    rtol = check_positive_float("rtol", rtol)
-    if rtol >= 1:
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    rtol = check_float("rtol", rtol, 0, 1, closed="neither")
     max_dense = check_int("max_dense", max_dense, 1)
     if op.P > max_dense:
         raise ValueError(

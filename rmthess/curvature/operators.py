@@ -153,7 +153,10 @@ def curvature_operator(
         Dropout/BatchNorm). Data are moved to its parameters' device and dtype.
     loss_fn : torch.nn loss module with ``reduction`` "mean" or "sum", or "ce" / "mse"
     data : ``(X, y)``, an ``rmthess.data.Dataset``, or an iterable of ``(X, y)`` batches
-        The loss is averaged (or summed) over all samples, whatever the batching.
+        The loss is averaged (or summed) over all samples, whatever the batching; a
+        cross-entropy / NLL mean with class ``weight`` or ``ignore_index`` is torch's weighted
+        mean over ALL the data (``sum_i w_{y_i} l_i / sum_i w_{y_i}``, ignored targets left
+        out), exactly, whatever the batching (label smoothing included).
     kind : "hessian", "ggn" or "residual"
     batch_size : samples per batch when ``data`` is one ``(X, y)`` pair (default: all, up to
         4096)
