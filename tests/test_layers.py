@@ -35,6 +35,7 @@ GROUND = {
     "rmthess.cases",
     "rmthess._checks",
     "rmthess._stats",
+    "rmthess._random",
     "rmthess._lazy",
     "rmthess.inits",
 }
