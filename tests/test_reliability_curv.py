@@ -281,12 +281,19 @@ def _small_op():
 
 
 def test_block_norms_with_huge_probes_is_refused_first(monkeypatch):
+    import rmthess._checks
     from rmthess.curvature import block_norms
 
     op = _small_op()
     _no_products(monkeypatch)
-    with pytest.raises(ValueError, match=r"block_norms\(probes=1000000000\).*GiB.*lower probes"):
+    with pytest.raises(ValueError, match=r"probes must be an integer <= 1000000, got 1000000000"):
         block_norms(op=op, probes=10**9)
+    # within the cap, the memory of the map (8 L^2 probes bytes) is checked against the RAM:
+    # 43 one-entry blocks x 10**6 probes = 14.8 GB against a machine of 8 GiB
+    monkeypatch.setattr(rmthess._checks, "physical_memory", lambda: 8 * 2**30)
+    singles = {f"e{i}": [i] for i in range(op.shape[0])}
+    with pytest.raises(ValueError, match=r"block_norms\(probes=1000000\) of 43 blocks.*GiB"):
+        block_norms(op=op, blocks=singles, probes=10**6, exact=False)
 
 
 def test_spectral_density_with_huge_grid_is_refused_first(monkeypatch):
@@ -385,6 +392,7 @@ def test_cli_help_and_refusals_before_work(capsys):
         (["--data", "gaussian", "--C", "1e9"], "P=17000001040 parameters"),
         (["--data", "gaussian", "--d", "20000", "--hidden", "20000"], "lower --hidden"),
         (["--probes", "1"], "probes must be an integer >= 2"),
+        (["--probes", "1e7"], "probes must be an integer <= 1000000"),
     ]:
         assert main(["curvature", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -60,6 +60,9 @@ from rmthess.curvature.block_specs import resolve_blocks
 from rmthess.curvature.trace import DISTRIBUTIONS, check_distribution
 
 __all__ = ["BlockMap", "block_norms", "probe_variance", "DISTRIBUTIONS"]
+MAX_PROBES = 10**6
+"""Most probes per column block: the standard error of an entry falls as 1/sqrt(probes), to
+1e-3 of one probe's spread here, and a block of size <= probes is computed exactly for less."""
 _COLUMN_BYTES = 2**28  # bound on the probe and product matrices of one call (V and H V)
 _PROGRESS_AFTER_S = 5.0
 
@@ -366,8 +369,9 @@ def block_norms(
     blocks : "layers", "params", "output-rows", "hidden-rows" or ``{name: spec}``
         (:func:`~rmthess.curvature.block_specs.resolve_blocks`).
     kind : "hessian", "ggn" or "residual" (default: ``op.kind``, else "hessian").
-    probes : int >= 2, random probes per column block; the standard error of an entry falls
-        as ``1/sqrt(probes)``.
+    probes : int in ``[2, MAX_PROBES = 10**6]``, random probes per column block; the standard
+        error of an entry falls as ``1/sqrt(probes)``. The map's arrays must fit in half the
+        RAM (``8 L^2 probes`` bytes for the per-probe values): checked first.
     exact : True: unit vectors on every block (exact, cost = block size); False: probes on
         every block; None (default): exact for the blocks of size ``<= probes``.
     seed : int in ``[0, 2**128)``, seeds the probes (one independent stream per column block:
@@ -395,7 +399,7 @@ def block_norms(
     """
     from rmthess.curvature.operators import KINDS, CurvatureOperator, curvature_operator
 
-    probes = check_int("probes", probes, 2)
+    probes = check_int("probes", probes, 2, MAX_PROBES)
     if exact is not None and not isinstance(exact, bool | np.bool_):
         raise TypeError(f"exact must be True, False or None, got {exact!r}")
     seed = check_seed(seed)

@@ -58,7 +58,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--blocks", default="layers", help="layers | params | output-rows | ...")
     parser.add_argument("--k", default=10, type=int_arg("k", 0), help="top eigenvalues")
     parser.add_argument(
-        "--probes", default=20, type=int_arg("probes", 2), help="per block, >= 2 (default 20)"
+        "--probes",
+        default=20,
+        type=number_arg("int", name="probes", minimum=2, maximum=10**6),
+        help="per block, 2 ... 1e6 (default 20)",
     )
     parser.add_argument(
         "--trace-rtol", default=0.05, type=number_arg("float", name="trace-rtol", minimum=0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from rmthess._checks import check_int, check_positive_float, check_progress
+from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
 from rmthess._random import check_seed
 from rmthess._stats import json_safe
 from rmthess.curvature.operators import CurvatureOperator, curvature_operator
@@ -100,13 +100,13 @@ def curvature_summary(
     eigenvalues, ``trace_rtol=None`` the trace. ``probes >= 2`` (a standard error needs
     two). ``progress``: a tqdm bar per step (None: when stderr is a terminal).
     """
-    from rmthess.curvature.blocks import block_norms
+    from rmthess.curvature.blocks import MAX_PROBES, block_norms
     from rmthess.curvature.density import spectral_density
     from rmthess.curvature.eigen import top_eigenvalues
     from rmthess.curvature.trace import hessian_trace
 
     k = check_int("k", k, 0)
-    probes = check_int("probes", probes, 2)
+    probes = check_int("probes", probes, 2, MAX_PROBES)
     progress = check_progress(progress)
     seed = check_seed(seed)
     trace_matvecs = check_int("trace_matvecs", trace_matvecs, 6)
@@ -119,7 +119,8 @@ def curvature_summary(
     if blocks is not None:  # resolve the spec before any product: errors come first
         from rmthess.curvature.block_specs import resolve_blocks
 
-        resolve_blocks(op, blocks)
+        L = len(resolve_blocks(op, blocks))
+        check_memory(8.0 * L * L * probes, f"the block map of {L} blocks", "lower probes")
     out = CurvatureSummary(kind=op.kind, n_params=op.shape[0], n_data=op.n_data)
     start = op.n_matvecs
 
