@@ -108,6 +108,14 @@ def check_progress(progress: object, name: str = "progress") -> bool | None:
     return progress
 
 
+def _stderr_is_terminal() -> bool:
+    import os
+    import sys
+
+    tty = getattr(sys.stderr, "isatty", None)
+    return bool(tty and tty()) and os.environ.get("TERM") != "dumb"
+
+
 def want_progress(progress, predicted_s: float, after_s: float = 5.0) -> bool:
     """Whether to show a progress bar: ``progress`` if it is a bool, else (``None``) when
     stderr is a terminal and the whole run is predicted to take over ``after_s`` seconds.
@@ -115,13 +123,26 @@ def want_progress(progress, predicted_s: float, after_s: float = 5.0) -> bool:
     >>> want_progress(False, 1e9), want_progress(True, 0.0)
     (False, True)
     """
-    import sys
-
     progress = check_progress(progress)
     if progress is not None:
         return progress
-    tty = getattr(sys.stderr, "isatty", None)
-    return bool(tty and tty()) and predicted_s > after_s
+    return _stderr_is_terminal() and predicted_s > after_s
+
+
+def progress_bar(progress, *, total=None, desc: str = "", unit: str = "it", initial: int = 0):
+    """A tqdm bar on stderr after :func:`check_progress`: shown for ``progress=True``, hidden
+    (a disabled bar: ``update``/``close`` still work) for ``False``, and for ``None`` shown
+    when stderr is a terminal (not ``TERM=dumb``). ``total=None``: a counter without end."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    progress = check_progress(progress)
+    if progress is None:
+        progress = _stderr_is_terminal()
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit=unit, disable=not progress, file=sys.stderr
+    )
 
 
 def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float = 0.5) -> None:

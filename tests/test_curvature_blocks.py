@@ -398,7 +398,13 @@ def test_progress_bar(capsys, monkeypatch):
     monkeypatch.setattr(B, "_PROGRESS_AFTER_S", -1.0)  # "predicted > 5 s" now always true
     block_norms(net, "ce", data, progress=False, probes=3)
     assert "block map" not in capsys.readouterr().err
-    block_norms(net, "ce", data, probes=3)  # progress=None: shown after the first block
+    block_norms(net, "ce", data, probes=3)  # progress=None: stderr is not a terminal here
+    assert "block map" not in capsys.readouterr().err
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    block_norms(net, "ce", data, probes=3)  # on a terminal: shown after the first block
     assert "block map" in capsys.readouterr().err
 
 
@@ -409,7 +415,7 @@ def test_progress_bar(capsys, monkeypatch):
         (dict(probes=1), ValueError, "probes must be an integer >= 2"),
         (dict(probes=2.5), ValueError, "probes must be an integer"),
         (dict(exact="yes"), TypeError, "exact must be True, False or None"),
-        (dict(seed=-1), ValueError, "seed must be an integer >= 0"),
+        (dict(seed=-1), ValueError, r"seed must be an integer in \[0, 2\*\*128\)"),
         (dict(distribution="gauss"), ValueError, "allowed: rademacher, normal"),
         (dict(progress=1), TypeError, "progress must be True, False or None"),
         (dict(kind="ggn"), ValueError, "kind 'ggn' disagrees with op.kind 'hessian'"),

@@ -27,7 +27,7 @@ def _models():
     return {
         "linear": mlp(6, 3, (), bias=False, seed=1),
         "relu-1h": mlp(6, 3, (5,), seed=2),
-        "tanh-2h": mlp(6, 3, (4, 3), activation="tanh", init="pytorch", seed=3),
+        "tanh-2h": mlp(6, 3, (4, 3), activation="tanh", init="torch-default", seed=3),
         "conv": TinyConv(),
     }
 

@@ -38,7 +38,6 @@ GROUND = {
     "rmthess._random",
     "rmthess._cli",
     "rmthess._lazy",
-    "rmthess._random",
     "rmthess.inits",
 }
 

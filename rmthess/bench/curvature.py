@@ -107,6 +107,7 @@ def bench_block_map(
     probes: int = 16,
     kind: str = "hessian",
     seed: int = 0,
+    progress: bool | None = None,
 ):
     """Run the three routes once on the same model and data; tidy ``pandas.DataFrame``.
 
@@ -117,13 +118,14 @@ def bench_block_map(
     reports none; ``mean_rel_sd``: the exact expected one, 0 for the dense route).
     ``probes`` must be < d + 1 (hutchinson_squared_fro refuses probes >= the block size).
     Defaults: L = 32 blocks of size 49, P = 1898, about 22 s on one CPU core (most of it
-    route (b): 16384 products against 512).
+    route (b): 16384 products against 512). ``progress``: a tqdm bar of the steps (the dense
+    route, each block pair of route (b), route (c)); None: when stderr is a terminal.
     """
     import pandas as pd
     import torch
     from curvlinops import SubmatrixLinearOperator, hutchinson_squared_fro
 
-    from rmthess._checks import check_choice, check_int
+    from rmthess._checks import check_choice, check_int, check_progress, progress_bar
     from rmthess.curvature.block_specs import resolve_blocks
     from rmthess.curvature.blocks import block_norms
     from rmthess.curvature.operators import KINDS, curvature_operator, dense_hessian
@@ -138,36 +140,40 @@ def bench_block_map(
     probes = check_int("probes", probes, 2, d)
     kind = check_choice("kind", kind, KINDS)
     seed = check_int("seed", seed, 0)
+    progress = check_progress(progress)
     model, loss, data = _problem(C, d, N, (m,), seed, torch.float64)
     op = curvature_operator(model, loss, data, kind)
     blocks = resolve_blocks(op, "hidden-rows")
     L, P = len(blocks), op.shape[0]
     op.matmat_torch(torch.zeros(P, 1, dtype=op.torch_dtype))  # warm-up (vmap set-up)
 
+    bar = progress_bar(progress, total=L * L + 2, desc="bench curvature", unit="step")
     t0 = time.perf_counter()
     H = dense_hessian(model, loss, data, kind)
     D = _exact_map(H, blocks)
     t_dense = time.perf_counter() - t0
+    bar.update()
+
+    def pair(a, b):
+        est = float(hutchinson_squared_fro(SubmatrixLinearOperator(counted, a, b), probes))
+        bar.update()
+        return est
 
     counted = _counting(op)
     lists = [idx.tolist() for _, idx in blocks]  # SubmatrixLinearOperator takes int lists
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         n0, t0 = op.n_matvecs, time.perf_counter()
-        est_b = np.array(
-            [
-                [
-                    float(hutchinson_squared_fro(SubmatrixLinearOperator(counted, a, b), probes))
-                    for b in lists
-                ]
-                for a in lists
-            ]
-        )
+        est_b = np.array([[pair(a, b) for b in lists] for a in lists])
         t_b, hv_b = time.perf_counter() - t0, op.n_matvecs - n0
 
     n0, t0 = op.n_matvecs, time.perf_counter()
-    bm = block_norms(op=op, blocks="hidden-rows", probes=probes, exact=False, seed=seed)
+    bm = block_norms(
+        op=op, blocks="hidden-rows", probes=probes, exact=False, seed=seed, progress=False
+    )
     t_c, hv_c = time.perf_counter() - t0, op.n_matvecs - n0
+    bar.update()
+    bar.close()
 
     sd_b = _expected_sd(H, blocks, probes, transpose_wide=True) / D
     sd_c = _expected_sd(H, blocks, probes, transpose_wide=False) / D
@@ -247,6 +253,9 @@ def add_arguments(parser) -> None:
         type=number_arg("int", name="threads", minimum=1),
         help="torch CPU threads (default: torch's own choice)",
     )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (default: on a terminal)"
+    )
 
 
 def run(args) -> int:
@@ -259,7 +268,7 @@ def run(args) -> int:
     )
     if args.quick:
         kw.update(C=3, d=6, N=32, hidden=(4,), probes=3)
-    df = bench_block_map(**kw)
+    df = bench_block_map(**kw, progress=False if args.no_progress else None)
     if args.json:
         from rmthess._stats import json_safe
 

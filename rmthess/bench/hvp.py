@@ -41,6 +41,9 @@ def add_arguments(parser) -> None:
         type=number_arg("float", name="time-limit", minimum=0),
         help="seconds for the largest-MLP search",
     )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (default: on a terminal)"
+    )
 
 
 def _timeit(fn, dev, reps: int = 3) -> float:
@@ -90,25 +93,39 @@ def _one_width(h: int, dev, dt, X, y) -> dict:
     )
 
 
-def hvp_rate(widths, dev, dt, data) -> list[dict]:
-    """Step 1: gradient vs one HVP vs 32 batched HVPs, per width."""
+def hvp_rate(widths, dev, dt, data, progress: bool | None = False) -> list[dict]:
+    """Step 1: gradient vs one HVP vs 32 batched HVPs, per width (``progress``: a bar of the
+    widths; None: when stderr is a terminal)."""
+    from rmthess._checks import progress_bar
+
     X, y = data
-    return [_one_width(h, dev, dt, X, y) for h in widths]
+    out = []
+    with progress_bar(progress, total=len(widths), desc="HVP rate", unit="width") as bar:
+        for h in widths:
+            out.append(_one_width(h, dev, dt, X, y))
+            bar.update()
+    return out
 
 
-def largest_mlp(time_limit: float, dev, dt, data, start: int = 16) -> dict:
-    """Step 2: grow the width while the whole summary finishes within ``time_limit``."""
+def largest_mlp(
+    time_limit: float, dev, dt, data, start: int = 16, progress: bool | None = False
+) -> dict:
+    """Step 2: grow the width while the whole summary finishes within ``time_limit``
+    (``progress``: a bar of the widths tried; the timed summaries run without bars)."""
     import torch
 
+    from rmthess._checks import progress_bar
     from rmthess.curvature import curvature_summary, mlp
 
     X, y = data
     h, best, tried, why = start, None, [], "time limit"
+    bar = progress_bar(progress, desc="largest MLP", unit="width")
     while True:
         model = mlp(X.shape[1], 10, (h,), dtype=dt, device=dev)
         t = time.perf_counter()
-        s = curvature_summary(model, torch.nn.CrossEntropyLoss(), (X, y), seed=0)
+        s = curvature_summary(model, torch.nn.CrossEntropyLoss(), (X, y), seed=0, progress=False)
         secs = time.perf_counter() - t
+        bar.update()
         rec = dict(hidden=h, P=s.n_params, seconds=secs, n_matvecs=s.n_matvecs)
         rec.update({f"seconds_{k}": v for k, v in s.seconds.items()})
         rec["trace_rel_se"] = s.trace.trace_se / abs(s.trace.trace)
@@ -122,6 +139,7 @@ def largest_mlp(time_limit: float, dev, dt, data, start: int = 16) -> dict:
             why = "next size predicted over the limit"
             break
         h = nxt
+    bar.close()
     return dict(largest=best, tried=tried, stopped_because=why, time_limit=time_limit)
 
 
@@ -136,13 +154,14 @@ def run(args) -> int:
     data = ds.tensors(dtype=dt, device=dev)
     widths = (8, 32) if args.quick else (16, 64, 256, 1024)
     limit = min(args.time_limit, 1.5) if args.quick else args.time_limit
+    progress = False if args.no_progress else None
     res = dict(
         device=str(dev),
         dtype=str(dt),
         threads=torch.get_num_threads(),
         cpus=os.cpu_count(),
-        hvp=hvp_rate(widths, dev, dt, data),
-        largest=largest_mlp(limit, dev, dt, data, start=8 if args.quick else 16),
+        hvp=hvp_rate(widths, dev, dt, data, progress),
+        largest=largest_mlp(limit, dev, dt, data, 8 if args.quick else 16, progress),
     )
     if args.json:
         print(json.dumps(res, indent=1))

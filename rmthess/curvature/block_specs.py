@@ -171,12 +171,12 @@ def _rows(which, names, offsets, model):
 
 
 def _groups(names, offsets, by_module: bool):
-    groups: dict[str, list[int]] = {}
-    for n in names:
+    groups: dict[str, list[np.ndarray]] = {}
+    for n in names:  # int64 ranges (8 bytes an index, not a Python int list: ~36)
         key = n.rsplit(".", 1)[0] if by_module and "." in n else n
         sl = offsets[n]
-        groups.setdefault(key, []).extend(range(sl.start, sl.stop))
-    return [(k, np.asarray(v, dtype=np.int64)) for k, v in groups.items()]
+        groups.setdefault(key, []).append(np.arange(sl.start, sl.stop, dtype=np.int64))
+    return [(k, np.concatenate(v)) for k, v in groups.items()]
 
 
 def _check_disjoint(out, P) -> None:

@@ -53,13 +53,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmthess._checks import check_choice, check_int
+from rmthess._checks import check_choice, check_int, check_memory, check_progress, progress_bar
+from rmthess._random import check_seed, seed_int
 from rmthess._stats import json_safe, ratio_stderr
 from rmthess.curvature.block_specs import resolve_blocks
+from rmthess.curvature.trace import DISTRIBUTIONS, check_distribution
 
 __all__ = ["BlockMap", "block_norms", "probe_variance", "DISTRIBUTIONS"]
-
-DISTRIBUTIONS = ("rademacher", "normal")
+MAX_PROBES = 10**6
+"""Most probes per column block: the standard error of an entry falls as 1/sqrt(probes), to
+1e-3 of one probe's spread here, and a block of size <= probes is computed exactly for less."""
 _COLUMN_BYTES = 2**28  # bound on the probe and product matrices of one call (V and H V)
 _PROGRESS_AFTER_S = 5.0
 
@@ -247,7 +250,7 @@ def probe_variance(M, distribution: str = "rademacher") -> float:
     docstring): ``2 (||B||_F^2 - sum_i B_ii^2)`` with ``B = M^T M`` for Rademacher entries,
     ``2 ||B||_F^2`` for standard normal ones. ``M``: a dense block (numpy or torch, 2-D).
     The standard error of a map entry from ``k`` probes is ``sqrt(probe_variance / k)``."""
-    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+    distribution = check_distribution(distribution)
     if hasattr(M, "detach"):
         M = M.detach().cpu().numpy()
     M = np.asarray(M, dtype=np.float64)
@@ -259,8 +262,8 @@ def probe_variance(M, distribution: str = "rademacher") -> float:
 
 
 def _block_seed(seed: int, c: int) -> int:
-    ss = np.random.SeedSequence(entropy=seed, spawn_key=(c,))
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    """The torch seed of column block ``c``: stream ``(seed, c)`` of :mod:`rmthess._random`."""
+    return seed_int(seed, c)
 
 
 def _probes(n: int, k: int, distribution: str, seed: int) -> torch.Tensor:
@@ -290,9 +293,7 @@ def _estimate(
     per_call = max(1, _COLUMN_BYTES // (16 * P))
     n_mv, bar, t0 = 0, None, time.perf_counter()
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(cost.sum()), desc="block map", unit="HVP")
+        bar = progress_bar(True, total=int(cost.sum()), desc="block map", unit="HVP")
     for c in range(L):
         n, k = int(sizes[c]), int(cost[c])
         if is_exact[c]:
@@ -322,11 +323,9 @@ def _estimate(
             T[:, c, :] = samples
         if c == 0 and bar is None and progress is None and L > 1:
             left = (time.perf_counter() - t0) / cost[0] * cost[1:].sum()
-            if left > _PROGRESS_AFTER_S:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(
-                    total=int(cost.sum()), initial=int(cost[0]), desc="block map", unit="HVP"
+            if left > _PROGRESS_AFTER_S:  # shown when stderr is a terminal
+                bar = progress_bar(
+                    None, total=int(cost.sum()), initial=int(cost[0]), desc="block map", unit="HVP"
                 )
     if bar is not None:
         bar.close()
@@ -370,14 +369,16 @@ def block_norms(
     blocks : "layers", "params", "output-rows", "hidden-rows" or ``{name: spec}``
         (:func:`~rmthess.curvature.block_specs.resolve_blocks`).
     kind : "hessian", "ggn" or "residual" (default: ``op.kind``, else "hessian").
-    probes : int >= 2, random probes per column block; the standard error of an entry falls
-        as ``1/sqrt(probes)``.
+    probes : int in ``[2, MAX_PROBES = 10**6]``, random probes per column block; the standard
+        error of an entry falls as ``1/sqrt(probes)``. The map's arrays must fit in half the
+        RAM (``8 L^2 probes`` bytes for the per-probe values): checked first.
     exact : True: unit vectors on every block (exact, cost = block size); False: probes on
         every block; None (default): exact for the blocks of size ``<= probes``.
-    seed : int >= 0, seeds the probes (one independent stream per column block).
+    seed : int in ``[0, 2**128)``, seeds the probes (one independent stream per column block:
+        ``rmthess._random.seed_int(seed, c)``).
     distribution : "rademacher" (default, smaller variance) or "normal".
-    progress : tqdm bar; None shows it when the rest of the map is predicted to take more
-        than 5 s after the first column block.
+    progress : tqdm bar; None shows it when stderr is a terminal and the rest of the map is
+        predicted to take more than 5 s after the first column block.
     op : an existing ``CurvatureOperator`` to reuse (its products are counted in its
         ``n_matvecs`` too).
 
@@ -398,13 +399,12 @@ def block_norms(
     """
     from rmthess.curvature.operators import KINDS, CurvatureOperator, curvature_operator
 
-    probes = check_int("probes", probes, 2)
+    probes = check_int("probes", probes, 2, MAX_PROBES)
     if exact is not None and not isinstance(exact, bool | np.bool_):
         raise TypeError(f"exact must be True, False or None, got {exact!r}")
-    seed = check_int("seed", seed, 0)
-    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    seed = check_seed(seed)
+    distribution = check_distribution(distribution)
+    progress = check_progress(progress)
     if kind is not None:
         kind = check_choice("kind", kind, KINDS)
     if op is not None:
@@ -419,6 +419,15 @@ def block_norms(
             raise ValueError("model, loss_fn and data are required when op is not given")
         op = curvature_operator(model, loss_fn, data, kind or "hessian")
     resolved = resolve_blocks(op, blocks)
+    L, n_max = len(resolved), max(len(idx) for _, idx in resolved)
+    cost = {None: lambda n: min(n, probes), True: lambda n: n, False: lambda n: probes}
+    k_max = max(cost[None if exact is None else bool(exact)](len(idx)) for _, idx in resolved)
+    per_call = min(k_max, max(1, _COLUMN_BYTES // (16 * op.shape[0])))
+    check_memory(
+        8.0 * (L * L * probes + (n_max + L) * k_max) + 16.0 * op.shape[0] * per_call,
+        f"block_norms(probes={probes}) of {L} blocks",
+        "lower probes",
+    )
     return _estimate(
         op.matmat_torch,
         op.shape[0],

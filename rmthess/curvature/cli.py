@@ -34,21 +34,76 @@ def add_arguments(parser) -> None:
     parser.add_argument("--activation", default="relu", help="relu | tanh | gelu | sigmoid")
     parser.add_argument("--no-bias", action="store_true", help="linear layers without bias")
     parser.add_argument("--loss", default="ce", help="ce | mse")
-    parser.add_argument("--train-steps", default=0, type=int_arg("train-steps", 0))
-    parser.add_argument("--lr", default=1e-2, type=number_arg("float", name="lr", minimum=0))
+    parser.add_argument(
+        "--train-steps",
+        default=0,
+        type=int_arg("train-steps", 0),
+        help="full-batch Adam steps before measuring (default 0: at initialisation)",
+    )
+    parser.add_argument(
+        "--lr",
+        default=1e-2,
+        type=number_arg("float", name="lr", minimum=0),
+        help="Adam learning rate of the training steps (default 0.01)",
+    )
     parser.add_argument("--kind", default="hessian", help="hessian | ggn | residual")
     parser.add_argument("--blocks", default="layers", help="layers | params | output-rows | ...")
     parser.add_argument("--k", default=10, type=int_arg("k", 0), help="top eigenvalues")
-    parser.add_argument("--probes", default=20, type=int_arg("probes", 1), help="per block")
+    parser.add_argument(
+        "--probes",
+        default=20,
+        type=number_arg("int", name="probes", minimum=2, maximum=10**6),
+        help="per block, 2 ... 1e6 (default 20)",
+    )
     parser.add_argument(
         "--trace-rtol", default=0.05, type=number_arg("float", name="trace-rtol", minimum=0)
     )
     parser.add_argument("--density", action="store_true", help="also the SLQ density")
-    parser.add_argument("--seed", default=0, type=int_arg("seed", 0))
+    parser.add_argument(
+        "--seed",
+        default=0,
+        type=int_arg("seed", 0),
+        help="seeds the data, the weights, the minibatches and every probe (default 0)",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--out", default=None, help="directory for JSON/CSV/PNG outputs")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars on stderr (default: shown on a terminal)",
+    )
+
+
+# Vectors of P numbers held at once by the largest step (ARPACK's ncv, Hutch++'s Q and
+# probes, 8 SLQ probes x 81 Lanczos vectors) and by the model, its optimiser and curvlinops'
+# 32 columns of products (with their forward-mode tangents).
+_VECTORS_DENSITY, _VECTORS_TRACE, _VECTORS_MODEL = 8 * 81, 2 * 33 + 2 + 99, 4 + 3 * 32
+
+
+def _n_params(d: int, C: int, args) -> int:
+    widths = (d, *(args.hidden,) * args.layers, C)
+    bias = 0 if args.no_bias else 1
+    return sum(a * b + bias * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+def _check_cost(ds, args, itemsize: int) -> None:
+    """Refuse, before building the model, a run whose vectors would not fit in memory."""
+    from rmthess._checks import check_memory
+
+    P = _n_params(ds.d, ds.n_classes, args)
+    vectors = max(
+        max(2 * args.k + 1, 20) if args.k else 0,
+        _VECTORS_TRACE if args.trace_rtol else 0,
+        _VECTORS_DENSITY if args.density else 0,
+    )
+    check_memory(
+        8.0 * P * vectors + itemsize * P * _VECTORS_MODEL,
+        f"an MLP of P={P} parameters (d={ds.d}, C={ds.n_classes}, --hidden {args.hidden} x "
+        f"--layers {args.layers}) and its curvature vectors",
+        "lower --hidden, --layers, --C or --d (or --k, --density)",
+    )
 
 
 def _dataset(args):
@@ -120,6 +175,8 @@ def run(args) -> int:
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     out = _check_out(args.out)
     ds = _dataset(args)
+    _check_cost(ds, args, dtype.itemsize)
+    progress = False if args.no_progress else None
     model = mlp(
         ds.d,
         ds.n_classes,
@@ -135,7 +192,15 @@ def run(args) -> int:
     resolve_blocks(op, args.blocks)  # a bad --blocks fails before training
     log = None
     if args.train_steps:
-        log = train(model, args.loss, data, steps=args.train_steps, lr=args.lr, seed=args.seed)
+        log = train(
+            model,
+            args.loss,
+            data,
+            steps=args.train_steps,
+            lr=args.lr,
+            seed=args.seed,
+            progress=progress,
+        )
     summary = curvature_summary(
         op=op,
         k=args.k,
@@ -144,6 +209,7 @@ def run(args) -> int:
         probes=args.probes,
         density=args.density,
         seed=args.seed,
+        progress=progress,
     )
     if out is not None:
         _write_outputs(out, summary, op, model, args.loss, data, args)

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_int, check_positive_float, physical_memory
+from rmthess._checks import check_int, check_memory, check_positive_float, progress_bar
+from rmthess._random import check_seed, rng
 from rmthess.curvature.eigen import _as_operator, _record, top_eigenvalues
 from rmthess.curvature.trace import _probes
 
@@ -135,7 +136,7 @@ def _mixture(x, nodes, weights, sigma):
     return per.mean(axis=0), se
 
 
-def _lanczos(op, Z: np.ndarray, steps: int):
+def _lanczos(op, Z: np.ndarray, steps: int, bar=None):
     """Lanczos with full reorthogonalisation for every column of ``Z`` (P, b) at once.
 
     Returns ``alpha`` (b, steps), ``beta`` (b, steps) (``beta[:, j]`` couples steps j and j+1)
@@ -165,6 +166,8 @@ def _lanczos(op, Z: np.ndarray, steps: int):
         beta[act[go], j] = bt[go]
         V[act[go], j + 1] = W[go] / bt[go, None]
         act = act[go]
+        if bar is not None:
+            bar.update()
         if not len(act):
             break
     return alpha, beta, n
@@ -194,6 +197,7 @@ def spectral_density(
     n_grid: int = 400,
     sigma: float | None = None,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature estimate of the eigenvalue density of ``A``.
 
@@ -201,15 +205,18 @@ def spectral_density(
     ----------
     A : symmetric operator (LinearOperator, numpy array, torch tensor).
     probes : independent Rademacher start vectors (>= 1; SEs need >= 2), drawn from
-        ``numpy.random.default_rng(seed)`` as a (P, probes) +-1 matrix, normalised.
+        ``rmthess._random.rng(seed)`` as a (P, probes) +-1 matrix, normalised.
     steps : Lanczos steps per probe (>= 1; capped at P). Moments up to degree
         ``2 steps - 1`` are exact per probe.
     grid : increasing 1-D points for the density (default ``n_grid`` points over the Ritz
         range widened by 5 sigma each side, so the density integrates to 1 to ~1e-6).
     sigma : Gaussian kernel width > 0 (default: see :data:`KAPPA`).
-    seed : >= 0.
+    seed : an integer in ``[0, 2**128)`` (``rmthess._random.rng(seed)``: for an int the stream
+        of ``numpy.random.default_rng(seed)``).
+    progress : a tqdm bar of the Lanczos steps (None: when stderr is a terminal).
 
-    Memory ``8 probes (steps + 1) P`` bytes (checked against the machine's RAM first).
+    Memory ``8 probes (steps + 1) P`` bytes of Lanczos vectors and ``8 n_grid (probes +
+    steps)`` for the density on the grid (both checked against the machine's RAM first).
     Accuracy: for ``P`` large the weights of one probe fluctuate by ``O(1/sqrt(P))`` around
     the spectral law (``density_se`` measures it); the quadrature cdf is within about the
     largest node weight of the probe's law (Chebyshev-Markov-Stieltjes).
@@ -217,7 +224,7 @@ def spectral_density(
     op = _as_operator(A)
     probes = check_int("probes", probes, 1)
     steps = min(check_int("steps", steps, 1), op.P)
-    seed = check_int("seed", seed, 0)
+    seed = check_seed(seed)
     if sigma is not None:
         sigma = check_positive_float("sigma", sigma)
     if grid is None:
@@ -228,15 +235,23 @@ def spectral_density(
             raise ValueError("grid must be a 1-D array of at least 2 finite points")
         if np.any(np.diff(grid) <= 0):
             raise ValueError("grid must be strictly increasing")
-    need, mem = 8 * probes * (steps + 1) * op.P, physical_memory()
-    if mem is not None and need > mem // 2:
-        raise ValueError(
-            f"spectral_density: probes={probes}, steps={steps}, P={op.P} need "
-            f"{need / 1e9:.3g} GB of Lanczos vectors (8 probes (steps+1) P bytes), more than "
-            f"half the {mem / 1e9:.3g} GB of RAM; lower probes or steps"
-        )
-    Z = _probes(np.random.default_rng(seed), op.P, probes, "rademacher")
-    nodes, weights = _quadrature(*_lanczos(op, Z, steps), steps)
+    check_memory(
+        8.0 * probes * (steps + 1) * op.P,
+        f"spectral_density: the Lanczos vectors of probes={probes}, steps={steps}, P={op.P}",
+        "lower probes or steps",
+    )
+    n_points = n_grid if grid is None else len(grid)
+    check_memory(
+        8.0 * n_points * (probes + steps + 2),
+        f"spectral_density: the density at {n_points} grid points (n_grid)",
+        "lower n_grid (or pass a shorter grid)",
+    )
+    Z = _probes(rng(seed), op.P, probes, "rademacher")
+    bar = progress_bar(progress, total=steps, desc="SLQ density", unit="step")
+    try:
+        nodes, weights = _quadrature(*_lanczos(op, Z, steps, bar), steps)
+    finally:
+        bar.close()
     n_steps = np.isfinite(nodes).sum(axis=1)
     lo, hi = float(np.nanmin(nodes)), float(np.nanmax(nodes))
     if sigma is None:

@@ -19,13 +19,21 @@ LinearOperator is assumed symmetric (not checked: that would cost matrix-vector 
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, check_positive_float, physical_memory
+from rmthess._checks import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_memory,
+    physical_memory,
+    progress_bar,
+)
+from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
 
 __all__ = ["Condition", "TopEigen", "condition_number", "top_eigenvalues"]
@@ -46,6 +54,7 @@ class _Op:
         self._A, self._dense, self._itemsize = A, dense, itemsize
         self.shape = A.shape
         self.n_matvecs = 0
+        self.bar = None  # a tqdm bar counting products, while a caller sets one
 
     @property
     def P(self) -> int:
@@ -61,6 +70,8 @@ class _Op:
         Y = np.asarray(self._A.matmat(X), dtype=np.float64).reshape(self.P, X.shape[1])
         if not np.isfinite(Y).all():
             raise ValueError("A: the operator returned NaN or inf")
+        if self.bar is not None:
+            self.bar.update(X.shape[1])
         return Y
 
     def linear_operator(self):
@@ -240,6 +251,7 @@ def top_eigenvalues(
     maxiter: int | None = None,
     seed: int = 0,
     return_vectors: bool = False,
+    progress: bool | None = None,
 ) -> TopEigen:
     """The ``k`` extreme eigenvalues of a symmetric operator ``A`` (P x P).
 
@@ -257,42 +269,48 @@ def top_eigenvalues(
         magnitude (Hessians are indefinite: ``"SA"`` finds the negative curvature).
     tol : ARPACK relative accuracy (``0``: machine precision), >= 0.
     maxiter : ARPACK restarts (None: ARPACK's default ``10 P``).
-    seed : start vector seed (>= 0). return_vectors : also return the (P, k) eigenvectors.
+    seed : start vector seed, an integer in ``[0, 2**128)`` (``rmthess._random.rng(seed)``:
+        for an int the stream of ``numpy.random.default_rng(seed)``).
+    return_vectors : also return the (P, k) eigenvectors.
+    progress : a tqdm bar counting the products with an operator (None: when stderr is a
+        terminal).
 
     Accuracy: with ``tol=0`` the eigenvalues agree with a dense solver to about
     ``1e-12 ||A||`` for separated extreme eigenvalues; clustered eigenvalues converge slowly
     (raise ``maxiter``). ``residuals`` measure it. ARPACK non-convergence raises
-    ``RuntimeError`` (no partial result).
+    ``RuntimeError`` (no partial result). The zero operator (ARPACK's start vector is then
+    mapped to 0) has every eigenvalue 0: returned with orthonormal vectors, residuals 0.
     """
     op = _as_operator(A)
     which = check_choice("which", which, WHICH)
     k = check_int("k", k, 1, op.P)
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    tol = check_float("tol", tol, 0, None)
     if maxiter is not None:
         maxiter = check_int("maxiter", maxiter, 1)
-    seed = check_int("seed", seed, 0)
-    if not isinstance(return_vectors, bool):
-        raise TypeError(f"return_vectors must be a bool, got {return_vectors!r}")
-    if k >= op.P - 1 or op.P <= DENSE_BELOW:
-        method = "dense"
-        ev, V = np.linalg.eigh(op.dense())
-        idx = _order(ev, which)[:k]
-    else:
-        from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-        method = "arpack"
-        v0 = np.random.default_rng(seed).standard_normal(op.P)
-        try:
-            ev, V = eigsh(op.linear_operator(), k=k, which=which, tol=tol, maxiter=maxiter, v0=v0)
-        except ArpackNoConvergence as exc:
-            raise RuntimeError(
-                f"top_eigenvalues: ARPACK found only {len(exc.eigenvalues)} of k={k} "
-                f"eigenvalues ({which}) after maxiter={maxiter} restarts; raise maxiter or tol"
-            ) from None
-        idx = _order(ev, which)
-    ev, V = ev[idx], V[:, idx]
-    R = op.matmat(V) - V * ev
+    seed = check_seed(seed)
+    return_vectors = check_bool("return_vectors", return_vectors)
+    dense = k >= op.P - 1 or op.P <= DENSE_BELOW
+    ncv = op.P if dense else min(op.P, max(2 * k + 1, 20))  # eigsh's default ncv
+    check_memory(
+        8.0 * op.P * (ncv + 2 * k + (op.P if dense else 0)),
+        f"top_eigenvalues(k={k}) of a {op.P} x {op.P} operator",
+        "lower k",
+    )
+    op.bar = progress_bar(progress, desc="top eigenvalues", unit="HVP")
+    try:
+        if dense:
+            method = "dense"
+            ev, V = np.linalg.eigh(op.dense())
+            idx = _order(ev, which)[:k]
+        else:
+            method = "arpack"
+            ev, V = _arpack(op, k, which, tol, maxiter, seed)
+            idx = _order(ev, which)
+        ev, V = ev[idx], V[:, idx]
+        R = op.matmat(V) - V * ev
+    finally:
+        op.bar.close()
+        op.bar = None
     floor = op.P * np.finfo(float).eps * float(np.abs(ev).max())
     res = np.linalg.norm(R, axis=0) / np.maximum(np.abs(ev), max(floor, np.finfo(float).tiny))
     return TopEigen(
@@ -305,6 +323,32 @@ def top_eigenvalues(
         seed=seed,
         vectors=V if return_vectors else None,
     )
+
+
+def _arpack(op, k, which, tol, maxiter, seed):
+    """``eigsh`` on ``op`` from ``v0 ~ N(0, I)`` of stream ``seed``; the zero operator (ARPACK
+    error -9: ``A v0 = 0``) gives zeros."""
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
+
+    v0 = rng(seed).standard_normal(op.P)
+    try:
+        return eigsh(op.linear_operator(), k=k, which=which, tol=tol, maxiter=maxiter, v0=v0)
+    except ArpackNoConvergence as exc:
+        raise RuntimeError(
+            f"top_eigenvalues: ARPACK found only {len(exc.eigenvalues)} of k={k} "
+            f"eigenvalues ({which}) after maxiter={maxiter} restarts; raise maxiter or tol"
+        ) from None
+    except ArpackError as exc:
+        if not str(exc).startswith("ARPACK error -9:"):
+            raise
+    # A v0 = 0 for a random v0: A is 0 with probability 1; confirm on k fresh vectors
+    V, _ = np.linalg.qr(rng(seed, "zero-operator").standard_normal((op.P, k)))
+    if np.abs(op.matmat(V)).max() > 0:
+        raise RuntimeError(
+            "top_eigenvalues: ARPACK's start vector lies in the null space of A (error -9); "
+            "use another seed"
+        )
+    return np.zeros(k), V
 
 
 # ----------------------------------------------------------------------------- condition number
@@ -376,14 +420,11 @@ def condition_number(
     max_dense : largest ``P`` materialised (default 4000: 128 MB, a few seconds); larger
         operators are refused before any product.
     """
-    if not isinstance(psd, bool):
-        raise TypeError(f"psd must be a bool, got {psd!r}")
+    psd = check_bool("psd", psd)
     if not psd:
         raise ValueError(f"condition_number(psd=False): {_INDEFINITE}")
     op = _as_operator(A)
-    rtol = check_positive_float("rtol", rtol)
-    if rtol >= 1:
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    rtol = check_float("rtol", rtol, 0, 1, closed="neither")
     max_dense = check_int("max_dense", max_dense, 1)
     if op.P > max_dense:
         raise ValueError(

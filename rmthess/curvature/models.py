@@ -9,6 +9,7 @@ of module ``"hidden1"`` and ``V`` that of ``"output"``; the flat parameter vecto
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -16,11 +17,20 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive_float,
+    check_progress,
+    progress_bar,
+)
+from rmthess._random import check_seed, seed_int
 from rmthess.curvature._inputs import check_loss, check_problem
+from rmthess.inits import INITS
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
-INITS = ("lecun", "pytorch")
+_DEPRECATED_INITS = {"pytorch": "torch-default"}
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 __all__ = ["mlp", "train", "ACTIVATIONS", "INITS"]
@@ -42,8 +52,12 @@ def mlp(
 
     Modules are ``hidden1, act1, hidden2, act2, ..., output``. ``init="lecun"``: every weight
     entry i.i.d. ``N(0, 1/fan_in)``, biases zero (the paper's Assumption 2);
-    ``init="pytorch"``: torch's default (uniform, Kaiming-style). ``hidden=()`` is the linear
-    model ``z = W x``. Weights are drawn from ``torch.Generator().manual_seed(seed)``.
+    ``init="torch-default"``: ``nn.Linear``'s default, weights and biases uniform on
+    ``+-1/sqrt(fan_in)`` (the names of :data:`rmthess.inits.INITS`; the former name
+    ``"pytorch"`` still works, with a ``DeprecationWarning``). ``hidden=()`` is the linear
+    model ``z = W x``. ``bias``: True or False. Weights are drawn from
+    ``torch.Generator().manual_seed(seed)`` for ``seed < 2**63``, and from
+    ``manual_seed(rmthess._random.seed_int(seed))`` for larger seeds up to ``2**128 - 1``.
     """
     d = check_int("d", d, 1)
     C = check_int("C", C, 1)
@@ -51,10 +65,21 @@ def mlp(
         hidden = (hidden,)
     hidden = tuple(check_int("hidden", h, 1) for h in hidden)
     act = ACTIVATIONS[check_choice("activation", activation, tuple(ACTIVATIONS))]
+    bias = check_bool("bias", bias)
+    if isinstance(init, str) and init in _DEPRECATED_INITS:
+        warnings.warn(
+            f"mlp(init={init!r}) is deprecated: say init={_DEPRECATED_INITS[init]!r} (the same "
+            "weights; one init vocabulary across rmthess)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        init = _DEPRECATED_INITS[init]
     init = check_choice("init", init, INITS)
+    seed = check_seed(seed)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    gen = torch.Generator().manual_seed(int(seed))
+    # seeds < 2**63 seed torch directly (the numbers of every earlier run stay as they were)
+    gen = torch.Generator().manual_seed(seed if seed < 2**63 else seed_int(seed))
     layers: list[tuple[str, nn.Module]] = []
     widths = (d, *hidden, C)
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
@@ -87,7 +112,7 @@ def train(
     batch_size: int | None = None,
     seed: int = 0,
     log_every: int = 10,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place; returns the log ``step, loss, accuracy`` (tidy DataFrame).
 
@@ -95,6 +120,8 @@ def train(
     replacement from a ``torch.Generator`` seeded with ``seed``. ``accuracy`` (argmax of the
     output against integer labels) is logged for classification data, else NaN. Loss and
     accuracy are those of the whole data set at the logged step, before the update.
+    ``progress``: a tqdm bar of the steps (None: when stderr is a terminal). ``seed``: any
+    integer in ``[0, 2**128)`` (below ``2**63`` it seeds torch directly, as before).
     """
     steps = check_int("steps", steps, 0)
     lr = check_positive_float("lr", lr)
@@ -107,8 +134,10 @@ def train(
     labels = y if not y.dtype.is_floating_point else (y.argmax(1) if y.dim() == 2 else None)
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, 1, len(X))
+    progress = check_progress(progress)
+    seed = check_seed(seed)
     opt = opt_cls(pb.params, lr=lr)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed if seed < 2**63 else seed_int(seed))
     rows = []
 
     def log(step):
@@ -117,12 +146,8 @@ def train(
             acc = float((out.argmax(1) == labels).double().mean()) if labels is not None else np.nan
             rows.append((step, float(loss_fn(out, y)), acc))
 
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="train", unit="step")
-    for step in it:
+    bar = progress_bar(progress, total=steps, desc="train", unit="step")
+    for step in range(steps):
         if step % log_every == 0:
             log(step)
         if batch_size is None:
@@ -133,5 +158,7 @@ def train(
         opt.zero_grad()
         loss_fn(model(xb), yb).backward()
         opt.step()
+        bar.update()
+    bar.close()
     log(steps)
     return pd.DataFrame(rows, columns=["step", "loss", "accuracy"])

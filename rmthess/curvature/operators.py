@@ -126,7 +126,7 @@ class CurvatureOperator(LinearOperator):
 def _curvlinops_op(problem: Problem, kind: str):
     from curvlinops import GGNLinearOperator, HessianLinearOperator
 
-    args = (problem.model, problem.loss_fn, list(problem.params), list(problem.batches))
+    args = (problem.model, problem.batch_loss_fn, list(problem.params), list(problem.batches))
     kw = dict(check_deterministic=False, num_data=problem.n_data)
     if kind == "hessian":
         return HessianLinearOperator(*args, **kw)
@@ -153,7 +153,10 @@ def curvature_operator(
         Dropout/BatchNorm). Data are moved to its parameters' device and dtype.
     loss_fn : torch.nn loss module with ``reduction`` "mean" or "sum", or "ce" / "mse"
     data : ``(X, y)``, an ``rmthess.data.Dataset``, or an iterable of ``(X, y)`` batches
-        The loss is averaged (or summed) over all samples, whatever the batching.
+        The loss is averaged (or summed) over all samples, whatever the batching; a
+        cross-entropy / NLL mean with class ``weight`` or ``ignore_index`` is torch's weighted
+        mean over ALL the data (``sum_i w_{y_i} l_i / sum_i w_{y_i}``, ignored targets left
+        out), exactly, whatever the batching (label smoothing included).
     kind : "hessian", "ggn" or "residual"
     batch_size : samples per batch when ``data`` is one ``(X, y)`` pair (default: all, up to
         4096)
@@ -194,7 +197,7 @@ def _functional_loss(problem: Problem):
         return functional_call(problem.model, {**fixed, **buffers, **ps}, (X,))
 
     def loss(theta, X, y):
-        return problem.loss_fn(outputs(theta, X), y)
+        return problem.batch_loss_fn(outputs(theta, X), y)
 
     return outputs, loss
 
@@ -206,10 +209,10 @@ def _ggn_dense(problem: Problem, theta: torch.Tensor, outputs, chunk: int) -> to
     G = torch.zeros(P, P, dtype=theta.dtype, device=theta.device)
 
     def per_sample(z, t):  # loss of one sample, as the batch loss would count it
-        return problem.loss_fn(z[None], t[None])
+        return problem.batch_loss_fn(z[None], t[None])
 
     for X, y in problem.batches:
-        w = problem.weight(len(X)) / len(X) if problem.loss_fn.reduction == "mean" else 1.0
+        w = problem.weight(len(X)) / len(X) if problem.batch_loss_fn.reduction == "mean" else 1.0
         for i in range(0, len(X), chunk):
             Xc, yc = X[i : i + chunk], y[i : i + chunk]
             J = jacrev(outputs)(theta, Xc)  # (b, C, P)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rmthess._checks import check_choice
+from rmthess._checks import check_bool, check_choice
 
 __all__ = ["plot_block_map", "plot_hessian", "BLOCK_MAP_VALUES"]
 
@@ -55,8 +55,7 @@ def plot_block_map(bm, ax=None, *, value: str = "rms", log: bool = True):
     40 blocks). Returns the Axes.
     """
     value = check_choice("value", value, BLOCK_MAP_VALUES)
-    if not isinstance(log, bool):
-        raise TypeError(f"log must be True or False, got {log!r}")
+    log = check_bool("log", log)
     A = np.asarray(bm.rms if value == "rms" else bm.sq_norm, dtype=float)
     L = A.shape[0]
     ax = _axes(ax, (1.6 + 0.3 * min(L, 30), 1.2 + 0.3 * min(L, 30)))
@@ -143,8 +142,7 @@ def plot_hessian(M, offsets_or_op, ax=None, *, log: bool = True, parts=None):
     A = np.abs(np.asarray(M, dtype=float))
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"M must be a square 2-D matrix, got shape {A.shape}")
-    if not isinstance(log, bool):
-        raise TypeError(f"log must be True or False, got {log!r}")
+    log = check_bool("log", log)
     groups = _groups(offsets_or_op)
     P = A.shape[0]
     if (

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from rmthess._checks import check_int, check_positive_float
+from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
+from rmthess._random import check_seed
 from rmthess._stats import json_safe
 from rmthess.curvature.operators import CurvatureOperator, curvature_operator
 
@@ -89,21 +90,25 @@ def curvature_summary(
     probes: int = 20,
     density: bool = False,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> CurvatureSummary:
     """Top-``k`` eigenvalues, trace (to ``trace_rtol`` relative SE, at most ``trace_matvecs``
     products), block map (``blocks``, ``probes`` per block; ``None`` skips it) and, with
     ``density=True``, the SLQ density, of one curvature matrix.
 
     Give either ``(model, loss_fn, data, kind)`` or an operator ``op``. ``k=0`` skips the
-    eigenvalues, ``trace_rtol=None`` the trace.
+    eigenvalues, ``trace_rtol=None`` the trace. ``probes >= 2`` (a standard error needs
+    two). ``progress``: a tqdm bar per step (None: when stderr is a terminal).
     """
-    from rmthess.curvature.blocks import block_norms
+    from rmthess.curvature.blocks import MAX_PROBES, block_norms
     from rmthess.curvature.density import spectral_density
     from rmthess.curvature.eigen import top_eigenvalues
     from rmthess.curvature.trace import hessian_trace
 
     k = check_int("k", k, 0)
-    probes = check_int("probes", probes, 1)
+    probes = check_int("probes", probes, 2, MAX_PROBES)
+    progress = check_progress(progress)
+    seed = check_seed(seed)
     trace_matvecs = check_int("trace_matvecs", trace_matvecs, 6)
     if trace_rtol is not None:
         trace_rtol = check_positive_float("trace_rtol", trace_rtol)
@@ -114,7 +119,8 @@ def curvature_summary(
     if blocks is not None:  # resolve the spec before any product: errors come first
         from rmthess.curvature.block_specs import resolve_blocks
 
-        resolve_blocks(op, blocks)
+        L = len(resolve_blocks(op, blocks))
+        check_memory(8.0 * L * L * probes, f"the block map of {L} blocks", "lower probes")
     out = CurvatureSummary(kind=op.kind, n_params=op.shape[0], n_data=op.n_data)
     start = op.n_matvecs
 
@@ -126,18 +132,26 @@ def curvature_summary(
 
     if k:
         out.eigen = timed(
-            "eigen", lambda: top_eigenvalues(op, min(k, op.shape[0]), which="LA", seed=seed)
+            "eigen",
+            lambda: top_eigenvalues(
+                op, min(k, op.shape[0]), which="LA", seed=seed, progress=progress
+            ),
         )
     if trace_rtol is not None:
         out.trace = timed(
             "trace",
-            lambda: hessian_trace(op, rtol=trace_rtol, max_matvecs=trace_matvecs, seed=seed),
+            lambda: hessian_trace(
+                op, rtol=trace_rtol, max_matvecs=trace_matvecs, seed=seed, progress=progress
+            ),
         )
     if blocks is not None:
         out.blocks = timed(
-            "blocks", lambda: block_norms(None, None, None, blocks, op=op, probes=probes, seed=seed)
+            "blocks",
+            lambda: block_norms(
+                None, None, None, blocks, op=op, probes=probes, seed=seed, progress=progress
+            ),
         )
     if density:
-        out.density = timed("density", lambda: spectral_density(op, seed=seed))
+        out.density = timed("density", lambda: spectral_density(op, seed=seed, progress=progress))
     out.n_matvecs = op.n_matvecs - start
     return out

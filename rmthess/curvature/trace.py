@@ -1,12 +1,12 @@
 """Stochastic trace estimation with honest standard errors (Hutchinson, Hutch++).
 
 For a symmetric ``P x P`` operator ``A`` (any input of :mod:`rmthess.curvature.eigen`)
-and probes ``g`` with ``E[g g^T] = I`` (Rademacher: entries +-1; Gaussian: N(0, 1)),
+and probes ``g`` with ``E[g g^T] = I`` (Rademacher: entries +-1; normal: N(0, 1)),
 ``E[g^T A g] = tr A``.
 
 Hutchinson: ``n`` probes, ``t = mean_i g_i^T A g_i``, ``se = std(g_i^T A g_i) / sqrt(n)``.
 The per-probe variance is ``2 sum_{i != j} A_ij^2`` (Rademacher) or ``2 ||A||_F^2``
-(Gaussian): large when ``A`` has a few large eigenvalues, as Hessians do.
+(normal): large when ``A`` has a few large eigenvalues, as Hessians do.
 
 Hutch++ (Meyer, Musco, Musco & Woodruff 2020, "Hutch++: optimal stochastic trace
 estimation") first removes the dominant eigenspace: ``S`` (P, n_Q) probes,
@@ -37,11 +37,13 @@ unit vectors (``method="exact"``, ``se = 0``).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._checks import check_choice, check_float, check_int, check_memory, progress_bar
+from rmthess._random import check_seed, rng
 from rmthess.curvature.eigen import _as_operator, _record
 
 __all__ = ["TraceEstimate", "hessian_trace"]
@@ -50,11 +52,27 @@ METHODS = ("hutch++", "hutchinson")
 MIN_ADAPTIVE_PROBES = 30
 """The adaptive mode (``rtol``) stops only with at least this many Hutchinson probes, so that
 the standard error it compares with the target is itself accurate (to ~13%)."""
-DISTRIBUTIONS = ("rademacher", "gaussian")
+DISTRIBUTIONS = ("rademacher", "normal")
+"""Probe entries: +-1 or N(0, 1); the words of every probe sampler of rmthess (block maps too).
+``"gaussian"``, this function's former word, is accepted with a ``DeprecationWarning``."""
+MIN_RTOL = 1e-12
+"""Smallest ``rtol``: a relative standard error below ~1e-12 needs ~1e24 probes."""
+
+
+def check_distribution(distribution, stacklevel: int = 3) -> str:
+    """``"rademacher"`` or ``"normal"`` (``"gaussian"``: deprecated alias of ``"normal"``)."""
+    if distribution == "gaussian":
+        warnings.warn(
+            "distribution='gaussian' is deprecated: say 'normal' (one probe vocabulary)",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return "normal"
+    return check_choice("distribution", distribution, DISTRIBUTIONS)
 
 
 def _probes(rng: np.random.Generator, P: int, n: int, distribution: str) -> np.ndarray:
-    """(P, n) float64 probes with ``E[g g^T] = I``: +-1 (Rademacher) or N(0, 1)."""
+    """(P, n) float64 probes with ``E[g g^T] = I``: +-1 (Rademacher) or N(0, 1) (normal)."""
     if distribution == "rademacher":
         return rng.integers(0, 2, size=(P, n)).astype(np.float64) * 2.0 - 1.0
     return rng.standard_normal((P, n))
@@ -143,6 +161,7 @@ def hessian_trace(
     seed: int = 0,
     rtol: float | None = None,
     max_matvecs: int | None = None,
+    progress: bool | None = None,
 ) -> TraceEstimate:
     """Unbiased estimate of ``tr A`` with an honest standard error (module docstring).
 
@@ -154,18 +173,21 @@ def hessian_trace(
         gives the exact trace from ``P`` unit vectors instead.
     method : ``"hutch++"`` (default; error ``O(1/matvecs)`` for a decaying spectrum) or
         ``"hutchinson"`` (error ``O(1/sqrt(matvecs))``).
-    distribution : ``"rademacher"`` (default, lower variance) or ``"gaussian"``.
-    seed : all probes come from ``numpy.random.default_rng(seed)``.
-    rtol : adaptive mode. After the first ``matvecs`` products, keep adding Hutchinson
-        probes (in the deflated space for Hutch++; ``Q`` is kept) in batches, each batch
-        sized from the current variance to reach ``trace_se <= rtol * |trace|`` (at least
-        the first batch's size), until the target holds with at least
+    distribution : ``"rademacher"`` (default, lower variance) or ``"normal"`` (the former
+        ``"gaussian"`` works, with a ``DeprecationWarning``).
+    seed : an integer in ``[0, 2**128)``; all probes come from ``rmthess._random.rng(seed)``
+        (for an int the stream of ``numpy.random.default_rng(seed)``).
+    rtol : adaptive mode, a number >= 1e-12. After the first ``matvecs`` products, keep
+        adding Hutchinson probes (in the deflated space for Hutch++; ``Q`` is kept) in
+        batches, each sized from the current variance to reach ``trace_se <= rtol *
+        |trace|`` (at least the first batch's size), until the target holds with at least
         ``MIN_ADAPTIVE_PROBES`` probes or ``max_matvecs`` products are spent (the last batch
         is cut to the budget). ``target_reached`` says which. Caveat: stopping when the
         estimated SE is small favours runs whose SE is underestimated; measured over 1000
         seeds (validation/curvature_estimators.py) the z-scores keep std ~1.05.
     max_matvecs : budget of the adaptive mode (default ``10 * matvecs``), >= matvecs;
         only with ``rtol``.
+    progress : a tqdm bar counting products (None: when stderr is a terminal).
 
     Returns
     -------
@@ -173,18 +195,35 @@ def hessian_trace(
     """
     op = _as_operator(A)
     method = check_choice("method", method, METHODS)
-    distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+    distribution = check_distribution(distribution)
     lo = 6 if method == "hutch++" else 2
     matvecs = check_int("matvecs", matvecs, lo)
-    seed = check_int("seed", seed, 0)
+    seed = check_seed(seed)
     if rtol is not None:
-        rtol = check_positive_float("rtol", rtol)
+        rtol = check_float("rtol", rtol, MIN_RTOL, None)
         max_matvecs = check_int(
             "max_matvecs", 10 * matvecs if max_matvecs is None else max_matvecs, matvecs
         )
     elif max_matvecs is not None:
         raise ValueError("max_matvecs applies only with rtol (the adaptive mode)")
+    n_cols = min(op.P, 256) if matvecs >= op.P else 2 * max(matvecs // 3, 1) + 2
+    batch = 0 if rtol is None else matvecs  # probes of one adaptive batch (typically)
+    check_memory(
+        8.0 * op.P * (n_cols + batch),
+        f"hessian_trace(matvecs={matvecs}) of a {op.P} x {op.P} operator",
+        "lower matvecs (or max_matvecs)",
+    )
     common = dict(distribution=distribution, P=op.P, seed=seed, rtol=rtol)
+    total = op.P if matvecs >= op.P else (max_matvecs if rtol is not None else matvecs)
+    op.bar = progress_bar(progress, total=total, desc="trace", unit="HVP")
+    try:
+        return _hessian_trace(op, method, distribution, matvecs, seed, rtol, max_matvecs, common)
+    finally:
+        op.bar.close()
+        op.bar = None
+
+
+def _hessian_trace(op, method, distribution, matvecs, seed, rtol, max_matvecs, common):
     if matvecs >= op.P:
         tr = _exact(op)
         return TraceEstimate(
@@ -192,14 +231,14 @@ def hessian_trace(
             deflated_trace=math.nan, n_deflation=0, n_probes=0, trace_trials=np.empty(0),
             max_matvecs=max_matvecs, target_reached=None if rtol is None else True, **common,
         )  # fmt: skip
-    rng = np.random.default_rng(seed)
+    gen = rng(seed)
     Q, t_Q, n_Q = None, 0.0, 0
     if method == "hutch++":
         n_Q = matvecs // 3
-        Q, _ = np.linalg.qr(op.matmat(_probes(rng, op.P, n_Q, distribution)))
+        Q, _ = np.linalg.qr(op.matmat(_probes(gen, op.P, n_Q, distribution)))
         t_Q = float(np.einsum("ij,ij->", Q, op.matmat(Q)))
     n_G = matvecs - 2 * n_Q
-    x = _residual_samples(op, Q, rng, n_G, distribution)
+    x = _residual_samples(op, Q, gen, n_G, distribution)
     reached = None
     if rtol is not None:
         while True:
@@ -209,9 +248,10 @@ def hessian_trace(
             if ok or left <= 0:
                 reached = bool(se <= rtol * abs(est))
                 break
-            need = math.ceil((x.std(ddof=1) / (rtol * abs(est))) ** 2) if est else len(x) + left
+            need = (x.std(ddof=1) / (rtol * abs(est))) ** 2 if est else math.inf
+            need = math.ceil(need) if need < len(x) + left else len(x) + left  # no overflow
             batch = min(left, max(n_G, need - len(x), MIN_ADAPTIVE_PROBES - len(x)))
-            x = np.concatenate([x, _residual_samples(op, Q, rng, batch, distribution)])
+            x = np.concatenate([x, _residual_samples(op, Q, gen, batch, distribution)])
     return TraceEstimate(
         trace=float(t_Q + x.mean()),
         trace_se=float(x.std(ddof=1) / math.sqrt(len(x))),
