@@ -108,7 +108,7 @@ def check_progress(progress: object, name: str = "progress") -> bool | None:
     return progress
 
 
-def want_progress(progress, predicted_s: float, after_s: float = 5.0) -> bool:
+def want_progress(progress: bool | None, predicted_s: float, after_s: float = 5.0) -> bool:
     """Whether to show a progress bar: ``progress`` if it is a bool, else (``None``) when
     stderr is a terminal and the whole run is predicted to take over ``after_s`` seconds.
 
