@@ -116,7 +116,7 @@ def _stderr_is_terminal() -> bool:
     return bool(tty and tty()) and os.environ.get("TERM") != "dumb"
 
 
-def want_progress(progress, predicted_s: float, after_s: float = 5.0) -> bool:
+def want_progress(progress: bool | None, predicted_s: float, after_s: float = 5.0) -> bool:
     """Whether to show a progress bar: ``progress`` if it is a bool, else (``None``) when
     stderr is a terminal and the whole run is predicted to take over ``after_s`` seconds.
 

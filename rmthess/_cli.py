@@ -20,6 +20,12 @@ become the same line). Nothing heavy is imported here, so ``--help`` stays fast.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from rmthess.inits import Init
 
 __all__ = ["INIT_HELP", "add_init", "add_json", "add_out", "add_progress", "init_arg", "plain"]
 
@@ -30,7 +36,7 @@ INIT_HELP = (
 )
 
 
-def init_arg(text):
+def init_arg(text: str) -> Init:
     """``argparse`` type of ``--init``: ``lecun``, ``torch-default`` or a float sigma > 0,
     resolved by :func:`rmthess.inits.resolve_init` (its one-line error on bad input)."""
     import argparse
@@ -46,17 +52,19 @@ def init_arg(text):
 init_arg.__name__ = "init"
 
 
-def add_init(parser, default: str = "lecun") -> None:
+def add_init(parser: argparse.ArgumentParser, default: str = "lecun") -> None:
     """``--init`` with :func:`init_arg` as its type."""
     parser.add_argument("--init", default=default, type=init_arg, help=INIT_HELP)
 
 
-def add_json(parser, what: str = "the results") -> None:
+def add_json(parser: argparse.ArgumentParser, what: str = "the results") -> None:
     """``--json``: print ``what`` as JSON (records from ``to_dict()``) instead of a table."""
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
 
-def add_out(parser, what: str = "CSV/PNG/JSON outputs", required: bool = False) -> None:
+def add_out(
+    parser: argparse.ArgumentParser, what: str = "CSV/PNG/JSON outputs", required: bool = False
+) -> None:
     """``--out``: a directory (or file) for ``what``, checked before any work."""
     parser.add_argument(
         "--out",
@@ -66,7 +74,9 @@ def add_out(parser, what: str = "CSV/PNG/JSON outputs", required: bool = False) 
     )
 
 
-def add_progress(parser, when: str = "on a terminal, for runs longer than a few seconds") -> None:
+def add_progress(
+    parser: argparse.ArgumentParser, when: str = "on a terminal, for runs longer than a few seconds"
+) -> None:
     """``--no-progress``: ``args.progress`` is None by default (a bar ``when``), else False."""
     parser.add_argument(
         "--no-progress",

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    import numpy as np
     from numpy.typing import ArrayLike
 
 __all__ = [
@@ -95,7 +98,9 @@ class SlopeBootstrap:
 
 
 def bootstrap_slope(
-    x, groups, y_of_means=None, *, n_boot: int, level: float = 0.95, rng=None,
+    x: ArrayLike, groups: Iterable[ArrayLike],
+    y_of_means: Callable[[np.ndarray], np.ndarray] | None = None, *, n_boot: int,
+    level: float = 0.95, rng: np.random.Generator | int | None = None,
     chunk_elems: int = 2**23,
 ) -> SlopeBootstrap:  # fmt: skip
     """Least-squares slope of ``y`` on ``x``, ``y`` a function of means over independent
@@ -130,20 +135,20 @@ def bootstrap_slope(
     from rmthess._random import rng as _rng
 
     x = np.asarray(x, dtype=float)
-    groups = [np.asarray(g, dtype=float) for g in groups]
+    units = [np.asarray(g, dtype=float) for g in groups]
     if y_of_means is None:
         y_of_means = np.log
     gen = _rng(rng)
-    slope, icpt = ols_slope(x, y_of_means(np.concatenate([g.mean(axis=0) for g in groups])))
-    sizes = [g.shape[0] for g in groups]
-    gens = [gen] if len(groups) == 1 else gen.spawn(len(groups))  # one stream per group
+    slope, icpt = ols_slope(x, y_of_means(np.concatenate([g.mean(axis=0) for g in units])))
+    sizes = [g.shape[0] for g in units]
+    gens = [gen] if len(units) == 1 else gen.spawn(len(units))  # one stream per group
     boot = np.empty(n_boot)
-    step = max(1, chunk_elems // (sum(sizes) + sum(g.shape[1] for g in groups)))
+    step = max(1, chunk_elems // (sum(sizes) + sum(g.shape[1] for g in units)))
     for i in range(0, n_boot, step):
         b = min(step, n_boot - i)
         M = [
             gg.multinomial(R, np.full(R, 1.0 / R), size=b) @ g / R
-            for gg, R, g in zip(gens, sizes, groups, strict=True)
+            for gg, R, g in zip(gens, sizes, units, strict=True)
         ]
         with np.errstate(divide="ignore", invalid="ignore"):
             boot[i : i + b] = ols_slope(x, y_of_means(np.concatenate(M, axis=-1)))[0]
@@ -156,7 +161,7 @@ def bootstrap_slope(
     return SlopeBootstrap(float(slope), float(icpt), se, (float(lo), float(hi)), boot)
 
 
-def format_estimate(x, se=None, digits: int = 10) -> str:
+def format_estimate(x: float | None, se: float | None = None, digits: int = 10) -> str:
     """``x`` to the precision its standard error ``se`` supports: ``x`` rounded at the
     second significant digit of ``se``, followed by ``+- se`` (2 digits; scientific form
     ``(m +- s)e<exp>`` outside ``1e-3 .. 1e6``). ``se`` None, 0 or

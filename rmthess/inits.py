@@ -128,7 +128,7 @@ def sample_weights(
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     try:
-        if isinstance(shape, (str, bytes)):
+        if isinstance(shape, (str, bytes, int)):  # int: only a bool is left here
             raise TypeError
         shape = tuple(shape)
     except TypeError:

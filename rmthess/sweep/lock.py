@@ -59,7 +59,7 @@ def pid_alive(pid: int) -> bool:
 def remove_stale_temporaries(directory: str) -> list[str]:
     """Remove the ``.*.tmp`` files of ``directory`` left by this process or by dead
     processes of this host (and unnamed ones older than an hour); return their names."""
-    removed = []
+    removed: list[str] = []
     me, here = os.getpid(), host_tag()
     try:
         names = os.listdir(directory)

@@ -53,7 +53,7 @@ def _log_axis(axis, values, *, data_ticks: bool) -> None:
     v = v[v > 0]
     decades = np.log10(v.max() / v.min()) if v.size else 0.0
     if data_ticks and 0 < v.size <= _MAX_DATA_TICKS:
-        axis.set_major_locator(FixedLocator(v))
+        axis.set_major_locator(FixedLocator(v.tolist()))
         axis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:.3g}"))
     elif decades < 2:  # a log axis over less than two decades: 1-2-5 ticks
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

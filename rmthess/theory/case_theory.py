@@ -51,6 +51,8 @@ class _CaseTheory:
         The limiting output-layer block (output-* only).
     qmc_bytes(C, n, m) -> float
         Peak bytes of ``n`` quasi-Monte-Carlo draws (cases with ``uses_qmc``).
+    mc_cost(C, m, n_V, n_g, B) -> (seconds, elements); mc_flops_per_V(C, m, n_g) -> float
+        Cost model of the Monte-Carlo kernels (:mod:`rmthess.theory.hidden_integrals`).
     """
 
     name: str = ""
@@ -81,6 +83,16 @@ class _CaseTheory:
 
     def qmc_bytes(self, C: int, n: int, m: int | None = None) -> float:
         return 0.0
+
+    def mc_cost(self, C: float, m: float, n_V: float, n_g: float, B: float) -> tuple[float, float]:
+        """Predicted ``(seconds, float64 elements alive)`` of one Monte-Carlo run (floats
+        in; the Monte-Carlo cases only)."""
+        raise NotImplementedError(f"case {self.case.name!r} has no Monte-Carlo kernel")
+
+    def mc_flops_per_V(self, C: int, m: int, n_g: int) -> float:
+        """Floating-point operations per V draw of one Monte-Carlo run (the Monte-Carlo
+        cases only)."""
+        raise NotImplementedError(f"case {self.case.name!r} has no Monte-Carlo kernel")
 
 
 def _exact(F_diag, F_off, ratio=None) -> dict:
@@ -193,13 +205,6 @@ class _MonteCarlo(_CaseTheory):
     asymptotic_normal_only = True
     kernel = ""
     """Name of the Monte-Carlo function of :mod:`rmthess.theory.hidden_integrals`."""
-
-    def mc_cost(self, C, m, n_V, n_g, B) -> tuple[float, float]:
-        """Predicted ``(seconds, float64 elements alive)`` of one run (floats in)."""
-        raise NotImplementedError
-
-    def mc_flops_per_V(self, C, m, n_g) -> float:
-        raise NotImplementedError
 
     def frobenius(self, C, gamma, m, ini, *, samples, inner, seed, progress):
         from threadpoolctl import threadpool_limits

@@ -31,9 +31,15 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rmthess.inits import Init
+    from rmthess.theory.layer_gap import LayerSpectrum
+    from rmthess.theory.layer_laws import _Spec
 
 
-def init_arg(text):
+def init_arg(text: str) -> Init:
     """``argparse`` type of ``--init``: ``lecun``, ``torch-default`` or a float sigma > 0,
     resolved by :func:`rmthess.inits.resolve_init` (its one-line error on bad input)."""
     import argparse
@@ -236,11 +242,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mc_progress(case: str, args, m) -> bool:
+def _mc_progress(case: str, args: argparse.Namespace, m: int | None) -> bool:
     """One bar decision for the whole run: the predicted time summed over every C."""
     from rmthess._checks import want_progress
     from rmthess.theory import hidden_integrals as hi
 
+    assert m is not None  # the Monte-Carlo cases need m (Case.check_m refuses None)
     secs = 0.0
     for C in args.C:
         n_V, n_g = hi.default_sizes(case, C, m, args.samples, args.inner)
@@ -248,14 +255,14 @@ def _mc_progress(case: str, args, m) -> bool:
     return want_progress(args.progress, secs)
 
 
-def _print_table(cols, cells) -> None:
+def _print_table(cols: list[str], cells: list[list[str]]) -> None:
     table = [cols] + cells
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
         print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
 
 
-def _fmt(v, digits: int = 10) -> str:
+def _fmt(v: str | float | None, digits: int = 10) -> str:
     if v is None:
         return "-"
     if isinstance(v, str):
@@ -265,7 +272,7 @@ def _fmt(v, digits: int = 10) -> str:
     return f"{v:.{digits}g}" if math.isfinite(v) else str(v)
 
 
-def _check_layer_args(args):
+def _check_layer_args(args: argparse.Namespace) -> list[_Spec]:
     """Everything ``--layer-spectrum`` refuses, before any work: flags that do not apply,
     cases without a whole-layer law, ``--out`` not a PNG in an existing directory, and the
     arguments :func:`rmthess.theory.layer_law` refuses (every C, cost bounds included).
@@ -298,7 +305,7 @@ def _check_layer_args(args):
     ]
 
 
-def run_layer_spectrum(args) -> int:
+def run_layer_spectrum(args: argparse.Namespace) -> int:
     """``rmthess theory --layer-spectrum``: one :class:`~rmthess.theory.layer_gap.
     LayerSpectrum` per C, printed (or ``--json``); ``--out`` draws them."""
     import json
@@ -361,7 +368,7 @@ def run_layer_spectrum(args) -> int:
     return 0
 
 
-def _layer_figure(path, spectra) -> None:
+def _layer_figure(path: str, spectra: list[LayerSpectrum]) -> None:
     """One panel per C (:meth:`~rmthess.theory.layer_gap.LayerSpectrum.plot`), to ``path``."""
     import matplotlib
 

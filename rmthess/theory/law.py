@@ -9,6 +9,7 @@ In the spirit of ``scipy.stats`` (no sampling): ``pdf``, ``cdf``, ``stieltjes``,
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
@@ -26,6 +27,30 @@ from rmthess.theory.gmp import (
 )
 
 __all__ = ["GMPLaw", "gmp_moments"]
+
+
+class Law(Protocol):
+    """What the whole-layer laws share (a static type only):
+    :class:`~rmthess.theory.matrix_law.MixtureLaw` and
+    :class:`~rmthess.theory.matrix_law.MatrixGMPLaw`, the laws of
+    :func:`~rmthess.theory.layer_laws.layer_law` and
+    :func:`~rmthess.theory.layer_laws.block_diagonal_law` (:class:`GMPLaw` has no
+    ``edges``)."""
+
+    @property
+    def zero_mass(self) -> float: ...
+
+    def ac_mass(self) -> float: ...
+
+    def edges(self) -> tuple[float, float]: ...
+
+    def moment(self, k: int) -> float: ...
+
+    def pdf(self, x: ArrayLike) -> np.ndarray: ...
+
+    def cdf(self, x: ArrayLike) -> np.ndarray: ...
+
+    def support(self) -> list[tuple[float, float]]: ...
 
 
 def gmp_moments(atoms: ArrayLike, weights: ArrayLike, gamma: float, kmax: int) -> np.ndarray:

@@ -31,18 +31,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from rmthess._checks import check_float, check_int, check_positive_float, want_progress
 from rmthess._stats import json_safe, ols_slope
-from rmthess.inits import InitLike
-from rmthess.theory.layer_laws import _spec, block_diagonal_law, layer_law, matrix_law_seconds
+from rmthess.inits import Init, InitLike
+from rmthess.theory.law import Law
+from rmthess.theory.layer_laws import (
+    _Spec,
+    _spec,
+    block_diagonal_law,
+    layer_law,
+    matrix_law_seconds,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
+    from matplotlib.axes import Axes
+    from tqdm.auto import tqdm
 
 __all__ = [
     "BlockDiagonalGap",
@@ -56,6 +67,14 @@ __all__ = [
 ]
 
 _METRICS = ("W1_rel", "KS", "edge_gap_rel", "q_gap_rel", "zero_mass_diff")
+
+
+class _Draws(TypedDict):
+    """The keyword arguments that fix the weight draws of a layer law."""
+
+    init: Init
+    n_atoms: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,7 @@ class BlockDiagonalGap:
         return pd.DataFrame([self.to_dict()])
 
 
-def _cdf_distances(law, bd, n_grid):
+def _cdf_distances(law: Law, bd: Law, n_grid: int) -> tuple[float, float]:
     """``(W1, KS)`` from both cdfs on a grid over the union of the supports (0 and 0-
     included so that the atoms at 0 are seen; trapezoid rule for W1)."""
     lo = min(law.edges()[0], bd.edges()[0], 0.0)
@@ -108,7 +127,7 @@ def _cdf_distances(law, bd, n_grid):
     return float(np.trapezoid(d, x)), ks
 
 
-def quantile(law: Any, q: float) -> float:
+def quantile(law: Law, q: float) -> float:
     """The ``q``-quantile ``inf{x : F(x) >= q}`` of a law by bisection on its cdf (to
     ``1e-12`` of the support's width)."""
     lo, hi = min(law.edges()[0], 0.0), max(law.edges()[1], 0.0)
@@ -123,7 +142,7 @@ def quantile(law: Any, q: float) -> float:
     return hi
 
 
-def _check_laws(laws, want: dict):
+def _check_laws(laws: Sequence[Law], want: dict[str, Any]) -> Sequence[Law]:
     """``laws`` must be ``(layer_law(...), block_diagonal_law(...))`` of the same arguments
     (their ``spec``): a law built for another C, gamma, m, init, n_atoms or seed is refused."""
     if not (isinstance(laws, (tuple, list)) and len(laws) == 2):
@@ -152,7 +171,7 @@ def block_diagonal_gap(
     seed: int = 0,
     n_grid: int = 4001,
     q: float = 0.999,
-    laws: tuple[Any, Any] | None = None,
+    laws: tuple[Law, Law] | None = None,
 ) -> BlockDiagonalGap:
     """Whole-layer law vs block-diagonal law at one ``(C, gamma, m)``: W1, KS, top edges
     and zero masses (module docstring). ``n_grid`` grid points for the cdf integrals
@@ -161,6 +180,7 @@ def block_diagonal_gap(
     block_diagonal_law(...))`` of these same arguments if already built (skips building
     them again; a hidden-layer law costs seconds)."""
     s = _spec(case, C, gamma, m, V, init, n_atoms, seed, solve=laws is None)
+    assert s.gamma is not None  # _spec was given a gamma: it returns it validated
     c, C, gamma, m, V, ini, n_atoms, seed = (
         s.case, s.C, s.gamma, s.m, s.V, s.init, s.n_atoms, s.seed
     )  # fmt: skip
@@ -170,8 +190,8 @@ def block_diagonal_gap(
         law, bd = _check_laws(laws, s.key())
     else:
         law = layer_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
-        if V is None and getattr(law, "V", None) is not None:
-            V = law.V  # the block-diagonal law conditional on the same V
+        if V is None:
+            V = getattr(law, "V", None)  # the block-diagonal law conditional on the same V
         bd = block_diagonal_law(c.name, C, gamma, m, V=V, init=ini, n_atoms=n_atoms, seed=seed)
     W1, KS = _cdf_distances(law, bd, n_grid)
     mean = bd.moment(1)
@@ -226,15 +246,16 @@ class GapCurve:
         )
 
 
-def predicted_seconds(spec) -> float:
+def predicted_seconds(spec: _Spec) -> float:
     """Rough seconds for one :func:`block_diagonal_gap` (the hidden layer's matrix law
     dominates; the linear laws take about a second)."""
     if spec.case.model == "hidden":
+        assert spec.m is not None  # the hidden cases need m (_spec refuses None)
         return matrix_law_seconds(spec.n_atoms, spec.m)
     return 1.0 + 1e-6 * spec.n_atoms * spec.C**2
 
 
-def _bar(total: int, desc: str, show: bool):
+def _bar(total: int, desc: str, show: bool) -> tqdm:
     """A tqdm bar on stderr over ``total`` steps (disabled unless ``show``)."""
     import sys
 
@@ -243,14 +264,14 @@ def _bar(total: int, desc: str, show: bool):
     return tqdm(total=total, desc=desc, unit="C", file=sys.stderr, disable=not show)
 
 
-def _fit(Cs, y):
+def _fit(Cs: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Log-log least-squares slope of ``|y|`` against ``C`` and its standard error
     ``sqrt(s^2 / sum (log C - mean)^2)`` (``s^2`` the residual variance; needs 3 points)."""
-    Cs, y = np.asarray(Cs, float), np.abs(np.asarray(y, float))
-    ok = np.isfinite(y) & (y > 0)
+    c, a = np.asarray(Cs, float), np.abs(np.asarray(y, float))
+    ok = np.isfinite(a) & (a > 0)
     if ok.sum() < 3:
         return math.nan, math.nan
-    x, ly = np.log(Cs[ok]), np.log(y[ok])
+    x, ly = np.log(c[ok]), np.log(a[ok])
     slope, intercept = ols_slope(x, ly)
     s2 = float(((ly - intercept - slope * x) ** 2).sum()) / (ok.sum() - 2)
     return float(slope), math.sqrt(s2 / float(((x - x.mean()) ** 2).sum()))
@@ -285,7 +306,7 @@ def gap_vs_C(
     gaps = []
     with _bar(len(Cs), f"gap_vs_C {specs[0].case.name}", want_progress(progress, secs)) as bar:
         for s in specs:
-            kw = dict(init=s.init, n_atoms=s.n_atoms, seed=s.seed)
+            kw = _Draws(init=s.init, n_atoms=s.n_atoms, seed=s.seed)
             gaps.append(block_diagonal_gap(s.case.name, s.C, gamma, s.m, **kw))
             bar.set_postfix_str(f"C={s.C}")
             bar.update(1)
@@ -309,8 +330,8 @@ class LayerSpectrum:
     exact; their difference is the QMC error of the draws, whose standard error
     ``M2_se`` is the spread of ``M2`` over 8 independent scrambles of the draws."""
 
-    law: object
-    bd: object
+    law: Law
+    bd: Law
     gap: BlockDiagonalGap
     M2_frobenius: float | None = None
     F_diag: float | None = None
@@ -326,7 +347,7 @@ class LayerSpectrum:
         the support check of a matrix law (``mass``: atom + continuous part found)."""
         g = self.gap
         law = self.law
-        rec = dict(
+        rec: dict[str, Any] = dict(
             case=g.case,
             C=g.C,
             gamma=g.gamma,
@@ -343,12 +364,13 @@ class LayerSpectrum:
             ref = self.M2_frobenius
             rec.update(F_diag=self.F_diag, F_off=self.F_off, M2_frobenius=ref)
             rec.update(M2_rel_diff=rec["M2"] / ref - 1.0 if ref else math.nan)
-            rec.update(M2_rel_se=self.M2_se / ref if ref else math.nan)
+            se = self.M2_se
+            rec.update(M2_rel_se=se / ref if ref and se is not None else math.nan)
         for k in ("W1", "W1_rel", "KS", "top_edge_bd", "edge_gap_rel", "zero_mass_bd"):
             rec[k] = getattr(g, k)
         return json_safe(rec)
 
-    def to_frame(self, n: int = 1000):
+    def to_frame(self, n: int = 1000) -> pd.DataFrame:
         """Both densities on ``n`` points of ``(0, 1.05 max top edge]`` (tidy: ``x``,
         ``part`` = ``"layer"`` / ``"blocks"``, ``density``)."""
         import pandas as pd
@@ -360,7 +382,7 @@ class LayerSpectrum:
         ]
         return pd.concat(frames, ignore_index=True)
 
-    def plot(self, ax) -> None:
+    def plot(self, ax: Axes) -> None:
         """Draw both densities (and the layer's atom at 0) into a matplotlib ``ax``."""
         df = self.to_frame()
         y, y_bd = (df[df.part == p] for p in ("layer", "blocks"))
@@ -385,7 +407,7 @@ class LayerSpectrum:
         ax.legend(fontsize=8)
 
 
-def _m2_se(s) -> float:
+def _m2_se(s: _Spec) -> float:
     """Standard error of the QMC ``M2`` of a linear layer law: the spread of ``M2`` over
     independent scrambles of the weight draws (linear-mse: one exact atom, 0)."""
     from rmthess._random import seed_int
@@ -394,6 +416,7 @@ def _m2_se(s) -> float:
 
     if s.case.name == "linear-mse":
         return 0.0
+    assert s.gamma is not None  # the spec of a law (layer_spectrum): gamma given
     m2 = []
     for r in range(_M2_REPLICATES):
         sr = replace(s, seed=seed_int(s.seed, "layer-M2-se", r) % 2**32)
@@ -403,7 +426,14 @@ def _m2_se(s) -> float:
 
 
 def layer_spectrum(
-    case: str, C: int, gamma: float, m=None, *, init="lecun", n_atoms=None, seed: int = 0
+    case: str,
+    C: int,
+    gamma: float,
+    m: int | None = None,
+    *,
+    init: InitLike = "lecun",
+    n_atoms: int | None = None,
+    seed: int = 0,
 ) -> LayerSpectrum:
     """Whole-layer law, block-diagonal law (same draws, same V) and their gap at one ``C``;
     for linear-* also ``F_diag + (C - 1) F_off`` (:func:`rmthess.theory.frobenius_limits`)
@@ -412,7 +442,7 @@ def layer_spectrum(
     from rmthess.theory.frobenius import frobenius_limits
 
     s = _spec(case, C, gamma, m, None, init, n_atoms, seed)
-    kw = dict(init=s.init, n_atoms=s.n_atoms, seed=s.seed)
+    kw = _Draws(init=s.init, n_atoms=s.n_atoms, seed=s.seed)
     law = layer_law(s.case.name, s.C, gamma, s.m, **kw)
     V = getattr(law, "V", None)  # the block-diagonal law conditional on the same V
     bd = block_diagonal_law(s.case.name, s.C, gamma, s.m, V=V, **kw)

@@ -32,9 +32,9 @@ symmetry and use the matrix solver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import softmax
 
 from rmthess._checks import check_int, check_memory, check_positive_float
@@ -100,7 +100,7 @@ class _Spec:
         )
 
 
-def softmax_hessians(p) -> np.ndarray:
+def softmax_hessians(p: ArrayLike) -> np.ndarray:
     """``diag p - p p^T`` for every row of ``p`` (n, C): the (n, C, C) softmax Hessians."""
     p = np.asarray(p, dtype=float)
     return np.einsum("ni,ij->nij", p, np.eye(p.shape[1])) - p[:, :, None] * p[:, None, :]
@@ -129,17 +129,18 @@ class _LayerCase:
     def check(self, s: _Spec, solve: bool) -> None:
         """Refuse what this case cannot do, before any work (memory, time, init)."""
 
-    def weight_law(self, s: _Spec):
+    def weight_law(self, s: _Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(atoms (n, K, K), weights (n,), V or None)``."""
         raise NotImplementedError
 
-    def layer(self, s: _Spec):
+    def layer(self, s: _Spec) -> MixtureLaw | MatrixGMPLaw:
         raise NotImplementedError
 
     def blocks(self, s: _Spec) -> MixtureLaw:
         A, w, _ = self.weight_law(s)
         diag = np.diagonal(A, axis1=1, axis2=2)  # (n, K)
         K = diag.shape[1]
+        assert s.gamma is not None  # laws are built with gamma (only layer_weight_law has none)
         comps = [GMPLaw(diag[:, k], w, s.gamma) for k in range(K)]
         return MixtureLaw(comps, np.full(K, 1.0 / K), 0.0, name=f"{s.case.name} blocks")
 
@@ -242,7 +243,18 @@ _LAYER: dict[str, _LayerCase] = {
 assert set(_LAYER) == set(LAYER_CASES)
 
 
-def _spec(case, C, gamma, m, V, init, n_atoms, seed, *, solve=True) -> _Spec:
+def _spec(
+    case: str | Case,
+    C: int,
+    gamma: float | None,
+    m: int | None,
+    V: ArrayLike | None,
+    init: InitLike,
+    n_atoms: int | None,
+    seed: int,
+    *,
+    solve: bool = True,
+) -> _Spec:
     """Validate every argument of a whole-layer law and bound its cost, before any work."""
     c = get_case(case)
     if c.name not in LAYER_CASES:
@@ -320,7 +332,7 @@ def layer_law(
     init: InitLike = "lecun",
     n_atoms: int | None = None,
     seed: int = 0,
-) -> Any:  # MixtureLaw (linear-*) or MatrixGMPLaw (hidden-*, with .V)
+) -> MixtureLaw | MatrixGMPLaw:  # MixtureLaw (linear-*) or MatrixGMPLaw (hidden-*, with .V)
     """Limiting spectral law of the whole layer's Hessian (``Kd x Kd``) at initialisation.
 
     Returns a law object (``pdf``, ``cdf``, ``stieltjes``, ``moment``, ``support``,

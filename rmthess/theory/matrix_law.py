@@ -18,6 +18,7 @@ Moments are exact in both: :func:`matrix_gmp_moments` solves (MGMP) as a power s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.polynomial import chebyshev as _cheb
@@ -80,6 +81,10 @@ def matrix_gmp_moments(atoms: ArrayLike, weights: ArrayLike, gamma: float, kmax:
 class MixtureLaw:
     """``zero * delta_0 + sum_c w_c mu_c`` with scalar GMP laws ``mu_c`` (weights sum to
     ``1 - zero``). ``zero_mass`` also counts the components' own atoms at 0."""
+
+    spec: dict[str, Any] | None = None
+    """The arguments it was built for, when it comes from
+    :func:`~rmthess.theory.layer_laws.layer_law` or ``block_diagonal_law``."""
 
     def __init__(
         self, components: list, weights: ArrayLike, zero: float = 0.0, name: str = "mixture"
@@ -178,6 +183,12 @@ class MatrixGMPLaw:
     ``check`` holds the final errors.
     """
 
+    spec: dict[str, Any] | None = None
+    """The arguments it was built for, when it comes from
+    :func:`~rmthess.theory.layer_laws.layer_law` or ``block_diagonal_law``."""
+    V: np.ndarray | None = None
+    """The output weights it is conditional on (hidden-* layer laws)."""
+
     def __init__(
         self,
         atoms: ArrayLike,
@@ -224,7 +235,7 @@ class MatrixGMPLaw:
         s = np.trace(G, axis1=1, axis2=2) / self.K
         return np.maximum(s.imag, 0.0) / math.pi, flags
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray:
         """Density of the continuous part at real ``x``; ``nan`` where the solver could not
         certify its solution (flag 2 of :func:`matrix_gmp_stieltjes`)."""
         x = np.asarray(x, float)
