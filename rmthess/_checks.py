@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from rmthess.cases import get_case
 
@@ -129,7 +130,14 @@ def want_progress(progress: bool | None, predicted_s: float, after_s: float = 5.
     return _stderr_is_terminal() and predicted_s > after_s
 
 
-def progress_bar(progress, *, total=None, desc: str = "", unit: str = "it", initial: int = 0):
+def progress_bar(
+    progress: bool | None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    initial: int = 0,
+) -> Any:
     """A tqdm bar on stderr after :func:`check_progress`: shown for ``progress=True``, hidden
     (a disabled bar: ``update``/``close`` still work) for ``False``, and for ``None`` shown
     when stderr is a terminal (not ``TERM=dumb``). ``total=None``: a counter without end."""

@@ -182,7 +182,7 @@ def _exported_classes():
         mod = importlib.import_module(pkg)
         for name in getattr(mod, "__all__", ()):
             obj = getattr(mod, name)
-            if inspect.isclass(obj):
+            if inspect.isclass(obj) and not issubclass(obj, BaseException):
                 out[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return out
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class _Op:
         self._A, self._dense, self._itemsize = A, dense, itemsize
         self.shape = A.shape
         self.n_matvecs = 0
-        self.bar = None  # a tqdm bar counting products, while a caller sets one
+        self.bar: Any = None  # a tqdm bar counting products, while a caller sets one
 
     @property
     def P(self) -> int:

@@ -10,7 +10,9 @@ Every CLI that takes ``--data`` calls :func:`add_data_arguments` on its parser a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rmthess.data.dataset import MAX_CLASSES, Dataset
 from rmthess.data.files import digits
@@ -26,10 +28,10 @@ class Loader:
     """One named data set: its loader, whether it holds image pixels, what it is, and how
     the command-line arguments map to the loader's keywords."""
 
-    function: object
+    function: Callable[..., Dataset]
     pixels: bool
     help: str
-    cli_kwargs: object  # argparse.Namespace -> dict of keywords
+    cli_kwargs: Callable[[Any], dict]  # argparse.Namespace -> dict of keywords
 
 
 def _none(args):

@@ -83,7 +83,7 @@ def relu_mlp(
         (hidden,) * (layers - 1),
         activation="relu",
         bias=False,
-        init="pytorch",
+        init="torch-default",
         seed=seed,
         dtype=dtype,
         device=resolve_device(device),
