@@ -389,7 +389,7 @@ def test_cli_help_and_refusals_before_work(capsys):
         assert flag in out and text in out
     assert "--no-progress" in out and "probe (default 0)" in out
     for args, match in [
-        (["--data", "gaussian", "--C", "1e9"], "P=17000001040 parameters"),
+        (["--data", "gaussian", "--C", "1e9"], "C must be an integer <= 100000"),  # parse time
         (["--data", "gaussian", "--d", "20000", "--hidden", "20000"], "lower --hidden"),
         (["--probes", "1"], "probes must be an integer >= 2"),
         (["--probes", "1e7"], "probes must be an integer <= 1000000"),
