@@ -28,7 +28,7 @@ from rmthess import CASES
 
 def add_arguments(parser) -> None:
     from rmthess._checks import int_list_arg, number_arg
-    from rmthess.theory.cli import INIT_HELP, init_arg
+    from rmthess._cli import add_init
 
     def int_arg(name, minimum):
         return number_arg("int", name=name, minimum=minimum)
@@ -64,7 +64,7 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
     )
-    parser.add_argument("--init", default="lecun", type=init_arg, help=INIT_HELP)
+    add_init(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -33,32 +33,11 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
+from rmthess._cli import add_init
+
 if TYPE_CHECKING:
-    from rmthess.inits import Init
     from rmthess.theory.layer_gap import LayerSpectrum
     from rmthess.theory.layer_laws import _Spec
-
-
-def init_arg(text: str) -> Init:
-    """``argparse`` type of ``--init``: ``lecun``, ``torch-default`` or a float sigma > 0,
-    resolved by :func:`rmthess.inits.resolve_init` (its one-line error on bad input)."""
-    import argparse
-
-    from rmthess.inits import resolve_init
-
-    try:
-        return resolve_init(text)
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-init_arg.__name__ = "init"
-
-INIT_HELP = (
-    "weight initialisation: lecun (default; normal, variance 1/fan_in), torch-default "
-    "(nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or a float SIGMA (normal, variance "
-    "SIGMA^2/fan_in)"
-)
 
 
 def _layer_cases() -> tuple[str, ...]:
@@ -122,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no progress bar (default: one on stderr when it is a terminal and the whole "
         "run is predicted to take over 5 s)",
     )
-    parser.add_argument("--init", default="lecun", type=init_arg, help=INIT_HELP)
+    add_init(parser)
     parser.add_argument(
         "--asymptotic",
         action="store_true",
