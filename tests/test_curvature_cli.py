@@ -20,10 +20,18 @@ def test_json_summary_matches_the_python_api(capsys):
     model = mlp(ds.d, ds.n_classes, (4,), seed=0)
     s = curvature_summary(model, "ce", ds.tensors(), k=3, probes=4, trace_rtol=0.2, seed=0)
     assert rec["n_params"] == s.n_params == 64 * 4 + 4 + 4 * 10 + 10
-    assert rec["eigenvalues"] == pytest.approx([float(x) for x in s.eigenvalues], rel=1e-10)
+    arrays = rec.pop("arrays")
+    assert arrays["eigenvalues"] == pytest.approx([float(x) for x in s.eigenvalues], rel=1e-10)
+    assert len(arrays["eigen_residuals"]) == 3 and max(arrays["eigen_residuals"]) < 1e-6
+    ref = s.to_dict()  # the same scalar record (timings aside)
+    assert set(rec) == set(ref)
+    for key, v in ref.items():
+        if not key.startswith("seconds_"):
+            assert rec[key] == (v if isinstance(v, str) else pytest.approx(v, rel=1e-8)), key
+    assert rec["lambda_max"] == pytest.approx(float(s.eigenvalues[0]), rel=1e-10)
     assert rec["trace"] == pytest.approx(float(s.trace.trace), rel=1e-10)
     assert rec["ratio"] == pytest.approx(s.blocks.ratio, rel=1e-10)
-    assert rec["blocks"] == ["hidden1", "output"]
+    assert arrays["blocks"] == ["hidden1", "output"] and rec["n_blocks"] == 2
 
 
 def test_out_writes_tables_and_figures(tmp_path, capsys):

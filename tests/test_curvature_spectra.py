@@ -129,8 +129,10 @@ def test_vectors_seed_and_result_records():
     assert V.shape == (50, 3) and np.allclose(V.T @ V, np.eye(3), atol=1e-10)
     assert np.allclose(A @ V, V * r1.eigenvalues, atol=1e-9)
     assert r2.vectors is None
-    json.dumps(r1.to_dict(), allow_nan=False)
+    rec = json.loads(json.dumps(r1.to_dict(), allow_nan=False))
+    assert rec["k"] == 3 and rec["max_residual"] == pytest.approx(r1.residuals.max())
     assert list(r1.to_frame().columns[:3]) == ["rank", "eigenvalue", "residual"]
+    assert np.array_equal(r1.to_frame().eigenvalue, r1.eigenvalues)
     dense = top_eigenvalues(A, 49)  # k >= P - 1: dense
     assert dense.method == "dense" and dense.k == 49
 
@@ -221,8 +223,9 @@ def test_trace_exact_when_matvecs_reach_P():
     t = hessian_trace(op, matvecs=30)
     assert t.method == "exact" and t.trace_se == 0 and t.n_matvecs == 30 == op.count
     assert t.trace == pytest.approx(np.trace(A), abs=1e-12)
-    json.dumps(t.to_dict(), allow_nan=False)
-    assert len(t.to_frame()) == 1
+    rec = json.loads(json.dumps(t.to_dict(), allow_nan=False))
+    assert rec["trace_ci_low"] == rec["trace_ci_high"] == rec["trace"]  # exact: a point
+    assert t.to_frame().empty  # no probes
 
 
 def test_trace_counts_products_and_low_rank_is_exact():
@@ -233,6 +236,8 @@ def test_trace_counts_products_and_low_rank_is_exact():
     assert t.trace == pytest.approx(15.0, abs=1e-9) and t.trace_se < 1e-9
     h = hessian_trace(A, matvecs=30, method="hutchinson", seed=1)
     assert h.n_probes == 30 and h.trace_se > 0.1
+    f = h.to_frame()  # one row per probe; their mean is the estimate
+    assert list(f.probe) == list(range(30)) and f.trace_trial.mean() == pytest.approx(h.trace)
 
 
 @pytest.mark.parametrize("method", ["hutch++", "hutchinson"])
@@ -302,7 +307,8 @@ def test_density_normalised_and_consistent():
     ev = np.linalg.eigvalsh(A)
     assert ev[0] - 1e-9 <= sd.support[0] and sd.support[1] <= ev[-1] + 1e-9  # Ritz inside
     assert sd.n_matvecs == 4 * 30
-    json.dumps(sd.to_dict(), allow_nan=False)
+    rec = json.loads(json.dumps(sd.to_dict(), allow_nan=False))
+    assert rec["n_grid"] == len(sd.grid) and rec["support_hi"] == sd.support[1]
     assert list(sd.to_frame().columns) == ["x", "density", "density_se"]
 
 
@@ -410,7 +416,9 @@ def test_outliers_count_spikes(C):
     assert o.gap_ratio > 3 if C else o.gap_ratio < 0.5
     s = outliers(spectral_density(A, probes=4, seed=1))
     assert s.n_outliers == C and s.method == "slq" and np.all(s.n_outliers_trials == C)
-    json.dumps(o.to_dict(), allow_nan=False)
+    rec = json.loads(json.dumps(o.to_dict(), allow_nan=False))
+    assert rec["n_outliers"] == C and rec["k"] == len(o.eigenvalues)
+    assert s.to_dict()["n_outliers_min"] == s.to_dict()["n_outliers_max"] == C
     assert o.to_frame()["is_outlier"].sum() == C
 
 

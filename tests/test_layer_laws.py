@@ -4,6 +4,8 @@ Independent routes: the Frobenius limits (second moment), the generic matrix sol
 exact reduction of linear-ce), the scalar block laws, and the real Hessians of
 rmthess.simulate (A depends on x there)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,10 @@ def test_gap_falls_like_one_over_C():
     assert np.all(np.diff(df["W1_rel"]) < 0)
     assert np.allclose(df["KS"], 1 / df["C"], rtol=1e-6)  # the atom 1/C at 0 dominates
     assert cur.slope["W1_rel"] == pytest.approx(-1.0, abs=0.1)
+    rec = json.loads(json.dumps(cur.to_dict(), allow_nan=False))  # slopes flattened
+    assert rec["slope_W1_rel"] == cur.slope["W1_rel"]
+    assert rec["slope_W1_rel_se"] == cur.slope_se["W1_rel"]
+    assert (rec["n_C"], rec["C_min"], rec["C_max"], rec["case"]) == (3, 5, 20, "linear-ce")
 
 
 def test_layer_law_against_the_real_hessian():

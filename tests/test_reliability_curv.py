@@ -389,7 +389,8 @@ def test_cli_help_and_refusals_before_work(capsys):
         assert flag in out and text in out
     assert "--no-progress" in out and "probe (default 0)" in out
     for args, match in [
-        (["--data", "gaussian", "--C", "1e9"], "C must be an integer <= 100000"),  # parse time
+        (["--data", "gaussian", "--C", "1e9"], "C must be an integer <= 100000"),  # data's bound
+        (["--data", "gaussian", "--C", "1000", "--hidden", "1e7"], "P=10650001000 parameters"),
         (["--data", "gaussian", "--d", "20000", "--hidden", "20000"], "lower --hidden"),
         (["--probes", "1"], "probes must be an integer >= 2"),
         (["--probes", "1e7"], "probes must be an integer <= 1000000"),
@@ -397,3 +398,26 @@ def test_cli_help_and_refusals_before_work(capsys):
         assert main(["curvature", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert match in err[-1], err
+
+
+def test_condition_number_rtol_floor_and_mlp_sizes():
+    """rtol below 10 P eps (the dense solver's round-off) and nets past half the RAM are
+    refused from the arguments, naming the parameter; the floor itself is accepted."""
+    from rmthess.curvature import condition_number
+
+    A = np.diag([4.0, 2.0, 1.0, 0.0])
+    floor = 10 * 4 * np.finfo(float).eps
+    assert condition_number(A, rtol=floor).condition == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="rtol"):
+        condition_number(A, rtol=floor / 2)
+    for kw in (dict(d=10**12), dict(hidden=10**12), dict(C=10**12)):
+        with pytest.raises(ValueError, match="lower d, C or hidden"):
+            mlp(**{"d": 3, "C": 2, **kw})
+    with pytest.raises(ValueError, match="C must be an integer >= 2"):
+        mlp(3, 1)
+    with pytest.raises(ValueError, match="hidden must be an integer"):
+        mlp(3, 2, 2.5)
+    with pytest.raises(TypeError, match="hidden must be an int or a sequence"):
+        mlp(3, 2, None)
+    with pytest.raises(ValueError, match="device"):
+        mlp(3, 2, device="tpu9")

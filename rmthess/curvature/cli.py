@@ -10,7 +10,9 @@ Builds ``mlp(d, C, hidden x layers)`` (LeCun init, seed ``--seed``), optionally 
 (Adam, full batch), then prints what :func:`rmthess.curvature.curvature_summary` measures:
 the top eigenvalues (Lanczos, with residuals), the trace (Hutch++, to ``--trace-rtol``
 relative standard error) and the block map's off/diag ratio. ``--json`` prints its
-``to_dict()``. ``--out DIR`` writes ``summary.json``, ``blocks.csv``, ``eigenvalues.csv`` and
+``to_dict()`` (scalars) with the arrays under the key ``"arrays"``: ``eigenvalues`` and
+``eigen_residuals`` (top-k), ``blocks`` (block names). ``--out DIR`` writes ``summary.json``
+(the scalars), ``blocks.csv``, ``eigenvalues.csv`` (the arrays, tidy) and
 figures (block map; SLQ density with ``--density``; the dense |H| heatmap when the model has at
 most 4000 parameters). Every argument is checked before any work starts.
 """
@@ -161,6 +163,17 @@ def _write_files(out, summary, op, model, loss, data, args):
         plt.close(ax.figure)
 
 
+def _json_record(summary) -> dict:
+    """``--json``: the scalar record plus the arrays, as lists, under ``"arrays"``."""
+    arrays = {}
+    if summary.eigen is not None:
+        arrays["eigenvalues"] = [float(x) for x in summary.eigen.eigenvalues]
+        arrays["eigen_residuals"] = [float(x) for x in summary.eigen.residuals]
+    if summary.blocks is not None:
+        arrays["blocks"] = list(summary.blocks.names)
+    return {**summary.to_dict(), "arrays": arrays}
+
+
 def run(args) -> int:
     from rmthess._checks import check_choice
     from rmthess._device import resolve_device, resolve_dtype
@@ -214,7 +227,7 @@ def run(args) -> int:
     if out is not None:
         _write_outputs(out, summary, op, model, args.loss, data, args)
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=1))
+        print(json.dumps(_json_record(summary), indent=1))
         return 0
     print(f"{args.kind} of {ds.name} (N={ds.n}, d={ds.d}, C={ds.n_classes}) on an MLP with")
     print(f"  hidden={(args.hidden,) * args.layers}, P={op.shape[0]} parameters, {args.loss} loss")

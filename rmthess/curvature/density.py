@@ -36,6 +36,7 @@ import numpy as np
 
 from rmthess._checks import check_int, check_memory, check_positive_float, progress_bar
 from rmthess._random import check_seed, rng
+from rmthess._stats import json_safe
 from rmthess.curvature.eigen import _as_operator, _record, top_eigenvalues
 from rmthess.curvature.trace import _probes
 
@@ -113,9 +114,17 @@ class SpectralDensity:
         return np.minimum(cum[np.searchsorted(nodes[order], x, side="right")], 1.0)
 
     def to_dict(self) -> dict:
-        """Flat JSON-safe record: arrays as (nested) lists, nan as None."""
-        rec = _record(self, skip=("support",))
-        return {**rec, "support_lo": self.support[0], "support_hi": self.support[1]}
+        """JSON-safe scalars (nan as None): the moments, ``support_lo``/``support_hi``,
+        ``sigma``, ``n_grid``, ``n_steps_min`` (fewest Lanczos steps of a probe) and the
+        settings. The density on the grid is :meth:`to_frame`; ``nodes``, ``weights`` and
+        ``n_steps`` stay attributes."""
+        extra = {
+            "support_lo": self.support[0],
+            "support_hi": self.support[1],
+            "n_grid": len(self.grid),
+            "n_steps_min": int(np.min(self.n_steps)),
+        }
+        return {**_record(self), **json_safe(extra)}
 
     def to_frame(self):
         """Tidy table of the smoothed density: one row per grid point (x, density, se)."""
@@ -304,7 +313,18 @@ class Outliers:
         return self.eigenvalues[: self.n_outliers]
 
     def to_dict(self) -> dict:
-        return _record(self)
+        """JSON-safe scalars: ``n_outliers``, ``bulk_edge``, ``gap_ratio``, ``threshold``,
+        ``method``, ``n_matvecs``, ``k`` (eigenvalues examined) and ``n_outliers_min`` /
+        ``n_outliers_max`` over the probes (SLQ; the count itself for Lanczos). The
+        eigenvalues and ratios are :meth:`to_frame`'s rows; ``n_outliers_trials`` stays an
+        attribute."""
+        trials = self.n_outliers_trials
+        extra = {
+            "k": len(self.eigenvalues),
+            "n_outliers_min": int(trials.min()) if len(trials) else None,
+            "n_outliers_max": int(trials.max()) if len(trials) else None,
+        }
+        return {**_record(self), **extra}
 
     def to_frame(self):
         """One row per eigenvalue used: rank, eigenvalue, is_outlier, ratio r_i (or nan)."""
@@ -383,6 +403,9 @@ def outliers(
     threshold : > 0, see the rule. seed, maxiter : for :func:`top_eigenvalues`.
     """
     threshold = check_positive_float("threshold", threshold)
+    seed = check_seed(seed)  # used for an operator only, checked for both
+    if maxiter is not None:
+        maxiter = check_int("maxiter", maxiter, 1)
     if isinstance(A_or_density, SpectralDensity):
         k = check_int("k", k, 3)
         sd = A_or_density

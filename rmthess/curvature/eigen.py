@@ -31,6 +31,7 @@ from rmthess._checks import (
     check_float,
     check_int,
     check_memory,
+    check_progress,
     physical_memory,
     progress_bar,
 )
@@ -44,6 +45,10 @@ WHICH = ("LA", "SA", "LM")
 DENSE_BELOW = 32
 """Operators with ``P <= DENSE_BELOW`` use the dense eigensolver (ARPACK needs ``k < P``
 and gains nothing on tiny problems)."""
+RTOL_FLOOR = 10
+""":func:`condition_number` needs ``rtol >= RTOL_FLOOR * P * eps``: :func:`numpy.linalg.eigvalsh`
+places each eigenvalue within about ``P eps lambda_max`` (backward stable), so a smaller
+threshold cannot tell a null-space eigenvalue from a small range one."""
 _CHUNK = 256  # columns per product when a LinearOperator is materialised
 
 
@@ -168,17 +173,16 @@ def _as_operator(A, name: str = "A") -> _Op:
     return _Op(M, _symmetric(M, name, _itemsize(A.dtype if src_dtype is None else src_dtype)))
 
 
-def _jsonable(v):
-    """Arrays -> (nested) lists with non-finite floats -> None; scalars via ``json_safe``."""
-    if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v] if v.ndim > 1 else [_jsonable(x) for x in v.tolist()]
-    if isinstance(v, tuple | list):
-        return [_jsonable(x) for x in v]
-    return json_safe({"v": v})["v"]
-
-
 def _record(obj, skip=()) -> dict:
-    return {k: _jsonable(v) for k, v in obj.__dict__.items() if k not in skip}
+    """The scalar fields of a result as a JSON-safe record (numpy scalars -> Python numbers,
+    non-finite floats -> None). Array fields stay attributes (and go to ``to_frame()``);
+    they, and the fields named in ``skip``, are left out."""
+    rec = {
+        k: v
+        for k, v in obj.__dict__.items()
+        if k not in skip and (v is None or isinstance(v, (str, bool, int, float, np.generic)))
+    }
+    return json_safe(rec)
 
 
 # ----------------------------------------------------------------------------- top eigenvalues
@@ -217,8 +221,9 @@ class TopEigen:
         return float(self.residuals.max())
 
     def to_dict(self) -> dict:
-        """Flat JSON-safe record (``eigenvalues``, ``residuals`` as lists; no vectors)."""
-        return {**_record(self, skip=("vectors",)), "k": self.k}
+        """JSON-safe scalars: ``k``, ``max_residual``, ``n_matvecs``, ``which``, ``method``,
+        ``P``, ``seed`` (the eigenvalues and residuals are :meth:`to_frame`'s rows)."""
+        return {**_record(self), **json_safe({"k": self.k, "max_residual": self.max_residual})}
 
     def to_frame(self):
         """One row per eigenvalue: ``rank`` (1 = first returned), eigenvalue, residual."""
@@ -282,14 +287,15 @@ def top_eigenvalues(
     ``RuntimeError`` (no partial result). The zero operator (ARPACK's start vector is then
     mapped to 0) has every eigenvalue 0: returned with orthonormal vectors, residuals 0.
     """
-    op = _as_operator(A)
     which = check_choice("which", which, WHICH)
-    k = check_int("k", k, 1, op.P)
     tol = check_float("tol", tol, 0, None)
     if maxiter is not None:
         maxiter = check_int("maxiter", maxiter, 1)
     seed = check_seed(seed)
     return_vectors = check_bool("return_vectors", return_vectors)
+    progress = check_progress(progress)
+    op = _as_operator(A)
+    k = check_int("k", k, 1, op.P)
     dense = k >= op.P - 1 or op.P <= DENSE_BELOW
     ncv = op.P if dense else min(op.P, max(2 * k + 1, 20))  # eigsh's default ncv
     check_memory(
@@ -417,16 +423,23 @@ def condition_number(
     psd : must be True; ``False`` raises ``ValueError`` (indefinite: not meaningful, use
         :func:`top_eigenvalues` with ``which="SA"``). A supposedly PSD operator with an
         eigenvalue below ``-rtol * lambda_max`` raises the same error.
-    rtol : relative threshold in (0, 1) separating the range from the null space.
+    rtol : relative threshold in ``[RTOL_FLOOR P eps, 1)`` separating the range from the
+        null space (a smaller one would count round-off of the null space as range).
     max_dense : largest ``P`` materialised (default 4000: 128 MB, a few seconds); larger
         operators are refused before any product.
     """
     psd = check_bool("psd", psd)
     if not psd:
         raise ValueError(f"condition_number(psd=False): {_INDEFINITE}")
-    op = _as_operator(A)
     rtol = check_float("rtol", rtol, 0, 1, closed="neither")
     max_dense = check_int("max_dense", max_dense, 1)
+    op = _as_operator(A)
+    rtol_min = RTOL_FLOOR * op.P * np.finfo(float).eps
+    if rtol < rtol_min:
+        raise ValueError(
+            f"rtol must be >= {RTOL_FLOOR} P eps = {rtol_min:.3g} for P={op.P} (below it the "
+            f"threshold is within the dense eigensolver's round-off of 0), got {rtol!r}"
+        )
     if op.P > max_dense:
         raise ValueError(
             f"condition_number needs every eigenvalue (the smallest nonzero one is not "

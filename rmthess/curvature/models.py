@@ -9,6 +9,7 @@ of module ``"hidden1"`` and ``V`` that of ``"output"``; the flat parameter vecto
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections import OrderedDict
 
@@ -21,10 +22,12 @@ from rmthess._checks import (
     check_bool,
     check_choice,
     check_int,
+    check_memory,
     check_positive_float,
     check_progress,
     progress_bar,
 )
+from rmthess._device import resolve_device
 from rmthess._random import check_seed, seed_int
 from rmthess.curvature._inputs import check_loss, check_problem
 from rmthess.inits import INITS
@@ -55,14 +58,22 @@ def mlp(
     ``init="torch-default"``: ``nn.Linear``'s default, weights and biases uniform on
     ``+-1/sqrt(fan_in)`` (the names of :data:`rmthess.inits.INITS`; the former name
     ``"pytorch"`` still works, with a ``DeprecationWarning``). ``hidden=()`` is the linear
-    model ``z = W x``. ``bias``: True or False. Weights are drawn from
+    model ``z = W x``. ``C >= 2`` classes. ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+    ``"auto"`` or a ``torch.device``. Sizes whose weights would not fit in half the RAM are
+    refused before any allocation. ``bias``: True or False. Weights are drawn from
     ``torch.Generator().manual_seed(seed)`` for ``seed < 2**63``, and from
     ``manual_seed(rmthess._random.seed_int(seed))`` for larger seeds up to ``2**128 - 1``.
     """
     d = check_int("d", d, 1)
-    C = check_int("C", C, 1)
-    if isinstance(hidden, int):
+    C = check_int("C", C, 2)
+    if isinstance(hidden, numbers.Number):  # one width (a bad one is named below)
         hidden = (hidden,)
+    try:
+        hidden = tuple(hidden)
+    except TypeError:
+        raise TypeError(
+            f"hidden must be an int or a sequence of ints, got {type(hidden).__name__}"
+        ) from None
     hidden = tuple(check_int("hidden", h, 1) for h in hidden)
     act = ACTIVATIONS[check_choice("activation", activation, tuple(ACTIVATIONS))]
     bias = check_bool("bias", bias)
@@ -78,10 +89,17 @@ def mlp(
     seed = check_seed(seed)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    device = resolve_device(device)
+    widths = (d, *hidden, C)
+    n_params = sum(a * b + bias * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    check_memory(
+        2.0 * n_params * dtype.itemsize,  # the weights and their initial draw
+        f"mlp({d} -> {hidden} -> {C}): {n_params} parameters",
+        "lower d, C or hidden",
+    )
     # seeds < 2**63 seed torch directly (the numbers of every earlier run stay as they were)
     gen = torch.Generator().manual_seed(seed if seed < 2**63 else seed_int(seed))
     layers: list[tuple[str, nn.Module]] = []
-    widths = (d, *hidden, C)
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         lin = nn.Linear(a, b, bias=bias, dtype=dtype)
         with torch.no_grad():

@@ -41,15 +41,20 @@ class CurvatureSummary:
         return None if self.eigen is None else self.eigen.eigenvalues
 
     def to_dict(self) -> dict:
-        """Flat JSON-safe record (eigenvalues as a list; block map as its ratio)."""
+        """JSON-safe scalars: ``lambda_max`` (the largest eigenvalue found), ``k``,
+        ``eigen_max_residual``; ``trace``, ``trace_se``; the block map as ``n_blocks``,
+        ``ratio(_se)``, ``F_diag``, ``F_off``; ``density_mean(_se)``; ``n_matvecs`` and
+        ``seconds_*``. The eigenvalues are :meth:`to_frame`'s rows (and ``eigen``'s
+        :meth:`~rmthess.curvature.TopEigen.to_frame`), the block map ``blocks.to_frame()``."""
         d = {"kind": self.kind, "n_params": self.n_params, "n_data": self.n_data}
         if self.eigen is not None:
-            d["eigenvalues"] = [float(x) for x in self.eigen.eigenvalues]
-            d["eigen_residuals"] = [float(x) for x in self.eigen.residuals]
+            d["k"] = self.eigen.k
+            d["lambda_max"] = float(self.eigen.eigenvalues.max())
+            d["eigen_max_residual"] = self.eigen.max_residual
         if self.trace is not None:
             d["trace"], d["trace_se"] = float(self.trace.trace), float(self.trace.trace_se)
         if self.blocks is not None:
-            d["blocks"] = list(self.blocks.names)
+            d["n_blocks"] = len(self.blocks.names)
             d["ratio"], d["ratio_se"] = self.blocks.ratio, self.blocks.ratio_se
             d["F_diag"], d["F_off"] = self.blocks.F_diag, self.blocks.F_off
         if self.density is not None:

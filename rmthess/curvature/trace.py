@@ -44,6 +44,7 @@ import numpy as np
 
 from rmthess._checks import check_choice, check_float, check_int, check_memory, progress_bar
 from rmthess._random import check_seed, rng
+from rmthess._stats import json_safe
 from rmthess.curvature.eigen import _as_operator, _record
 
 __all__ = ["TraceEstimate", "hessian_trace"]
@@ -121,17 +122,19 @@ class TraceEstimate:
         return (self.trace - h, self.trace + h)
 
     def to_dict(self) -> dict:
-        """Flat JSON-safe record (``trace_trials`` as a list, the CI as two numbers)."""
+        """JSON-safe scalars, with the CI as two numbers (``trace_ci_low``,
+        ``trace_ci_high``); the per-probe values are :meth:`to_frame`'s rows."""
         lo, hi = self.trace_ci
-        return {**_record(self), "trace_ci_low": lo, "trace_ci_high": hi}
+        return {**_record(self), **json_safe({"trace_ci_low": lo, "trace_ci_high": hi})}
 
     def to_frame(self):
-        """One row: the scalar fields (per-probe values stay in ``trace_trials``)."""
+        """One row per probe: ``probe`` (0-based) and its estimate ``trace_trial`` (their
+        mean is ``trace``); no rows when the trace is exact."""
         import pandas as pd
 
-        rec = self.to_dict()
-        rec.pop("trace_trials")
-        return pd.DataFrame([rec])
+        return pd.DataFrame(
+            dict(probe=np.arange(len(self.trace_trials)), trace_trial=self.trace_trials)
+        )
 
 
 def _exact(op) -> float:

@@ -225,25 +225,36 @@ def block_diagonal_gap(
 
 @dataclass(frozen=True)
 class GapCurve:
-    """:class:`BlockDiagonalGap` over ``C`` with power-law fits ``metric ~ c C^slope``."""
+    """:class:`BlockDiagonalGap` over ``C`` with power-law fits ``metric ~ c C^slope``.
+
+    ``slope`` and ``slope_se`` map each metric (``W1_rel``, ``KS``, ...) to its log-log
+    slope and standard error; ``to_dict()`` flattens them to ``slope_<metric>`` and
+    ``slope_<metric>_se``; the gaps (one per ``C``) are ``to_frame()``'s rows."""
 
     gaps: list
     slope: dict = field(default_factory=dict)
     slope_se: dict = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per ``C``: the :meth:`BlockDiagonalGap.to_dict` of each."""
         import pandas as pd
 
         return pd.DataFrame([g.to_dict() for g in self.gaps])
 
     def to_dict(self) -> dict:
-        return json_safe(
-            {
-                "gaps": [g.to_dict() for g in self.gaps],
-                "slope": self.slope,
-                "slope_se": self.slope_se,
-            }
-        )
+        """JSON-safe scalars: the common settings (``case``, ``gamma``, ``m``, ``init``,
+        ``n_atoms``), ``n_C``, ``C_min``, ``C_max`` and ``slope_<metric>``,
+        ``slope_<metric>_se`` for each fitted metric (None where a fit had < 3 points)."""
+        rec: dict = {}
+        if self.gaps:
+            g0 = self.gaps[0]
+            rec.update(case=g0.case, gamma=g0.gamma, m=g0.m, init=g0.init, n_atoms=g0.n_atoms)
+            Cs = [g.C for g in self.gaps]
+            rec.update(n_C=len(Cs), C_min=min(Cs), C_max=max(Cs))
+        for k, v in self.slope.items():
+            rec[f"slope_{k}"] = v
+            rec[f"slope_{k}_se"] = self.slope_se.get(k, math.nan)
+        return json_safe(rec)
 
 
 def predicted_seconds(spec: _Spec) -> float:
