@@ -47,13 +47,14 @@ reference); the worker does not need the registry.
 
 from __future__ import annotations
 
-import math
 import socket
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
+
+from rmthess._stats import json_safe
 
 __all__ = ["register_task", "get_task", "TASKS", "TaskEntry", "run_chunk"]
 
@@ -239,21 +240,17 @@ def flat_record(d: dict) -> dict:
     a ``*_ci`` pair into ``*_ci_lo``/``*_ci_hi``, non-finite floats -> None."""
     out = {}
     for k, v in d.items():
-        if k.endswith("_trials"):
+        if k.endswith("_trials") or getattr(v, "ndim", 0) > 0:
             continue
         if k.endswith("_ci") and isinstance(v, (tuple, list)) and len(v) == 2:
-            out[k + "_lo"], out[k + "_hi"] = v
+            out[k + "_lo"], out[k + "_hi"] = (float(u) if u is not None else None for u in v)
             continue
-        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
-            v = v.item()
-        if v is None or isinstance(v, (bool, int, str)):
-            out[k] = v
-        elif isinstance(v, float):
-            out[k] = v if math.isfinite(v) else None
-    for k in [k for k in out if k.endswith(("_ci_lo", "_ci_hi"))]:
-        v = out[k]
-        out[k] = float(v) if v is not None and math.isfinite(float(v)) else None
-    return out
+        out[k] = v
+    return {  # the one JSON-safety path (numpy scalars -> Python, non-finite -> None)
+        k: v
+        for k, v in json_safe(out).items()
+        if v is None or isinstance(v, (bool, int, float, str))
+    }
 
 
 def theory_task(config: dict, *, seed: int) -> dict:
