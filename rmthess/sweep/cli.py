@@ -76,7 +76,9 @@ def run(args) -> int:
 
         ax = plot(args.store, x=args.x, y=args.y, hue=args.hue or None)
         ax.figure.tight_layout()
-        ax.figure.savefig(out, dpi=120)
+        from rmthess._outputs import write_file_atomic
+
+        write_file_atomic(out, lambda tmp: ax.figure.savefig(tmp, dpi=120))
         print(out)
         return 0
     from rmthess.sweep.engines import run_sweep

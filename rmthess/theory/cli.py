@@ -233,10 +233,8 @@ def _fmt(v) -> str:
 
 def _check_layer_args(args):
     """Everything ``--layer-spectrum`` refuses, before any work: flags that do not apply,
-    cases without a whole-layer law, ``--out`` not a PNG in an existing directory, and the
+    cases without a whole-layer law, ``--out`` not a PNG in a writable directory, and the
     arguments :func:`rmthess.theory.layer_law` refuses (every C)."""
-    from pathlib import Path
-
     from rmthess.theory.layer_laws import _check
 
     for flag, val in (
@@ -252,11 +250,9 @@ def _check_layer_args(args):
             f"m x m); allowed: {', '.join(LAYER_CASES)}"
         )
     if args.out is not None:
-        out = Path(args.out)
-        if out.suffix.lower() != ".png":
-            raise ValueError(f"--out must name a .png file, got {args.out!r}")
-        if not out.parent.is_dir():
-            raise ValueError(f"--out: directory {str(out.parent)!r} does not exist")
+        from rmthess._outputs import check_out_file
+
+        check_out_file(args.out, "--out", suffix=".png")  # a PNG in a writable directory
     for C in args.C:
         _check(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
 
@@ -373,5 +369,7 @@ def _layer_figure(args, rows) -> None:
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    from rmthess._outputs import write_file_atomic
+
+    write_file_atomic(args.out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

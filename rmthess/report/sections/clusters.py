@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from rmthess.report.checks import Check, check_upper
 from rmthess.report.config import ReportConfig
 from rmthess.report.sections._base import Output, Section
@@ -42,14 +44,14 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Clust
 
     recs = []
     for K in cfg.cluster_counts:
+        step(f"clusters K={K}")
         for C in cfg.cluster_Cs:
             ds = clustered(C, cfg.cluster_d, C * cfg.cluster_per_class, clusters=K, seed=cfg.seed)
             model = mlp(ds.d, C, (cfg.cluster_m,), bias=False, seed=cfg.seed + C)
             op = curvature_operator(model, "ce", ds.tensors())
             for b in ("output-rows", "hidden-rows"):
-                bm = block_norms(None, None, None, b, op=op, exact=True)
+                bm = block_norms(None, None, None, b, op=op, exact=True, progress=False)
                 recs.append(dict(clusters=K, C=C, blocks=b, ratio=bm.ratio, n_matvecs=bm.n_matvecs))
-        step(f"clusters K={K}")
     return ClustersResult(cfg, pd.DataFrame(recs))
 
 
@@ -71,16 +73,36 @@ def checks(result: ClustersResult) -> list[Check]:
     return out
 
 
+def _coinciding(df, blocks: str, counts) -> list[tuple[list[int], object, object]]:
+    """The curves r(C) of one panel, those of cluster counts with identical ratios (to
+    1e-9 relative) merged: ``[(counts, C, ratio), ...]``."""
+    groups: list[tuple[list[int], object, object]] = []
+    for K in counts:
+        sub = df[(df["clusters"] == K) & (df["blocks"] == blocks)].sort_values("C")
+        C, r = sub["C"].to_numpy(), sub["ratio"].to_numpy()
+        for Ks, C0, r0 in groups:
+            if np.array_equal(C, C0) and np.allclose(r, r0, rtol=1e-9, atol=0.0):
+                Ks.append(K)
+                break
+        else:
+            groups.append(([K], C, r))
+    return groups
+
+
 def render(result: ClustersResult, out: Output) -> Section:
     import matplotlib.pyplot as plt
 
     cfg, df = result.cfg, result.ratios
     sec = Section("Clustered data: block ratio vs number of classes (paper Appendix B.2)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    markers = "osD^v<>"
     for ax, b in zip(axes, ("output-rows", "hidden-rows"), strict=True):
-        for K in cfg.cluster_counts:
-            sub = df[(df["clusters"] == K) & (df["blocks"] == b)]
-            ax.plot(sub["C"], sub["ratio"], "o-", label=f"{K} cluster(s) per class")
+        for i, (Ks, C, r) in enumerate(_coinciding(df, b, cfg.cluster_counts)):
+            what = f"{Ks[0]} cluster(s) per class"
+            if len(Ks) > 1:  # drawn once: identical curves would hide one another
+                what = f"{', '.join(map(str, Ks))} clusters per class (identical curves)"
+            ax.plot(C, r, "-", marker=markers[i % len(markers)], label=what)
+        ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(cfg.cluster_Cs), [str(c) for c in cfg.cluster_Cs])
@@ -89,7 +111,6 @@ def render(result: ClustersResult, out: Output) -> Section:
         ax.set_title("class blocks (output layer)" if b == "output-rows" else "hidden neurons")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("off/diag ratio r")
-    axes[0].legend(fontsize=8)
     sec.figures.append(("block ratio vs C, per cluster count", out.figure(fig, "clusters.png")))
     sec.text.append(
         f"K-clustered data (clusters on the unit sphere in d = {cfg.cluster_d}, several per "

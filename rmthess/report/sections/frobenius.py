@@ -72,6 +72,7 @@ def compute(
 
     tables, fits, errors = [], {}, []
     for i, case in enumerate(cfg.cases):
+        step(f"simulate {case}")
         try:
             table, fit = simulate_case(cfg, case, seed=cfg.seed + 1000 * (i + 1), device=device)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
@@ -80,7 +81,6 @@ def compute(
             tables.append(table.assign(case=case))
             if fit is not None:
                 fits[case] = fit
-        step(f"simulate {case}")
     cols = ["case", "C", "F_diag", "F_diag_se", "F_off", "F_off_se"]
     sim = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
     comp = []

@@ -61,6 +61,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
     gamma = d / N
     recs, panels = [], []
     for block in BLOCKS:
+        step(f"spectra {block}")
         ev = block_eigenvalues(CASE, block, C, d, N, seed=cfg.seed + 7, device=device)
         law = GMPLaw(*block_weight_law(CASE, block, C, gamma, seed=cfg.seed), gamma)
         span = ev.max() - ev.min()
@@ -94,7 +95,6 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
                 zero_mass=float(law.zero_mass),
             )
         )
-        step(f"spectra {block}")
     return SpectraResult(cfg, pd.DataFrame(recs), panels)
 
 
