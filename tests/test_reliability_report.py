@@ -259,3 +259,217 @@ def test_help_text_is_plain_and_whole(capsys):
     assert main(["theory", "--help"]) == 0
     out = capsys.readouterr().out
     assert "``" not in out and ":func:" not in out
+
+
+# ----------------------------------------------------------------------------- report --store
+def test_store_with_another_init_is_not_used(tmp_path):
+    """A torch-default store was used for a LeCun simulation: only records of the report's
+    init (and, for Monte Carlo, its numbers of V and g draws) are taken."""
+    from dataclasses import replace
+
+    from rmthess.report import get_config
+    from rmthess.report.sections import theory as sec
+    from rmthess.sweep import run_sweep
+    from rmthess.theory import frobenius_limits
+
+    cfg = get_config("tiny", cases=("linear-ce",))
+    Cs = sec.C_grid(cfg, "linear-ce")
+    grid = {"case": ["linear-ce"], "C": Cs, "gamma": [cfg.gamma], "init": ["torch-default"]}
+    store = tmp_path / "torch"
+    run_sweep({"task": "theory", "grid": grid}, store, engine="serial", progress=False)
+    res = sec.compute(replace(cfg, store=str(store)))
+    assert (res.limits["source"] == "computed").all()  # today: "store", torch-default numbers
+    for _, r in res.limits.iterrows():  # independent: a direct LeCun call
+        assert r["ratio"] == pytest.approx(frobenius_limits("linear-ce", r["C"], cfg.gamma).ratio)
+    grid["init"] = ["lecun"]
+    store = tmp_path / "lecun"
+    run_sweep({"task": "theory", "grid": grid}, store, engine="serial", progress=False)
+    res = sec.compute(replace(cfg, store=str(store)))
+    assert (res.limits["source"] == "store").all()
+
+
+def test_store_monte_carlo_sizes_must_match():
+    from rmthess.report.sections.theory import _same
+
+    assert _same({"n_inner": 64.0}, "n_inner", 64) and not _same({"n_inner": 8}, "n_inner", 64)
+    assert _same({"m": float("nan")}, "m", None) and not _same({}, "m", 4)
+
+
+def test_non_theory_store_refused_before_work(tmp_path, capsys, monkeypatch):
+    from rmthess.report import runner
+    from rmthess.sweep import run_sweep
+
+    store = tmp_path / "sim"
+    spec = {
+        "task": "simulate",
+        "grid": {"case": ["linear-mse"], "C": [2], "d": [4], "N": [8], "trials": [1]},
+    }
+    run_sweep(spec, store, engine="serial", progress=False)
+    monkeypatch.setattr(runner, "_run_sections", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "rep"
+    rc = main(["report", "--mode", "tiny", "--store", str(store), "--out", str(out)])
+    assert rc == 2  # today: a failing report written, exit 1
+    assert "holds 'simulate' records, not 'theory'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_section_without_checks_is_not_a_failure(tmp_path, capsys):
+    """``--sections theory`` printed "FAIL: 0/0" and exited 1."""
+    out = tmp_path / "th"
+    rc = main(["report", "--mode", "tiny", "--sections", "theory", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "NO CHECKS: section(s) theory" in text and "FAIL" not in text
+    assert "NO CHECKS" in (out / "index.html").read_text()
+
+
+# ----------------------------------------------------------------------------- N/A verdicts
+def test_na_check_is_shown_and_counted_apart():
+    from rmthess.report.checks import check_abs, check_na, count_text, format_table
+
+    rows = [check_abs("s", "a", 1, 1, 0.1), check_na("s", "b at step 300", 8, "why not", 9.5)]
+    assert rows[1].verdict == "N/A" and rows[1].passed and not rows[1].applies
+    assert count_text(rows) == "1/1 checks passed, 1 not applicable (N/A, with the reason)"
+    table = format_table(rows)
+    assert "N/A" in table and "why not" in table and "b at step 300" in table
+    with pytest.raises(ValueError, match="reason"):
+        check_na("s", "c", 1, "")
+
+
+def test_every_measured_state_has_a_verdict():
+    """GGN outliers at the last step, the top edge at C > 5 and the trained Figure-1 ratios
+    were measured and left off the checks (the reason only in code comments)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from rmthess.report.config import get_config
+    from rmthess.report.sections import layer, real_data
+
+    cfg = get_config("default")
+    T = cfg.real_train_steps
+    track = pd.DataFrame(
+        [
+            dict(pixels=p, step=t, outliers_G=o, n_classes=10)
+            for p in ("raw", "standardized")
+            for t, o in ((0, 9), (T // 6, 9), (T, 8))
+        ]
+    )
+    ratios = pd.DataFrame(
+        [
+            dict(when=w, blocks=b, ratio_dense=r, z=0.0)
+            for w, r in (("init", 0.1), ("trained", 0.3))
+            for b in real_data.BLOCKS
+        ]
+    )
+    spectrum = pd.DataFrame(dict(eigenvalue=[1.0], dense=[1.0]))
+    res = SimpleNamespace(cfg=cfg, op_error=0.0, ratios=ratios, spectrum=spectrum, track=track)
+    checks = real_data.checks(res)
+    names = [c.name for c in checks]
+    for p in ("raw", "standardized"):
+        for t in (0, T // 6, T):
+            assert sum(f"({p} pixels) at step {t}" in n for n in names) == 1, (p, t, names)
+    last = next(c for c in checks if f"(raw pixels) at step {T}" in c.name)
+    assert last.verdict == "N/A" and last.measured == 8 and "early in training" in last.detail
+    trained = [c for c in checks if "after" in c.name and "Figure-1" in c.name]
+    assert len(trained) == 2 and all(c.verdict == "N/A" and "3x" in c.detail for c in trained)
+    assert "0.1 -> 0.3" in real_data._trained_ratios_text(ratios, T)
+
+    table = pd.DataFrame(
+        [
+            dict(C=C, d=100, N=200, trials=1, ks=0.01, ks_max_trial=0.01, M2=1.0,
+                 M2_frobenius=1.0, n_atoms=1024, zero_fraction=1 / C, zero_mass=1 / C,
+                 zero_count_min=100, zero_count_max=100, lambda_max=e * 1.15, lambda_max_se=0.0,
+                 top_edge=e)
+            for C, e in ((2, 1.0), (20, 0.25))
+        ]
+    )  # fmt: skip
+    gap = SimpleNamespace(
+        slope={"W1_rel": -1.0}, slope_se={"W1_rel": 0.01}, gaps=[SimpleNamespace(C=2, KS=0.5)]
+    )
+    solver = dict(C=3, rel_error=0.0, n_atoms=6, n_points=10)
+    res = SimpleNamespace(cfg=cfg, table=table, gap=gap, solver=solver)
+    edge = [c for c in layer.checks(res) if "top eigenvalue" in c.name]
+    assert [c.verdict for c in edge] == ["FAIL", "N/A"]  # C=2 +15 %: fails; C=20: shown
+    assert "+15.0%" in edge[1].detail and "C <= 5" in edge[1].detail
+
+
+# ----------------------------------------------------------------------------- threads, bar
+def test_one_thread_policy_for_torch_and_blas(tmp_path, monkeypatch):
+    """torch kept 2 intra-op threads while BLAS was capped at 1 during the report."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from rmthess._threads import limit_threads
+    from rmthess.report import runner
+    from rmthess.report.config import get_config
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with limit_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        seen = []
+
+        def compute(cfg, **kw):
+            blas = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+            seen.append((torch.get_num_threads(), blas))
+
+        monkeypatch.setattr(runner, "plan_sections", lambda names: ([_section(compute)], []))
+        runner.run_report(get_config("tiny"), tmp_path / "t", device="cpu", progress=False)
+        assert seen and seen[0][0] == 1 and seen[0][1] <= {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(n)
+
+
+def _section(compute, units=1):
+    from types import SimpleNamespace
+
+    from rmthess.report.html import Section
+
+    return SimpleNamespace(
+        NAME="probe",
+        NEEDS=(),
+        units=lambda cfg: units,
+        compute=compute,
+        checks=lambda result: [],
+        render=lambda result, out: Section("probe"),
+    )
+
+
+def test_bar_names_the_running_step(tmp_path, monkeypatch):
+    """The bar said "real-data trained" (done) for 9 minutes while the spectrum step ran."""
+    from rmthess.report import runner
+    from rmthess.report.config import get_config
+
+    shown = []
+
+    class Bar:
+        n = 0
+
+        def __init__(self, *a, **k):
+            pass
+
+        def set_postfix_str(self, s, refresh=True):
+            self.text = s
+
+        def update(self, k):
+            Bar.n += k
+
+        def close(self):
+            pass
+
+    bar = Bar()
+
+    def compute(cfg, *, step, **kw):
+        for unit in ("first unit", "second unit"):
+            step(unit)
+            shown.append((bar.text, Bar.n))  # while the unit runs
+
+    monkeypatch.setattr(runner, "plan_sections", lambda names: ([_section(compute, 2)], []))
+    monkeypatch.setattr("tqdm.auto.tqdm", lambda *a, **k: bar)
+    runner.run_report(get_config("tiny"), tmp_path / "b", device="cpu", progress=True)
+    assert shown == [("running: first unit", 0), ("running: second unit", 1)]
+    assert Bar.n == 2  # both units counted once done

@@ -73,20 +73,24 @@ def checks(result: ClustersResult) -> list[Check]:
     return out
 
 
-def _coinciding(df, blocks: str, counts) -> list[tuple[list[int], object, object]]:
-    """The curves r(C) of one panel, those of cluster counts with identical ratios (to
-    1e-9 relative) merged: ``[(counts, C, ratio), ...]``."""
+COINCIDE_RTOL = 0.005
+"""Curves r(C) within 0.5 % of each other at every C look like one line on the plot."""
+
+
+def _coinciding(df, blocks: str, counts) -> list[list[int]]:
+    """The cluster counts of one panel grouped by coinciding curves r(C) (within
+    :data:`COINCIDE_RTOL` at every C): ``[[1, 2, 4], ...]``."""
     groups: list[tuple[list[int], object, object]] = []
     for K in counts:
         sub = df[(df["clusters"] == K) & (df["blocks"] == blocks)].sort_values("C")
         C, r = sub["C"].to_numpy(), sub["ratio"].to_numpy()
         for Ks, C0, r0 in groups:
-            if np.array_equal(C, C0) and np.allclose(r, r0, rtol=1e-9, atol=0.0):
+            if np.array_equal(C, C0) and np.allclose(r, r0, rtol=COINCIDE_RTOL, atol=0.0):
                 Ks.append(K)
                 break
         else:
             groups.append(([K], C, r))
-    return groups
+    return [Ks for Ks, _, _ in groups]
 
 
 def render(result: ClustersResult, out: Output) -> Section:
@@ -95,13 +99,17 @@ def render(result: ClustersResult, out: Output) -> Section:
     cfg, df = result.cfg, result.ratios
     sec = Section("Clustered data: block ratio vs number of classes (paper Appendix B.2)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    markers = "osD^v<>"
+    styles = [("o", "-", 7), ("s", "--", 5.5), ("^", ":", 4.5), ("D", "-.", 3.5)]
     for ax, b in zip(axes, ("output-rows", "hidden-rows"), strict=True):
-        for i, (Ks, C, r) in enumerate(_coinciding(df, b, cfg.cluster_counts)):
-            what = f"{Ks[0]} cluster(s) per class"
-            if len(Ks) > 1:  # drawn once: identical curves would hide one another
-                what = f"{', '.join(map(str, Ks))} clusters per class (identical curves)"
-            ax.plot(C, r, "-", marker=markers[i % len(markers)], label=what)
+        groups = _coinciding(df, b, cfg.cluster_counts)
+        for i, K in enumerate(cfg.cluster_counts):
+            sub = df[(df["clusters"] == K) & (df["blocks"] == b)].sort_values("C")
+            marker, ls, ms = styles[i % len(styles)]
+            label = f"{K} cluster(s) per class"
+            same = next(Ks for Ks in groups if K in Ks)
+            if len(same) > 1:  # say so: coinciding curves show as one
+                label += f" (= {', '.join(str(k) for k in same if k != K)}: curves coincide)"
+            ax.plot(sub["C"], sub["ratio"], ls=ls, marker=marker, ms=ms, mfc="none", label=label)
         ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
