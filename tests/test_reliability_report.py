@@ -473,3 +473,20 @@ def test_bar_names_the_running_step(tmp_path, monkeypatch):
     runner.run_report(get_config("tiny"), tmp_path / "b", device="cpu", progress=True)
     assert shown == [("running: first unit", 0), ("running: second unit", 1)]
     assert Bar.n == 2  # both units counted once done
+
+
+def test_quickstart_prints_its_results():
+    """``python notebooks/quickstart.py`` printed nothing."""
+    path = os.path.join(ROOT, "notebooks", "quickstart.py")
+    env = {**os.environ, "PYTHONPATH": ROOT, "MPLBACKEND": "Agg"}
+    res = subprocess.run([sys.executable, path], capture_output=True, text=True, env=env)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0 and len(lines) == 6, res.stdout + res.stderr[-2000:]
+    # C = 2: the two class blocks of linear-ce are H_12 = -H_11, so r(2) = 1 exactly
+    assert lines[0].split() == ["C", "=", "2:", "r(C)", "=", "1.00000,", "C", "r(C)", "=", "2.0000"]
+
+
+def test_quick_help_promises_no_time_it_does_not_keep(capsys):
+    assert main(["report", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<= 60 s" not in text and "74 s" in text

@@ -19,7 +19,7 @@ import numpy as np
 
 from rmthess.report.checks import Check, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "clusters"
 NEEDS: tuple[str, ...] = ()
@@ -47,7 +47,13 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Clust
         step(f"clusters K={K}")
         for C in cfg.cluster_Cs:
             ds = clustered(C, cfg.cluster_d, C * cfg.cluster_per_class, clusters=K, seed=cfg.seed)
-            model = mlp(ds.d, C, (cfg.cluster_m,), bias=False, seed=cfg.seed + C)
+            model = mlp(
+                ds.d,
+                C,
+                (cfg.cluster_m,),
+                bias=False,
+                seed=section_seed(cfg, "clusters", "model", C),
+            )
             op = curvature_operator(model, "ce", ds.tensors())
             for b in ("output-rows", "hidden-rows"):
                 bm = block_norms(None, None, None, b, op=op, exact=True, progress=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rmthess.report.checks import Check, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "heatmaps"
 NEEDS: tuple[str, ...] = ()
@@ -42,7 +42,15 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
         step(f"heatmaps {loss}")
         for C in cfg.heatmap_Cs:
             hm = hessian_heatmap(
-                "hidden", loss, C, d, N, m, seed=cfg.seed + C, part="hidden", device=device
+                "hidden",
+                loss,
+                C,
+                d,
+                N,
+                m,
+                seed=section_seed(cfg, "heatmaps", C),
+                part="hidden",
+                device=device,
             )
             recs.append(dict(loss=loss, C=C, d=d, N=N, m=m, block_ratio=hm.block_ratio()))
             hidden.append(

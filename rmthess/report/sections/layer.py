@@ -35,7 +35,7 @@ import numpy as np
 
 from rmthess.report.checks import Check, check_abs, check_close, check_na, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section, m_for, worst_of
+from rmthess.report.sections._base import Output, Section, m_for, section_seed, worst_of
 from rmthess.report.sections.spectra import ks_statistic
 
 NAME = "layer"
@@ -106,7 +106,15 @@ def _panel(cfg, C, d, trials, device):
     gamma = cfg.layer_gamma
     N = max(1, round(d / gamma))
     with _one_torch_thread(device):
-        sp = layer_eigenvalues(CASE, C, d, N, trials=trials, seed=cfg.seed + 11, device=device)
+        sp = layer_eigenvalues(
+            CASE,
+            C,
+            d,
+            N,
+            trials=trials,
+            seed=section_seed(cfg, "layer", "eigenvalues"),
+            device=device,
+        )
     ev = sp.eigenvalues.copy()
     zero = np.abs(ev) <= np.array([zero_tolerance(e) for e in ev])[:, None]
     ev[zero] = 0.0
@@ -209,7 +217,9 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Layer
         CASE, cfg.layer_gap_Cs, cfg.layer_gamma, n_atoms=cfg.layer_gap_n_atoms, seed=cfg.seed
     )
     step("layer solver")
-    solver = solver_vs_reduction(3, cfg.layer_gamma, cfg.layer_solver_n_base, cfg.seed + 3)
+    solver = solver_vs_reduction(
+        3, cfg.layer_gamma, cfg.layer_solver_n_base, section_seed(cfg, "layer", "solver")
+    )
     hidden = []
     for case in cfg.layer_hidden_cases:
         step(f"layer {case}")

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rmthess._random import rng
 from rmthess.report.checks import Check, check_abs, check_na, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "real-data"
 NEEDS: tuple[str, ...] = ()
@@ -79,7 +80,7 @@ def _figure1(cfg, step):
             log = train(model, "ce", data, steps=cfg.real_train_steps, lr=1e-2, seed=cfg.seed)
         H = dense_hessian(model, "ce", data)
         op = curvature_operator(model, "ce", data)
-        v = np.random.default_rng(cfg.seed).standard_normal(op.shape[0])
+        v = rng(cfg.seed, "report", "real-data", "probe").standard_normal(op.shape[0])
         op_err = max(op_err, float(np.abs(op @ v - H @ v).max() / np.abs(H @ v).max()))
         for b in BLOCKS:
             bm = block_norms(
@@ -150,7 +151,12 @@ def _spectrum(cfg, step):
         step(f"real-data spectrum ({scaling} pixels, {len(checkpoints)} checkpoints)")
         ds = digits() if scaling == "raw" else digits().standardize()
         data = ds.tensors()
-        model = mlp(ds.d, ds.n_classes, (cfg.spectrum_hidden,), seed=cfg.seed + 1)
+        model = mlp(
+            ds.d,
+            ds.n_classes,
+            (cfg.spectrum_hidden,),
+            seed=section_seed(cfg, "real-data", "spectrum"),
+        )
         done = 0
         for t in checkpoints:
             if t > done:

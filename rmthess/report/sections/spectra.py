@@ -15,7 +15,7 @@ import numpy as np
 
 from rmthess.report.checks import Check, check_close, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "spectra"
 NEEDS: tuple[str, ...] = ()
@@ -62,7 +62,9 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
     recs, panels = [], []
     for block in BLOCKS:
         step(f"spectra {block}")
-        ev = block_eigenvalues(CASE, block, C, d, N, seed=cfg.seed + 7, device=device)
+        ev = block_eigenvalues(
+            CASE, block, C, d, N, seed=section_seed(cfg, "spectra"), device=device
+        )
         law = GMPLaw(*block_weight_law(CASE, block, C, gamma, seed=cfg.seed), gamma)
         span = ev.max() - ev.min()
         x = np.linspace(ev.min() - 0.15 * span, ev.max() + 0.15 * span, 1500)
