@@ -490,3 +490,16 @@ def test_quick_help_promises_no_time_it_does_not_keep(capsys):
     assert main(["report", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "<= 60 s" not in text and "74 s" in text
+
+
+def test_page_lists_na_rows_with_reason(tmp_path):
+    from rmthess.report.checks import check_abs, check_na
+    from rmthess.report.html import render_html
+
+    checks = [check_abs("s", "ok", 1, 1, 0.1), check_na("s", "late state", 8, "outside the domain")]
+    page = render_html("t", checks, [], {}, {}, tmp_path, 1.0)
+    assert "ALL CHECKS PASSED: 1/1 passed, 1 not applicable" in page
+    i = page.index("Measured states outside a rule")
+    assert "late state" in page[i:] and "outside the domain" in page[i:] and "'na'>N/A" in page
+    page = render_html("t", [], [], {}, {}, tmp_path, 1.0)
+    assert "NO CHECKS" in page and "FAILED" not in page

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmthess.report.checks import count_text, format_number
+from rmthess.report.checks import format_number
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;
@@ -157,9 +157,11 @@ def _summary(checks, total_seconds: float) -> list[str]:
         ok = n_fail == 0
         head = "ALL CHECKS PASSED" if ok else f"{n_fail} CHECK(S) FAILED"
         cls = "ok" if ok else "bad"
+    n_na = len(checks) - len(applied)
+    na = f", {n_na} not applicable (N/A, with the reason)" if n_na else ""
     parts = [
-        f"<div class='banner {cls}'>{head}: {count_text(checks)}; run time "
-        f"{total_seconds:.1f} s</div>"
+        f"<div class='banner {cls}'>{head}: {len(applied) - n_fail}/{len(applied)} passed{na}; "
+        f"run time {total_seconds:.1f} s</div>"
     ]
     counts: dict[str, list[int]] = {}
     for c in checks:
