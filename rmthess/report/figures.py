@@ -315,9 +315,9 @@ def _imshow_abs(ax, A, title, norm, boundaries=(), col_boundaries=None, xlabel=N
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")  # exact zeros: white
     im = ax.imshow(np.where(A > 0, A, np.nan), cmap=cmap, norm=norm, interpolation="nearest")
     for b in boundaries:
-        ax.axhline(b - 0.5, color=SEPARATOR, lw=0.6, alpha=0.8)
+        ax.axhline(b - 0.5, color=SEPARATOR, lw=0.9, alpha=0.9)
     for b in boundaries if col_boundaries is None else col_boundaries:
-        ax.axvline(b - 0.5, color=SEPARATOR, lw=0.6, alpha=0.8)
+        ax.axvline(b - 0.5, color=SEPARATOR, lw=0.9, alpha=0.9)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel or "parameter index")
     ax.set_ylabel(ylabel or "parameter index")
