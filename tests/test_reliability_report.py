@@ -350,7 +350,7 @@ def test_every_measured_state_has_a_verdict():
     T = cfg.real_train_steps
     track = pd.DataFrame(
         [
-            dict(pixels=p, step=t, outliers_G=o, n_classes=10)
+            dict(pixels=p, step=t, outliers_G=o if p == "raw" or t else 0, n_classes=10)
             for p in ("raw", "standardized")
             for t, o in ((0, 9), (T // 6, 9), (T, 8))
         ]
@@ -369,6 +369,8 @@ def test_every_measured_state_has_a_verdict():
     for p in ("raw", "standardized"):
         for t in (0, T // 6, T):
             assert sum(f"({p} pixels) at step {t}" in n for n in names) == 1, (p, t, names)
+    std = [c for c in checks if "(standardized pixels)" in c.name]
+    assert [c.verdict for c in std] == ["PASS", "FAIL", "N/A"]  # 9 outliers: not bulk only
     last = next(c for c in checks if f"(raw pixels) at step {T}" in c.name)
     assert last.verdict == "N/A" and last.measured == 8 and "early in training" in last.detail
     trained = [c for c in checks if "after" in c.name and "Figure-1" in c.name]
