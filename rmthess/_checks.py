@@ -286,22 +286,3 @@ def int_list_arg(*, name: str, minimum: int = 1) -> Callable[[str], list[int]]:
 
     parse.__name__ = name
     return parse
-
-
-def write_dir_atomic(out: str, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp)`` on a fresh temporary directory beside ``out``, then move every
-    file it wrote into ``out`` (created if needed). An error half-way leaves ``out`` as it
-    was and no temporary directory behind."""
-    import os
-    import shutil
-    import tempfile
-
-    parent = os.path.dirname(os.path.abspath(out))
-    tmp = tempfile.mkdtemp(prefix=".rmthess-", dir=parent)
-    try:
-        write(tmp)
-        os.makedirs(out, exist_ok=True)
-        for name in os.listdir(tmp):
-            os.replace(os.path.join(tmp, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

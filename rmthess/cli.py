@@ -1,14 +1,16 @@
 """Command-line entry point ``rmthess``.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
-``run(args) -> int``; heavy imports (torch, numba) happen inside ``run`` so that
-``rmthess --help`` stays fast.
+``run(args) -> int``; heavy imports (torch, numba) happen inside ``run``, and only the
+module of the sub-command named on the command line is imported, so that ``rmthess
+--help`` and ``rmthess report --help`` stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 DESCRIPTION = """\
@@ -62,7 +64,39 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+_ROLE = re.compile(r":(?:func|meth|class|mod|data|attr|obj|exc|ref|math):`~?([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """A docstring as terminal text: reST roles (``:func:`x```) and literals (````x````)
+    become plain ``x``; ``.. code::`` style markers are left alone.
+
+    >>> plain_text(":func:`rmthess.theory.layer_law` of ``C`` classes")
+    'rmthess.theory.layer_law of C classes'
+    """
+    text = _ROLE.sub(r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def first_paragraph(doc: str | None, default: str = "") -> str:
+    """The first paragraph of ``doc`` on one line, as plain text (a help line that is not
+    cut mid-sentence)."""
+    para = (doc or "").strip().split("\n\n")[0]
+    return plain_text(" ".join(para.split())) or default
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The sub-command named on the command line (the first non-option word), if any."""
+    for tok in argv:
+        if not tok.startswith("-"):
+            return tok if tok in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``rmthess`` parser. Only the sub-command named in ``argv`` gets its module
+    imported and its arguments added (the others are listed by name and help line);
+    ``argv=None`` builds every sub-command (slow: imports them all)."""
     from rmthess import __version__
 
     parser = OneLineErrors(
@@ -73,12 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rmthess {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrors)
+    chosen = _chosen(argv) if argv is not None else None
     for name, (modname, helptext) in SUBCOMMANDS.items():
+        if argv is not None and name != chosen:
+            sub.add_parser(name, help=helptext)
+            continue
         mod = importlib.import_module(modname)
         p = sub.add_parser(
             name,
             help=helptext,
-            description=(mod.__doc__ or helptext).strip(),
+            description=plain_text((mod.__doc__ or helptext).strip()),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.add_arguments(p)
@@ -87,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     if len(argv) > 1 and argv[0] == "sweep" and argv[1].endswith(".toml"):
         argv.insert(1, "run")  # `rmthess sweep GRID.toml ...` is `rmthess sweep run GRID.toml ...`
     try:

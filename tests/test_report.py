@@ -10,6 +10,7 @@ import stat
 import numpy as np
 import pytest
 
+from rmthess._outputs import STAGING_PREFIX, prepare_out_dir
 from rmthess.cli import main
 from rmthess.report import runner
 from rmthess.report.checks import (
@@ -24,7 +25,6 @@ from rmthess.report.checks import (
     format_table,
 )
 from rmthess.report.config import MODES, get_config
-from rmthess.report.outdir import STAGING_PREFIX, prepare_out_dir
 
 FIGURES = {
     "frobenius_vs_C.png",
@@ -108,7 +108,7 @@ def test_cli_refuses_non_empty_out(tmp_path, capsys):
     rc = main(["report", "--mode", "tiny", "--out", str(out), "--no-progress"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "not empty" in err and "--force" in err
+    assert "not empty" in err and "--force" in err and "not an output of 'rmthess report'" in err
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
@@ -206,7 +206,7 @@ def test_interrupted_run_leaves_no_index(tmp_path, monkeypatch):
     out = tmp_path / "int"
     with pytest.raises(KeyboardInterrupt):
         runner.run_report(get_config("tiny"), out, device="cpu", progress=False)
-    assert list(out.iterdir()) == []  # staging removed, no index.html, no half figures
+    assert not out.exists()  # staging and the directory it created removed: no half figures
     rc = main(["report", "--mode", "tiny", "--out", str(tmp_path / "int2"), "--no-progress"])
     assert rc == 130
     assert not (tmp_path / "int2" / "index.html").exists()
@@ -404,4 +404,4 @@ def test_real_signal_leaves_no_index(tmp_path, sig):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err
-    assert list(out.iterdir()) == []
+    assert not out.exists() or list(out.iterdir()) == []

@@ -57,6 +57,10 @@ def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--out", default=None, help="write the table to this CSV file")
     args = p.parse_args(argv)
+    if args.out:
+        from rmthess._outputs import check_out_file
+
+        check_out_file(args.out, "--out")  # before any work
     if args.device not in ("auto", "cpu"):
         raise ValueError("init_comparison runs on the CPU only (--device auto or cpu)")
     t0 = time.perf_counter()
@@ -96,7 +100,9 @@ def main(argv=None) -> int:
     if args.out:
         import pandas as pd
 
-        pd.DataFrame(rows).to_csv(args.out, index=False)
+        from rmthess._outputs import write_file_atomic
+
+        write_file_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
         print(f"wrote {args.out}")
     return finish(checks, t0)
 

@@ -270,6 +270,10 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=3, help="instances per configuration")
     p.add_argument("--out", default=None, help="directory for layer_outliers.csv and .png")
     args = p.parse_args(argv)
+    if args.out:
+        from rmthess._outputs import prepare_out_dir
+
+        prepare_out_dir(args.out, marker="validation/layer_outliers")  # before any work
     t0 = time.perf_counter()
     import pandas as pd
     import torch
@@ -313,7 +317,7 @@ def _write(df, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rmthess._checks import write_dir_atomic
+    from rmthess._outputs import Staging
 
     def write(tmp):
         df.to_csv(os.path.join(tmp, "layer_outliers.csv"), index=False)
@@ -337,7 +341,9 @@ def _write(df, out):
         fig.savefig(os.path.join(tmp, "layer_outliers.png"), dpi=120)
         plt.close(fig)
 
-    write_dir_atomic(out, write)
+    with Staging(out, marker="validation/layer_outliers") as staging:
+        write(str(staging.path))
+        staging.commit()
 
 
 if __name__ == "__main__":

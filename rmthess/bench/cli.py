@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 BENCHES = {
@@ -19,7 +20,14 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name, modname in BENCHES.items():
         mod = importlib.import_module(modname)
-        p = sub.add_parser(name, help=(mod.__doc__ or name).splitlines()[0])
+        from rmthess.cli import first_paragraph, plain_text
+
+        p = sub.add_parser(
+            name,
+            help=first_paragraph(mod.__doc__, name),
+            description=plain_text((mod.__doc__ or name).strip()),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_bench_run=mod.run)
 

@@ -117,19 +117,20 @@ def _dataset(args):
 def _check_out(path):
     if path is None:
         return None
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"--out must be a directory, {path!r} is a file")
-    if not os.access(path if os.path.isdir(path) else parent, os.W_OK):
-        raise ValueError(f"--out: {path!r} is not writable")
+    from rmthess._outputs import prepare_out_dir
+
+    prepare_out_dir(path, marker="curvature")  # before any work
     return path
 
 
 def _write_outputs(out, summary, op, model, loss, data, args):
-    """Every output through a temporary directory: an error half-way leaves nothing behind."""
-    from rmthess._checks import write_dir_atomic
+    """Every output through a staging directory (:mod:`rmthess._outputs`): an error half-way
+    leaves nothing behind; an earlier ``curvature --out`` there is replaced as a whole."""
+    from rmthess._outputs import Staging
 
-    write_dir_atomic(out, lambda tmp: _write_files(tmp, summary, op, model, loss, data, args))
+    with Staging(out, marker="curvature") as staging:
+        _write_files(str(staging.path), summary, op, model, loss, data, args)
+        staging.commit()
 
 
 def _write_files(out, summary, op, model, loss, data, args):

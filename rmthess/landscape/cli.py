@@ -152,8 +152,10 @@ def run(args) -> int:
     from rmthess.landscape.experiment import landscape_experiment
 
     out = args.out
-    if out is not None and os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out must be a directory, {out!r} is a file")
+    if out is not None:
+        from rmthess._outputs import prepare_out_dir
+
+        prepare_out_dir(out, marker="landscape")  # before any work
     ds = _dataset(args)
     res = landscape_experiment(
         ds,
@@ -170,9 +172,11 @@ def run(args) -> int:
     )
     fits, audit = res.to_frame(), res.audit_frame()
     if out is not None:
-        from rmthess._checks import write_dir_atomic
+        from rmthess._outputs import Staging
 
-        write_dir_atomic(out, lambda tmp: _write_files(tmp, res, fits, audit))
+        with Staging(out, marker="landscape") as staging:
+            _write_files(str(staging.path), res, fits, audit)
+            staging.commit()
     if args.json:
         print(json.dumps(res.to_dict(), indent=1))
         return 0

@@ -6,7 +6,6 @@
 - :mod:`rmthess.report.checks`: pass/fail checks (also used by ``validation/``).
 - :mod:`rmthess.report.figures`: matplotlib figures from plain arrays / DataFrames.
 - :mod:`rmthess.report.html`: the self-contained ``index.html``.
-- :mod:`rmthess.report.outdir`: safe, atomic output directories.
 
 Names are imported lazily so that ``rmthess --help`` stays fast.
 """

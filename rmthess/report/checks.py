@@ -21,8 +21,13 @@ Tolerance rules
   (one-sided, e.g. a decaying norm; the bound is stored as ``predicted`` and shown as
   ``<= b`` / ``>= b``, the tolerance is nan: there is none).
 
+- :func:`check_na`: a measured state the rule does not apply to (outside the claim's
+  stated domain): shown with its number and the reason, verdict ``N/A``; it neither
+  passes nor fails, and the summary counts it apart. Every measured state of the report
+  appears with a verdict, so no state is silently left out where a claim would fail.
+
 Every :class:`Check` records its ``kind`` (``close``, ``abs``, ``upper``, ``lower``,
-``error``) so that a table can show each one as what it is.
+``error``, ``na``) so that a table can show each one as what it is.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-KINDS = ("close", "abs", "upper", "lower", "error")
+KINDS = ("close", "abs", "upper", "lower", "error", "na")
 """How a :class:`Check` compares ``measured`` with ``predicted`` (see the module docstring)."""
 
 
@@ -44,7 +49,9 @@ class Check:
     were compared: ``"close"`` / ``"abs"``: ``|measured - predicted| <= tolerance`` (the
     allowed absolute deviation); ``"upper"`` / ``"lower"``: ``measured <= predicted`` /
     ``>= predicted``, a one-sided bound (``predicted`` holds the bound, ``tolerance`` is
-    nan); ``"error"``: the computation raised (``detail`` holds the message).
+    nan); ``"error"``: the computation raised (``detail`` holds the message); ``"na"``:
+    the rule does not apply to this measured state (``detail`` says why; ``passed`` is
+    True so that it fails nothing, :attr:`verdict` is ``"N/A"``).
     ``detail`` is a short human explanation.
     """
 
@@ -71,20 +78,31 @@ class Check:
 
     @property
     def verdict(self) -> str:
+        if self.kind == "na":
+            return "N/A"
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def applies(self) -> bool:
+        """False for an ``N/A`` row (a state outside the rule's domain)."""
+        return self.kind != "na"
 
     @property
     def expected(self) -> str:
         """What the check expects, as text: the prediction, or ``"<= b"`` / ``">= b"``."""
         if self.kind == "error":
             return ""
+        if self.kind == "na":
+            return "n/a" if not math.isfinite(self.predicted) else format_number(self.predicted)
         prefix = {"upper": "<= ", "lower": ">= "}.get(self.kind, "")
         return prefix + format_number(self.predicted)
 
     @property
     def tolerance_text(self) -> str:
         """The tolerance as text; blank where it has no meaning (one-sided, error)."""
-        return "" if self.kind in ("upper", "lower", "error") else format_number(self.tolerance)
+        return (
+            "" if self.kind in ("upper", "lower", "error", "na") else format_number(self.tolerance)
+        )
 
 
 def format_number(x, digits: int = 4) -> str:
@@ -153,6 +171,26 @@ def check_error(section: str, name: str, exc: BaseException) -> Check:
     return Check(section, name, math.nan, math.nan, math.nan, False, msg[:500], kind="error")
 
 
+def check_na(section: str, name: str, measured, reason: str, reference=math.nan) -> Check:
+    """A measured state the rule does not apply to, shown with ``reason`` (verdict N/A).
+
+    ``reference`` (optional) is the number the rule would compare with, shown for context.
+    """
+    if not reason:
+        raise ValueError("check_na needs the reason the rule does not apply")
+    return Check(section, name, _f(measured), _f(reference), math.nan, True, reason, kind="na")
+
+
+def count_text(checks: Iterable[Check]) -> str:
+    """``"50/52 checks passed"`` (+ ``", 3 not applicable"``): N/A rows are counted apart."""
+    checks = list(checks)
+    applied = [c for c in checks if c.applies]
+    n_pass = sum(c.passed for c in applied)
+    text = f"{n_pass}/{len(applied)} checks passed"
+    n_na = len(checks) - len(applied)
+    return text + (f", {n_na} not applicable (N/A, with the reason)" if n_na else "")
+
+
 def all_passed(checks: Iterable[Check]) -> bool:
     """True when every check passed (and there is at least one)."""
     checks = list(checks)
@@ -167,7 +205,7 @@ def format_table(checks: Iterable[Check], width: int = 52) -> str:
     continuation lines (at spaces; a single word longer than ``width`` widens the column).
     One-sided checks show their bound as ``<= b`` / ``>= b`` in the ``expected`` column
     with a blank tolerance; a check whose computation raised shows ``error`` there and
-    the start of the message on a continuation line.
+    the start of the message on a continuation line; an ``N/A`` row shows its reason there.
     """
     checks = list(checks)
     rows = []
@@ -193,7 +231,7 @@ def format_table(checks: Iterable[Check], width: int = 52) -> str:
         parts = textwrap.wrap(r[2], name_w, break_long_words=False, break_on_hyphens=False) or [""]
         lines.append(line((r[0], r[1], parts[0], *r[3:])))
         lines.extend(indent + p for p in parts[1:])
-        if c.kind == "error" and c.detail:
+        if c.kind in ("error", "na") and c.detail:
             msg = c.detail if len(c.detail) <= 200 else c.detail[:197] + "..."
             lines.extend(indent + p for p in textwrap.wrap(msg, max(name_w, 40)))
     return "\n".join(lines)
@@ -207,5 +245,5 @@ def exit_code(checks: Iterable[Check], out=None) -> int:
     stream = out or sys.stdout
     print(format_table(checks), file=stream)
     n_fail = sum(not c.passed for c in checks)
-    print(f"{len(checks) - n_fail}/{len(checks)} checks passed", file=stream)
+    print(count_text(checks), file=stream)
     return 0 if checks and n_fail == 0 else 1

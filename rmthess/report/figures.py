@@ -16,7 +16,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from rmthess.cases import get_case  # noqa: E402
 
@@ -60,13 +60,18 @@ def _c_axis(ax, Cs) -> None:
 
 
 def _tidy_log_y(ax) -> None:
-    """Log y axis when the data span a decade or more, else linear (readable ticks)."""
+    """Log y axis when the data span a decade or more, else linear (readable ticks). A log
+    axis spanning less than ~2.5 decades gets labelled ticks at 1, 2 and 5 times the
+    powers of ten (with powers only, such a panel showed one labelled tick)."""
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     if lo > 0 and math.log10(hi / lo) < 1:
         ax.set_yscale("linear")
-    else:
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        return
+    if lo > 0 and math.log10(hi / lo) < 2.5:
+        ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _case_facts(case):
@@ -302,12 +307,17 @@ def _log_norm(mats, span: float = 1e-4):
     return LogNorm(vmin=vmin, vmax=vmax)
 
 
+SEPARATOR = "#e8412c"
+"""Colour of the block boundaries of the heatmaps: distinct from the white of exact zeros."""
+
+
 def _imshow_abs(ax, A, title, norm, boundaries=(), col_boundaries=None, xlabel=None, ylabel=None):
-    im = ax.imshow(np.where(A > 0, A, np.nan), cmap="viridis", norm=norm, interpolation="nearest")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")  # exact zeros: white
+    im = ax.imshow(np.where(A > 0, A, np.nan), cmap=cmap, norm=norm, interpolation="nearest")
     for b in boundaries:
-        ax.axhline(b - 0.5, color="w", lw=0.5, alpha=0.6)
+        ax.axhline(b - 0.5, color=SEPARATOR, lw=0.9, alpha=0.9)
     for b in boundaries if col_boundaries is None else col_boundaries:
-        ax.axvline(b - 0.5, color="w", lw=0.5, alpha=0.6)
+        ax.axvline(b - 0.5, color=SEPARATOR, lw=0.9, alpha=0.9)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel or "parameter index")
     ax.set_ylabel(ylabel or "parameter index")
@@ -317,7 +327,8 @@ def _imshow_abs(ax, A, title, norm, boundaries=(), col_boundaries=None, xlabel=N
 
 
 def fig_heatmaps(panels, ncols: int | None = None, shared_scale=True) -> plt.Figure:
-    """|H| heatmaps side by side (log colour scale; white lines = block boundaries).
+    """|H| heatmaps side by side (log colour scale; red lines = block boundaries; white =
+    entries exactly 0).
 
     Parameters
     ----------
@@ -344,7 +355,7 @@ def fig_heatmaps(panels, ncols: int | None = None, shared_scale=True) -> plt.Fig
         groups = [list(range(i, min(i + ncols, len(panels)))) for i in range(0, len(panels), ncols)]
     else:
         groups = [[i] for i in range(len(panels))]
-    label = "|H| (log scale)"
+    label = "|H| (log scale; white: exactly 0)"
     for group in groups:
         norm = _log_norm([mats[i] for i in group])
         ims = [

@@ -31,6 +31,7 @@ table{border-collapse:collapse;font-size:.85em}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right;white-space:nowrap}
 th{background:#f3f3f3} td.l,th.l{text-align:left} td.w{white-space:normal;min-width:20em}
 .pass{color:#0a7a2f;font-weight:bold} .fail{color:#b00020;font-weight:bold}
+.na{color:#8a5a00;font-weight:bold}
 .banner{padding:.6em 1em;border-radius:6px;font-size:1.1em;margin:.8em 0}
 .banner.ok{background:#e6f4ea;border:1px solid #0a7a2f}
 .banner.bad{background:#fdecea;border:1px solid #b00020}
@@ -134,7 +135,7 @@ def _checks_table(checks) -> str:
     )
     rows = []
     for c in checks:
-        cls = "pass" if c.passed else "fail"
+        cls = "na" if not c.applies else "pass" if c.passed else "fail"
         expected = "error" if c.kind == "error" else c.expected
         rows.append(
             f"<tr><td class='{cls}'>{c.verdict}</td><td class=l>{html.escape(c.section)}</td>"
@@ -147,34 +148,49 @@ def _checks_table(checks) -> str:
 
 
 def _summary(checks, total_seconds: float) -> list[str]:
-    """Banner, pass/fail counts per section, and the failed checks listed."""
+    """Banner, pass/fail/N-A counts per section, the failed and the N/A checks listed."""
     n_fail = sum(not c.passed for c in checks)
-    ok = bool(checks) and n_fail == 0
+    applied = [c for c in checks if c.applies]
+    if not applied:
+        head, cls = "NO CHECKS (these sections compute numbers other sections check)", "ok"
+    else:
+        ok = n_fail == 0
+        head = "ALL CHECKS PASSED" if ok else f"{n_fail} CHECK(S) FAILED"
+        cls = "ok" if ok else "bad"
+    n_na = len(checks) - len(applied)
+    na = f", {n_na} not applicable (N/A, with the reason)" if n_na else ""
     parts = [
-        f"<div class='banner {'ok' if ok else 'bad'}'>"
-        f"{'ALL CHECKS PASSED' if ok else f'{n_fail} CHECK(S) FAILED'}: "
-        f"{len(checks) - n_fail}/{len(checks)} passed; run time {total_seconds:.1f} s</div>"
+        f"<div class='banner {cls}'>{head}: {len(applied) - n_fail}/{len(applied)} passed{na}; "
+        f"run time {total_seconds:.1f} s</div>"
     ]
     counts: dict[str, list[int]] = {}
     for c in checks:
-        counts.setdefault(c.section, [0, 0])[0 if c.passed else 1] += 1
+        counts.setdefault(c.section, [0, 0, 0])[2 if not c.applies else 0 if c.passed else 1] += 1
     if counts:
         cells = "".join(
             f"<tr><td class=l>{html.escape(sec)}</td><td>{p}</td>"
-            f"<td class='{'fail' if f else ''}'>{f}</td></tr>"
-            for sec, (p, f) in counts.items()
+            f"<td class='{'fail' if f else ''}'>{f}</td><td>{n}</td></tr>"
+            for sec, (p, f, n) in counts.items()
         )
         parts.append(
             "<h2 id='summary'>Summary</h2>"
             + _wrap(
-                "<table><tr><th class=l>section</th><th>passed</th><th>failed</th></tr>"
-                f"{cells}</table>"
+                "<table><tr><th class=l>section</th><th>passed</th><th>failed</th>"
+                f"<th>N/A</th></tr>{cells}</table>"
             )
         )
     failed = [c for c in checks if not c.passed]
     if failed:
         parts.append(f"<h3>Failed checks ({len(failed)})</h3>")
         parts.append(_checks_table(failed))
+    na = [c for c in checks if not c.applies]
+    if na:
+        parts.append(
+            f"<h3>Measured states outside a rule's domain (N/A, {len(na)})</h3>"
+            "<p class='note'>Shown with the number and the reason the rule does not apply; "
+            "they neither pass nor fail.</p>"
+        )
+        parts.append(_checks_table(na))
     parts.append(
         "<p class='note'>Every check, passed or not, is listed in <a href='#checks'>All "
         "checks</a> below and in <a href='tables/checks.csv'>checks.csv</a>.</p>"

@@ -72,39 +72,19 @@ def add_arguments(parser) -> None:
 
 def check_writable(option: str, path: str) -> str:
     """Refuse an output ``path`` that cannot be written (missing or read-only directory,
-    a directory, a read-only file), by creating and removing a probe file next to it."""
-    import tempfile
+    a directory, a read-only file) before any work; the absolute path
+    (:func:`rmthess._outputs.check_out_file`)."""
+    from rmthess._outputs import check_out_file
 
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path!r} is a directory; give a file name")
-    if not os.path.isdir(parent):
-        raise ValueError(f"{option}: directory {parent!r} does not exist")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise ValueError(f"{option}: file {path!r} is not writable")
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".rmthess-probe-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{option}: cannot write in directory {parent!r} ({exc})") from None
-    return path
+    return os.path.abspath(check_out_file(path, option))
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it onto ``path``."""
-    import tempfile
+    """Write ``text`` to a temporary file beside ``path`` and rename it onto ``path``
+    (:func:`rmthess._outputs.write_file_atomic`)."""
+    from rmthess._outputs import write_file_atomic
 
-    parent = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_file_atomic(path, text)
 
 
 def run(args) -> int:

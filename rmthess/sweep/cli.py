@@ -91,7 +91,9 @@ def run(args) -> int:
         for w in caught:
             print(f"rmthess sweep: warning: {w.message}", file=sys.stderr)
         ax.figure.tight_layout()
-        ax.figure.savefig(out, dpi=120)
+        from rmthess._outputs import write_file_atomic
+
+        write_file_atomic(out, lambda tmp: ax.figure.savefig(tmp, dpi=120))
         print(out)
         return 0
     from rmthess.sweep.engines import run_sweep

@@ -253,11 +253,9 @@ def _fmt(v: str | float | None, digits: int = 10) -> str:
 
 def _check_layer_args(args: argparse.Namespace) -> list[_Spec]:
     """Everything ``--layer-spectrum`` refuses, before any work: flags that do not apply,
-    cases without a whole-layer law, ``--out`` not a PNG in an existing directory, and the
+    cases without a whole-layer law, ``--out`` not a PNG in a writable directory, and the
     arguments :func:`rmthess.theory.layer_law` refuses (every C, cost bounds included).
     Returns the validated specs, one per C."""
-    from pathlib import Path
-
     from rmthess.theory.layer_laws import _spec
 
     for flag, val in (
@@ -273,11 +271,9 @@ def _check_layer_args(args: argparse.Namespace) -> list[_Spec]:
             f"m x m); allowed: {', '.join(_layer_cases())}"
         )
     if args.out is not None:
-        out = Path(args.out)
-        if out.suffix.lower() != ".png":
-            raise ValueError(f"--out must name a .png file, got {args.out!r}")
-        if not out.parent.is_dir():
-            raise ValueError(f"--out: directory {str(out.parent)!r} does not exist")
+        from rmthess._outputs import check_out_file
+
+        check_out_file(args.out, "--out", suffix=".png")  # a PNG in a writable directory
     return [
         _spec(args.case, C, args.gamma, args.m, None, args.init, args.n_atoms, args.seed)
         for C in args.C
@@ -359,5 +355,7 @@ def _layer_figure(path: str, spectra: list[LayerSpectrum]) -> None:
     for ax, sp in zip(axes[0], spectra, strict=True):
         sp.plot(ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from rmthess._outputs import write_file_atomic
+
+    write_file_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

@@ -6,7 +6,8 @@ Every section module defines
   keyword arguments of the same names);
 - ``units(cfg) -> int``: progress-bar steps it will report;
 - ``compute(cfg, *, device, step, **needs) -> Result``: the numbers (a typed dataclass
-  holding everything the other two functions need);
+  holding everything the other two functions need); it calls ``step(label)`` when a unit
+  *starts* (the bar names the running unit; the previous one counts as done);
 - ``checks(result) -> list[Check]``: pass/fail comparisons;
 - ``render(result, out) -> Section``: figures, CSV tables and prose
   (``out`` is a :class:`rmthess.report.sections._base.Output`).

@@ -35,6 +35,15 @@ class Output:
         return name
 
 
+def section_seed(cfg, *key) -> int:
+    """The integer seed of one random stream of the report: ``(cfg.seed, "report", *key)``
+    through :func:`rmthess._random.seed_int` (named keys: independent streams, no
+    ``seed + 7`` offsets that collide between sections)."""
+    from rmthess._random import seed_int
+
+    return seed_int(cfg.seed, "report", *key)
+
+
 def m_for(case: str, m: int):
     """The hidden width to pass for ``case``: None for the linear model."""
     from rmthess.cases import get_case

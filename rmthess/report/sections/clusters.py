@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from rmthess.report.checks import Check, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "clusters"
 NEEDS: tuple[str, ...] = ()
@@ -42,14 +44,20 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Clust
 
     recs = []
     for K in cfg.cluster_counts:
+        step(f"clusters K={K}")
         for C in cfg.cluster_Cs:
             ds = clustered(C, cfg.cluster_d, C * cfg.cluster_per_class, clusters=K, seed=cfg.seed)
-            model = mlp(ds.d, C, (cfg.cluster_m,), bias=False, seed=cfg.seed + C)
+            model = mlp(
+                ds.d,
+                C,
+                (cfg.cluster_m,),
+                bias=False,
+                seed=section_seed(cfg, "clusters", "model", C),
+            )
             op = curvature_operator(model, "ce", ds.tensors())
             for b in ("output-rows", "hidden-rows"):
-                bm = block_norms(None, None, None, b, op=op, exact=True)
+                bm = block_norms(None, None, None, b, op=op, exact=True, progress=False)
                 recs.append(dict(clusters=K, C=C, blocks=b, ratio=bm.ratio, n_matvecs=bm.n_matvecs))
-        step(f"clusters K={K}")
     return ClustersResult(cfg, pd.DataFrame(recs))
 
 
@@ -71,16 +79,44 @@ def checks(result: ClustersResult) -> list[Check]:
     return out
 
 
+COINCIDE_RTOL = 0.005
+"""Curves r(C) within 0.5 % of each other at every C look like one line on the plot."""
+
+
+def _coinciding(df, blocks: str, counts) -> list[list[int]]:
+    """The cluster counts of one panel grouped by coinciding curves r(C) (within
+    :data:`COINCIDE_RTOL` at every C): ``[[1, 2, 4], ...]``."""
+    groups: list[tuple[list[int], object, object]] = []
+    for K in counts:
+        sub = df[(df["clusters"] == K) & (df["blocks"] == blocks)].sort_values("C")
+        C, r = sub["C"].to_numpy(), sub["ratio"].to_numpy()
+        for Ks, C0, r0 in groups:
+            if np.array_equal(C, C0) and np.allclose(r, r0, rtol=COINCIDE_RTOL, atol=0.0):
+                Ks.append(K)
+                break
+        else:
+            groups.append(([K], C, r))
+    return [Ks for Ks, _, _ in groups]
+
+
 def render(result: ClustersResult, out: Output) -> Section:
     import matplotlib.pyplot as plt
 
     cfg, df = result.cfg, result.ratios
     sec = Section("Clustered data: block ratio vs number of classes (paper Appendix B.2)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    styles = [("o", "-", 7), ("s", "--", 5.5), ("^", ":", 4.5), ("D", "-.", 3.5)]
     for ax, b in zip(axes, ("output-rows", "hidden-rows"), strict=True):
-        for K in cfg.cluster_counts:
-            sub = df[(df["clusters"] == K) & (df["blocks"] == b)]
-            ax.plot(sub["C"], sub["ratio"], "o-", label=f"{K} cluster(s) per class")
+        groups = _coinciding(df, b, cfg.cluster_counts)
+        for i, K in enumerate(cfg.cluster_counts):
+            sub = df[(df["clusters"] == K) & (df["blocks"] == b)].sort_values("C")
+            marker, ls, ms = styles[i % len(styles)]
+            label = f"{K} cluster(s) per class"
+            same = next(Ks for Ks in groups if K in Ks)
+            if len(same) > 1:  # say so: coinciding curves show as one
+                label += f" (= {', '.join(str(k) for k in same if k != K)}: curves coincide)"
+            ax.plot(sub["C"], sub["ratio"], ls=ls, marker=marker, ms=ms, mfc="none", label=label)
+        ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(cfg.cluster_Cs), [str(c) for c in cfg.cluster_Cs])
@@ -89,7 +125,6 @@ def render(result: ClustersResult, out: Output) -> Section:
         ax.set_title("class blocks (output layer)" if b == "output-rows" else "hidden neurons")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("off/diag ratio r")
-    axes[0].legend(fontsize=8)
     sec.figures.append(("block ratio vs C, per cluster count", out.figure(fig, "clusters.png")))
     sec.text.append(
         f"K-clustered data (clusters on the unit sphere in d = {cfg.cluster_d}, several per "

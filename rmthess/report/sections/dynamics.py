@@ -56,6 +56,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Dynam
     from rmthess.simulate.training import train_dynamics
 
     m = cfg.heatmap_m if cfg.mode == "tiny" else cfg.m
+    step("dynamics")
     df = train_dynamics(
         C=cfg.train_C,
         d=cfg.train_d,
@@ -68,7 +69,6 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Dynam
         device=device,
         loss="ce",
     )
-    step("dynamics")
     return DynamicsResult(cfg, m, df)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from rmthess.cases import get_case
 from rmthess.report.checks import Check, check_abs, check_close, check_error
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section, m_for, worst_of
+from rmthess.report.sections._base import Output, Section, m_for, section_seed, worst_of
 from rmthess.report.sections.theory import TheoryResult
 
 NAME = "frobenius"
@@ -71,16 +71,18 @@ def compute(
     import pandas as pd
 
     tables, fits, errors = [], {}, []
-    for i, case in enumerate(cfg.cases):
+    for case in cfg.cases:
+        step(f"simulate {case}")
         try:
-            table, fit = simulate_case(cfg, case, seed=cfg.seed + 1000 * (i + 1), device=device)
+            table, fit = simulate_case(
+                cfg, case, seed=section_seed(cfg, "frobenius", case), device=device
+            )
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             errors.append((case, exc))
         else:
             tables.append(table.assign(case=case))
             if fit is not None:
                 fits[case] = fit
-        step(f"simulate {case}")
     cols = ["case", "C", "F_diag", "F_diag_se", "F_off", "F_off_se"]
     sim = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)
     comp = []

@@ -39,6 +39,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Lands
     from rmthess.data import digits
     from rmthess.landscape.experiment import landscape_experiment, paper_pixels
 
+    step("landscape")
     ds = paper_pixels(digits())
     res = landscape_experiment(
         ds,
@@ -50,7 +51,6 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Lands
         seed=cfg.seed,
         progress=False,
     )
-    step("landscape")
     return LandscapeResult(cfg, res)
 
 
@@ -96,6 +96,28 @@ def checks(result: LandscapeResult) -> list[Check]:
     return out
 
 
+def _legends_below(axes) -> None:
+    """Move each panel's legend below its axes: inside, it hid the small-k curves."""
+    for ax in axes:
+        leg = ax.get_legend()
+        if leg is None:
+            continue
+        title = leg.get_title().get_text().replace("+-", "\u00b1")
+        handles, labels = ax.get_legend_handles_labels()
+        leg.remove()
+        ax.legend(
+            handles,
+            labels,
+            title=title,
+            fontsize=7,
+            title_fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncol=min(3, max(1, len(labels))),
+            frameon=False,
+        )
+
+
 def render(result: LandscapeResult, out: Output) -> Section:
     import matplotlib.pyplot as plt
 
@@ -105,6 +127,8 @@ def render(result: LandscapeResult, out: Output) -> Section:
     sec = Section("Loss landscape vs sample size (seed 000) and the Hessian-bound audit")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
     plot_delta_panels(res, axes)
+    _legends_below(axes)
+    axes[0].set_ylabel(r"$\Delta_k = |L_{k+1} - L_k|$")
     sec.figures.append(
         (
             "Delta_k against k: widths at fixed depth, depths at fixed width",

@@ -15,7 +15,7 @@ import numpy as np
 
 from rmthess.report.checks import Check, check_close, check_upper
 from rmthess.report.config import ReportConfig
-from rmthess.report.sections._base import Output, Section
+from rmthess.report.sections._base import Output, Section, section_seed
 
 NAME = "spectra"
 NEEDS: tuple[str, ...] = ()
@@ -61,7 +61,10 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
     gamma = d / N
     recs, panels = [], []
     for block in BLOCKS:
-        ev = block_eigenvalues(CASE, block, C, d, N, seed=cfg.seed + 7, device=device)
+        step(f"spectra {block}")
+        ev = block_eigenvalues(
+            CASE, block, C, d, N, seed=section_seed(cfg, "spectra"), device=device
+        )
         law = GMPLaw(*block_weight_law(CASE, block, C, gamma, seed=cfg.seed), gamma)
         span = ev.max() - ev.min()
         x = np.linspace(ev.min() - 0.15 * span, ev.max() + 0.15 * span, 1500)
@@ -94,7 +97,6 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
                 zero_mass=float(law.zero_mass),
             )
         )
-        step(f"spectra {block}")
     return SpectraResult(cfg, pd.DataFrame(recs), panels)
 
 

@@ -51,40 +51,77 @@ def units(cfg: ReportConfig) -> int:
     return sum(len(C_grid(cfg, c)) if get_case(c).monte_carlo_theory else 1 for c in cfg.cases)
 
 
-def _stored_limits(cfg: ReportConfig):
-    """``{(case, C): record}`` of the theory records in ``cfg.store`` that match this run
-    (gamma, m and, for the Monte-Carlo cases, the number of samples)."""
-    if cfg.store is None:
-        return {}
-    from rmthess.sweep import load
+REPORT_INIT = "lecun"  # the initialization every simulation of the report uses
+
+
+def check_store(store) -> None:
+    """Refuse (``ValueError``, before any work) a ``store`` that is not a sweep store of
+    ``theory`` records."""
+    import os
+
     from rmthess.sweep.store import ResultStore
 
-    manifest = ResultStore(cfg.store).read_manifest()
-    if manifest is None or manifest.get("task") != "theory":
-        raise ValueError(f"store {cfg.store!r} is not a sweep store of theory records")
+    if not os.path.isdir(os.path.join(store, "results")):
+        raise ValueError(f"--store must be a sweep store directory, got {store!r}")
+    manifest = ResultStore(store).read_manifest()
+    task = None if not isinstance(manifest, dict) else manifest.get("task")
+    if task != "theory":
+        raise ValueError(
+            f"--store {store!r} holds {task!r} records, not 'theory' records (a store of "
+            "'rmthess sweep run' with task = \"theory\")"
+        )
+
+
+def _same(rec, key, want) -> bool:
+    """``rec[key] == want`` where a missing or NaN value is ``None``."""
+    got = rec.get(key)
+    if got is not None and isinstance(got, float) and np.isnan(got):
+        got = None
+    if want is None or got is None:
+        return want is None and got is None
+    return got == want
+
+
+def _stored_limits(cfg: ReportConfig):
+    """``{(case, C): record}`` of the theory records in ``cfg.store`` that match this run on
+    every setting that changes the limit or its estimator: gamma, m, the initialization
+    (the report simulates :data:`REPORT_INIT`), and for the Monte-Carlo cases the numbers
+    of V and g draws the report would use (``n_samples``, ``n_inner``). The Monte-Carlo
+    seed is not matched: it changes the noise of the estimate (whose standard error the
+    record holds), not what is estimated; sweep seeds come from the configuration hash."""
+    if cfg.store is None:
+        return {}
+    from rmthess.inits import resolve_init
+    from rmthess.sweep import load
+    from rmthess.theory.hidden_integrals import default_sizes
+
+    check_store(cfg.store)
+    want_init = resolve_init(REPORT_INIT)
     out = {}
     for rec in load(cfg.store).to_dict("records"):
+        if rec.get("case") not in cfg.cases or not np.isclose(rec["gamma"], cfg.gamma):
+            continue
         c = get_case(rec["case"])
-        m = m_for(rec["case"], cfg.m)
-        if rec["case"] not in cfg.cases or not np.isclose(rec["gamma"], cfg.gamma):
+        m, C = m_for(rec["case"], cfg.m), int(rec["C"])
+        if not _same(rec, "m", m):
             continue
-        if (m is None) != (rec.get("m") is None or np.isnan(rec.get("m", np.nan))):
+        try:
+            init = resolve_init(rec.get("init"))
+        except (TypeError, ValueError):  # missing or unknown: not known to be ours
             continue
-        if m is not None and int(rec["m"]) != m:
+        if (init.name, init.sigma) != (want_init.name, want_init.sigma):
             continue
         if c.monte_carlo_theory:
-            want = cfg.theory_samples
-            got = rec.get("samples")
-            got = None if got is None or np.isnan(got) else int(got)
-            if got != want:
+            n_V, n_g = default_sizes(rec["case"], C, m, cfg.theory_samples, None)
+            if not (_same(rec, "n_samples", n_V) and _same(rec, "n_inner", n_g)):
                 continue
         keep = {k: v for k, v in rec.items() if k not in _STORE_ONLY}
         keep["source"] = "store"
-        out[(rec["case"], int(rec["C"]))] = keep
+        out[(rec["case"], C)] = keep
     return out
 
 
-_STORE_ONLY = ("hash", "seconds", "started", "finished", "host", "attempt", "samples")
+_STORE_ONLY = ("hash", "seconds", "started", "finished", "host", "attempt", "samples", "inner")
 
 
 def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> TheoryResult:
@@ -99,21 +136,21 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Theor
     for case in cfg.cases:
         c = get_case(case)
         m = m_for(case, cfg.m)
-        kwargs = {"seed": cfg.seed}
+        kwargs = {"seed": cfg.seed, "progress": False}  # the report's bar only: none nested
         if c.monte_carlo_theory and cfg.theory_samples is not None:
             kwargs["samples"] = cfg.theory_samples
+        if not c.monte_carlo_theory:
+            step(f"theory {case}")
         for C in C_grid(cfg, case):
+            if c.monte_carlo_theory:
+                step(f"theory {case} C={C}")
             if (case, C) in stored:
                 rows.append(stored[(case, C)])
             else:
                 rows.append({**frobenius_limits(case, C, cfg.gamma, m, **kwargs).to_dict()})
                 rows[-1]["source"] = "computed"
-            if c.monte_carlo_theory:
-                step(f"theory {case} C={C}")
         if m is None or m >= c.asymptotic_m_min:
             asym.append(asymptotic_constants(case, cfg.gamma, m).to_dict())
-        if not c.monte_carlo_theory:
-            step(f"theory {case}")
     return TheoryResult(cfg, pd.DataFrame.from_records(rows), pd.DataFrame.from_records(asym))
 
 
