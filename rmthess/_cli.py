@@ -19,15 +19,24 @@ become the same line). Nothing heavy is imported here, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import argparse
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    import argparse
-
     from rmthess.inits import Init
 
-__all__ = ["INIT_HELP", "add_init", "add_json", "add_out", "add_progress", "init_arg", "plain"]
+__all__ = [
+    "INIT_HELP",
+    "OneLineErrors",
+    "add_init",
+    "add_json",
+    "add_out",
+    "add_progress",
+    "first_paragraph",
+    "init_arg",
+    "plain_text",
+]
 
 INIT_HELP = (
     "weight initialisation: lecun (default; normal, variance 1/fan_in), torch-default "
@@ -87,14 +96,29 @@ def add_progress(
     )
 
 
-_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj|ref|doc):`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+class OneLineErrors(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, ``PROG: error: MESSAGE`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def plain(text: str) -> str:
-    """A docstring's reST made plain for ``--help``: roles and double backquotes dropped.
+_ROLE = re.compile(r":(?:func|meth|class|mod|data|attr|obj|exc|ref|math|doc):`~?([^`]+)`")
 
-    >>> plain("see :func:`rmthess.theory.gap_vs_C` and ``--C``")
-    'see rmthess.theory.gap_vs_C and --C'
+
+def plain_text(text: str) -> str:
+    """A docstring as terminal text: reST roles (``:func:`x```) and literals (````x````)
+    become plain ``x``; ``.. code::`` style markers are left alone.
+
+    >>> plain_text(":func:`rmthess.theory.layer_law` of ``C`` classes")
+    'rmthess.theory.layer_law of C classes'
     """
     text = _ROLE.sub(r"\1", text)
-    return text.replace("``", "")
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def first_paragraph(doc: str | None, default: str = "") -> str:
+    """The first paragraph of ``doc`` on one line, as plain text (a help line that is not
+    cut mid-sentence)."""
+    para = (doc or "").strip().split("\n\n")[0]
+    return plain_text(" ".join(para.split())) or default

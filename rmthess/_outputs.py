@@ -69,7 +69,7 @@ def _partial_pid(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def remove_stale_partials(directory) -> list[int]:
+def remove_stale_partials(directory: str | os.PathLike[str]) -> list[int]:
     """Remove the partial outputs (``.rmthess-partial-<pid>-*``) of dead writers in
     ``directory`` (this process's own are left alone); return the pids of live writers
     that still have one there."""
@@ -114,7 +114,7 @@ def _existing_parent(path: Path) -> Path:
     return parent
 
 
-def read_marker(directory) -> dict | None:
+def read_marker(directory: str | os.PathLike[str]) -> dict | None:
     """The marker of an rmthess output directory (``{"command", "entries"}``), or None."""
     try:
         data = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
@@ -129,7 +129,12 @@ def read_marker(directory) -> dict | None:
 
 
 def prepare_out_dir(
-    out, force: bool = False, marker: str = "report", *, option: str = "--out", force_flag=None
+    out: str | os.PathLike[str],
+    force: bool = False,
+    marker: str = "report",
+    *,
+    option: str = "--out",
+    force_flag: str | None = None,
 ) -> Path:
     """Check the output directory ``out`` before any work; return it as an absolute Path.
 
@@ -194,7 +199,7 @@ class Staging:
     a commit (an exception, ``KeyboardInterrupt``) calls :meth:`abort`.
     """
 
-    def __init__(self, out, marker: str = "report"):
+    def __init__(self, out: str | os.PathLike[str], marker: str = "report") -> None:
         self.out = Path(out).expanduser().absolute()
         self.marker = marker
         self.created: Path | None = None
@@ -212,7 +217,7 @@ class Staging:
     def __enter__(self) -> Staging:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self.committed:
             self.abort()
 
@@ -266,7 +271,9 @@ def _remove(p: Path) -> None:
             pass
 
 
-def check_out_file(path, option: str = "--out", suffix: str | None = None) -> Path:
+def check_out_file(
+    path: str | os.PathLike[str], option: str = "--out", suffix: str | None = None
+) -> Path:
     """Check a single output file before any work: not a directory, its directory exists
     and is writable, an existing file is writable, and (if given) its suffix."""
     p = Path(path).expanduser()
@@ -284,7 +291,9 @@ def check_out_file(path, option: str = "--out", suffix: str | None = None) -> Pa
     return p
 
 
-def write_file_atomic(path, data: str | bytes | Callable[[str], object]) -> Path:
+def write_file_atomic(
+    path: str | os.PathLike[str], data: str | bytes | Callable[[str], object]
+) -> Path:
     """Write ``data`` to ``path`` atomically: into a temporary file beside it (named with
     this process's pid), then ``os.replace`` onto ``path``. ``data`` is text, bytes, or a
     function ``write(tmp_path)`` that writes the file (e.g. ``fig.savefig``; the temporary

@@ -10,6 +10,7 @@ torch is imported only if it is already loaded or needed (never for a theory-onl
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,7 +18,7 @@ __all__ = ["limit_threads"]
 
 
 @contextmanager
-def limit_threads(n: int = 1, *, torch: bool = True):
+def limit_threads(n: int = 1, *, torch: bool = True) -> Iterator[None]:
     """Cap the BLAS pools (threadpoolctl) and, if ``torch``, torch's intra-op threads at
     ``n`` inside the block; both are restored on exit.
 

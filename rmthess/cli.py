@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
+
+from rmthess._cli import OneLineErrors, first_paragraph, plain_text  # noqa: F401 (re-exported)
 
 DESCRIPTION = """\
 rmthess: random-matrix theory of neural-network Hessians.
@@ -55,34 +56,6 @@ SUBCOMMANDS = {
     ),
     "report": ("rmthess.report.cli", "theory + simulation side by side: HTML, PNG, CSV"),
 }
-
-
-class OneLineErrors(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line, ``PROG: error: MESSAGE`` (exit 2)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-_ROLE = re.compile(r":(?:func|meth|class|mod|data|attr|obj|exc|ref|math):`~?([^`]+)`")
-
-
-def plain_text(text: str) -> str:
-    """A docstring as terminal text: reST roles (``:func:`x```) and literals (````x````)
-    become plain ``x``; ``.. code::`` style markers are left alone.
-
-    >>> plain_text(":func:`rmthess.theory.layer_law` of ``C`` classes")
-    'rmthess.theory.layer_law of C classes'
-    """
-    text = _ROLE.sub(r"\1", text)
-    return re.sub(r"``([^`]+)``", r"\1", text)
-
-
-def first_paragraph(doc: str | None, default: str = "") -> str:
-    """The first paragraph of ``doc`` on one line, as plain text (a help line that is not
-    cut mid-sentence)."""
-    para = (doc or "").strip().split("\n\n")[0]
-    return plain_text(" ".join(para.split())) or default
 
 
 def _chosen(argv: list[str]) -> str | None:

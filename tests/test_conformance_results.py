@@ -155,6 +155,17 @@ FACTORIES = {
     ),
 }
 
+
+def _report_result(tmp_path):
+    from rmthess.report.checks import Check
+    from rmthess.report.runner import ReportResult
+
+    checks = [Check("s", "a", 1.0, 1.0, 0.1, True), Check("s", "b", float("nan"), 1.0, 0.1, False)]
+    return ReportResult(out=tmp_path, checks=checks, seconds=1.5, sections_run=("s",))
+
+
+FACTORIES["rmthess.report.runner.ReportResult"] = _report_result
+
 #: exported classes that are not records, and why
 NOT_RECORDS = {
     "rmthess.curvature.operators.CurvatureOperator": "a linear operator, not a result",
@@ -169,7 +180,6 @@ NOT_RECORDS = {
 SLOW = {
     "rmthess.landscape.experiment.LandscapeExperiment",
     "rmthess.landscape.neighbourhood.NeighbourhoodMC",
-    "rmthess.report.runner.ReportResult",
     "rmthess.simulate.fits.DecayFit",
     "rmthess.simulate.layer.LayerSpectrum",
     "rmthess.sweep.store.StoreStatus",

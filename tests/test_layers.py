@@ -22,6 +22,7 @@ LAYERS = {
     "theory": 1,
     "data": 1,
     "_device": 1,
+    "_threads": 1,  # caps torch's pool too, so not ground (which never imports torch)
     "simulate": 2,
     "curvature": 2,
     "landscape": 2.5,
@@ -38,6 +39,7 @@ GROUND = {
     "rmthess._random",
     "rmthess._cli",
     "rmthess._lazy",
+    "rmthess._outputs",
     "rmthess.inits",
 }
 

@@ -176,12 +176,12 @@ def unwritable_dir(tmp_path):
     "argv,compute",
     [
         (
-            ["landscape", "--data", "digits", "--limit", "200", "--hidden", "4", "--layers", "1"],
+            ["landscape", "--data", "digits", "--n", "200", "--hidden", "4", "--depths", "1"],
             "rmthess.landscape.experiment.landscape_experiment",
         ),
         (
             ["theory", "--case", "linear-ce", "--layer-spectrum", "--C", "3", "--gamma", "0.5"],
-            "rmthess.theory.cli.layer_spectrum_records",
+            "rmthess.theory.layer_gap.layer_spectrum",
         ),
         (
             ["curvature", "--data", "gaussian", "--C", "3", "--d", "4", "--N", "20"],

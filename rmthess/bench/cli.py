@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name, modname in BENCHES.items():
         mod = importlib.import_module(modname)
-        from rmthess.cli import first_paragraph, plain_text
+        from rmthess._cli import first_paragraph, plain_text
 
         p = sub.add_parser(
             name,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rmthess._outputs import Staging, prepare_out_dir
+from rmthess._stats import json_safe
 from rmthess.report.checks import Check, check_error, count_text, format_table
 from rmthess.report.config import ReportConfig
 from rmthess.report.html import Section, render_html
@@ -63,6 +64,24 @@ class ReportResult:
             )
         head = "PASS" if self.passed else "FAIL"
         return "\n".join([format_table(self.checks), f"{head}: {count_text(self.checks)} {where}"])
+
+    def to_dict(self) -> dict:
+        """Scalars of the run (JSON-safe): where, how long, which sections, how many checks
+        applied, passed, failed and were N/A; the checks themselves are :meth:`to_frame`."""
+        applied = [c for c in self.checks if c.applies]
+        n_pass = sum(c.passed for c in applied)
+        return json_safe(
+            dict(
+                out=str(self.out),
+                seconds=float(self.seconds),
+                sections=",".join(self.sections_run),
+                passed=self.passed,
+                n_checks=len(applied),
+                n_passed=n_pass,
+                n_failed=len(applied) - n_pass,
+                n_na=len(self.checks) - len(applied),
+            )
+        )
 
     def to_frame(self):
         """The checks as a tidy ``pandas.DataFrame`` (one row per check)."""
