@@ -14,58 +14,42 @@
   the paper's models and their distance to the block-diagonal part.
 """
 
-from rmthess.theory.asymptotics import AsymptoticConstants, asymptotic_constants
-from rmthess.theory.block_laws import (
-    block_weight_law,
-    limiting_density,
-    limiting_law,
-    output_block_limit,
-)
-from rmthess.theory.frobenius import FrobeniusLimits, frobenius_limits
-from rmthess.theory.gmp import (
-    GAMMA_RANGE,
-    gmp_density,
-    gmp_stieltjes,
-    gmp_support,
-    gmp_zero_mass,
-)
-from rmthess.theory.law import GMPLaw, gmp_moments
-from rmthess.theory.layer_gap import BlockDiagonalGap, GapCurve, block_diagonal_gap, gap_vs_C
-from rmthess.theory.layer_laws import block_diagonal_law, layer_law, layer_weight_law
-from rmthess.theory.matrix_gmp import (
-    matrix_gmp_density,
-    matrix_gmp_stieltjes,
-    matrix_gmp_zero_mass,
-)
-from rmthess.theory.matrix_law import MatrixGMPLaw, MixtureLaw, matrix_gmp_moments
+from __future__ import annotations
 
-__all__ = [
-    "GAMMA_RANGE",
-    "BlockDiagonalGap",
-    "GapCurve",
-    "MatrixGMPLaw",
-    "MixtureLaw",
-    "block_diagonal_gap",
-    "block_diagonal_law",
-    "gap_vs_C",
-    "layer_law",
-    "layer_weight_law",
-    "matrix_gmp_density",
-    "matrix_gmp_moments",
-    "matrix_gmp_stieltjes",
-    "matrix_gmp_zero_mass",
-    "AsymptoticConstants",
-    "FrobeniusLimits",
-    "GMPLaw",
-    "asymptotic_constants",
-    "block_weight_law",
-    "frobenius_limits",
-    "gmp_density",
-    "gmp_moments",
-    "gmp_stieltjes",
-    "gmp_support",
-    "gmp_zero_mass",
-    "limiting_density",
-    "limiting_law",
-    "output_block_limit",
-]
+from rmthess._lazy import lazy_exports
+
+_EXPORTS = {
+    "GAMMA_RANGE": "rmthess.theory.gmp",
+    "BlockDiagonalGap": "rmthess.theory.layer_gap",
+    "GapCurve": "rmthess.theory.layer_gap",
+    "MatrixGMPLaw": "rmthess.theory.matrix_law",
+    "MixtureLaw": "rmthess.theory.matrix_law",
+    "block_diagonal_gap": "rmthess.theory.layer_gap",
+    "block_diagonal_law": "rmthess.theory.layer_laws",
+    "gap_vs_C": "rmthess.theory.layer_gap",
+    "layer_law": "rmthess.theory.layer_laws",
+    "layer_weight_law": "rmthess.theory.layer_laws",
+    "matrix_gmp_density": "rmthess.theory.matrix_gmp",
+    "matrix_gmp_moments": "rmthess.theory.matrix_law",
+    "matrix_gmp_stieltjes": "rmthess.theory.matrix_gmp",
+    "matrix_gmp_zero_mass": "rmthess.theory.matrix_gmp",
+    "AsymptoticConstants": "rmthess.theory.asymptotics",
+    "FrobeniusLimits": "rmthess.theory.frobenius",
+    "GMPLaw": "rmthess.theory.law",
+    "asymptotic_constants": "rmthess.theory.asymptotics",
+    "block_weight_law": "rmthess.theory.block_laws",
+    "frobenius_limits": "rmthess.theory.frobenius",
+    "gmp_density": "rmthess.theory.gmp",
+    "gmp_moments": "rmthess.theory.law",
+    "gmp_stieltjes": "rmthess.theory.gmp",
+    "gmp_support": "rmthess.theory.gmp",
+    "gmp_zero_mass": "rmthess.theory.gmp",
+    "limiting_density": "rmthess.theory.block_laws",
+    "limiting_law": "rmthess.theory.block_laws",
+    "output_block_limit": "rmthess.theory.block_laws",
+}
+
+__all__ = sorted(_EXPORTS)
+
+# lazily: `rmthess theory --help` (and any rmthess.theory.X import) loads nothing heavy
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
