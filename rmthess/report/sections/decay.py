@@ -145,10 +145,10 @@ def render(result: DecayResult, out: Output) -> Section:
     sec = Section("Decay of r(C) = ||H_off||_F / ||H_diag||_F")
     sec.text.append(
         "Least-squares slope of log r(C) against log C over the simulated C grid with a 95% "
-        "bootstrap confidence interval (scipy.stats.bootstrap, trials resampled within each "
-        "C), beside the predicted large-C rate: 1/C for linear-ce and output-ce, 1/sqrt(C) "
-        "for hidden-ce and hidden-mse. Checks: (1) the fitted slope against the slope of the "
-        "exact fixed-C limits over the same C values (within "
+        "bootstrap confidence interval (rmthess._stats.bootstrap_slope, trials resampled "
+        "within each C), beside the predicted large-C rate: 1/C for linear-ce and "
+        "output-ce, 1/sqrt(C) for hidden-ce and hidden-mse. Checks: (1) the fitted slope "
+        "against the slope of the exact fixed-C limits over the same C values (within "
         f"{cfg.k_se:g} combined SE + {SLOPE_FINITE_SIZE:.0%}); (2) when the grid starts at "
         f"C >= 8, against the large-C rate within {cfg.slope_tol:g}. At small C the exact "
         "curve itself is not yet a power law (e.g. hidden-mse has r(C)^2 proportional to "
