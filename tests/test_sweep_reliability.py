@@ -434,3 +434,16 @@ def test_run_on_a_read_only_store_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", ro_open)
     with pytest.raises(ValueError, match="is not writable .Read-only file system"):
         run_sweep(spec, store, progress=False)
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", '"x"', '{"hashes": 3}'])
+def test_manifest_of_the_wrong_json_type_is_one_clear_error(tmp_path, text):
+    from rmthess.sweep import load_spec, run_sweep, status
+
+    store = tmp_path / "store"
+    (store / "results").mkdir(parents=True)
+    (store / "manifest.json").write_text(text)
+    spec = load_spec({"task": "theory", "grid": {"case": ["linear-ce"], "C": [2], "gamma": [0.5]}})
+    for call in (lambda: status(str(store)), lambda: run_sweep(spec, str(store), progress=False)):
+        with pytest.raises(ValueError, match="not an rmthess sweep manifest"):
+            call()

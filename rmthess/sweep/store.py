@@ -139,10 +139,16 @@ class ResultStore:
             return None
         try:
             with open(self.manifest_path) as fh:
-                return json.load(fh)
+                manifest = json.load(fh)
         except ValueError as exc:
             msg = f"store manifest {self.manifest_path!r} is not valid JSON: {exc}"
             raise ValueError(msg) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("hashes", []), list):
+            raise ValueError(
+                f"store manifest {self.manifest_path!r} is not an rmthess sweep manifest "
+                f"(a JSON object with a 'hashes' list), got {type(manifest).__name__}"
+            )
+        return manifest
 
     def open_for(self, spec, *, force: bool = False, extend: bool = False) -> None:
         """Check the manifest against ``spec`` and write it (created/updated).
