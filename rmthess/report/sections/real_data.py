@@ -248,7 +248,7 @@ def checks(result: RealDataResult) -> list[Check]:
                     r["outliers_G"],
                     "the C - 1 outliers are claimed at initialization and early in training; "
                     "near interpolation (loss -> 0) the gap-based count drifts with the "
-                    "optimizer's path (8-10 seen)",
+                    "optimizer's path and the seed (0 to 10 seen)",
                     reference=C - 0.5,
                 )
             )
