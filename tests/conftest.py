@@ -1,6 +1,14 @@
 """Shared pytest configuration."""
 
 import os
+import sys
+
+# The tests mirror the package (tests/theory, tests/simulate, ...); helpers shared across
+# those folders (_quadrature.py) live here, so this folder is importable from all of them
+# whatever the import mode. Basenames of test files stay unique across folders.
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
 
 # 2-core CI machines: one BLAS thread per process avoids oversubscription when numpy
 # and torch both spin thread pools (measured 20x slowdowns of the Monte-Carlo tests).

@@ -269,7 +269,7 @@ def test_block_weight_law_hidden_uses_init_V():
 
 
 # ---------------------------------------------------------------- theory vs simulation
-# Criterion and finite-size allowance as in tests/test_sim_vs_theory.py (reasons there):
+# Criterion and finite-size allowance as in tests/simulate/test_sim_vs_theory.py (reasons there):
 # |sim - theory| <= 3 sqrt(se_sim^2 + se_th^2) + (8/d + 2/N) theory.
 def _close(sim, th, d, N, name):
     s, se = getattr(sim, name), getattr(sim, name + "_se")

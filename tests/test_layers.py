@@ -1,10 +1,19 @@
 """Layering rules, checked over every module of the package.
 
-``{report, bench} -> sweep -> landscape -> {simulate, curvature} -> {theory, data, _device}
--> ground floor (cases, _checks, _stats)``: a module may import its own layer and the layers
-below, never above nor a sibling of its own level. ``rmthess.theory`` never imports torch;
-the ground floor imports nothing heavy; importing the simulation layer does not pull numba
-or mpmath (the theory's compiled kernels).
+Each part of the package stands on a whole-numbered floor (``LAYERS``)::
+
+    6  cli
+    5  report, bench
+    4  sweep                          (runs the landscape and simulate tasks)
+    3  landscape                      (imports curvature)
+    2  simulate, curvature
+    1  theory, data, _device, _threads
+    0  ground floor (cases, _checks, _stats, _random, inits, ...)
+
+A module may import its own part and the floors below, never a floor above nor a sibling
+part on its own floor (the cli alone may import any floor). ``rmthess.theory`` never
+imports torch; the ground floor imports nothing heavy; importing the simulation layer
+does not pull numba or mpmath (the theory's compiled kernels).
 """
 
 import ast
@@ -25,11 +34,11 @@ LAYERS = {
     "_threads": 1,  # caps torch's pool too, so not ground (which never imports torch)
     "simulate": 2,
     "curvature": 2,
-    "landscape": 2.5,
-    "bench": 3,
-    "report": 3,
-    "sweep": 2.75,
-    "cli": 4,
+    "landscape": 3,  # imports curvature
+    "sweep": 4,  # runs landscape and simulate tasks
+    "bench": 5,
+    "report": 5,
+    "cli": 6,
 }
 GROUND = {
     "rmthess",
@@ -71,6 +80,12 @@ def _imports(path: Path):
 
 
 MODULES = list(_modules())
+
+
+def test_floors_are_whole_numbers_without_gaps():
+    floors = sorted(set(LAYERS.values()))
+    assert all(type(f) is int for f in floors), floors
+    assert floors == list(range(len(floors))), floors
 
 
 def test_every_module_has_a_layer():

@@ -16,7 +16,7 @@ their z-score; for torch-default rows also the "mismatch" of the simulation agai
 LeCun theory (what one sees comparing a torch-default network with the paper's formulas).
 
 Checks: ``|sim - theory| <= 4 SE + (8/d + 2/N) theory`` for the matching init (finite-size
-allowance as in tests/test_sim_vs_theory.py). The mismatch column is reported, not checked.
+allowance as in tests/simulate/test_sim_vs_theory.py). The mismatch column is reported, not checked.
 ``--out FILE.csv`` writes the table.
 """
 

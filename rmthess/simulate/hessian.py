@@ -24,7 +24,7 @@ pattern of ``H_wv`` at initialization (eq. 18-21), which vanishes as ``r_i -> 0`
 training. The linear model's Hessian is the linear-* block matrix.
 
 Everything is checked against :func:`autograd_hessian` (``torch.func.hessian``) to
-round-off in float64 (tests/test_hessian.py).
+round-off in float64 (tests/simulate/test_hessian.py).
 """
 
 from __future__ import annotations

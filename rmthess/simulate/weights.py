@@ -19,7 +19,7 @@ output-ce   delta_kl p_ik - p_ik p_il,             p_i = softmax(V h_i)
 
 ``v_k`` is the k-th COLUMN of ``V`` (the output weights leaving hidden neuron k). The
 weights are exact (no approximation): the closed-form blocks built from them equal
-``torch.func.hessian`` of the real model and loss to round-off (tests/test_hessian.py).
+``torch.func.hessian`` of the real model and loss to round-off (tests/simulate/test_hessian.py).
 
 Shapes follow :class:`rmthess.simulate.sampling.Instance`: ``X`` (T, d, N), ``W`` (T, C, d)
 (linear) or (T, m, d) (hidden), ``V`` (T, C, m). Softmax probabilities come from

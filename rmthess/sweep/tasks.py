@@ -34,7 +34,7 @@ Built-in tasks
     n_atoms, threads.
 
 (The test suite registers its own tasks, ``_echo`` and ``_fail_if``, from
-``tests/_sweep_tasks.py``; they are not part of the package.)
+``tests/sweep/_sweep_tasks.py``; they are not part of the package.)
 
 ``threads`` (default 1, every task) pins the BLAS/OpenMP pools (threadpoolctl) and torch's
 intra-op pool while the task runs; it is an execution knob but, when written in a

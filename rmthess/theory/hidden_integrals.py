@@ -18,7 +18,7 @@ The theorem's limit is ``E_V[F(V)]``, averaged over the (exchangeable) diagonal 
 The weights ``a`` are the numpy twin of :func:`rmthess.simulate.weights.block_weights`
 (hidden-ce, output-ce): a deliberate copy, because the theory layer must not import torch
 and the torch version must run on the GPU. Each copy is checked against its own independent
-per-sample computation (tests/test_frobenius.py and tests/test_weights.py).
+per-sample computation (tests/theory/test_frobenius.py and tests/simulate/test_weights.py).
 
 Estimator. For each of ``n_V`` independent draws of ``V``, draw ``n_g`` independent ``g``
 and form, for every block, the UNBIASED estimates

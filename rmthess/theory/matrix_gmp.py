@@ -54,7 +54,7 @@ for a ladder. Measured in BENCHMARKS.md.
 
 Accuracy: Newton stops at a relative step ``<= 1e-10`` (plus one step); the density is
 accurate to ~1e-10 relative away from the edges (checked against the scalar solver, the
-eta ladder, and simulation in ``tests/test_matrix_gmp.py``); near a square-root edge the
+eta ladder, and simulation in ``tests/theory/test_matrix_gmp.py``); near a square-root edge the
 conditioning limit is ``~ eps / sqrt(distance)`` as for the scalar solver. This is the
 *solver* error, for the given atoms. When the atoms are draws from a continuous law
 (:mod:`rmthess.theory.layer_laws`), the *discretisation* error against that law is far

@@ -30,7 +30,7 @@ underflows for C up to about 1e20 (the integrand peaks near ``u = -log C - sigma
 Verified against an independent sigmoid quadrature at C = 2, a 2-D/3-D quadrature at
 C = 3, mpmath adaptive quadrature at C = 10, 1e3, 1e7, and Monte Carlo, at sigma = 1 and
 at ``sigma^2 = 1/3`` and ``sigma = 2`` (and 0.3, 5 for the identities); the relative
-accuracy is about 1e-13 or better (see ``tests/test_softmax_moments.py``).
+accuracy is about 1e-13 or better (see ``tests/theory/test_softmax_moments.py``).
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ the task starts (to see that a worker is busy); ``torch=true`` imports torch and
 small tensor first (such a worker used to outlive the Dask close timeout); ``gate=PATH``
 waits (at most 120 s) until PATH exists. ``_fail_if``
 raises ``RuntimeError`` when ``fail`` is true and ``ValueError`` (a refusal) when
-``refuse`` is true. Both must live in an importable module (this one: ``tests/`` is on
+``refuse`` is true. Both must live in an importable module (this one: ``tests/sweep/`` is on
 ``sys.path`` under pytest, and spawned workers inherit it) to run on process and Dask
 workers.
 
 Register them in a test with :func:`registered` (a context manager), or run the sweep CLI
-with them registered: ``python tests/_sweep_tasks.py run GRID.toml --store DIR``.
+with them registered: ``python tests/sweep/_sweep_tasks.py run GRID.toml --store DIR``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from rmthess._random import rng
 from rmthess.sweep.tasks import TASKS, _check_keys, register_task
 
 NAMES = ("_echo", "_fail_if")
-TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
+TESTS = os.path.dirname(os.path.abspath(__file__))  # tests/sweep: this module's folder
+ROOT = os.path.dirname(os.path.dirname(TESTS))
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
 ENV["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS, ENV.get("PYTHONPATH", "")])
 CLI = [sys.executable, os.path.join(TESTS, "_sweep_tasks.py")]

@@ -18,8 +18,8 @@ from rmthess.sweep import config_hash, config_seed, load, load_spec, run_sweep, 
 from rmthess.sweep.store import TIMING_COLUMNS
 
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-TESTS = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS)
+TESTS = os.path.dirname(os.path.abspath(__file__))  # tests/sweep, where _sweep_tasks.py is
+ROOT = os.path.dirname(os.path.dirname(TESTS))
 ENV["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS, ENV.get("PYTHONPATH", "")])
 CLI = [sys.executable, os.path.join(TESTS, "_sweep_tasks.py")]  # sweep CLI + test tasks
 

@@ -87,7 +87,8 @@ def test_delta_curve_huge_n_orders_is_refused_at_once():
         "try:\n    delta_curve([1.0, 2.0, 3.0], n_orders=2 * 10**8)\n"
         "except ValueError as e:\n    print('refused:', e)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
