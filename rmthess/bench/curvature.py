@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from rmthess._cli import add_json, add_progress
+
 ROUTES = ("dense", "curvlinops-pairs", "rmthess-columns")
 
 
@@ -231,7 +233,7 @@ def format_table(df) -> str:
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
 
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, ~1 s (for tests)")
     for name, default, lo in (
         ("C", 10, 2),
@@ -253,9 +255,7 @@ def add_arguments(parser) -> None:
         type=number_arg("int", name="threads", minimum=1),
         help="torch CPU threads (default: torch's own choice)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (default: on a terminal)"
-    )
+    add_progress(parser, "when it is a terminal")
 
 
 def run(args) -> int:
@@ -268,7 +268,7 @@ def run(args) -> int:
     )
     if args.quick:
         kw.update(C=3, d=6, N=32, hidden=(4,), probes=3)
-    df = bench_block_map(**kw, progress=False if args.no_progress else None)
+    df = bench_block_map(**kw, progress=args.progress)
     if args.json:
         from rmthess._stats import json_safe
 

@@ -27,11 +27,13 @@ import math
 import os
 import time
 
+from rmthess._cli import add_json, add_progress
+
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
 
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
@@ -41,9 +43,7 @@ def add_arguments(parser) -> None:
         type=number_arg("float", name="time-limit", minimum=0),
         help="seconds for the largest-MLP search",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (default: on a terminal)"
-    )
+    add_progress(parser, "when it is a terminal")
 
 
 def _timeit(fn, dev, reps: int = 3) -> float:
@@ -154,7 +154,7 @@ def run(args) -> int:
     data = ds.tensors(dtype=dt, device=dev)
     widths = (8, 32) if args.quick else (16, 64, 256, 1024)
     limit = min(args.time_limit, 1.5) if args.quick else args.time_limit
-    progress = False if args.no_progress else None
+    progress = args.progress
     res = dict(
         device=str(dev),
         dtype=str(dt),

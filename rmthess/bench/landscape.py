@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import time
 
+from rmthess._cli import add_json, add_progress
+
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
 
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     parser.add_argument(
         "--hessian-samples",
@@ -35,13 +37,7 @@ def add_arguments(parser) -> None:
         type=number_arg("int", name="hessian-samples", minimum=1),
         help="samples whose exact ||H_i|| is timed (default: all; 50 with --quick)",
     )
-    parser.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        default=None,
-        help="no progress bar (default: a bar when stderr is a terminal)",
-    )
+    add_progress(parser, "when it is a terminal")
 
 
 STAGES = ("data + training", "delta_curve", "authors' loop", "exact", "GGN norms", "Hessian norms")

@@ -41,6 +41,8 @@ import json
 import statistics
 import time
 
+from rmthess._cli import add_json
+
 _EDGE_FRAC = 0.02  # Richardson check: points farther than this fraction of the width from edges
 
 
@@ -50,7 +52,7 @@ def add_arguments(parser) -> None:
     def pos_int(name, minimum=1):
         return number_arg("int", name=name, minimum=minimum)
 
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(parser, "one JSON object")
     parser.add_argument("--C", type=pos_int("C", 2), default=10, help="number of classes")
     parser.add_argument("--gamma", type=number_arg("float", name="gamma"), default=0.5, help="d/N")
     parser.add_argument("--n-atoms", type=pos_int("n_atoms"), default=1000, help="softmax atoms")

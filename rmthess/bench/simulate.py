@@ -35,13 +35,15 @@ import json
 import math
 import time
 
+from rmthess._cli import add_json
+
 CASE = "linear-ce"
 
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
 
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, ~10 s (for tests)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")

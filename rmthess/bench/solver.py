@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import time
 
+from rmthess._cli import add_json
+
 _DEFAULTS = dict(case="linear-ce", block="diag", C=10, gamma=0.5, n_atoms=1000, n_grid=1000)
 
 
@@ -32,7 +34,7 @@ def add_arguments(parser) -> None:
     def pos_int(name, minimum=1):
         return number_arg("int", name=name, minimum=minimum)
 
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(parser, "one JSON object")
     parser.add_argument("--case", default=_DEFAULTS["case"], help="first-layer case of nu")
     parser.add_argument("--block", default=_DEFAULTS["block"], help="diag or off")
     parser.add_argument(

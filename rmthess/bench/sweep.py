@@ -25,9 +25,11 @@ import shutil
 import tempfile
 import time
 
+from rmthess._cli import add_json
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes (for tests)")
 
 

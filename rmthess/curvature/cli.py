@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 
+from rmthess._cli import add_json, add_out, add_progress
+
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
@@ -69,13 +71,9 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--out", default=None, help="directory for JSON/CSV/PNG outputs")
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars on stderr (default: shown on a terminal)",
-    )
+    add_json(parser, "the summary")
+    add_out(parser, "the JSON/CSV/PNG outputs (a directory)")
+    add_progress(parser, "when it is a terminal")
 
 
 # Vectors of P numbers held at once by the largest step (ARPACK's ncv, Hutch++'s Q and
@@ -190,7 +188,7 @@ def run(args) -> int:
     out = _check_out(args.out)
     ds = _dataset(args)
     _check_cost(ds, args, dtype.itemsize)
-    progress = False if args.no_progress else None
+    progress = args.progress
     model = mlp(
         ds.d,
         ds.n_classes,

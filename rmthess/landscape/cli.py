@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 
+from rmthess._cli import add_json, add_out, add_progress
+
 K_MIN = 10
 """First k of the slope fit (landscape_experiment's default); the fit runs to k = n/10."""
 N_MIN = 10 * (K_MIN + 2)
@@ -110,15 +112,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--seed", default=0, type=int_arg("seed", 0), help="weights, orders, subset (default 0)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON record")
-    parser.add_argument("--out", default=None, help="directory for CSV/PNG outputs")
-    parser.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        default=None,
-        help="no progress bar (default: a bar on stderr when it is a terminal)",
-    )
+    add_json(parser, "one record")
+    add_out(parser, "the CSV/PNG outputs (a directory)")
+    add_progress(parser, "when it is a terminal")
 
 
 def _dataset(args):

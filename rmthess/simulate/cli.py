@@ -28,7 +28,7 @@ from rmthess import CASES
 
 def add_arguments(parser) -> None:
     from rmthess._checks import int_list_arg, number_arg
-    from rmthess._cli import add_init
+    from rmthess._cli import add_init, add_json, add_progress
 
     def int_arg(name, minimum):
         return number_arg("int", name=name, minimum=minimum)
@@ -65,9 +65,9 @@ def add_arguments(parser) -> None:
         help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
     )
     add_init(parser)
-    parser.add_argument("--json", action="store_true", help="print a JSON list of records")
+    add_json(parser, "a list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(parser, "when it is a terminal and several C are simulated")
 
 
 def check_writable(option: str, path: str) -> str:
@@ -100,7 +100,7 @@ def run(args) -> int:
     csv_path = None if args.csv is None else check_writable("--csv", args.csv)
     from rmthess.simulate.frobenius import sweep_results
 
-    progress = (not args.json) and (not args.no_progress) and len(Cs) > 1
+    progress = (not args.json) and args.progress is not False and len(Cs) > 1
     results = sweep_results(
         case, Cs, d, N, m, trials=trials, seed=seed, device=args.device, dtype=args.dtype,
         max_pairs=max_pairs, unbiased=args.unbiased, progress=progress, init=args.init,

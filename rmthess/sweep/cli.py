@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import sys
 
+from rmthess._cli import add_json, add_progress
+
 
 def add_arguments(parser) -> None:
     from rmthess._checks import number_arg
@@ -47,11 +49,11 @@ def add_arguments(parser) -> None:
         help="if another driver holds the store, wait for it to finish instead of exiting "
         "with status 3",
     )  # fmt: skip
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_progress(r, "when it is a terminal")
+    add_json(r, "the summary")
     s = sub.add_parser("status", help="counts done / failed / pending / corrupt")
     s.add_argument("store", help="store directory")
-    s.add_argument("--json", action="store_true", help="print the counts as JSON")
+    add_json(s, "the counts")
     p = sub.add_parser("plot", help="plot one column against another")
     p.add_argument("store", help="store directory")
     p.add_argument("--x", default="C")
@@ -103,7 +105,7 @@ def run(args) -> int:
         res = run_sweep(
             args.grid, args.store, engine=args.engine, workers=args.workers,
             scheduler=args.scheduler, retries=args.retries, chunk=args.chunk,
-            progress=False if args.no_progress else None, force=args.force,
+            progress=args.progress, force=args.force,
             extend=args.extend, wait=args.wait,
         )  # fmt: skip
     except StoreBusyError as exc:

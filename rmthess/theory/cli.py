@@ -33,7 +33,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from rmthess._cli import add_init
+from rmthess._cli import add_init, add_json, add_progress
 
 if TYPE_CHECKING:
     from rmthess.theory.layer_gap import LayerSpectrum
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hidden width: required for hidden-* and output-*, refused for "
         "linear-* (minimum per case: see rmthess.cases)",
     )
-    parser.add_argument("--json", action="store_true", help="print a JSON list of records")
+    add_json(parser, "a list of records")
     parser.add_argument(
         "--seed",
         default=0,
@@ -93,14 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=number_arg("int", name="inner", minimum=2),
         help=f"{', '.join(mc)} only: g draws per V draw (default 64)",
     )
-    parser.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        default=None,
-        help="no progress bar (default: one on stderr when it is a terminal and the whole "
-        "run is predicted to take over 5 s)",
-    )
+    add_progress(parser, "when it is a terminal and the whole run is predicted to take over 5 s")
     add_init(parser)
     parser.add_argument(
         "--asymptotic",
