@@ -125,6 +125,7 @@ def train(
     data,
     *,
     steps: int = 500,
+    epochs: int | None = None,
     lr: float = 1e-2,
     optimizer: str = "adam",
     batch_size: int | None = None,
@@ -134,13 +135,24 @@ def train(
 ) -> pd.DataFrame:
     """Train ``model`` in place; returns the log ``step, loss, accuracy`` (tidy DataFrame).
 
-    Full-batch steps by default (``batch_size=None``), else mini-batches drawn without
-    replacement from a ``torch.Generator`` seeded with ``seed``. ``accuracy`` (argmax of the
-    output against integer labels) is logged for classification data, else NaN. Loss and
-    accuracy are those of the whole data set at the logged step, before the update.
-    ``progress``: a tqdm bar of the steps (None: when stderr is a terminal). ``seed``: any
-    integer in ``[0, 2**128)`` (below ``2**63`` it seeds torch directly, as before).
+    The one trainer of rmthess (:func:`rmthess.landscape.train_mlp` builds the paper's MLP
+    and calls it). Two schedules:
+
+    - ``steps`` (default): full-batch steps (``batch_size=None``), else mini-batches drawn
+      without replacement from a ``torch.Generator`` seeded with ``seed``; logged every
+      ``log_every`` steps and after the last.
+    - ``epochs=E``: ``E`` passes over the data, each in the order of one
+      ``torch.randperm(N, generator)`` cut into consecutive mini-batches of ``batch_size``
+      (the last one shorter); logged at the start and after every epoch, with an ``epoch``
+      column. ``steps`` and ``log_every`` are then not used.
+
+    ``accuracy`` (argmax of the output against integer labels) is logged for classification
+    data, else NaN. Loss and accuracy are those of the whole data set at the logged step,
+    before the update. ``progress``: a tqdm bar (None: when stderr is a terminal).
+    ``seed``: any integer in ``[0, 2**128)`` (below ``2**63`` it seeds torch directly).
     """
+    if epochs is not None:
+        epochs = check_int("epochs", epochs, 0)
     steps = check_int("steps", steps, 0)
     lr = check_positive_float("lr", lr)
     opt_cls = OPTIMIZERS[check_choice("optimizer", optimizer, tuple(OPTIMIZERS))]
@@ -164,6 +176,10 @@ def train(
             acc = float((out.argmax(1) == labels).double().mean()) if labels is not None else np.nan
             rows.append((step, float(loss_fn(out, y)), acc))
 
+    if epochs is not None:
+        return _train_epochs(
+            model, loss_fn, opt, X, y, log, rows, epochs, batch_size, gen, progress
+        )
     bar = progress_bar(progress, total=steps, desc="train", unit="step")
     for step in range(steps):
         if step % log_every == 0:
@@ -180,3 +196,28 @@ def train(
     bar.close()
     log(steps)
     return pd.DataFrame(rows, columns=["step", "loss", "accuracy"])
+
+
+def _train_epochs(model, loss_fn, opt, X, y, log, rows, epochs, batch_size, gen, progress):
+    """:func:`train`'s epoch schedule on checked arguments (see its docstring)."""
+    N = len(X)
+    batch_size = N if batch_size is None else batch_size
+    n_batches = math.ceil(N / batch_size)
+    epoch_of = [0]
+    log(0)
+    bar = progress_bar(progress, total=epochs, desc="train", unit="epoch")
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(N, generator=gen).to(X.device)
+        for b in range(n_batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            opt.zero_grad()
+            loss_fn(model(X[idx]), y[idx]).backward()
+            opt.step()
+        log(epoch * n_batches)
+        epoch_of.append(epoch)
+        bar.set_postfix(loss=f"{rows[-1][1]:.4f}", refresh=False)
+        bar.update()
+    bar.close()
+    df = pd.DataFrame(rows, columns=["step", "loss", "accuracy"])
+    df.insert(0, "epoch", epoch_of)
+    return df

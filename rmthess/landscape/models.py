@@ -24,13 +24,12 @@ from __future__ import annotations
 import math
 import sys
 
-import pandas as pd
 import torch
 from torch import nn
 
 from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
 from rmthess._device import resolve_device
-from rmthess.curvature.models import mlp
+from rmthess.curvature.models import mlp, train
 from rmthess.data import as_dataset
 
 __all__ = ["check_relu_mlp", "relu_mlp", "train_mlp"]
@@ -146,41 +145,26 @@ def train_mlp(
 
 
 def _train(model, X, y, epochs: int, lr: float, batch_size: int, seed: int, progress):
-    """:func:`train_mlp`'s loop on checked arguments and tensors already on the device."""
-    dev = X.device
+    """:func:`train_mlp`'s training on checked arguments and tensors already on the device:
+    Adam on the mean cross-entropy, ``epochs`` shuffled passes in mini-batches, through the
+    one trainer :func:`rmthess.curvature.train` (its ``epochs`` schedule)."""
     n_batches = math.ceil(len(X) / batch_size)
     show = progress
     if progress is None:  # a bar for long runs, on a terminal
         show = epochs * n_batches >= PROGRESS_STEPS and sys.stderr.isatty()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
     # seed + 1: the published numbers (report, goldens) depend on this stream; kept as is
-    gen = torch.Generator().manual_seed(seed + 1)
-    rows = [_log_row(model, loss_fn, X, y, 0, 0)]
-    it = range(1, epochs + 1)
-    if show:
-        from tqdm.auto import tqdm
-
-        hidden = [m.out_features for m in model if isinstance(m, nn.Linear)]
-        it = tqdm(it, desc=f"train h={max(hidden[:-1], default=0)} L={len(hidden)}", unit="epoch")
-    for epoch in it:
-        order = torch.randperm(len(X), generator=gen).to(dev)
-        for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            opt.zero_grad()
-            loss_fn(model(X[idx]), y[idx]).backward()
-            opt.step()
-        rows.append(_log_row(model, loss_fn, X, y, epoch, epoch * n_batches))
-        if show:
-            it.set_postfix(loss=f"{rows[-1][2]:.4f}")
-    model.train_log_ = pd.DataFrame(rows, columns=["epoch", "step", "loss", "accuracy"])
+    log = train(
+        model,
+        nn.CrossEntropyLoss(),
+        (X, y),
+        epochs=epochs,
+        lr=lr,
+        batch_size=min(batch_size, len(X)),
+        seed=seed + 1,
+        progress=bool(show),
+    )
+    model.train_log_ = log[["epoch", "step", "loss", "accuracy"]]
     return model
-
-
-def _log_row(model, loss_fn, X, y, epoch: int, step: int) -> tuple:
-    with torch.no_grad():
-        out = model(X)
-        return epoch, step, float(loss_fn(out, y)), float((out.argmax(1) == y).double().mean())
 
 
 # ---------------------------------------------------------------------------- architecture
