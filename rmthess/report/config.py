@@ -17,7 +17,8 @@ All modes use ``gamma = d / N`` (dimension over samples, docs/theory.md section 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from rmthess._checks import check_choice
 from rmthess.cases import CASES
@@ -26,8 +27,212 @@ MODES = ("tiny", "quick", "default", "full")
 
 
 @dataclass(frozen=True)
+class TheoryConfig:
+    """Settings of the ``theory`` section (exact Frobenius limits).
+
+    Attributes
+    ----------
+    C_points : int
+        Points of the exact theory curve between ``min(Cs)`` and ``max(Cs)`` (log grid);
+        the Monte-Carlo theory cases (hidden-ce, output-ce) are integrated at ``Cs`` only.
+    samples : int or None
+        Monte-Carlo sample size passed to the theory layer for hidden-ce/output-ce
+        (None: the theory layer's default).
+    """
+
+    C_points: int
+    samples: int | None
+
+
+@dataclass(frozen=True)
+class SpectraConfig:
+    """Settings of the ``spectra`` section (block-spectrum overlay, linear-ce blocks).
+
+    Attributes
+    ----------
+    C, d, N : int
+        Class count, data dimension and sample count.
+    """
+
+    C: int
+    d: int
+    N: int
+
+
+@dataclass(frozen=True)
+class HeatmapConfig:
+    """Settings of the ``heatmaps`` section.
+
+    Attributes
+    ----------
+    Cs : tuple of int
+        Class counts of the hidden-layer heatmaps (paper Figure 6: 10, 100, 1000).
+    d, N, m : int
+        Sizes of the heatmaps (the hidden block is ``(m d) x (m d)``).
+    full_C, train_steps : int
+        Class count of the whole-Hessian heatmap (paper Figures 2-3), drawn at
+        initialization and after ``train_steps`` Adam steps.
+    """
+
+    Cs: tuple[int, ...]
+    d: int
+    N: int
+    m: int
+    full_C: int
+    train_steps: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the ``dynamics`` section.
+
+    Full-batch Adam, cosine schedule, CE loss, random labels.
+
+    Attributes
+    ----------
+    C, d, N, steps, record_every : int
+        Class count, data dimension, sample count, Adam steps, recording interval.
+    lr : float
+        Learning rate.
+    """
+
+    C: int
+    d: int
+    N: int
+    steps: int
+    lr: float
+    record_every: int
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    """Settings of the Figure-1 analogue on digits (section ``real-data``).
+
+    Attributes
+    ----------
+    n, hidden, train_steps, probes : int
+        Images, hidden width, Adam steps, probes per block.
+    """
+
+    n: int = 128
+    hidden: int = 8
+    train_steps: int = 300
+    probes: int = 20
+
+
+@dataclass(frozen=True)
+class SpectrumConfig:
+    """Settings of the trained digits MLP whose spectrum is measured (section ``real-data``).
+
+    Attributes
+    ----------
+    hidden, k : int
+        Hidden width and number of top eigenvalues.
+    """
+
+    hidden: int = 32
+    k: int = 20
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Settings of the clustered-data ablation (section ``clusters``).
+
+    Attributes
+    ----------
+    Cs, counts : tuple of int
+        Class counts and clusters per class.
+    d, m, per_class : int
+        Input dimension, hidden width and samples per class.
+    """
+
+    Cs: tuple[int, ...] = (2, 4, 8, 16, 32)
+    counts: tuple[int, ...] = (1, 2, 4)
+    d: int = 64
+    m: int = 8
+    per_class: int = 20
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """Settings of the loss-landscape experiment (section ``landscape``, seed 000).
+
+    Attributes
+    ----------
+    hidden, layers : tuple of int
+        Widths at L = 3 and depths L at width 16.
+    orders, epochs, audit_samples : int
+        Random orders, training epochs, samples per state in the Hessian-bound audit.
+    """
+
+    hidden: tuple[int, ...] = (4, 8, 16, 32, 64)
+    layers: tuple[int, ...] = (1, 3, 5)
+    orders: int = 100
+    epochs: int = 10
+    audit_samples: int = 200
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """Settings of the whole-layer spectra (section ``layer``, linear-ce).
+
+    Attributes
+    ----------
+    Cs, d, trials : tuple of int
+        The class counts of the figure panels, the data dimension and the number of
+        simulated layers per panel (aligned; ``N = d / gamma``; dense eigvalsh of
+        ``C d x C d``, so the largest C may get a smaller d).
+    gamma : float
+        ``d / N`` of the whole-layer section.
+    n_atoms, gap_n_atoms : int
+        QMC softmax draws of the layer laws (figure and checks) and of the gap curve.
+    gap_Cs : tuple of int
+        Class counts of the gap curve (linear-ce) and its slope fit.
+    solver_n_base : int
+        Softmax draws (times 3! permutations) of the matrix-solver check at C = 3.
+    hidden_cases, hidden_m, hidden_Cs, hidden_n_atoms
+        Hidden layers added to the gap figure (matrix GMP solver, ~5 s per C at m = 4 and
+        256 atoms; empty in the quick mode).
+    ks_tol : float
+        Allowed KS distance of the simulated whole-layer eigenvalues to the layer law.
+    edge_C_max : int
+        Top-eigenvalue check only for C up to this (no outliers there; above, the law's
+        edge is set by the largest atoms and outliers can appear).
+    """
+
+    Cs: tuple[int, ...] = (2, 5, 20)
+    d: tuple[int, ...] = (400, 400, 200)
+    trials: tuple[int, ...] = (8, 4, 1)
+    gamma: float = 0.5
+    n_atoms: int = 4096
+    gap_Cs: tuple[int, ...] = (2, 3, 4, 5, 7, 10, 14, 20, 28, 35, 50)
+    gap_n_atoms: int = 1024
+    solver_n_base: int = 64
+    hidden_cases: tuple[str, ...] = ("hidden-ce",)
+    hidden_m: int = 4
+    hidden_Cs: tuple[int, ...] = (2, 4, 8, 16)
+    hidden_n_atoms: int = 256
+    ks_tol: float = 0.03
+    edge_C_max: int = 5
+
+
+#: section name -> settings class: ``cfg.<name>`` holds that section's settings
+SECTIONS: dict[str, Any] = {
+    "theory": TheoryConfig,
+    "spectra": SpectraConfig,
+    "heatmap": HeatmapConfig,
+    "train": TrainConfig,
+    "real": RealConfig,
+    "spectrum": SpectrumConfig,
+    "cluster": ClusterConfig,
+    "landscape": LandscapeConfig,
+    "layer": LayerConfig,
+}
+
+
+@dataclass(frozen=True)
 class ReportConfig:
-    """Sizes, grids and tolerances of one report run.
+    """Sizes, grids and tolerances of one report run: shared settings, one block per section.
 
     Attributes
     ----------
@@ -48,25 +253,28 @@ class ReportConfig:
         Independent (X, W, V) draws per (case, C) for the linear/output cases.
     trials_hidden : int
         Draws for the hidden-layer cases (their averages over V are heavy-tailed).
-    theory_C_points : int
-        Points of the exact theory curve between ``min(Cs)`` and ``max(Cs)`` (log grid);
-        the Monte-Carlo theory cases (hidden-ce, output-ce) are integrated at ``Cs`` only.
-    theory_samples : int or None
-        Monte-Carlo sample size passed to the theory layer for hidden-ce/output-ce
-        (None: the theory layer's default).
-    spectra_C, spectra_d, spectra_N : int
-        Setting of the block-spectrum overlay (linear-ce blocks).
-    heatmap_Cs : tuple of int
-        Class counts of the hidden-layer heatmaps (paper Figure 6: 10, 100, 1000).
-    heatmap_d, heatmap_N, heatmap_m : int
-        Sizes of the heatmaps (the hidden block is ``(m d) x (m d)``).
-    heatmap_full_C, heatmap_train_steps : int
-        Class count of the whole-Hessian heatmap (paper Figures 2-3), drawn at
-        initialization and after ``heatmap_train_steps`` Adam steps.
-    train_C, train_d, train_N, train_steps, train_lr, train_record_every : int/float
-        Training-dynamics setting (full-batch Adam, cosine schedule, CE, random labels).
     n_boot : int
         Bootstrap resamples of the slope fit.
+    theory : TheoryConfig
+        ``C_points`` (exact theory curve) and ``samples`` (Monte-Carlo theory size).
+    spectra : SpectraConfig
+        ``C``, ``d``, ``N`` of the block-spectrum overlay.
+    heatmap : HeatmapConfig
+        ``Cs``, ``d``, ``N``, ``m``, ``full_C``, ``train_steps`` of the heatmaps.
+    train : TrainConfig
+        ``C``, ``d``, ``N``, ``steps``, ``lr``, ``record_every`` of the training dynamics.
+    real : RealConfig
+        ``n``, ``hidden``, ``train_steps``, ``probes`` of the Figure-1 analogue on digits.
+    spectrum : SpectrumConfig
+        ``hidden``, ``k`` of the trained digits MLP whose spectrum is measured.
+    cluster : ClusterConfig
+        ``Cs``, ``counts``, ``d``, ``m``, ``per_class`` of the clustered-data ablation.
+    landscape : LandscapeConfig
+        ``hidden``, ``layers``, ``orders``, ``epochs``, ``audit_samples`` of the
+        loss-landscape experiment.
+    layer : LayerConfig
+        Whole-layer spectra: ``Cs``, ``d``, ``trials``, ``gamma``, the atoms, the gap
+        curve, the hidden layers of the gap figure and the layer checks' tolerances.
     k_se : float
         Checks: allowed deviation in combined standard errors.
     rel_allowance : float
@@ -77,45 +285,14 @@ class ReportConfig:
     ks_tol : float
         Checks: allowed Kolmogorov-Smirnov distance between simulated block eigenvalues
         and the limiting law (finite-d fluctuation plus edge effects).
-    real_n, real_hidden, real_train_steps, real_probes : int
-        Figure-1 analogue on digits: images, hidden width, Adam steps, probes per block.
-    spectrum_hidden, spectrum_k : int
-        Trained digits MLP whose spectrum is measured: hidden width, top eigenvalues.
-    cluster_Cs, cluster_counts : tuple of int
-        Clustered-data ablation: class counts and clusters per class.
-    cluster_d, cluster_m, cluster_per_class : int
-        Its input dimension, hidden width and samples per class.
-    landscape_hidden, landscape_layers : tuple of int
-        Loss-landscape experiment (seed 000): widths at L = 3 and depths L at width 16.
-    landscape_orders, landscape_epochs, landscape_audit_samples : int
-        Random orders, training epochs, samples per state in the Hessian-bound audit.
-    layer_Cs, layer_d, layer_trials : tuple of int
-        Whole-layer spectra (section ``layer``, linear-ce): the class counts of the figure
-        panels, the data dimension and the number of simulated layers per panel (aligned;
-        ``N = d / layer_gamma``; dense eigvalsh of ``C d x C d``, so the largest C may get
-        a smaller d).
-    layer_gamma : float
-        ``d / N`` of the whole-layer section.
-    layer_n_atoms, layer_gap_n_atoms : int
-        QMC softmax draws of the layer laws (figure and checks) and of the gap curve.
-    layer_gap_Cs : tuple of int
-        Class counts of the gap curve (linear-ce) and its slope fit.
-    layer_solver_n_base : int
-        Softmax draws (times 3! permutations) of the matrix-solver check at C = 3.
-    layer_hidden_cases, layer_hidden_m, layer_hidden_Cs, layer_hidden_n_atoms
-        Hidden layers added to the gap figure (matrix GMP solver, ~5 s per C at m = 4 and
-        256 atoms; empty in the quick mode).
-    layer_ks_tol : float
-        Allowed KS distance of the simulated whole-layer eigenvalues to the layer law.
-    layer_edge_C_max : int
-        Top-eigenvalue check only for C up to this (no outliers there; above, the law's
-        edge is set by the largest atoms and outliers can appear).
     seed : int
         Base seed; every section derives its own seed from it.
     store : str or None
         A ``rmthess sweep`` result store of ``theory`` records: the theory section takes
         every limit it finds there (same case, C, gamma, m and Monte-Carlo samples) instead
         of recomputing it, and computes the rest.
+    cases : tuple of str
+        The cases of the Frobenius sweep (default: every case of ``rmthess.cases``).
     """
 
     mode: str
@@ -127,58 +304,20 @@ class ReportConfig:
     Cs: tuple[int, ...]
     trials: int
     trials_hidden: int
-    theory_C_points: int
-    theory_samples: int | None
-    spectra_C: int
-    spectra_d: int
-    spectra_N: int
-    heatmap_Cs: tuple[int, ...]
-    heatmap_d: int
-    heatmap_N: int
-    heatmap_m: int
-    heatmap_full_C: int
-    heatmap_train_steps: int
-    train_C: int
-    train_d: int
-    train_N: int
-    train_steps: int
-    train_lr: float
-    train_record_every: int
     n_boot: int
+    theory: TheoryConfig
+    spectra: SpectraConfig
+    heatmap: HeatmapConfig
+    train: TrainConfig
+    real: RealConfig = field(default_factory=RealConfig)
+    spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
+    layer: LayerConfig = field(default_factory=LayerConfig)
     k_se: float = 4.0
     rel_allowance: float = 0.05
     slope_tol: float = 0.1
     ks_tol: float = 0.05
-    real_n: int = 128
-    real_hidden: int = 8
-    real_train_steps: int = 300
-    real_probes: int = 20
-    spectrum_hidden: int = 32
-    spectrum_k: int = 20
-    cluster_Cs: tuple[int, ...] = (2, 4, 8, 16, 32)
-    cluster_counts: tuple[int, ...] = (1, 2, 4)
-    cluster_d: int = 64
-    cluster_m: int = 8
-    cluster_per_class: int = 20
-    landscape_hidden: tuple[int, ...] = (4, 8, 16, 32, 64)
-    landscape_layers: tuple[int, ...] = (1, 3, 5)
-    landscape_orders: int = 100
-    landscape_epochs: int = 10
-    landscape_audit_samples: int = 200
-    layer_Cs: tuple[int, ...] = (2, 5, 20)
-    layer_d: tuple[int, ...] = (400, 400, 200)
-    layer_trials: tuple[int, ...] = (8, 4, 1)
-    layer_gamma: float = 0.5
-    layer_n_atoms: int = 4096
-    layer_gap_Cs: tuple[int, ...] = (2, 3, 4, 5, 7, 10, 14, 20, 28, 35, 50)
-    layer_gap_n_atoms: int = 1024
-    layer_solver_n_base: int = 64
-    layer_hidden_cases: tuple[str, ...] = ("hidden-ce",)
-    layer_hidden_m: int = 4
-    layer_hidden_Cs: tuple[int, ...] = (2, 4, 8, 16)
-    layer_hidden_n_atoms: int = 256
-    layer_ks_tol: float = 0.03
-    layer_edge_C_max: int = 5
     seed: int = 0
     store: str | None = None
     cases: tuple[str, ...] = field(default=CASES)
@@ -189,7 +328,14 @@ class ReportConfig:
         return self.d / self.N
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        """The settings as one flat JSON-safe dict: a section's settings as ``"layer.Cs"``."""
+        out: dict = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in SECTIONS:
+                out.update({f"{f.name}.{k}": u for k, u in asdict(v).items()})
+            else:
+                out[f.name] = v
         out["gamma"] = self.gamma
         return out
 
@@ -205,48 +351,25 @@ _CONFIGS = {
         Cs=(4, 8, 16),
         trials=4,
         trials_hidden=8,
-        theory_C_points=12,
-        theory_samples=30,
-        spectra_C=5,
-        spectra_d=60,
-        spectra_N=120,
-        heatmap_Cs=(10, 100),
-        heatmap_d=5,
-        heatmap_N=20,
-        heatmap_m=3,
-        heatmap_full_C=4,
-        heatmap_train_steps=5,
-        train_C=8,
-        train_d=8,
-        train_N=32,
-        train_steps=20,
-        train_lr=1e-2,
-        train_record_every=5,
         n_boot=50,
-        real_n=40,
-        real_hidden=4,
-        real_train_steps=20,
-        real_probes=10,
-        spectrum_hidden=8,
-        spectrum_k=12,
-        cluster_Cs=(2, 6),
-        cluster_counts=(1, 2),
-        cluster_d=16,
-        cluster_m=4,
-        cluster_per_class=5,
-        landscape_hidden=(4,),
-        landscape_layers=(1,),
-        landscape_orders=10,
-        landscape_epochs=1,
-        landscape_audit_samples=5,
-        layer_d=(30, 30, 20),
-        layer_trials=(2, 2, 1),
-        layer_n_atoms=256,
-        layer_gap_Cs=(2, 4, 8),
-        layer_gap_n_atoms=256,
-        layer_solver_n_base=8,
-        layer_hidden_cases=(),
-        layer_ks_tol=0.3,
+        theory=TheoryConfig(C_points=12, samples=30),
+        spectra=SpectraConfig(C=5, d=60, N=120),
+        heatmap=HeatmapConfig(Cs=(10, 100), d=5, N=20, m=3, full_C=4, train_steps=5),
+        train=TrainConfig(C=8, d=8, N=32, steps=20, lr=1e-2, record_every=5),
+        real=RealConfig(n=40, hidden=4, train_steps=20, probes=10),
+        spectrum=SpectrumConfig(hidden=8, k=12),
+        cluster=ClusterConfig(Cs=(2, 6), counts=(1, 2), d=16, m=4, per_class=5),
+        landscape=LandscapeConfig(hidden=(4,), layers=(1,), orders=10, epochs=1, audit_samples=5),
+        layer=LayerConfig(
+            d=(30, 30, 20),
+            trials=(2, 2, 1),
+            n_atoms=256,
+            gap_Cs=(2, 4, 8),
+            gap_n_atoms=256,
+            solver_n_base=8,
+            hidden_cases=(),
+            ks_tol=0.3,
+        ),
         # tiny sizes: every check runs but they are not expected to be meaningful
         rel_allowance=0.5,
         slope_tol=0.5,
@@ -262,41 +385,26 @@ _CONFIGS = {
         Cs=(4, 8, 16, 32, 64),
         trials=16,
         trials_hidden=64,
-        theory_C_points=24,
-        theory_samples=60,
-        spectra_C=5,
-        spectra_d=200,
-        spectra_N=400,
-        heatmap_Cs=(10, 100, 1000),
-        heatmap_d=8,
-        heatmap_N=64,
-        heatmap_m=4,
-        heatmap_full_C=10,
-        heatmap_train_steps=50,
-        train_C=32,
-        train_d=32,
-        train_N=320,
-        train_steps=150,
-        train_lr=2e-2,
-        train_record_every=25,
         n_boot=200,
-        real_train_steps=150,
+        theory=TheoryConfig(C_points=24, samples=60),
+        spectra=SpectraConfig(C=5, d=200, N=400),
+        heatmap=HeatmapConfig(Cs=(10, 100, 1000), d=8, N=64, m=4, full_C=10, train_steps=50),
+        train=TrainConfig(C=32, d=32, N=320, steps=150, lr=2e-2, record_every=25),
+        real=RealConfig(train_steps=150),
         # the C - 1 outliers of the GGN separate from the bulk only from width ~32 (measured:
         # gap ratio 0.2-0.5 at h = 16, 1.7-2.4 at h = 32, 4-7 at h = 64; docs/theory.md 9.2)
-        cluster_Cs=(2, 4, 8, 16),
-        cluster_counts=(1, 2),
-        landscape_hidden=(4, 16, 64),
-        landscape_layers=(1, 3),
-        landscape_epochs=3,
-        landscape_audit_samples=50,
-        layer_d=(120, 120, 100),
-        layer_trials=(4, 4, 1),
-        layer_n_atoms=1024,
-        layer_gap_Cs=(2, 3, 5, 8, 12, 20),
-        layer_gap_n_atoms=512,
-        layer_solver_n_base=16,
-        layer_hidden_cases=(),
-        layer_ks_tol=0.05,
+        cluster=ClusterConfig(Cs=(2, 4, 8, 16), counts=(1, 2)),
+        landscape=LandscapeConfig(hidden=(4, 16, 64), layers=(1, 3), epochs=3, audit_samples=50),
+        layer=LayerConfig(
+            d=(120, 120, 100),
+            trials=(4, 4, 1),
+            n_atoms=1024,
+            gap_Cs=(2, 3, 5, 8, 12, 20),
+            gap_n_atoms=512,
+            solver_n_base=16,
+            hidden_cases=(),
+            ks_tol=0.05,
+        ),
         rel_allowance=0.10,
         ks_tol=0.06,
     ),
@@ -310,24 +418,11 @@ _CONFIGS = {
         Cs=(8, 16, 32, 64, 128, 256, 512, 1024),
         trials=16,
         trials_hidden=96,
-        theory_C_points=32,
-        theory_samples=None,
-        spectra_C=10,
-        spectra_d=800,
-        spectra_N=1600,
-        heatmap_Cs=(10, 100, 1000),
-        heatmap_d=16,
-        heatmap_N=160,
-        heatmap_m=8,
-        heatmap_full_C=10,
-        heatmap_train_steps=300,
-        train_C=20,
-        train_d=50,
-        train_N=200,
-        train_steps=500,
-        train_lr=1e-2,
-        train_record_every=25,
         n_boot=1000,
+        theory=TheoryConfig(C_points=32, samples=None),
+        spectra=SpectraConfig(C=10, d=800, N=1600),
+        heatmap=HeatmapConfig(Cs=(10, 100, 1000), d=16, N=160, m=8, full_C=10, train_steps=300),
+        train=TrainConfig(C=20, d=50, N=200, steps=500, lr=1e-2, record_every=25),
     ),
     "full": ReportConfig(
         mode="full",
@@ -339,44 +434,64 @@ _CONFIGS = {
         Cs=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
         trials=64,
         trials_hidden=256,
-        theory_C_points=48,
-        theory_samples=None,
-        spectra_C=10,
-        spectra_d=2000,
-        spectra_N=4000,
-        heatmap_Cs=(10, 100, 1000),
-        heatmap_d=20,
-        heatmap_N=200,
-        heatmap_m=8,
-        heatmap_full_C=20,
-        heatmap_train_steps=1000,
-        train_C=50,
-        train_d=100,
-        train_N=500,
-        train_steps=1000,
-        train_lr=1e-2,
-        train_record_every=50,
         n_boot=2000,
+        theory=TheoryConfig(C_points=48, samples=None),
+        spectra=SpectraConfig(C=10, d=2000, N=4000),
+        heatmap=HeatmapConfig(Cs=(10, 100, 1000), d=20, N=200, m=8, full_C=20, train_steps=1000),
+        train=TrainConfig(C=50, d=100, N=500, steps=1000, lr=1e-2, record_every=50),
         rel_allowance=0.03,
         ks_tol=0.03,
     ),
 }
 
 
+def _section_of(name: str) -> tuple[str, str] | None:
+    """``"layer_Cs"`` -> ``("layer", "Cs")``: a flat prefixed setting name and its section."""
+    for sec, cls in SECTIONS.items():
+        sub = name.removeprefix(sec + "_")
+        if sub != name and sub in cls.__dataclass_fields__:
+            return sec, sub
+    return None
+
+
 def get_config(mode: str = "default", **overrides) -> ReportConfig:
     """Return the :class:`ReportConfig` of ``mode`` (one of :data:`MODES`), with overrides.
+
+    Parameters
+    ----------
+    mode : str
+        One of :data:`MODES`.
+    **overrides
+        A shared setting (``seed=5``), a whole section (``layer=LayerConfig(...)``) or one
+        setting of a section by its prefixed name (``layer_Cs=(2, 5)`` sets ``layer.Cs``).
 
     Raises
     ------
     ValueError
-        Unknown mode, or an override that is not a field of :class:`ReportConfig`.
+        Unknown mode, or an override that is not a setting of :class:`ReportConfig`.
     """
     check_choice("mode", mode, MODES)
     cfg = _CONFIGS[mode]
-    if overrides:
-        fields = set(cfg.__dataclass_fields__)
-        bad = sorted(set(overrides) - fields)
-        if bad:
-            raise ValueError(f"unknown report setting(s) {bad}; allowed: {sorted(fields)}")
-        cfg = replace(cfg, **overrides)
-    return cfg
+    if not overrides:
+        return cfg
+    top: dict = {}
+    per_section: dict[str, dict] = {}
+    bad = []
+    for name, value in overrides.items():
+        sec = _section_of(name)
+        if sec is not None:
+            per_section.setdefault(sec[0], {})[sec[1]] = value
+        elif name in cfg.__dataclass_fields__:
+            top[name] = value
+        else:
+            bad.append(name)
+    if bad:
+        allowed = [f for f in cfg.__dataclass_fields__ if f not in SECTIONS]
+        allowed += [f"{s}_{f}" for s, cls in SECTIONS.items() for f in cls.__dataclass_fields__]
+        raise ValueError(
+            f"unknown report setting(s) {sorted(bad)}; allowed: {sorted(allowed)} "
+            f"and the sections {sorted(SECTIONS)}"
+        )
+    for name, values in per_section.items():
+        top[name] = replace(top.get(name, getattr(cfg, name)), **values)
+    return replace(cfg, **top)

@@ -349,7 +349,7 @@ def test_every_measured_state_has_a_verdict():
     from rmthess.report.sections import layer, real_data
 
     cfg = get_config("default")
-    T = cfg.real_train_steps
+    T = cfg.real.train_steps
     track = pd.DataFrame(
         [
             dict(pixels=p, step=t, outliers_G=o if p == "raw" or t else 0, n_classes=10)

@@ -37,10 +37,10 @@ def test_quick_section_checks_pass(quick):
     failed = [(c.name, c.measured, c.expected, c.detail) for c in cs if not c.passed]
     assert failed == []
     # (a) one KS check per C, (b), (c), (d) x 2, (e), (f) for C <= 5 (larger C: N/A rows)
-    assert len(_by_name(cs, "KS of whole-layer")) == len(res.cfg.layer_Cs)
+    assert len(_by_name(cs, "KS of whole-layer")) == len(res.cfg.layer.Cs)
     edge = _by_name(cs, "mean top eigenvalue")
     assert [c.verdict == "N/A" for c in edge] == [
-        C > res.cfg.layer_edge_C_max for C in res.cfg.layer_Cs
+        C > res.cfg.layer.edge_C_max for C in res.cfg.layer.Cs
     ]
     for text in ("M2 of the layer law", "matrix GMP solver", "slope of W1_rel", "= 1/C", "zero"):
         assert len(_by_name(cs, text)) == 1
@@ -69,7 +69,7 @@ def test_quick_section_writes_figures_and_tables(quick):
     import pandas as pd
 
     ks = pd.read_csv(out / "tables" / "layer_ks.csv")
-    assert list(ks["C"]) == list(get_config("quick").layer_Cs)
+    assert list(ks["C"]) == list(get_config("quick").layer.Cs)
     gap = pd.read_csv(out / "tables" / "layer_gap.csv")
     assert {"case", "C", "W1_rel", "KS", "edge_gap_rel"} <= set(gap.columns)
     assert len(sec.figures) == 2 and len(sec.tables) == 2
@@ -142,12 +142,12 @@ def test_config_and_registration():
     assert NAMES.index("layer") == NAMES.index("spectra") + 1
     for mode in MODES:
         cfg = get_config(mode)
-        assert len(cfg.layer_Cs) == len(cfg.layer_d) == len(cfg.layer_trials)
-        assert min(cfg.layer_gap_Cs) >= 2 and len(cfg.layer_gap_Cs) >= 3
+        assert len(cfg.layer.Cs) == len(cfg.layer.d) == len(cfg.layer.trials)
+        assert min(cfg.layer.gap_Cs) >= 2 and len(cfg.layer.gap_Cs) >= 3
         assert all(
             t >= 2
-            for C, t in zip(cfg.layer_Cs, cfg.layer_trials, strict=True)
-            if C <= cfg.layer_edge_C_max
+            for C, t in zip(cfg.layer.Cs, cfg.layer.trials, strict=True)
+            if C <= cfg.layer.edge_C_max
         )  # the top-edge check needs an SE
     with pytest.raises(ValueError, match="same length"):
         layer._sizes(get_config("quick", layer_d=(100, 100)))

@@ -1,8 +1,8 @@
 """Section ``clusters``: the clustered-data ablation of the paper's Appendix B.2 (Figs 11-12).
 
 Data: ``rmthess.data.clustered`` (K = clusters x C centres on the unit sphere, several
-clusters per class, d = ``cluster_d``, ``cluster_per_class`` samples per class); model: the
-paper's one-hidden-layer ReLU net (m = ``cluster_m``, no biases, LeCun initialization), CE
+clusters per class, d = ``cfg.cluster.d``, ``cfg.cluster.per_class`` samples per class); model: the
+paper's one-hidden-layer ReLU net (m = ``cfg.cluster.m``, no biases, LeCun initialization), CE
 loss, at initialization. For every (clusters, C): the off/diag ratio of the class blocks of
 the output layer and of the hidden-neuron blocks, exact (block norms from the dense Hessian).
 
@@ -32,7 +32,7 @@ class ClustersResult:
 
 
 def units(cfg: ReportConfig) -> int:
-    return len(cfg.cluster_counts)
+    return len(cfg.cluster.counts)
 
 
 def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> ClustersResult:
@@ -43,14 +43,14 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Clust
     from rmthess.data import clustered
 
     recs = []
-    for K in cfg.cluster_counts:
+    for K in cfg.cluster.counts:
         step(f"clusters K={K}")
-        for C in cfg.cluster_Cs:
-            ds = clustered(C, cfg.cluster_d, C * cfg.cluster_per_class, clusters=K, seed=cfg.seed)
+        for C in cfg.cluster.Cs:
+            ds = clustered(C, cfg.cluster.d, C * cfg.cluster.per_class, clusters=K, seed=cfg.seed)
             model = mlp(
                 ds.d,
                 C,
-                (cfg.cluster_m,),
+                (cfg.cluster.m,),
                 bias=False,
                 seed=section_seed(cfg, "clusters", "model", C),
             )
@@ -63,8 +63,8 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Clust
 
 def checks(result: ClustersResult) -> list[Check]:
     cfg, df, out = result.cfg, result.ratios, []
-    cmin, cmax = min(cfg.cluster_Cs), max(cfg.cluster_Cs)
-    for K in cfg.cluster_counts:
+    cmin, cmax = min(cfg.cluster.Cs), max(cfg.cluster.Cs)
+    for K in cfg.cluster.counts:
         sub = df[(df["clusters"] == K) & (df["blocks"] == "output-rows")].set_index("C")["ratio"]
         out.append(
             check_upper(
@@ -107,8 +107,8 @@ def render(result: ClustersResult, out: Output) -> Section:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     styles = [("o", "-", 7), ("s", "--", 5.5), ("^", ":", 4.5), ("D", "-.", 3.5)]
     for ax, b in zip(axes, ("output-rows", "hidden-rows"), strict=True):
-        groups = _coinciding(df, b, cfg.cluster_counts)
-        for i, K in enumerate(cfg.cluster_counts):
+        groups = _coinciding(df, b, cfg.cluster.counts)
+        for i, K in enumerate(cfg.cluster.counts):
             sub = df[(df["clusters"] == K) & (df["blocks"] == b)].sort_values("C")
             marker, ls, ms = styles[i % len(styles)]
             label = f"{K} cluster(s) per class"
@@ -119,7 +119,7 @@ def render(result: ClustersResult, out: Output) -> Section:
         ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xticks(list(cfg.cluster_Cs), [str(c) for c in cfg.cluster_Cs])
+        ax.set_xticks(list(cfg.cluster.Cs), [str(c) for c in cfg.cluster.Cs])
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("number of classes C")
         ax.set_title("class blocks (output layer)" if b == "output-rows" else "hidden neurons")
@@ -127,9 +127,9 @@ def render(result: ClustersResult, out: Output) -> Section:
     axes[0].set_ylabel("off/diag ratio r")
     sec.figures.append(("block ratio vs C, per cluster count", out.figure(fig, "clusters.png")))
     sec.text.append(
-        f"K-clustered data (clusters on the unit sphere in d = {cfg.cluster_d}, several per "
-        f"class, {cfg.cluster_per_class} samples per class), one hidden ReLU layer of "
-        f"{cfg.cluster_m} neurons, CE, at initialization; exact block norms of one Hessian per "
+        f"K-clustered data (clusters on the unit sphere in d = {cfg.cluster.d}, several per "
+        f"class, {cfg.cluster.per_class} samples per class), one hidden ReLU layer of "
+        f"{cfg.cluster.m} neurons, CE, at initialization; exact block norms of one Hessian per "
         "point (dense-free: unit probes on each block)."
     )
     sec.tables.append(("Ratios", df, out.table(df, "clusters.csv")))

@@ -55,16 +55,16 @@ def units(cfg: ReportConfig) -> int:
 def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> DynamicsResult:
     from rmthess.simulate.training import train_dynamics
 
-    m = cfg.heatmap_m if cfg.mode == "tiny" else cfg.m
+    m = cfg.heatmap.m if cfg.mode == "tiny" else cfg.m
     step("dynamics")
     df = train_dynamics(
-        C=cfg.train_C,
-        d=cfg.train_d,
-        N=cfg.train_N,
+        C=cfg.train.C,
+        d=cfg.train.d,
+        N=cfg.train.N,
         m=m,
-        steps=cfg.train_steps,
-        lr=cfg.train_lr,
-        record_every=cfg.train_record_every,
+        steps=cfg.train.steps,
+        lr=cfg.train.lr,
+        record_every=cfg.train.record_every,
         seed=cfg.seed,
         device=device,
         loss="ce",
@@ -140,9 +140,9 @@ def render(result: DynamicsResult, out: Output) -> Section:
     fig = fig_dynamics(df, columns=norms, fractions=fracs, labels=LABELS)
     sec.figures.append(("block norms along training", out.figure(fig, "dynamics.png")))
     sec.text.append(
-        f"One-hidden-layer net, CE loss, random labels, C = {cfg.train_C}, d = {cfg.train_d}, "
-        f"m = {result.m}, N = {cfg.train_N}, full-batch Adam, lr = {cfg.train_lr:g} with a cosine "
-        f"schedule, {cfg.train_steps} steps (rmthess.simulate.training.train_dynamics; the paper "
+        f"One-hidden-layer net, CE loss, random labels, C = {cfg.train.C}, d = {cfg.train.d}, "
+        f"m = {result.m}, N = {cfg.train.N}, full-batch Adam, lr = {cfg.train.lr:g} with a cosine "
+        f"schedule, {cfg.train.steps} steps (rmthess.simulate.training.train_dynamics; the paper "
         "uses d = C = 500, lr = 1e-4 until convergence). The residual part of the cross-layer "
         "block, (1/N) sum_i M_ij r_ik x_i e_j^T with r_i = p_i - e_{y_i}, draws the "
         "block-circulant stripes at initialization; it shrinks as the residuals do, while the "

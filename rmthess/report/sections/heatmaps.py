@@ -42,11 +42,11 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
 
     from rmthess.simulate.heatmaps import hessian_heatmap
 
-    d, N, m = cfg.heatmap_d, cfg.heatmap_N, cfg.heatmap_m
+    d, N, m = cfg.heatmap.d, cfg.heatmap.N, cfg.heatmap.m
     recs, hidden = [], []
     for loss in LOSSES:
         step(f"heatmaps {loss}")
-        for C in cfg.heatmap_Cs:
+        for C in cfg.heatmap.Cs:
             hm = hessian_heatmap(
                 "hidden",
                 loss,
@@ -68,7 +68,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
                     ylabel="hidden weights W",
                 )
             )
-    C, steps = cfg.heatmap_full_C, cfg.heatmap_train_steps
+    C, steps = cfg.heatmap.full_C, cfg.heatmap.train_steps
     full, cross = [], []
     for t in (0, steps):
         step(f"heatmap whole net at step {t}")
@@ -82,7 +82,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
             seed=cfg.seed,
             part="full",
             step=t,
-            train_kwargs=dict(steps=steps, lr=cfg.train_lr),
+            train_kwargs=dict(steps=steps, lr=cfg.train.lr),
             device=device,
         )
         H, lay = hm.values, hm.layout
@@ -113,7 +113,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Heatm
 
 def checks(result: HeatmapsResult) -> list[Check]:
     cfg, df, out = result.cfg, result.ratios, []
-    cmin, cmax = min(cfg.heatmap_Cs), max(cfg.heatmap_Cs)
+    cmin, cmax = min(cfg.heatmap.Cs), max(cfg.heatmap.Cs)
     pred = math.sqrt(cmin / cmax)
     for loss in LOSSES:
         sub = df[df["loss"] == loss].set_index("C")["block_ratio"]
@@ -124,7 +124,7 @@ def checks(result: HeatmapsResult) -> list[Check]:
                 sub[cmax] / sub[cmin],
                 min(0.9, 3 * pred),
                 f"theory ~ sqrt({cmin}/{cmax}) = {pred:.3g} at large C; bound 3x that (one small "
-                f"instance, d={cfg.heatmap_d}, N={cfg.heatmap_N})",
+                f"instance, d={cfg.heatmap.d}, N={cfg.heatmap.N})",
             )
         )
     return out
@@ -135,7 +135,7 @@ def render(result: HeatmapsResult, out: Output) -> Section:
 
     cfg = result.cfg
     sec = Section("Hessian heatmaps |H| (paper Figures 2-3 and 6)")
-    fig = fig_heatmaps(result.hidden_panels, ncols=len(cfg.heatmap_Cs), shared_scale="rows")
+    fig = fig_heatmaps(result.hidden_panels, ncols=len(cfg.heatmap.Cs), shared_scale="rows")
     sec.figures.append(
         ("hidden-layer Hessian |H| at several C (Figure 6)", out.figure(fig, "heatmap_hidden.png"))
     )
@@ -148,8 +148,8 @@ def render(result: HeatmapsResult, out: Output) -> Section:
         )
     )
     sec.text.append(
-        f"Hidden-layer heatmaps: d = {cfg.heatmap_d}, N = {cfg.heatmap_N}, "
-        f"m = {cfg.heatmap_m}; red lines separate the blocks (one per hidden neuron), white "
+        f"Hidden-layer heatmaps: d = {cfg.heatmap.d}, N = {cfg.heatmap.N}, "
+        f"m = {cfg.heatmap.m}; red lines separate the blocks (one per hidden neuron), white "
         "entries are exactly 0; "
         "one log colour scale per row (per loss), so panels of different C compare "
         "directly. Each single Hessian's block ratio r = sqrt(mean off-block ||H_jl||^2 / "

@@ -43,11 +43,11 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Lands
     ds = paper_pixels(digits())
     res = landscape_experiment(
         ds,
-        hidden=cfg.landscape_hidden,
-        layers=cfg.landscape_layers,
-        orders=cfg.landscape_orders,
-        epochs=cfg.landscape_epochs,
-        audit_samples=cfg.landscape_audit_samples,
+        hidden=cfg.landscape.hidden,
+        layers=cfg.landscape.layers,
+        orders=cfg.landscape.orders,
+        epochs=cfg.landscape.epochs,
+        audit_samples=cfg.landscape.audit_samples,
         seed=cfg.seed,
         progress=False,
     )
@@ -63,7 +63,7 @@ def checks(result: LandscapeResult) -> list[Check]:
             "Monte-Carlo E Delta_k^2 vs exact S^2/(k(k+1)), max abs z over networks",
             float(df["mc_vs_exact_z"].abs().max()),
             cfg.k_se,
-            f"{len(df)} networks, {cfg.landscape_orders} orders each; z of the k(k+1)-weighted "
+            f"{len(df)} networks, {cfg.landscape.orders} orders each; z of the k(k+1)-weighted "
             "mean of Delta_k^2 over odd k (exactly S^2 in expectation)",
         )
     )
@@ -137,7 +137,7 @@ def render(result: LandscapeResult, out: Output) -> Section:
     )
     sec.text.append(
         f"Digits (N = {res.n}, pixels in [-1, 1]); bias-free ReLU MLPs trained with Adam "
-        f"(lr 1e-3, batch 64, {cfg.landscape_epochs} epochs); {cfg.landscape_orders} random "
+        f"(lr 1e-3, batch 64, {cfg.landscape.epochs} epochs); {cfg.landscape.orders} random "
         "orders. The curve measures the spread of the per-sample losses at theta*: exactly, "
         "E Delta_k^2 = S^2/(k(k+1)) with S^2 the losses' sample variance (docs/theory.md 9.3), "
         "so the O(1/k) rate needs no Hessian. The paper's EMA (factor 0.99) lags by ~99 "

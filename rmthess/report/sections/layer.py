@@ -6,7 +6,7 @@ For the linear model with CE loss the layer Hessian ``H = (1/N) sum_i A_i (x) x_
 the matrix GMP equation; docs/theory.md 9.1), its block-diagonal part the mixture of the
 diagonal blocks' laws (:func:`rmthess.theory.block_diagonal_law`). Figure 1 draws both
 densities over the real simulated eigenvalues (:func:`rmthess.simulate.layer.layer_eigenvalues`)
-for ``cfg.layer_Cs``; figure 2 the distances between the two laws against C
+for ``cfg.layer.Cs``; figure 2 the distances between the two laws against C
 (:func:`rmthess.theory.gap_vs_C`), for linear-ce and, in the default mode, hidden-* layers
 at a small width.
 
@@ -19,7 +19,7 @@ Checks (measured vs predicted, each with its reason):
     atoms (C = 3);
 (d) fitted slope of ``W1_rel`` against C within 0.15 of -1, and ``KS = 1/C``;
 (e) the simulated zero fraction is exactly ``1/C`` (the kernel ``1 (x) R^d``);
-(f) mean top eigenvalue vs the law's top edge for ``C <= cfg.layer_edge_C_max`` (no
+(f) mean top eigenvalue vs the law's top edge for ``C <= cfg.layer.edge_C_max`` (no
     outlier there: docs/theory.md 9.1.6); larger C are shown as N/A rows with the excess
     and the reason.
 """
@@ -74,13 +74,13 @@ class LayerResult:
 
 
 def units(cfg: ReportConfig) -> int:
-    return len(cfg.layer_Cs) + 2 + len(cfg.layer_hidden_cases)
+    return len(cfg.layer.Cs) + 2 + len(cfg.layer.hidden_cases)
 
 
 def _sizes(cfg: ReportConfig):
-    if not (len(cfg.layer_Cs) == len(cfg.layer_d) == len(cfg.layer_trials)):
-        raise ValueError("layer_Cs, layer_d and layer_trials must have the same length")
-    return list(zip(cfg.layer_Cs, cfg.layer_d, cfg.layer_trials, strict=True))
+    if not (len(cfg.layer.Cs) == len(cfg.layer.d) == len(cfg.layer.trials)):
+        raise ValueError("cfg.layer: Cs, d and trials must have the same length")
+    return list(zip(cfg.layer.Cs, cfg.layer.d, cfg.layer.trials, strict=True))
 
 
 @contextmanager
@@ -103,7 +103,7 @@ def _panel(cfg, C, d, trials, device):
     from rmthess.simulate.layer import layer_eigenvalues
     from rmthess.theory import block_diagonal_law, frobenius_limits, layer_law
 
-    gamma = cfg.layer_gamma
+    gamma = cfg.layer.gamma
     N = max(1, round(d / gamma))
     with _one_torch_thread(device):
         sp = layer_eigenvalues(
@@ -118,8 +118,8 @@ def _panel(cfg, C, d, trials, device):
     ev = sp.eigenvalues.copy()
     zero = np.abs(ev) <= np.array([zero_tolerance(e) for e in ev])[:, None]
     ev[zero] = 0.0
-    law = layer_law(CASE, C, d / N, n_atoms=cfg.layer_n_atoms, seed=cfg.seed)
-    bd = block_diagonal_law(CASE, C, d / N, n_atoms=cfg.layer_n_atoms, seed=cfg.seed)
+    law = layer_law(CASE, C, d / N, n_atoms=cfg.layer.n_atoms, seed=cfg.seed)
+    bd = block_diagonal_law(CASE, C, d / N, n_atoms=cfg.layer.n_atoms, seed=cfg.seed)
     ks_trials = np.array([ks_statistic(e, law) for e in ev])
     ks_pooled = ks_statistic(ev.ravel(), law)
     top = ev[:, -1]
@@ -133,7 +133,7 @@ def _panel(cfg, C, d, trials, device):
         N=N,
         gamma=d / N,
         trials=trials,
-        n_atoms=cfg.layer_n_atoms,
+        n_atoms=cfg.layer.n_atoms,
         ks=ks_pooled,
         ks_max_trial=float(ks_trials.max()),
         zero_fraction=float(zf.mean()),
@@ -214,22 +214,22 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Layer
         panels.append(panel)
     step("layer gap vs C")
     gap = gap_vs_C(
-        CASE, cfg.layer_gap_Cs, cfg.layer_gamma, n_atoms=cfg.layer_gap_n_atoms, seed=cfg.seed
+        CASE, cfg.layer.gap_Cs, cfg.layer.gamma, n_atoms=cfg.layer.gap_n_atoms, seed=cfg.seed
     )
     step("layer solver")
     solver = solver_vs_reduction(
-        3, cfg.layer_gamma, cfg.layer_solver_n_base, section_seed(cfg, "layer", "solver")
+        3, cfg.layer.gamma, cfg.layer.solver_n_base, section_seed(cfg, "layer", "solver")
     )
     hidden = []
-    for case in cfg.layer_hidden_cases:
+    for case in cfg.layer.hidden_cases:
         step(f"layer {case}")
-        m = m_for(case, cfg.layer_hidden_m)
+        m = m_for(case, cfg.layer.hidden_m)
         curve = gap_vs_C(
             case,
-            cfg.layer_hidden_Cs,
-            cfg.layer_gamma,
+            cfg.layer.hidden_Cs,
+            cfg.layer.gamma,
             m,
-            n_atoms=cfg.layer_hidden_n_atoms,
+            n_atoms=cfg.layer.hidden_n_atoms,
             seed=cfg.seed,
         )
         hidden.append((case, m, curve))
@@ -254,7 +254,7 @@ def checks(result: LayerResult) -> list[Check]:
                 NAME,
                 f"{CASE} C={C}: KS of whole-layer eigenvalues to the layer law",
                 r["ks"],
-                cfg.layer_ks_tol,
+                cfg.layer.ks_tol,
                 f"d={d}, N={int(r['N'])}, {int(r['trials'])} trial(s) pooled (worst single trial "
                 f"{r['ks_max_trial']:.3g}); the atom 1/C at 0 counted by ks_statistic; "
                 "eigenvalues are rigid, KS is O(1/d) plus edge effects",
@@ -296,8 +296,8 @@ def checks(result: LayerResult) -> list[Check]:
             g.slope["W1_rel"],
             -1.0,
             SLOPE_TOL,
-            f"C = {', '.join(str(x.C) for x in g.gaps)}, gamma={cfg.layer_gamma:g}, "
-            f"n_atoms={cfg.layer_gap_n_atoms}; fit SE {g.slope_se['W1_rel']:.2g}; "
+            f"C = {', '.join(str(x.C) for x in g.gaps)}, gamma={cfg.layer.gamma:g}, "
+            f"n_atoms={cfg.layer.gap_n_atoms}; fit SE {g.slope_se['W1_rel']:.2g}; "
             "prediction W1_rel ~ 1/C (docs/theory.md 9.1.4)",
         )
     )
@@ -325,7 +325,7 @@ def checks(result: LayerResult) -> list[Check]:
     out.append(worst_of(rows, NAME, f"{CASE}: simulated zero fraction = atom 1/C"))
     for _, r in df.iterrows():  # (f)
         C, d, T = int(r["C"]), int(r["d"]), int(r["trials"])
-        if C > cfg.layer_edge_C_max:
+        if C > cfg.layer.edge_C_max:
             excess = r["lambda_max"] / r["top_edge"] - 1.0
             out.append(
                 check_na(
@@ -333,7 +333,7 @@ def checks(result: LayerResult) -> list[Check]:
                     f"{CASE} C={C}: mean top eigenvalue vs the law's top edge",
                     r["lambda_max"],
                     f"{excess:+.1%} vs the law's top edge {r['top_edge']:.4g} (d={d}, {T} "
-                    f"trial(s)); the no-outlier rule is claimed for C <= {cfg.layer_edge_C_max}"
+                    f"trial(s)); the no-outlier rule is claimed for C <= {cfg.layer.edge_C_max}"
                     ": at C >= 20 the law's top edge lies in a thin tail of the atom-discretised"
                     " law (it grows with the atom count), and the real top eigenvalue also "
                     "exceeds the decoupled edge (8-9 % at gamma = 0.25, where one outlier is "
@@ -373,10 +373,10 @@ def render(result: LayerResult, out: Output) -> Section:
         "law delta_0/C + (1 - 1/C) GMP(nu') (nu' the law of a nonzero eigenvalue of A; exact "
         "reduction of the matrix GMP equation, docs/theory.md 9.1) against the law of its "
         "block-diagonal part (the diagonal blocks' GMP laws mixed) and the real simulated "
-        f"eigenvalues (gamma = {cfg.layer_gamma:g}; {sizes}"
+        f"eigenvalues (gamma = {cfg.layer.gamma:g}; {sizes}"
         + (
             "; the largest C at a smaller d: the dense eigensolver is O((C d)^3)"
-            if len(set(cfg.layer_d)) > 1
+            if len(set(cfg.layer.d)) > 1
             else ""
         )
         + "). The atom at 0 (the all-ones direction in class space is in every A_i's "
@@ -387,8 +387,8 @@ def render(result: LayerResult, out: Output) -> Section:
     sec.figures.append(
         ("whole-layer spectrum vs block-diagonal law", out.figure(fig, "layer_spectra.png"))
     )
-    curves = [(f"{CASE}, gamma={cfg.layer_gamma:g}", result.gap)]
-    curves += [(f"{c}, m={m}, gamma={cfg.layer_gamma:g}", cv) for c, m, cv in result.hidden]
+    curves = [(f"{CASE}, gamma={cfg.layer.gamma:g}", result.gap)]
+    curves += [(f"{c}, m={m}, gamma={cfg.layer.gamma:g}", cv) for c, m, cv in result.hidden]
     fig = fig_layer_gap(curves)
     sec.figures.append(
         ("distance to the block-diagonal law against C", out.figure(fig, "layer_gap.png"))
@@ -399,7 +399,7 @@ def render(result: LayerResult, out: Output) -> Section:
         "relative gap of the top edges; slopes are least-squares fits in log-log. For C >= 20 "
         "the top edge of the atom-discretised law is set by the largest atoms (thin islands "
         "at the top), so the edge gap is noisier there and the top-edge check is made only "
-        f"for C <= {cfg.layer_edge_C_max}; larger C are listed as N/A rows with the measured "
+        f"for C <= {cfg.layer.edge_C_max}; larger C are listed as N/A rows with the measured "
         "excess over the edge (docs/theory.md 9.1.6: the real top eigenvalue exceeds the "
         "decoupled edge there too, and one outlier is predicted at C = 20, gamma = 0.25)."
         + (

@@ -1,12 +1,12 @@
 """Section ``real-data``: the paper's Figure 1 on real data, and the spectrum of a trained MLP.
 
 1. Figure-1 analogue (paper: CIFAR-100, 128 images, one hidden ReLU layer of 8 neurons, at
-   initialization): the same net on scikit-learn's digits (``real_n`` images, C = 10), at
-   initialization and after ``real_train_steps`` Adam steps: the dense |H| with the hidden,
+   initialization): the same net on scikit-learn's digits (``cfg.real.n`` images, C = 10), at
+   initialization and after ``cfg.real.train_steps`` Adam steps: the dense |H| with the hidden,
    output and cross-layer parts marked, and the block ratios of the hidden-neuron blocks and
    of the class blocks (``rmthess.curvature.block_norms``, masked probes), each checked
    against the dense matrix.
-2. Spectrum of a trained digits MLP (hidden width ``spectrum_hidden``): top eigenvalues of H
+2. Spectrum of a trained digits MLP (hidden width ``cfg.spectrum.hidden``): top eigenvalues of H
    and of the GGN G (Lanczos, checked against ``eigvalsh`` of the dense matrix), the SLQ
    density of H, and the number of outliers of G against the number of classes (Papyan
    2020: about C outliers).
@@ -68,23 +68,23 @@ def _figure1(cfg, step):
 
     # standardized pixels: with raw (non-negative) pixels and no biases, a ReLU neuron whose
     # weights sum negative is dead on every image; centred inputs keep the neurons alive
-    ds = digits().subset(cfg.real_n, seed=cfg.seed).standardize()
+    ds = digits().subset(cfg.real.n, seed=cfg.seed).standardize()
     data = ds.tensors()
-    model = mlp(ds.d, ds.n_classes, (cfg.real_hidden,), bias=False, seed=cfg.seed)
+    model = mlp(ds.d, ds.n_classes, (cfg.real.hidden,), bias=False, seed=cfg.seed)
     recs, panels, log, op_err = [], [], None, 0.0
-    m, d, C = cfg.real_hidden, ds.d, ds.n_classes
+    m, d, C = cfg.real.hidden, ds.d, ds.n_classes
     split = m * d
     for when in ("init", "trained"):
         step(f"real-data Figure 1 ({'initialization' if when == 'init' else 'training'})")
         if when == "trained":
-            log = train(model, "ce", data, steps=cfg.real_train_steps, lr=1e-2, seed=cfg.seed)
+            log = train(model, "ce", data, steps=cfg.real.train_steps, lr=1e-2, seed=cfg.seed)
         H = dense_hessian(model, "ce", data)
         op = curvature_operator(model, "ce", data)
         v = rng(cfg.seed, "report", "real-data", "probe").standard_normal(op.shape[0])
         op_err = max(op_err, float(np.abs(op @ v - H @ v).max() / np.abs(H @ v).max()))
         for b in BLOCKS:
             bm = block_norms(
-                None, None, None, b, op=op, probes=cfg.real_probes, seed=cfg.seed, progress=False
+                None, None, None, b, op=op, probes=cfg.real.probes, seed=cfg.seed, progress=False
             )
             exact = _dense_ratio(H, op, b)
             recs.append(
@@ -99,7 +99,7 @@ def _figure1(cfg, step):
                     n_matvecs=bm.n_matvecs,
                 )
             )
-        title = "at init" if when == "init" else f"after {cfg.real_train_steps} Adam steps"
+        title = "at init" if when == "init" else f"after {cfg.real.train_steps} Adam steps"
         panels.append(
             dict(
                 title=f"digits, whole |H| {title}",
@@ -144,7 +144,7 @@ def _spectrum(cfg, step):
     from rmthess.curvature.density import spectral_density
     from rmthess.data import digits
 
-    T = cfg.real_train_steps
+    T = cfg.real.train_steps
     checkpoints = (0, max(1, T // 6), T)
     rows, track = [], []
     for scaling in ("raw", "standardized"):
@@ -154,7 +154,7 @@ def _spectrum(cfg, step):
         model = mlp(
             ds.d,
             ds.n_classes,
-            (cfg.spectrum_hidden,),
+            (cfg.spectrum.hidden,),
             seed=section_seed(cfg, "real-data", "spectrum"),
         )
         done = 0
@@ -162,7 +162,7 @@ def _spectrum(cfg, step):
             if t > done:
                 train(model, "ce", data, steps=t - done, lr=1e-2, seed=cfg.seed)
                 done = t
-            H, G, topH, topG, tr, out = _diagnostics(model, data, cfg.spectrum_k, cfg.seed)
+            H, G, topH, topG, tr, out = _diagnostics(model, data, cfg.spectrum.k, cfg.seed)
             track.append(
                 dict(
                     pixels=scaling,
@@ -177,7 +177,7 @@ def _spectrum(cfg, step):
             )
         if scaling == "raw":  # the final raw-pixel model: dense check and density
             for kind, op, top in (("hessian", H, topH), ("ggn", G, topG)):
-                dense = np.linalg.eigvalsh(op.to_dense())[::-1][: cfg.spectrum_k]
+                dense = np.linalg.eigvalsh(op.to_dense())[::-1][: cfg.spectrum.k]
                 for i, (lam, r) in enumerate(zip(top.eigenvalues, top.residuals, strict=True)):
                     rec = dict(matrix=kind, index=i, eigenvalue=lam, dense=dense[i], residual=r)
                     rows.append(rec)
@@ -210,7 +210,7 @@ def checks(result: RealDataResult) -> list[Check]:
             "block ratios by masked probes vs dense, max abs z-score",
             z,
             cfg.k_se,
-            f"{len(result.ratios)} ratios, {cfg.real_probes} probes per block",
+            f"{len(result.ratios)} ratios, {cfg.real.probes} probes per block",
         )
     )
     sp = result.spectrum
@@ -218,7 +218,7 @@ def checks(result: RealDataResult) -> list[Check]:
     out.append(
         check_upper(
             NAME,
-            f"top-{cfg.spectrum_k} eigenvalues of H and G (Lanczos) vs eigvalsh, max rel.",
+            f"top-{cfg.spectrum.k} eigenvalues of H and G (Lanczos) vs eigvalsh, max rel.",
             rel,
             1e-8,
         )
@@ -228,7 +228,7 @@ def checks(result: RealDataResult) -> list[Check]:
     for _, r in result.track.iterrows():
         t, C = int(r["step"]), int(r["n_classes"])
         name = f"GGN outliers, digits MLP ({r['pixels']} pixels) at step {t}"
-        if r["pixels"] == "raw" and t < cfg.real_train_steps:
+        if r["pixels"] == "raw" and t < cfg.real.train_steps:
             out.append(
                 check_abs(
                     NAME,
@@ -252,7 +252,7 @@ def checks(result: RealDataResult) -> list[Check]:
                     reference=C - 0.5,
                 )
             )
-        elif t < cfg.real_train_steps:
+        elif t < cfg.real.train_steps:
             out.append(
                 check_upper(
                     NAME,
@@ -280,7 +280,7 @@ def checks(result: RealDataResult) -> list[Check]:
         out.append(
             check_na(
                 NAME,
-                f"Figure-1 block ratio ({r['blocks']}) after {cfg.real_train_steps} Adam steps",
+                f"Figure-1 block ratio ({r['blocks']}) after {cfg.real.train_steps} Adam steps",
                 r["ratio_dense"],
                 f"{r['ratio_dense'] / init:.2g}x its value at initialization ({init:.3g}): the "
                 "small off-diagonal blocks are a claim about random initialization (weights "
@@ -330,22 +330,22 @@ def render(result: RealDataResult, out: Output) -> Section:
     fig2, ax = plt.subplots(figsize=(6.4, 4.0))
     top = result.spectrum[result.spectrum["matrix"] == "hessian"]["eigenvalue"].to_numpy()
     plot_density(result.density, ax=ax, eigenvalues=top)
-    ax.set_title(f"SLQ density of H, trained digits MLP (hidden {cfg.spectrum_hidden})")
+    ax.set_title(f"SLQ density of H, trained digits MLP (hidden {cfg.spectrum.hidden})")
     sec.figures.append(("spectral density and top eigenvalues", out.figure(fig2, "real_slq.png")))
     sec.text.append(
-        f"Figure-1 analogue: {cfg.real_n} digits images (8x8, C = 10, pixels standardized), "
+        f"Figure-1 analogue: {cfg.real.n} digits images (8x8, C = 10, pixels standardized), "
         "one hidden ReLU layer "
-        f"of {cfg.real_hidden} neurons without biases (the paper's model), LeCun "
+        f"of {cfg.real.hidden} neurons without biases (the paper's model), LeCun "
         "initialization; |H| on a log colour scale. Ratios r = sqrt(mean off-block / mean "
         "diagonal-block squared Frobenius norm per entry), for the hidden-neuron blocks (d x d) "
-        f"and the class blocks (m x m), by masked probes ({cfg.real_probes} per block) with "
+        f"and the class blocks (m x m), by masked probes ({cfg.real.probes} per block) with "
         "their standard errors, against the dense matrix. Spectrum: top eigenvalues of H and "
         "of G for a trained MLP on all 1797 digits; the GGN's outliers are counted against C "
         "(at initialization, early and late in training, with raw and with standardized "
         "pixels: the outliers belong to the non-centred raw pixels)."
     )
     df = result.ratios
-    sec.text.append(_trained_ratios_text(df, cfg.real_train_steps))
+    sec.text.append(_trained_ratios_text(df, cfg.real.train_steps))
     sec.tables.append(("Block ratios on digits", df, out.table(df, "real_ratios.csv")))
     sp = result.spectrum
     sec.tables.append(("Top eigenvalues, H and G", sp, out.table(sp, "real_top_eigs.csv")))

@@ -57,7 +57,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Spect
     from rmthess.simulate.spectra import block_eigenvalues
     from rmthess.theory import GMPLaw, block_weight_law
 
-    C, d, N = cfg.spectra_C, cfg.spectra_d, cfg.spectra_N
+    C, d, N = cfg.spectra.C, cfg.spectra.d, cfg.spectra.N
     gamma = d / N
     recs, panels = [], []
     for block in BLOCKS:
@@ -135,7 +135,7 @@ def render(result: SpectraResult, out: Output) -> Section:
     sec = Section("Limiting spectral density of a block (beyond the paper)")
     sec.text.append(
         "Eigenvalues of one diagonal block H_00 and one off-diagonal block H_01 of a linear "
-        f"model with CE loss (C = {cfg.spectra_C}, d = {cfg.spectra_d}, N = {cfg.spectra_N}), "
+        f"model with CE loss (C = {cfg.spectra.C}, d = {cfg.spectra.d}, N = {cfg.spectra.N}), "
         "histogrammed under the limiting density from the generalized Marchenko-Pastur "
         "equation with the block's weight law (rmthess.theory.GMPLaw; docs/theory.md "
         "section 3)."

@@ -43,7 +43,7 @@ def C_grid(cfg: ReportConfig, case: str) -> list[int]:
     if get_case(case).monte_carlo_theory:
         return sorted(set(cfg.Cs))
     lo, hi = min(cfg.Cs), max(cfg.Cs)
-    grid = np.unique(np.round(np.geomspace(lo, hi, cfg.theory_C_points)).astype(int))
+    grid = np.unique(np.round(np.geomspace(lo, hi, cfg.theory.C_points)).astype(int))
     return sorted(set(grid.tolist()) | set(cfg.Cs))
 
 
@@ -112,7 +112,7 @@ def _stored_limits(cfg: ReportConfig):
         if (init.name, init.sigma) != (want_init.name, want_init.sigma):
             continue
         if c.monte_carlo_theory:
-            n_V, n_g = default_sizes(rec["case"], C, m, cfg.theory_samples, None)
+            n_V, n_g = default_sizes(rec["case"], C, m, cfg.theory.samples, None)
             if not (_same(rec, "n_samples", n_V) and _same(rec, "n_inner", n_g)):
                 continue
         keep = {k: v for k, v in rec.items() if k not in _STORE_ONLY}
@@ -137,8 +137,8 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Theor
         c = get_case(case)
         m = m_for(case, cfg.m)
         kwargs = {"seed": cfg.seed, "progress": False}  # the report's bar only: none nested
-        if c.monte_carlo_theory and cfg.theory_samples is not None:
-            kwargs["samples"] = cfg.theory_samples
+        if c.monte_carlo_theory and cfg.theory.samples is not None:
+            kwargs["samples"] = cfg.theory.samples
         if not c.monte_carlo_theory:
             step(f"theory {case}")
         for C in C_grid(cfg, case):
