@@ -30,9 +30,17 @@ class ExitOnClose(WorkerPlugin):
 
     def setup(self, worker):
         logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+        # the scheduler may close first (Ctrl-C, end of run): its worker then says so once
+        logging.getLogger("distributed.worker").addFilter(_drop_unaware_scheduler)
 
     def teardown(self, worker):
         os._exit(0)
+
+
+def _drop_unaware_scheduler(record: logging.LogRecord) -> bool:
+    """Logging filter: drop the worker's "Scheduler was unaware of this worker" line, which
+    a close in the usual order (scheduler first) can produce; keep everything else."""
+    return "Scheduler was unaware of this worker" not in record.getMessage()
 
 
 def run_dask(fn, batches, handle, *, workers, scheduler, gpu, **_):
