@@ -30,21 +30,40 @@ class ExitOnClose(WorkerPlugin):
 
     def setup(self, worker):
         logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
-        # the scheduler may close first (Ctrl-C, end of run): its worker then says so once
-        logging.getLogger("distributed.worker").addFilter(_drop_unaware_scheduler)
+        quiet_close_noise()
 
     def teardown(self, worker):
         os._exit(0)
 
 
-def _drop_unaware_scheduler(record: logging.LogRecord) -> bool:
-    """Logging filter: drop the worker's "Scheduler was unaware of this worker" line, which
-    a close in the usual order (scheduler first) can produce; keep everything else."""
-    return "Scheduler was unaware of this worker" not in record.getMessage()
+_NOISE = ("Batched Comm Closed", "Scheduler was unaware of this worker")
+_CLOSED = ("CommClosedError", "StreamClosedError", "ConnectionResetError", "BrokenPipeError")
+
+
+def _not_close_noise(record: logging.LogRecord) -> bool:
+    """Logging filter: drop what a local cluster says while its connections close in the
+    usual order (scheduler first): "Batched Comm Closed", "Scheduler was unaware of this
+    worker", and records whose exception is a closed connection. Keep everything else (a
+    worker lost mid-run is still seen by the driver, as a failed task)."""
+    if any(s in record.getMessage() for s in _NOISE):
+        return False
+    exc = record.exc_info[0] if record.exc_info else None
+    return exc is None or exc.__name__ not in _CLOSED
+
+
+def quiet_close_noise() -> None:
+    """Install :func:`_not_close_noise` on the handlers of the ``distributed`` logger (and
+    the root logger's), in this process: the driver's (its scheduler and nanny log there)
+    or a worker's (:class:`ExitOnClose`). Idempotent."""
+    for lg in (logging.getLogger("distributed"), logging.getLogger()):
+        for h in lg.handlers:
+            if _not_close_noise not in h.filters:
+                h.addFilter(_not_close_noise)
 
 
 def run_dask(fn, batches, handle, *, workers, scheduler, gpu, **_):
     cluster = None
+    quiet_close_noise()
     if scheduler is None:
         extra = {"resources": {"GPU": 1}} if gpu else {}
         with sigint_blocked():
