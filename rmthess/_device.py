@@ -11,6 +11,18 @@ from rmthess._checks import check_choice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
+Device = str | torch.device
+"""Type of every ``device`` argument of rmthess: ``"auto"`` (CUDA when available),
+``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device`` (:func:`resolve_device`). The
+default is ``"auto"`` where rmthess makes its own data and weights (``rmthess.simulate``)
+and ``"cpu"`` for the model builders (``curvature.mlp``, ``landscape.relu_mlp``), whose
+models must sit where the user's data are: move both with ``.to(device)``."""
+DType = str | torch.dtype
+"""Type of every ``dtype`` argument: ``"float64"`` or ``"float32"``, or that torch dtype
+(:func:`resolve_dtype`). The default is ``"float64"`` everywhere except in
+:mod:`rmthess.landscape`, whose networks default to ``"float32"``, the paper's setting
+(its published numbers depend on it)."""
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Map ``"auto" | "cpu" | "cuda" | "cuda:N"`` (or a ``torch.device``) to a device.

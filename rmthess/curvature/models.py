@@ -27,7 +27,7 @@ from rmthess._checks import (
     check_progress,
     progress_bar,
 )
-from rmthess._device import resolve_device
+from rmthess._device import Device, DType, resolve_device, resolve_dtype
 from rmthess._random import check_seed, seed_int
 from rmthess.curvature._inputs import check_loss, check_problem
 from rmthess.inits import INITS
@@ -48,8 +48,8 @@ def mlp(
     bias: bool = True,
     init: str = "lecun",
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    device: str | torch.device = "cpu",
+    dtype: DType = "float64",
+    device: Device = "cpu",
 ) -> nn.Sequential:
     """A fully connected net ``d -> hidden[0] -> hidden[1] -> C`` (any depth) with named layers.
 
@@ -58,9 +58,12 @@ def mlp(
     ``init="torch-default"``: ``nn.Linear``'s default, weights and biases uniform on
     ``+-1/sqrt(fan_in)`` (the names of :data:`rmthess.inits.INITS`; the former name
     ``"pytorch"`` still works, with a ``DeprecationWarning``). ``hidden=()`` is the linear
-    model ``z = W x``. ``C >= 2`` classes. ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
-    ``"auto"`` or a ``torch.device``. Sizes whose weights would not fit in half the RAM are
-    refused before any allocation. ``bias``: True or False. Weights are drawn from
+    model ``z = W x``. ``C >= 2`` classes. ``dtype``: ``"float64"`` (default) or
+    ``"float32"`` (or that torch dtype); ``device``: ``"cpu"`` (default: a model is built where
+    its data will be; see :data:`rmthess._device.Device`), ``"auto"``, ``"cuda"``,
+    ``"cuda:N"`` or a ``torch.device``. Sizes whose
+    weights would not fit in half the RAM are refused before any allocation. ``bias``: True
+    or False. Weights are drawn from
     ``torch.Generator().manual_seed(seed)`` for ``seed < 2**63``, and from
     ``manual_seed(rmthess._random.seed_int(seed))`` for larger seeds up to ``2**128 - 1``.
     """
@@ -87,8 +90,7 @@ def mlp(
         init = _DEPRECATED_INITS[init]
     init = check_choice("init", init, INITS)
     seed = check_seed(seed)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    dtype = resolve_dtype(dtype)
     device = resolve_device(device)
     widths = (d, *hidden, C)
     n_params = sum(a * b + bias * b for a, b in zip(widths[:-1], widths[1:], strict=True))

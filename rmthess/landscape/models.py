@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from rmthess._checks import check_int, check_memory, check_positive_float, check_progress
-from rmthess._device import resolve_device
+from rmthess._device import Device, DType, resolve_device, resolve_dtype
 from rmthess.curvature.models import mlp, train
 from rmthess.data import as_dataset
 
@@ -51,8 +51,8 @@ def relu_mlp(
     *,
     seed: int = 0,
     init_scale: float = 1.0,
-    dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
+    dtype: DType = "float32",
+    device: Device = "cpu",
 ) -> nn.Sequential:
     """The paper's bias-free ReLU MLP ``d -> hidden x (layers - 1) -> C``, untrained.
 
@@ -67,8 +67,7 @@ def relu_mlp(
     layers = check_int("layers", layers, 1)
     seed = check_int("seed", seed, 0)
     init_scale = check_positive_float("init_scale", init_scale)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    dtype = resolve_dtype(dtype)
     widths = (d, *(hidden,) * (layers - 1), C)
     n_params = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     check_memory(
@@ -104,8 +103,8 @@ def train_mlp(
     batch_size: int = 64,
     seed: int = 0,
     init_scale: float = 1.0,
-    dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
+    dtype: DType = "float32",
+    device: Device = "cpu",
     progress: bool | None = None,
 ) -> nn.Sequential:
     """Train the paper's MLP (:func:`relu_mlp`) on ``data``; return it at ``theta*``.
@@ -140,7 +139,7 @@ def train_mlp(
     model = relu_mlp(
         data.d, C, hidden, layers, seed=seed, init_scale=init_scale, dtype=dtype, device=device
     )
-    X, y = data.tensors(dtype, next(model.parameters()).device)
+    X, y = data.tensors(resolve_dtype(dtype), next(model.parameters()).device)
     return _train(model, X, y, epochs, lr, batch_size, seed, progress)
 
 

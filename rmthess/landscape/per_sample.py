@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from rmthess._checks import check_choice, check_int, check_positive_float, check_progress
+from rmthess._device import DType, resolve_dtype
 from rmthess._stats import json_safe
 from rmthess.data import as_xy
 from rmthess.landscape.models import check_relu_mlp
@@ -151,7 +152,7 @@ def per_sample_curvature(
     steps: int | None = None,
     tol: float = 1e-10,
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
+    dtype: DType = "float64",
     memory: int | None = None,
     progress: bool | None = None,
 ) -> PerSampleNorms:
@@ -186,8 +187,7 @@ def per_sample_curvature(
     shapes = [tuple(W.shape) for W in weights]
     P = sum(a * b for a, b in shapes)
     C = shapes[-1][0]
-    if not isinstance(dtype, torch.dtype) or dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    dtype = resolve_dtype(dtype)
     if method == "auto":
         method = "kernel" if kind == "ggn" else ("dense" if P <= DENSE_MAX_P else "lanczos")
     if method == "kernel" and kind != "ggn":

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from rmthess._device import DTYPES, resolve_device, resolve_dtype
+from rmthess._device import DTYPES, Device, DType, resolve_device, resolve_dtype
 
 __all__ = ["DTYPES", "DType", "Device", "resolve_device", "resolve_dtype", "machine_memory"]
-
-Device = str | torch.device
-"""Type of every ``device`` argument of the simulation layer: ``"auto"`` (the default:
-CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``
-(:func:`resolve_device`)."""
-DType = str | torch.dtype
-"""Type of every ``dtype`` argument: ``"float64"`` (the default) or ``"float32"``, or a
-torch float dtype (:func:`resolve_dtype`)."""
 
 
 def machine_memory(device: torch.device | str) -> tuple[int, str]:
