@@ -15,11 +15,13 @@ MODULES = [
     "rmthess._random",
     "rmthess._stats",
     "rmthess.cases",
+    "rmthess.data",
     "rmthess.inits",
+    "rmthess.report",
+    "rmthess.simulate",
+    "rmthess.sweep",
     "rmthess.theory",
 ]
-# annotated once their case-behaviour refactor (issue 16, section 1) has landed
-NOT_YET = {"rmthess.theory.frobenius", "rmthess.theory.asymptotics"}
 
 
 def _public(modname: str):
@@ -55,9 +57,5 @@ def _missing(fn) -> list[str]:
 
 @pytest.mark.parametrize("modname", MODULES)
 def test_public_signatures_are_annotated(modname):
-    bad = {
-        name: _missing(fn)
-        for name, fn in _public(modname)
-        if fn.__module__ not in NOT_YET and _missing(fn)
-    }
+    bad = {name: _missing(fn) for name, fn in _public(modname) if _missing(fn)}
     assert not bad, f"public signatures without type hints: {bad}"

@@ -15,9 +15,30 @@ torch is never imported here; tensors are recognised by their type's module.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeGuard, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from rmthess.data.dataset import Dataset
+
+
+class SampleDataset(Protocol):
+    """A map-style ``torch.utils.data.Dataset``: ``ds[i]`` is the sample ``(x_i, y_i)``, and
+    ``len(ds)`` the number of samples (one without ``__len__`` is refused)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+DataLike = (
+    Dataset | tuple[npt.ArrayLike, npt.ArrayLike] | Sequence[Any] | Iterable[Any] | SampleDataset
+)
+"""What :func:`as_xy` and :func:`as_dataset` accept: a :class:`Dataset`, an ``(X, y)`` pair of
+arrays, tensors or array-likes, a ``torch.utils.data.Dataset`` of ``(x_i, y_i)`` samples or
+an iterable of ``(X, y)`` batches."""
 
 __all__ = ["as_dataset", "as_xy", "is_sample_dataset"]
 
@@ -51,12 +72,12 @@ def _pair(item, what: str):
     return item
 
 
-def is_sample_dataset(data) -> bool:
+def is_sample_dataset(data: object) -> TypeGuard[SampleDataset]:
     """True for a map-style ``torch.utils.data.Dataset`` (indexable samples, not batches)."""
     return type(data).__module__.startswith("torch.utils.data") and hasattr(data, "__getitem__")
 
 
-def as_xy(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
+def as_xy(data: DataLike, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` numpy arrays of ``data`` (see the module docstring for what is accepted).
 
     ``X`` has at least one dimension and ``N >= 1`` rows, real numbers (bools and integers
@@ -76,7 +97,9 @@ def as_xy(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
         X = np.stack([_array(x, f"{name}: X") for x, _ in items])
         y = np.stack([_array(t, f"{name}: y") for _, t in items])
     elif hasattr(data, "__iter__") and not isinstance(data, str | bytes | dict | np.ndarray):
-        batches = [_pair(b, f"{name}: batch {i}") for i, b in enumerate(data)]
+        batches = [
+            _pair(b, f"{name}: batch {i}") for i, b in enumerate(cast("Iterable[Any]", data))
+        ]
         if not batches:
             raise ValueError(f"{name} is empty: no (X, y) batch; need N >= 1")
         X = np.concatenate([_array(b[0], f"{name}: X") for b in batches])
@@ -99,7 +122,7 @@ def as_xy(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def as_dataset(data, n_classes: int | None = None, name: str = "data") -> Dataset:
+def as_dataset(data: DataLike, n_classes: int | None = None, name: str = "data") -> Dataset:
     """``data`` as a :class:`Dataset` (class labels ``y``, inputs flattened to (N, d)).
 
     A ``Dataset`` is returned as it is (``n_classes``, if given, must equal its own);

@@ -5,12 +5,18 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rmthess._checks import check_bool, check_float, check_int
 from rmthess._random import check_seed
 from rmthess._random import rng as _rng
+
+if TYPE_CHECKING:  # pandas and torch are imported by the methods that need them
+    import numpy.typing as npt
+    import pandas as pd
+    import torch
 
 __all__ = ["MAX_CLASSES", "PER_SAMPLE_META", "Dataset", "check_path"]
 
@@ -133,7 +139,13 @@ class Dataset:
         return np.bincount(self.y, minlength=self.n_classes).astype(np.int64)
 
     # ------------------------------------------------------------------ torch views
-    def tensors(self, dtype=None, device="cpu", *, one_hot: bool = False):
+    def tensors(
+        self,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device = "cpu",
+        *,
+        one_hot: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(X, y)`` as new torch tensors (copies; the data set is not shared).
 
         ``X``: shape (N, d) of floating ``dtype`` (default ``torch.float64``) on ``device``.
@@ -148,7 +160,14 @@ class Dataset:
             y = torch.nn.functional.one_hot(y, self.n_classes).to(dtype)
         return X, y
 
-    def batches(self, batch_size: int, *, dtype=None, device="cpu", one_hot: bool = False):
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device = "cpu",
+        one_hot: bool = False,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """List of ``(X, y)`` tensor pairs of ``batch_size`` consecutive samples, in order.
 
         The last batch holds the ``N mod batch_size`` remaining samples when that is not 0.
@@ -215,7 +234,9 @@ class Dataset:
         test = self._take(test_idx, f"{self.name}[test]", split=how)
         return train, test
 
-    def standardize(self, *, mean=None, std=None) -> Dataset:
+    def standardize(
+        self, *, mean: npt.ArrayLike | None = None, std: npt.ArrayLike | None = None
+    ) -> Dataset:
         """New data set with ``X' = (X - mean) / std`` feature by feature.
 
         By default ``mean`` and ``std`` are this data set's per-feature mean and standard
@@ -264,7 +285,7 @@ class Dataset:
                 rec[f"meta_{key}"] = _summary(value)
         return rec
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One-row tidy ``pandas.DataFrame`` of :meth:`to_dict`."""
         import pandas as pd
 

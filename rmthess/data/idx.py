@@ -30,7 +30,13 @@ _BLOCK = 2**24  # bytes read per call
 _PROBE = 2**16  # bytes asked for after the data (any is an error)
 
 
-def load_idx(images, labels, *, scale: bool = True, limit: int | None = None) -> Dataset:
+def load_idx(
+    images: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    *,
+    scale: bool = True,
+    limit: int | None = None,
+) -> Dataset:
     """MNIST-format (IDX) image and label files, plain or gzip-compressed (detected from the
     gzip magic bytes, whatever the file name).
 

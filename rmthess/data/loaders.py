@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rmthess.data.dataset import MAX_CLASSES, Dataset
 from rmthess.data.files import digits
 from rmthess.data.idx import load_idx
 from rmthess.data.npz import load_npz
 from rmthess.data.synthetic import clustered, gaussian
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["DATASETS", "LOADERS", "add_data_arguments", "load", "load_from_args"]
 
@@ -79,7 +82,7 @@ def _entry(name: str) -> str:
     )
 
 
-def load(name, **kw) -> Dataset:
+def load(name: str | os.PathLike[str], **kw: Any) -> Dataset:
     """Load a data set by name: ``name`` in :data:`DATASETS` or a path ending in ``.npz``;
     the keywords go to that loader unchanged.
 
@@ -104,7 +107,9 @@ def load(name, **kw) -> Dataset:
 _NPZ_HELP = ".npz: name of the array of {} (default: the first of {}, ...)"
 
 
-def add_data_arguments(parser, *, default: str = "digits", n_min: int = 2) -> None:
+def add_data_arguments(
+    parser: argparse.ArgumentParser, *, default: str = "digits", n_min: int = 2
+) -> None:
     """Add the shared data arguments to an ``argparse`` parser (an argument group "data").
 
     ``--data`` (default ``default``), ``--x-key``, ``--y-key``, ``--idx-images``,
@@ -181,7 +186,7 @@ def data_source(args) -> str:
     return key
 
 
-def load_from_args(args) -> Dataset:
+def load_from_args(args: argparse.Namespace) -> Dataset:
     """The data set the shared arguments describe (after :func:`add_data_arguments`).
 
     File errors become one ``ValueError`` naming the option (``--data: no such file ...``);

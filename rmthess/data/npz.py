@@ -24,7 +24,13 @@ NPZ_Y_KEYS = ("y", "Y", "y_train", "labels", "targets")
 """Keys tried in order for the labels of an ``.npz`` file when ``y_key`` is not given."""
 
 
-def load_npz(path, *, x_key: str | None = None, y_key: str | None = None, n_classes=None):
+def load_npz(
+    path: str | os.PathLike[str],
+    *,
+    x_key: str | None = None,
+    y_key: str | None = None,
+    n_classes: int | None = None,
+) -> Dataset:
     """Inputs and labels from a NumPy ``.npz`` archive (read with ``allow_pickle=False``).
 
     ``x_key``/``y_key`` name the arrays; when not given, the first key present among

@@ -10,6 +10,8 @@
 Names are imported lazily so that ``rmthess --help`` stays fast.
 """
 
+from __future__ import annotations
+
 from rmthess._lazy import lazy_exports
 
 _LAZY = {

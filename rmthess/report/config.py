@@ -454,7 +454,7 @@ def _section_of(name: str) -> tuple[str, str] | None:
     return None
 
 
-def get_config(mode: str = "default", **overrides) -> ReportConfig:
+def get_config(mode: str = "default", **overrides: Any) -> ReportConfig:
     """Return the :class:`ReportConfig` of ``mode`` (one of :data:`MODES`), with overrides.
 
     Parameters

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rmthess._outputs import Staging, prepare_out_dir
 from rmthess._stats import json_safe
@@ -32,6 +33,13 @@ from rmthess.report.config import ReportConfig
 from rmthess.report.html import Section, render_html
 from rmthess.report.sections import NAMES, SECTIONS
 from rmthess.report.sections._base import Output
+
+if TYPE_CHECKING:  # pandas and torch are imported when a report runs
+    from collections.abc import Sequence
+
+    import pandas as pd
+
+    from rmthess._device import Device
 
 __all__ = ["ReportResult", "environment", "plan_sections", "run_report"]
 
@@ -83,7 +91,7 @@ class ReportResult:
             )
         )
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """The checks as a tidy ``pandas.DataFrame`` (one row per check)."""
         import pandas as pd
 
@@ -185,12 +193,12 @@ def _run_sections(cfg, todo, dev, bar, output, log_lines=False):
 
 def run_report(
     cfg: ReportConfig,
-    out,
+    out: str | os.PathLike[str],
     *,
-    device="auto",
+    device: Device = "auto",
     force: bool = False,
     progress: bool | None = None,
-    sections=None,
+    sections: Sequence[str] | None = None,
 ) -> ReportResult:
     """Run the sections of the report and write it atomically into ``out``.
 

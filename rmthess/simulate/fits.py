@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,11 @@ from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
 
 if TYPE_CHECKING:  # torch is imported only when a fit runs
+    from collections.abc import Sequence
+
+    import pandas as pd
+
+    from rmthess.inits import InitLike
     from rmthess.simulate.device import Device, DType
 
 __all__ = ["DecayFit", "fit_decay", "ols_slope"]
@@ -95,7 +100,7 @@ class DecayFit:
         rec.update(theory_inner=self.theory_inner, theory_seed=self.theory_seed)
         return json_safe(rec)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy per-C table: one :meth:`BlockFrobenius.to_dict` row per C (plus
         ``ratio_theory``, ``ratio_theory_se`` and ``theory_n_samples`` when the theory was
         fitted)."""
@@ -116,7 +121,7 @@ def _log_ratio(M):
 
 def fit_decay(
     case: str,
-    Cs=(8, 16, 32, 64, 128, 256),
+    Cs: Sequence[int] = (8, 16, 32, 64, 128, 256),
     d: int = 256,
     N: int = 512,
     m: int | None = None,
@@ -129,11 +134,11 @@ def fit_decay(
     theory_samples: int | None = None,
     theory_inner: int | None = None,
     theory_seed: int = 0,
-    init="lecun",
+    init: InitLike = "lecun",
     progress: bool | None = False,
     device: Device = "auto",
     dtype: DType = "float64",
-    **block_kwargs,
+    **block_kwargs: Any,
 ) -> DecayFit:
     """Simulate r(C) over ``Cs`` and fit its power-law decay.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +40,13 @@ from rmthess.simulate.gram import (  # noqa: F401  (direct_sq_norms etc.: old im
     instance_sq_norms,
 )
 from rmthess.simulate.sampling import sample_trials, trial_seeds
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+
+    from rmthess.inits import InitLike
 
 
 def block_dim(case: str, d: int, m: int | None) -> int:
@@ -206,7 +214,7 @@ class BlockFrobenius:
         }
         return {k: _none_if_nan(v) for k, v in rec.items()}
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy ``pandas.DataFrame``, one row per trial: case, C, d, N, m, gamma, seed,
         trial, F_diag, F_off (that trial's block averages), ratio (``sqrt(F_off/F_diag)``
         of the trial), method, unbiased."""
@@ -300,7 +308,7 @@ def block_frobenius(
     trial_batch: int | None = None,
     max_bytes: int | None = None,
     unbiased: bool = False,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> BlockFrobenius:
     """Simulate the block Frobenius norms of one case, ``trials`` independent draws.
 
@@ -359,7 +367,7 @@ def block_frobenius(
 
 def frobenius_sweep(
     case: str,
-    Cs,
+    Cs: Iterable[int],
     d: int,
     N: int,
     m: int | None = None,
@@ -369,8 +377,8 @@ def frobenius_sweep(
     device: Device = "auto",
     dtype: DType = "float64",
     progress: bool | None = False,
-    **kwargs,
-):
+    **kwargs: Any,
+) -> pd.DataFrame:
     """:func:`block_frobenius` for every C in ``Cs``; tidy ``pandas.DataFrame``.
 
     One row per C, the columns of :meth:`BlockFrobenius.to_dict`. Row C is exactly

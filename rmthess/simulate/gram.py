@@ -25,12 +25,19 @@ call so that impossible sizes are refused before anything is allocated.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from rmthess._checks import check_choice
 from rmthess.cases import get_case
 from rmthess.simulate.weights import block_vectors, block_weights
+
+if TYPE_CHECKING:
+    from rmthess.cases import Case
+    from rmthess.simulate.sampling import Instance
+    from rmthess.simulate.weights import BlockIndex
 
 __all__ = [
     "gram_flops",
@@ -149,9 +156,9 @@ def check_unbiased(case, N: int, unbiased) -> None:
 
 def instance_sq_norms(
     case: str,
-    inst,
-    rows,
-    cols,
+    inst: Instance,
+    rows: BlockIndex,
+    cols: BlockIndex,
     method: str = "auto",
     max_bytes: int | None = None,
     unbiased: bool = False,
@@ -194,7 +201,7 @@ def instance_sq_norms(
 
 
 def peak_bytes(
-    case,
+    case: str | Case,
     C: int,
     d: int,
     N: int,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -61,6 +62,11 @@ from rmthess.simulate.sampling import (
 )
 from rmthess.simulate.training import lr_at, train_states
 from rmthess.simulate.weights import all_pairs, block_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmthess.inits import InitLike
 
 __all__ = [
     "LayerSpectrum",
@@ -135,7 +141,7 @@ class LayerSpectrum:
         rec.update(loss=float(self.loss_trials.mean()))
         return json_safe(rec)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy ``pandas.DataFrame``: one row per eigenvalue, columns trial, index (0 =
         smallest), eigenvalue, then case, C, d, N, m, gamma, steps, decoupled."""
         import pandas as pd
@@ -269,7 +275,7 @@ def layer_instance(
     lr: float = 1e-2,
     device: Device = "auto",
     dtype: DType = "float64",
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> tuple[Instance, torch.Tensor, float, float]:
     """Trial ``trial`` of :func:`layer_eigenvalues` (same arguments): ``(inst, labels,
     loss_init, loss)`` with ``inst`` (trials = 1) at the point where the Hessian is taken.
@@ -306,7 +312,7 @@ def layer_eigenvalues(
     lr: float = 1e-2,
     device: Device = "auto",
     dtype: DType = "float64",
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> LayerSpectrum:
     """Eigenvalues of the whole-layer Hessian (**) of ``case`` for ``trials`` instances.
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,6 +34,9 @@ from rmthess._checks import check_int, check_memory
 from rmthess._random import seed_int
 from rmthess.inits import Init, resolve_init
 from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from rmthess.inits import InitLike
 
 __all__ = [
     "Instance",
@@ -116,7 +120,7 @@ def sample_trials(
     device,
     dtype,
     *,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> Instance:
     """Sample one trial per entry of ``seeds`` (already validated sizes; no checks).
 
@@ -150,7 +154,7 @@ def sample_instance(
     seed: int = 0,
     device: Device = "auto",
     dtype: DType = "float64",
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> Instance:
     """Sample data and initialized weights for ``trials`` independent trials.
 

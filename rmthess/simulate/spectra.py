@@ -13,6 +13,8 @@ the m eigenvalues are returned (no bulk: the block converges to a fixed matrix).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -25,8 +27,12 @@ from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.sampling import sample_instance
 from rmthess.simulate.weights import block_vectors, block_weights
 
+if TYPE_CHECKING:
+    from rmthess.inits import InitLike
+    from rmthess.simulate.sampling import Instance
 
-def block_matrix(case: str, inst, k: int, l: int, trial: int = 0) -> torch.Tensor:
+
+def block_matrix(case: str, inst: Instance, k: int, l: int, trial: int = 0) -> torch.Tensor:
     """Materialize block ``(k, l)`` of trial ``trial``: ``(1/N) U diag(a^{kl}) U^T`` (p x p)."""
     U = block_vectors(case, inst)[trial]  # (p, N)
     a = block_weights(case, inst, [k], [l])[trial, :, 0]  # (N,)
@@ -46,7 +52,7 @@ def block_eigenvalues(
     device: Device = "auto",
     dtype: DType = "float64",
     trials: int = 1,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> np.ndarray:
     """Eigenvalues of one diagonal (``block="diag"``: H_00) or off-diagonal
     (``block="off"``: H_01) block of a freshly sampled instance.

@@ -36,6 +36,10 @@ from rmthess._checks import check_int
 from rmthess.cases import get_case
 from rmthess.simulate.sampling import Instance
 
+BlockIndex = torch.Tensor | Sequence[int] | int
+"""Block indices of :func:`block_weights` and ``instance_sq_norms``: a 1-D integer tensor,
+a sequence of ints, or one int."""
+
 __all__ = [
     "block_vectors",
     "block_weights",
@@ -126,7 +130,7 @@ def all_pairs(K: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return ar.repeat_interleave(K), ar.repeat(K)
 
 
-def block_weights(case: str, inst: Instance, rows, cols) -> torch.Tensor:
+def block_weights(case: str, inst: Instance, rows: BlockIndex, cols: BlockIndex) -> torch.Tensor:
     """Weights ``a_i^{rows[q], cols[q]}`` of form (*), shape (T, N, P).
 
     Parameters

@@ -15,6 +15,8 @@ store: :mod:`~rmthess.sweep.lock`, :class:`StoreBusyError`),
 ``dask`` engine.
 """
 
+from __future__ import annotations
+
 from rmthess.sweep.engines import ENGINES, SweepResult, run_sweep
 from rmthess.sweep.plots import plot
 from rmthess.sweep.spec import Spec, config_hash, config_seed, load_spec

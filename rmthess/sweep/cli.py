@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, cast
 
 from rmthess._cli import add_json, add_progress
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def add_arguments(parser) -> None:
@@ -92,10 +96,11 @@ def run(args) -> int:
             ax = plot(args.store, x=args.x, y=args.y, hue=args.hue or None)
         for w in caught:
             print(f"rmthess sweep: warning: {w.message}", file=sys.stderr)
-        ax.figure.tight_layout()
+        fig = cast("Figure", ax.figure)  # plot() draws on a top-level figure
+        fig.tight_layout()
         from rmthess._outputs import write_file_atomic
 
-        write_file_atomic(out, lambda tmp: ax.figure.savefig(tmp, dpi=120))
+        write_file_atomic(out, lambda tmp: fig.savefig(tmp, dpi=120))
         print(out)
         return 0
     from rmthess.sweep.engines import run_sweep

@@ -38,6 +38,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pandas is imported by to_frame
+    import pandas as pd
+
+    from rmthess.sweep.spec import Spec
 
 __all__ = ["run_sweep", "SweepResult", "ENGINES"]
 
@@ -64,7 +70,7 @@ class SweepResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """:func:`rmthess.sweep.load` of the store (one row per finished configuration)."""
         from rmthess.sweep.store import load
 
@@ -197,8 +203,8 @@ _RUNNERS = {"serial": _serial, "processes": _processes, "dask": _dask}
 
 # ---------------------------------------------------------------------------- driver
 def run_sweep(
-    spec,
-    store,
+    spec: Spec | dict[str, Any] | str | os.PathLike[str],
+    store: str | os.PathLike[str],
     *,
     engine: str = "serial",
     workers: int = 2,

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas and matplotlib are imported when a plot is drawn
+    import os
+
+    import pandas as pd
+    from matplotlib.axes import Axes
+
 __all__ = ["plot"]
 
 _MAX_DATA_TICKS = 12  # a log axis with at most this many distinct values is ticked at them
@@ -63,8 +71,16 @@ def _log_axis(axis, values, *, data_ticks: bool) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def plot(store, x: str = "C", y: str = "ratio", hue: str | None = "case", *, logx=None,
-         logy=None, ax=None):  # fmt: skip
+def plot(
+    store: str | os.PathLike[str] | pd.DataFrame,
+    x: str = "C",
+    y: str = "ratio",
+    hue: str | None = "case",
+    *,
+    logx: bool | None = None,
+    logy: bool | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """Plot ``y`` against ``x`` from :func:`rmthess.sweep.load` (``store`` is a path or a
     DataFrame), one line per value of ``hue`` (None: one line), with error bars of
     ``±1 SE`` from the ``{y}_se`` column when the store has one (the Monte-Carlo records:

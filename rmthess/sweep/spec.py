@@ -39,6 +39,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Spec", "load_spec", "canonical_json", "config_hash", "config_seed", "Config"]
 
@@ -107,7 +108,7 @@ def _scalar_ok(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def load_spec(spec) -> Spec:
+def load_spec(spec: Spec | dict[str, Any] | str | os.PathLike[str]) -> Spec:
     """Parse, validate and expand a spec: a :class:`Spec`, a dict, or a TOML file path.
 
     Raises ``ValueError``/``TypeError`` (naming the key or the configuration) for an unknown

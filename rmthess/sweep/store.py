@@ -42,8 +42,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 from rmthess.sweep.lock import StoreBusyError, StoreLock, remove_stale_temporaries, temp_prefix
+
+if TYPE_CHECKING:  # pandas is imported by load
+    import pandas as pd
 
 __all__ = ["ResultStore", "StoreBusyError", "load", "status", "StoreStatus", "TIMING_COLUMNS"]
 
@@ -300,7 +304,7 @@ class StoreStatus:
         return asdict(self)
 
 
-def status(store) -> StoreStatus:
+def status(store: str | os.PathLike[str]) -> StoreStatus:
     """Counts done / failed / pending / corrupt of a store (read-only: moves nothing)."""
     st = ResultStore(store)
     if not os.path.isdir(st.path):
@@ -320,7 +324,7 @@ def status(store) -> StoreStatus:
     )  # fmt: skip
 
 
-def load(store):
+def load(store: str | os.PathLike[str]) -> pd.DataFrame:
     """Tidy ``pandas.DataFrame`` of a store: one row per valid result.
 
     Columns: the configuration parameters, then the record fields not already among them,

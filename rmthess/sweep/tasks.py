@@ -86,7 +86,7 @@ def register_task(name: str, fn: Callable, *, validate: Callable | None = None) 
     TASKS[name] = TaskEntry(name, fn, validate or _allow_any)
 
 
-def get_task(name) -> TaskEntry:
+def get_task(name: str) -> TaskEntry:
     """The registered task ``name``; ``ValueError`` naming the registered tasks otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"task must be a string, got {type(name).__name__} {name!r}")

@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import mpmath as mp
 
@@ -49,6 +50,12 @@ from rmthess._stats import json_safe
 from rmthess.cases import get_case
 from rmthess.inits import resolve_init
 from rmthess.theory.case_theory import theory_for
+
+if TYPE_CHECKING:  # numpy arrays are accepted, pandas is imported by to_frame
+    import numpy as np
+    import pandas as pd
+
+    from rmthess.inits import InitLike
 
 __all__ = [
     "AsymptoticConstants",
@@ -106,11 +113,11 @@ class AsymptoticConstants:
     p_off: float
     init: str = "lecun"
 
-    def F_diag_at(self, C):
+    def F_diag_at(self, C: float | np.ndarray) -> float | np.ndarray:
         """The asymptote ``A_diag * C**(-p_diag)``."""
         return self.A_diag * C ** (-self.p_diag)
 
-    def F_off_at(self, C):
+    def F_off_at(self, C: float | np.ndarray) -> float | np.ndarray:
         """The asymptote ``A_off * C**(-p_off)`` (0 where the block vanishes)."""
         if self.A_off == 0.0:
             return 0.0 * C
@@ -120,7 +127,7 @@ class AsymptoticConstants:
         """A flat, JSON-safe dict (``p_off = inf`` of an exactly zero block becomes None)."""
         return json_safe(asdict(self))
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """A one-row tidy ``pandas.DataFrame`` of :meth:`to_dict`."""
         import pandas as pd
 
@@ -243,7 +250,9 @@ def output_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def asymptotic_constants(case, gamma, m=None, *, init="lecun") -> AsymptoticConstants:
+def asymptotic_constants(
+    case: str, gamma: float, m: int | None = None, *, init: InitLike = "lecun"
+) -> AsymptoticConstants:
     """Large-C constants ``A_diag, p_diag, A_off, p_off`` of one case.
 
     Parameters

@@ -28,12 +28,18 @@ entry law; ``V`` keeps its entry law, with kurtosis ``kappa = E v^4 / (E v^2)^2`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from rmthess._checks import check_int, check_positive_float, check_progress
 from rmthess._stats import json_safe, ratio_stderr
 from rmthess.cases import cases_where, get_case
 from rmthess.inits import resolve_init
 from rmthess.theory.case_theory import KURTOSIS, theory_for
+
+if TYPE_CHECKING:  # pandas is imported by to_frame
+    import pandas as pd
+
+    from rmthess.inits import InitLike
 
 __all__ = [
     "FrobeniusLimits",
@@ -111,7 +117,7 @@ class FrobeniusLimits:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""
         return json_safe(asdict(self))
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """A one-row tidy ``pandas.DataFrame`` of :meth:`to_dict`."""
         import pandas as pd
 
@@ -119,16 +125,16 @@ class FrobeniusLimits:
 
 
 def frobenius_limits(
-    case,
-    C,
-    gamma,
-    m=None,
+    case: str,
+    C: int | float,
+    gamma: float,
+    m: int | None = None,
     *,
     samples: int | None = None,
     inner: int | None = None,
     seed: int = 0,
     progress: bool | None = None,
-    init="lecun",
+    init: InitLike = "lecun",
 ) -> FrobeniusLimits:
     """Limits ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off/F_diag)`` at fixed C.
 
