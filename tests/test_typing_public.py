@@ -15,7 +15,9 @@ MODULES = [
     "rmthess._random",
     "rmthess._stats",
     "rmthess.cases",
+    "rmthess.curvature",
     "rmthess.inits",
+    "rmthess.landscape",
     "rmthess.theory",
 ]
 # annotated once their case-behaviour refactor (issue 16, section 1) has landed

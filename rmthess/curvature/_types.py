@@ -15,14 +15,16 @@ from numpy.typing import ArrayLike
 from scipy.sparse import sparray, spmatrix
 from scipy.sparse.linalg import LinearOperator
 from torch import nn
+from torch.utils.data import Dataset as TorchDataset
 
 from rmthess.data import Dataset
 
 # an array of inputs or targets: numpy-like or a torch tensor
 Array: TypeAlias = ArrayLike | torch.Tensor
-# ``(X, y)``, an rmthess Dataset, or an iterable of ``(X, y)`` batches (a DataLoader)
+# ``(X, y)``, an rmthess Dataset, a torch Dataset of ``(x_i, y_i)`` samples, or an iterable
+# of ``(X, y)`` batches (a DataLoader): what rmthess.data.as_xy and check_problem accept
 Batch: TypeAlias = tuple[Array, Array]
-Data: TypeAlias = Batch | Dataset | Iterable[Batch]
+Data: TypeAlias = Batch | Dataset | TorchDataset | Iterable[Batch]
 # a torch loss module, or "ce" / "mse"
 Loss: TypeAlias = nn.Module | str
 # a symmetric operator: LinearOperator (a CurvatureOperator), dense array, tensor, sparse
