@@ -28,8 +28,16 @@ then covers the listed blocks only). Everything is checked here, before any prod
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rmthess.curvature._inputs import Problem
+    from rmthess.curvature._types import Blocks
+    from rmthess.curvature.operators import CurvatureOperator
 
 __all__ = ["BLOCK_SPECS", "resolve_blocks"]
 
@@ -200,7 +208,9 @@ def _check_disjoint(out, P) -> None:
         owner[idx] = i
 
 
-def resolve_blocks(op_or_problem, blocks="layers") -> list[tuple[str, np.ndarray]]:
+def resolve_blocks(
+    op_or_problem: CurvatureOperator | Problem | nn.Module, blocks: Blocks = "layers"
+) -> list[tuple[str, np.ndarray]]:
     """Blocks of the flat parameter vector as an ordered list ``[(name, flat_indices)]``.
 
     Parameters

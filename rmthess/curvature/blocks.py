@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -58,6 +59,13 @@ from rmthess._random import check_seed, seed_int
 from rmthess._stats import json_safe, ratio_stderr
 from rmthess.curvature.block_specs import resolve_blocks
 from rmthess.curvature.trace import DISTRIBUTIONS, check_distribution
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+    from rmthess.curvature._types import Array, Blocks, Data, Loss
+    from rmthess.curvature.operators import CurvatureOperator
 
 __all__ = ["BlockMap", "block_norms", "probe_variance", "DISTRIBUTIONS"]
 MAX_PROBES = 10**6
@@ -191,7 +199,7 @@ class BlockMap:
         return ratio_stderr(d, o, vd, vo, cv)
 
     # --- output ------------------------------------------------------------------------------
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy ``pandas.DataFrame``, one row per block pair (row-major): ``row, col,
         sq_norm, sq_norm_se, size_row, size_col, rms, rms_se``."""
         import pandas as pd
@@ -245,7 +253,7 @@ class BlockMap:
         )
 
 
-def probe_variance(M, distribution: str = "rademacher") -> float:
+def probe_variance(M: Array, distribution: str = "rademacher") -> float:
     """Exact variance of ``||M v||^2`` for ONE probe ``v`` with i.i.d. entries (module
     docstring): ``2 (||B||_F^2 - sum_i B_ii^2)`` with ``B = M^T M`` for Rademacher entries,
     ``2 ||B||_F^2`` for standard normal ones. ``M``: a dense block (numpy or torch, 2-D).
@@ -346,10 +354,10 @@ def _estimate(
 
 
 def block_norms(
-    model=None,
-    loss_fn=None,
-    data=None,
-    blocks="layers",
+    model: nn.Module | None = None,
+    loss_fn: Loss | None = None,
+    data: Data | None = None,
+    blocks: Blocks = "layers",
     kind: str | None = None,
     *,
     probes: int = 20,
@@ -357,7 +365,7 @@ def block_norms(
     seed: int = 0,
     distribution: str = "rademacher",
     progress: bool | None = None,
-    op=None,
+    op: CurvatureOperator | None = None,
 ) -> BlockMap:
     """Squared Frobenius norms of all L x L blocks of a curvature matrix (module docstring).
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,14 @@ from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
 from rmthess.curvature.eigen import _as_operator, _record, top_eigenvalues
 from rmthess.curvature.trace import _probes
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
+
+    from rmthess.curvature._types import Operator
+    from rmthess.curvature.eigen import TopEigen
 
 __all__ = ["Outliers", "SpectralDensity", "outliers", "plot_density", "spectral_density"]
 
@@ -100,11 +109,11 @@ class SpectralDensity:
         t = self.moment_trials(k)
         return float(t.std(ddof=1) / math.sqrt(len(t))) if len(t) > 1 else math.nan
 
-    def pdf(self, x) -> np.ndarray:
+    def pdf(self, x: ArrayLike) -> np.ndarray:
         """Smoothed density at ``x``: the Gaussian mixture evaluated exactly (no grid)."""
         return _mixture(np.asarray(x, dtype=float), self.nodes, self.weights, self.sigma)[0]
 
-    def cdf(self, x) -> np.ndarray:
+    def cdf(self, x: ArrayLike) -> np.ndarray:
         """Quadrature cdf ``mean_p sum_j w_pj 1[theta_pj <= x]`` (unsmoothed step function)."""
         x = np.asarray(x, dtype=float)
         ok = self.weights > 0
@@ -126,7 +135,7 @@ class SpectralDensity:
         }
         return {**_record(self), **json_safe(extra)}
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy table of the smoothed density: one row per grid point (x, density, se)."""
         import pandas as pd
 
@@ -198,11 +207,11 @@ def _quadrature(alpha, beta, n, steps):
 
 
 def spectral_density(
-    A,
+    A: Operator,
     *,
     probes: int = 8,
     steps: int = 80,
-    grid=None,
+    grid: ArrayLike | None = None,
     n_grid: int = 400,
     sigma: float | None = None,
     seed: int = 0,
@@ -326,7 +335,7 @@ class Outliers:
         }
         return {**_record(self), **extra}
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One row per eigenvalue used: rank, eigenvalue, is_outlier, ratio r_i (or nan)."""
         import pandas as pd
 
@@ -358,7 +367,7 @@ def _split(ev: np.ndarray, threshold: float):
 
 
 def outliers(
-    A_or_density,
+    A_or_density: Operator | SpectralDensity,
     *,
     k: int = 30,
     threshold: float = 1.0,
@@ -428,7 +437,13 @@ def outliers(
                     np.array([n]))  # fmt: skip
 
 
-def plot_density(sd: SpectralDensity, ax=None, *, log: bool = True, eigenvalues=None):
+def plot_density(
+    sd: SpectralDensity,
+    ax: Axes | None = None,
+    *,
+    log: bool = True,
+    eigenvalues: ArrayLike | TopEigen | Outliers | None = None,
+) -> Axes:
     """Plot the smoothed density with a +-1 SE band; ``eigenvalues`` (array, TopEigen or
     Outliers) as ticks along the bottom. ``log``: logarithmic density axis (the bulk and
     the tiny outlier bumps together). Returns the matplotlib Axes."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,11 @@ from rmthess._checks import (
 )
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmthess.curvature._types import Operator
 
 __all__ = ["Condition", "TopEigen", "condition_number", "top_eigenvalues"]
 
@@ -225,7 +230,7 @@ class TopEigen:
         ``P``, ``seed`` (the eigenvalues and residuals are :meth:`to_frame`'s rows)."""
         return {**_record(self), **json_safe({"k": self.k, "max_residual": self.max_residual})}
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One row per eigenvalue: ``rank`` (1 = first returned), eigenvalue, residual."""
         import pandas as pd
 
@@ -249,7 +254,7 @@ def _order(ev: np.ndarray, which: str) -> np.ndarray:
 
 
 def top_eigenvalues(
-    A,
+    A: Operator,
     k: int = 10,
     *,
     which: str = "LA",
@@ -383,7 +388,7 @@ class Condition:
     def to_dict(self) -> dict:
         return _record(self)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One row (all fields)."""
         import pandas as pd
 
@@ -399,7 +404,7 @@ _INDEFINITE = (
 
 
 def condition_number(
-    A, *, psd: bool = True, rtol: float = 1e-6, max_dense: int = 4000
+    A: Operator, *, psd: bool = True, rtol: float = 1e-6, max_dense: int = 4000
 ) -> Condition:
     """Condition number of a symmetric PSD operator (a GGN) restricted to its range.
 

@@ -12,6 +12,7 @@ import math
 import numbers
 import warnings
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from rmthess._random import check_seed, seed_int
 from rmthess.curvature._inputs import check_loss, check_problem
 from rmthess.inits import INITS
 
+if TYPE_CHECKING:
+    from rmthess.curvature._types import Data, Loss, Widths
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 _DEPRECATED_INITS = {"pytorch": "torch-default"}
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -42,7 +46,7 @@ __all__ = ["mlp", "train", "ACTIVATIONS", "INITS"]
 def mlp(
     d: int,
     C: int,
-    hidden=(16,),
+    hidden: Widths = (16,),
     *,
     activation: str = "relu",
     bias: bool = True,
@@ -69,15 +73,16 @@ def mlp(
     """
     d = check_int("d", d, 1)
     C = check_int("C", C, 2)
-    if isinstance(hidden, numbers.Number):  # one width (a bad one is named below)
-        hidden = (hidden,)
+    given: Any = hidden  # checked here: an int, a sequence of ints, or a clear error
+    if isinstance(given, numbers.Number):  # one width (a bad one is named below)
+        given = (given,)
     try:
-        hidden = tuple(hidden)
+        given = tuple(given)
     except TypeError:
         raise TypeError(
-            f"hidden must be an int or a sequence of ints, got {type(hidden).__name__}"
+            f"hidden must be an int or a sequence of ints, got {type(given).__name__}"
         ) from None
-    hidden = tuple(check_int("hidden", h, 1) for h in hidden)
+    hidden = tuple(check_int("hidden", h, 1) for h in given)
     act = ACTIVATIONS[check_choice("activation", activation, tuple(ACTIVATIONS))]
     bias = check_bool("bias", bias)
     if isinstance(init, str) and init in _DEPRECATED_INITS:
@@ -123,8 +128,8 @@ def mlp(
 
 def train(
     model: nn.Module,
-    loss_fn,
-    data,
+    loss_fn: Loss,
+    data: Data,
     *,
     steps: int = 500,
     epochs: int | None = None,

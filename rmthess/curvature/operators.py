@@ -22,12 +22,20 @@ of the tests.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
 from rmthess._checks import check_choice, check_int, physical_memory
 from rmthess.curvature._inputs import Problem, check_problem
+
+if TYPE_CHECKING:
+    from curvlinops._torch_base import PyTorchLinearOperator
+    from torch import nn
+
+    from rmthess.curvature._types import Data, Loss
 
 KINDS = ("hessian", "ggn", "residual")
 __all__ = ["KINDS", "CurvatureOperator", "curvature_operator", "dense_hessian"]
@@ -56,7 +64,7 @@ class CurvatureOperator(LinearOperator):
     True
     """
 
-    def __init__(self, problem: Problem, kind: str, op, max_columns: int):
+    def __init__(self, problem: Problem, kind: str, op: PyTorchLinearOperator, max_columns: int):
         P = problem.n_params
         np_dtype = torch.empty(0, dtype=problem.dtype).numpy().dtype
         super().__init__(dtype=np_dtype, shape=(P, P))
@@ -136,9 +144,9 @@ def _curvlinops_op(problem: Problem, kind: str):
 
 
 def curvature_operator(
-    model,
-    loss_fn,
-    data,
+    model: nn.Module,
+    loss_fn: Loss,
+    data: Data,
     kind: str = "hessian",
     *,
     batch_size: int | None = None,
@@ -225,7 +233,12 @@ def _ggn_dense(problem: Problem, theta: torch.Tensor, outputs, chunk: int) -> to
 
 
 def dense_hessian(
-    model, loss_fn, data, kind: str = "hessian", *, batch_size: int | None = None
+    model: nn.Module,
+    loss_fn: Loss,
+    data: Data,
+    kind: str = "hessian",
+    *,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """The curvature matrix (P x P float64 ndarray) by ``torch.func``, for small models.
 

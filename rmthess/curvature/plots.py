@@ -8,9 +8,23 @@ functions draw into ``ax`` (a new figure when None) and return the ``Axes``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from rmthess._checks import check_bool, check_choice
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from matplotlib.axes import Axes
+
+    from rmthess.curvature._types import Array
+    from rmthess.curvature.blocks import BlockMap
+    from rmthess.curvature.operators import CurvatureOperator
+
+    # rows or columns of a region: a group name, a list of them, or a slice
+    Groups = str | list[str] | slice
 
 __all__ = ["plot_block_map", "plot_hessian", "BLOCK_MAP_VALUES"]
 
@@ -46,7 +60,9 @@ def _image(ax, A, log: bool, label: str):
     return im
 
 
-def plot_block_map(bm, ax=None, *, value: str = "rms", log: bool = True):
+def plot_block_map(
+    bm: BlockMap, ax: Axes | None = None, *, value: str = "rms", log: bool = True
+) -> Axes:
     """Heatmap of a :class:`~rmthess.curvature.blocks.BlockMap`, blocks named on the axes.
 
     ``value="rms"``: root-mean-square entry ``sqrt(||H_rc||_F^2 / (|I_r| |I_c|))`` (blocks
@@ -119,7 +135,16 @@ def _layer_parts(groups) -> dict:
     return parts
 
 
-def plot_hessian(M, offsets_or_op, ax=None, *, log: bool = True, parts=None):
+def plot_hessian(
+    M: Array,
+    offsets_or_op: Mapping[str, slice] | CurvatureOperator,
+    ax: Axes | None = None,
+    *,
+    log: bool = True,
+    parts: str
+    | Mapping[str, tuple[str | list[str] | slice, str | list[str] | slice]]
+    | None = None,
+) -> Axes:
     """``|M|`` entry-wise as a heatmap, with lines between parameter groups and labels.
 
     Parameters
@@ -160,7 +185,7 @@ def plot_hessian(M, offsets_or_op, ax=None, *, log: bool = True, parts=None):
     elif parts is not None and not hasattr(parts, "items"):
         raise TypeError(f"parts must be None, 'layers' or a mapping, got {parts!r}")
     regions = []
-    for label, spec in (parts or {}).items():
+    for label, spec in cast("Mapping[str, Any]", parts or {}).items():
         if not (isinstance(spec, tuple) and len(spec) == 2):
             raise ValueError(f"parts: {label!r} must map to (rows, cols), got {spec!r}")
         regions.append((str(label), _span(spec[0], groups, label), _span(spec[1], groups, label)))

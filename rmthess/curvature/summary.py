@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,6 +17,11 @@ from rmthess._checks import check_int, check_memory, check_positive_float, check
 from rmthess._random import check_seed
 from rmthess._stats import json_safe
 from rmthess.curvature.operators import CurvatureOperator, curvature_operator
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rmthess.curvature._types import Blocks, Data, Loss
 
 __all__ = ["CurvatureSummary", "curvature_summary"]
 
@@ -82,16 +88,16 @@ class CurvatureSummary:
 
 
 def curvature_summary(
-    model=None,
-    loss_fn=None,
-    data=None,
+    model: nn.Module | None = None,
+    loss_fn: Loss | None = None,
+    data: Data | None = None,
     kind: str = "hessian",
     *,
     op: CurvatureOperator | None = None,
     k: int = 10,
     trace_rtol: float | None = 0.05,
     trace_matvecs: int = 300,
-    blocks="layers",
+    blocks: Blocks = "layers",
     probes: int = 20,
     density: bool = False,
     seed: int = 0,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +47,11 @@ from rmthess._checks import check_choice, check_float, check_int, check_memory, 
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
 from rmthess.curvature.eigen import _as_operator, _record
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rmthess.curvature._types import Operator
 
 __all__ = ["TraceEstimate", "hessian_trace"]
 
@@ -127,7 +133,7 @@ class TraceEstimate:
         lo, hi = self.trace_ci
         return {**_record(self), **json_safe({"trace_ci_low": lo, "trace_ci_high": hi})}
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One row per probe: ``probe`` (0-based) and its estimate ``trace_trial`` (their
         mean is ``trace``); no rows when the trace is exact."""
         import pandas as pd
@@ -156,7 +162,7 @@ def _residual_samples(op, Q, rng, n: int, distribution: str) -> np.ndarray:
 
 
 def hessian_trace(
-    A,
+    A: Operator,
     *,
     matvecs: int = 99,
     method: str = "hutch++",

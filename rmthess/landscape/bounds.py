@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,11 @@ from rmthess._random import rng
 from rmthess._stats import json_safe
 from rmthess.landscape.models import check_relu_mlp
 from rmthess.landscape.per_sample import DENSE_MAX_P, MEMORY, _curvature, check_xy, to_tensors
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from rmthess.curvature._types import Data, Loss
 
 __all__ = [
     "BOUND_CHECKS",
@@ -93,7 +99,7 @@ BOUNDS = tuple(dict.fromkeys(b for b, _ in BOUND_CHECKS))
 
 
 # ---------------------------------------------------------------------------- formulas
-def paper_theorem1(M_W: float, M_x, L: int):
+def paper_theorem1(M_W: float, M_x: ArrayLike, L: int) -> float | np.ndarray:
     """The paper's Theorem 1 right side, ``L sqrt2 M_x^2 M_W^{2L} + sqrt2 sum_{j=1}^L M_W^{2j}``.
 
     The sum is the paper's ``M_W^2 (M_W^{2L} - 1) / (M_W^2 - 1)`` evaluated term by term, so
@@ -103,7 +109,7 @@ def paper_theorem1(M_W: float, M_x, L: int):
     return L * math.sqrt(2) * np.square(M_x) * M_W ** (2 * L) + math.sqrt(2) * geo
 
 
-def corrected_bound(M_W: float, M_x, L: int):
+def corrected_bound(M_W: float, M_x: ArrayLike, L: int) -> float | np.ndarray:
     """``(1/2) L M_x^2 M_W^{2(L-1)} + sqrt2 (L-1) M_x M_W^{L-2}`` (``>= ||H_i||_2``; docs 9.3).
 
     Valid for every bias-free ReLU MLP with ``||W^(p)||_2 <= M_W`` and ``||x_i|| <= M_x``
@@ -113,7 +119,9 @@ def corrected_bound(M_W: float, M_x, L: int):
     return 0.5 * L * np.square(M_x) * M_W ** (2 * (L - 1)) + res
 
 
-def corrected_layer_bound(layer_norms, x_norm) -> tuple[np.ndarray, np.ndarray]:
+def corrected_layer_bound(
+    layer_norms: ArrayLike, x_norm: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """``(ggn, full)``: the per-layer corrected bounds of ``||G_i||_2`` and ``||H_i||_2``.
 
     ``ggn = (1/2) |x|^2 sum_p prod_{s != p} s_s^2``;
@@ -271,11 +279,11 @@ for _b in BOUNDS:
 
 # ---------------------------------------------------------------------------- audit
 def hessian_bound_audit(
-    model,
-    data,
-    loss_fn="ce",
+    model: nn.Module,
+    data: Data,
+    loss_fn: Loss = "ce",
     *,
-    samples=None,
+    samples: int | ArrayLike | None = None,
     kind: str = "hessian",
     method: str = "auto",
     tol: float = 1e-10,

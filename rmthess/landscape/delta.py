@@ -28,12 +28,17 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rmthess._checks import check_choice, check_float, check_int, check_memory
 from rmthess._random import rng as _rng
 from rmthess._stats import bootstrap_slope, json_safe
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "PAPER_EMA", "DeltaCurve", "DeltaExpected", "RateFit", "delta_curve", "delta_expected",
@@ -107,7 +112,7 @@ def _check_ema(ema) -> float | None:
     return None if ema is None else check_float("ema", ema, 0, 1, closed="neither")
 
 
-def ema_filter(x, factor: float, axis: int = -1) -> np.ndarray:
+def ema_filter(x: ArrayLike, factor: float, axis: int = -1) -> np.ndarray:
     """The authors' EMA along ``axis``: ``e_1 = x_1``, ``e_j = f e_{j-1} + (1 - f) x_j``.
 
     Linear, so the EMA of a mean over orders is the mean of the per-order EMAs. Computed in
@@ -177,7 +182,7 @@ class DeltaCurve:
     def k_max(self) -> int:
         return int(self.k[-1])
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy: one row per ``k`` (``ema`` column only when smoothed)."""
         cols = dict(k=self.k, mean=self.mean, mean_se=self.mean_se, rms=self.rms)
         cols.update(rms_se=self.rms_se, q05=self.q05, q50=self.q50, q95=self.q95)
@@ -198,7 +203,14 @@ class DeltaCurve:
         )  # fmt: skip
 
 
-def delta_curve(losses, n_orders: int = 100, *, seed: int = 0, ema=None, k_max=None):
+def delta_curve(
+    losses: ArrayLike,
+    n_orders: int = 100,
+    *,
+    seed: int = 0,
+    ema: float | None = None,
+    k_max: int | None = None,
+) -> DeltaCurve:
     """``Delta_k = |L_{k+1} - L_k|``, ``k = 1..k_max``, over ``n_orders`` random orders.
 
     Parameters
@@ -289,7 +301,7 @@ class DeltaExpected:
     variance: float
     mad: float
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy: one row per ``k``."""
         return _frame(
             k=self.k, mean_sq=self.mean_sq, rms=self.rms, mean_abs=self.mean_abs,
@@ -321,7 +333,7 @@ def _check_ks(k, n: int) -> np.ndarray:
     return ks
 
 
-def delta_expected(losses, k=None) -> DeltaExpected:
+def delta_expected(losses: ArrayLike, k: ArrayLike | None = None) -> DeltaExpected:
     """Exact expectation of ``Delta_k`` over uniformly random orders of the fixed losses.
 
     With ``mu``, ``sigma^2`` the mean and population variance of the ``n`` losses and
@@ -402,7 +414,7 @@ class RateFit:
         rec["slope_ci_low"], rec["slope_ci_high"] = self.slope_ci
         return json_safe(rec)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame([self.to_dict()])
@@ -414,7 +426,7 @@ FIT_ON = ("mean", "rms", "ema")
 def fit_rate(
     curve: DeltaCurve,
     k_min: int = 10,
-    k_max=None,
+    k_max: int | None = None,
     *,
     level: float = 0.95,
     on: str = "mean",

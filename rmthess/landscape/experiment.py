@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,20 @@ import torch
 from rmthess._checks import check_float, check_int, check_positive_float, check_progress
 from rmthess.data import as_dataset
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from matplotlib.axes import Axes
+
+    from rmthess.curvature._types import Data
+    from rmthess.data import Dataset
+
 __all__ = ["LandscapeExperiment", "landscape_experiment", "paper_pixels", "plot_delta_panels"]
 
 PANELS = ("hidden", "depth")
 
 
-def paper_pixels(ds, pixel_max=None):
+def paper_pixels(ds: Data, pixel_max: float | None = None) -> Dataset:
     """``ds`` with its pixels mapped to [-1, 1], the paper's input scaling: ``2 x / pixel_max
     - 1``.
 
@@ -152,10 +161,10 @@ def _int_tuple(name, values, lo):
 
 
 def landscape_experiment(
-    data,
+    data: Data,
     *,
-    hidden=(4, 8, 16, 32, 64),
-    layers=(1, 3, 5),
+    hidden: Sequence[int] = (4, 8, 16, 32, 64),
+    layers: Sequence[int] = (1, 3, 5),
     fixed_hidden: int = 16,
     fixed_layers: int = 3,
     orders: int = 100,
@@ -166,7 +175,7 @@ def landscape_experiment(
     k_min: int = 10,
     audit_samples: int | None = 200,
     seed: int = 0,
-    progress=None,
+    progress: bool | None = None,
 ) -> LandscapeExperiment:
     """Train the paper's bias-free ReLU MLPs and measure ``Delta_k`` for each.
 
@@ -266,7 +275,9 @@ def landscape_experiment(
     return res
 
 
-def plot_delta_panels(res: LandscapeExperiment, axes=None):
+def plot_delta_panels(
+    res: LandscapeExperiment, axes: Sequence[Axes] | np.ndarray | None = None
+) -> Sequence[Axes] | np.ndarray:
     """The paper's two panels: Delta_k vs k (log-log) per width and per depth, each with
     the Monte-Carlo mean and its +-2 SE band, the exact rms ``S / sqrt(k(k+1))`` (thin
     dotted), the large-k form ``MAD/(k+1)`` (dash-dot) and the paper's EMA (dashed)."""

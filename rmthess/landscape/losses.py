@@ -15,6 +15,7 @@ the first ``k`` losses).
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from torch import nn
 from rmthess._checks import check_int
 from rmthess.curvature._inputs import check_loss, check_problem
 from rmthess.data.coerce import as_xy, is_sample_dataset
+
+if TYPE_CHECKING:
+    from rmthess.curvature._types import Data, Loss
 
 __all__ = ["per_sample_losses", "unreduced_loss"]
 
@@ -42,7 +46,7 @@ def _with_reduction(loss_fn: nn.Module, reduction: str) -> nn.Module:
     return out
 
 
-def unreduced_loss(loss_fn) -> tuple[nn.Module, nn.Module]:
+def unreduced_loss(loss_fn: Loss) -> tuple[nn.Module, nn.Module]:
     """``(mean_loss, none_loss)``: the loss with ``reduction="mean"`` and with ``"none"``.
 
     ``loss_fn``: a ``torch.nn`` loss module (any ``reduction``: "none" is accepted here) or
@@ -83,7 +87,9 @@ def check_per_sample(mean_loss, none_loss, model, X, y) -> None:
         )
 
 
-def per_sample_losses(model, loss_fn, data, *, batch_size: int = 4096) -> np.ndarray:
+def per_sample_losses(
+    model: nn.Module, loss_fn: Loss, data: Data, *, batch_size: int = 4096
+) -> np.ndarray:
     """The losses ``l_i`` of every sample, float64 ndarray of shape (N,), in data order.
 
     Parameters

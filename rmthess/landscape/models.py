@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,6 +32,9 @@ from rmthess._checks import check_int, check_memory, check_positive_float, check
 from rmthess._device import Device, DType, resolve_device, resolve_dtype
 from rmthess.curvature.models import mlp, train
 from rmthess.data import as_dataset
+
+if TYPE_CHECKING:
+    from rmthess.curvature._types import Data
 
 __all__ = ["check_relu_mlp", "relu_mlp", "train_mlp"]
 
@@ -94,7 +98,7 @@ def relu_mlp(
 
 
 def train_mlp(
-    data,
+    data: Data,
     hidden: int,
     layers: int,
     *,
@@ -167,7 +171,7 @@ def _train(model, X, y, epochs: int, lr: float, batch_size: int, seed: int, prog
 
 
 # ---------------------------------------------------------------------------- architecture
-def check_relu_mlp(model) -> list[torch.Tensor]:
+def check_relu_mlp(model: nn.Module) -> list[torch.Tensor]:
     """The weight matrices ``[W^(1), ..., W^(L)]`` of a bias-free ReLU MLP, in forward order.
 
     Accepted: any ``nn.Module`` whose leaf modules, in registration order, are

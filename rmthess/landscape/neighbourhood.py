@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,6 +44,13 @@ from rmthess._stats import json_safe
 from rmthess.curvature._inputs import check_problem
 from rmthess.curvature.operators import curvature_operator
 from rmthess.landscape.losses import as_batches, check_per_sample, per_sample, unreduced_loss
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import ArrayLike
+    from torch import nn
+
+    from rmthess.curvature._types import Data, Loss
 
 __all__ = ["EXACT_MAX_PARAMS", "NeighbourhoodDelta", "NeighbourhoodMC", "neighbourhood_delta"]
 
@@ -92,7 +100,7 @@ class NeighbourhoodMC:
     def to_dict(self) -> dict:
         return json_safe(dict(self.__dict__))
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         return _frame(self.to_dict())
 
 
@@ -133,7 +141,7 @@ class NeighbourhoodDelta:
         rec = {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "order")}
         return json_safe(rec)
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """One row: :meth:`to_dict`."""
         return _frame(self.to_dict())
 
@@ -243,13 +251,13 @@ def _moments_of_M(matmul_M, P: int, probes: int | None, rng, dtype, device):
 
 
 def neighbourhood_delta(
-    model,
-    loss_fn,
-    data,
+    model: nn.Module,
+    loss_fn: Loss,
+    data: Data,
     k: int,
     sigma: float,
     *,
-    order=None,
+    order: ArrayLike | None = None,
     seed: int = 0,
     probes: int | None = None,
 ) -> NeighbourhoodDelta:

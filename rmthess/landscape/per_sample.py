@@ -44,6 +44,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,11 @@ from rmthess._device import DType, resolve_dtype
 from rmthess._stats import json_safe
 from rmthess.data import as_xy
 from rmthess.landscape.models import check_relu_mlp
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rmthess.curvature._types import Data
 
 __all__ = [
     "KINDS",
@@ -133,7 +139,7 @@ class PerSampleNorms:
         )
 
 
-def per_sample_hessian_norms(model, data, **kw) -> np.ndarray:
+def per_sample_hessian_norms(model: nn.Module, data: Data, **kw: Any) -> np.ndarray:
     """``||H_i||_2`` (or ``||G_i||_2`` with ``kind="ggn"``) for every sample, shape (N,).
 
     The array of :func:`per_sample_curvature` (same keywords), which also returns the
@@ -143,8 +149,8 @@ def per_sample_hessian_norms(model, data, **kw) -> np.ndarray:
 
 
 def per_sample_curvature(
-    model,
-    data,
+    model: nn.Module,
+    data: Data,
     *,
     kind: str = "hessian",
     method: str = "auto",

@@ -16,7 +16,9 @@ _SIZE_ON = {
 }
 
 
-def sample_size_for(curve_or_expected, eps, *, on=None) -> int:
+def sample_size_for(
+    curve_or_expected: DeltaCurve | DeltaExpected, eps: float, *, on: str | None = None
+) -> int:
     """Smallest ``k`` from which the curve stays below ``eps`` (over the computed ``k``).
 
     For a :class:`DeltaExpected` the default ``on="rms"`` (``sqrt E Delta_k^2 =
