@@ -1,5 +1,8 @@
+"""``python -m rmthess``: the ``rmthess`` command line."""
+
 import sys
 
 from rmthess.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
