@@ -274,6 +274,16 @@ def number_arg(
     return parse
 
 
+def int_arg(name: str, minimum: int | None = None, maximum: int | None = None) -> Callable:
+    """``number_arg("int", name=name, minimum=minimum, maximum=maximum)``: the ``type=`` of
+    an integer option (the CLIs' shorthand).
+
+    >>> int_arg("C", 2)("1e3")
+    1000
+    """
+    return number_arg("int", name=name, minimum=minimum, maximum=maximum)
+
+
 def int_list_arg(*, name: str, minimum: int = 1) -> Callable[[str], list[int]]:
     """``argparse`` ``type=`` for a comma-separated list of integers (``"10,100,1e3"``)."""
     import argparse

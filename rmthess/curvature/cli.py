@@ -26,11 +26,8 @@ from rmthess._cli import add_json, add_out, add_progress
 
 
 def add_arguments(parser) -> None:
-    from rmthess._checks import number_arg
+    from rmthess._checks import int_arg, number_arg
     from rmthess.data.loaders import add_data_arguments
-
-    def int_arg(name, minimum):
-        return number_arg("int", name=name, minimum=minimum)
 
     add_data_arguments(parser, default="digits", n_min=2)
     parser.add_argument("--hidden", default=16, type=int_arg("hidden", 1), help="hidden width")

@@ -116,10 +116,7 @@ def add_data_arguments(
     ``--idx-labels``, ``--C``, ``--d``, ``--N``, ``--clusters``, ``--n`` (``>= n_min``).
     The CLI adds its own ``--seed`` (used for synthetic data and ``--n``; 0 without one).
     """
-    from rmthess._checks import number_arg
-
-    def int_arg(name, minimum, maximum=None):
-        return number_arg("int", name=name, minimum=minimum, maximum=maximum)
+    from rmthess._checks import int_arg
 
     names = " | ".join(DATASETS)
     g = parser.add_argument_group("data")

@@ -44,11 +44,8 @@ def _renamed(new: str, what: str):
 def add_arguments(parser) -> None:
     import argparse
 
-    from rmthess._checks import int_list_arg, number_arg
+    from rmthess._checks import int_arg, int_list_arg
     from rmthess.data.loaders import add_data_arguments
-
-    def int_arg(name, minimum):
-        return number_arg("int", name=name, minimum=minimum)
 
     add_data_arguments(parser, default="digits", n_min=N_MIN)
     parser.add_argument(

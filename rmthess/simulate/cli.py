@@ -27,11 +27,8 @@ from rmthess import CASES
 
 
 def add_arguments(parser) -> None:
-    from rmthess._checks import int_list_arg, number_arg
+    from rmthess._checks import int_arg, int_list_arg
     from rmthess._cli import add_init, add_json, add_progress
-
-    def int_arg(name, minimum):
-        return number_arg("int", name=name, minimum=minimum)
 
     parser.add_argument("--case", required=True, help=f"one of: {', '.join(CASES)}")
     parser.add_argument(

@@ -31,10 +31,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser) -> None:
-    from rmthess._checks import number_arg
-
-    def int_arg(name, minimum):
-        return number_arg("int", name=name, minimum=minimum)
+    from rmthess._checks import int_arg
 
     sub = parser.add_subparsers(dest="sweep_command", metavar="{run,status,plot}")
     sub.required = True
