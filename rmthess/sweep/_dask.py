@@ -43,12 +43,17 @@ _CLOSED = ("CommClosedError", "StreamClosedError", "ConnectionResetError", "Brok
 def _not_close_noise(record: logging.LogRecord) -> bool:
     """Logging filter: drop what a local cluster says while its connections close in the
     usual order (scheduler first): "Batched Comm Closed", "Scheduler was unaware of this
-    worker", and records whose exception is a closed connection. Keep everything else (a
-    worker lost mid-run is still seen by the driver, as a failed task)."""
+    worker", and records whose exception is, or was caused by, a closed connection. Keep
+    everything else (a worker lost mid-run is still seen by the driver, as a failed task)."""
     if any(s in record.getMessage() for s in _NOISE):
         return False
-    exc = record.exc_info[0] if record.exc_info else None
-    return exc is None or exc.__name__ not in _CLOSED
+    exc = record.exc_info[1] if record.exc_info else None
+    seen = 0
+    while exc is not None and seen < 20:  # the exception and its causes / contexts
+        if type(exc).__name__ in _CLOSED:
+            return False
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return True
 
 
 def quiet_close_noise() -> None:
