@@ -59,8 +59,13 @@ class Case:
     zero_off : bool
         The off-diagonal blocks vanish identically (exactly block diagonal).
     theory_method : str
-        How :func:`rmthess.theory.frobenius_limits` computes the fixed-C limits:
+        How :func:`rmthess.theory.frobenius_limits` computes the fixed-C limits by default:
         ``"closed-form"``, ``"quadrature"`` or ``"monte-carlo"``.
+    mc_route : bool
+        The fixed-C limits also have a Monte-Carlo route (``method="mc"`` of
+        :func:`rmthess.theory.frobenius_limits`, with ``samples``, ``inner`` and ``seed``):
+        the one-hidden-layer CE cases, whose limits are integrals over the output weights
+        (the route of every init whose V entries are not normal).
     predicted_slope : float or None
         Large-C exponent of ``r(C)``; None where ``r = 0`` exactly.
     m_min : int
@@ -86,6 +91,7 @@ class Case:
     asymptotic_m_min: int
     title: str
     theorem: str = ""
+    mc_route: bool = False
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -105,7 +111,7 @@ class Case:
 
     @property
     def monte_carlo_theory(self) -> bool:
-        """The fixed-C theory is a Monte-Carlo integral with a standard error."""
+        """The fixed-C theory is by default a Monte-Carlo integral with a standard error."""
         return self.theory_method == "monte-carlo"
 
     @property
@@ -239,6 +245,7 @@ REGISTRY: dict[str, Case] = {
             asymptotic_m_min=3,
             title="hidden layer, CE (Thm 2)",
             theorem="Theorem 2",
+            mc_route=True,
         ),
         Case(
             "output-mse",
@@ -262,12 +269,13 @@ REGISTRY: dict[str, Case] = {
             blocks_over="C",
             block_dim="m",
             zero_off=False,
-            theory_method="monte-carlo",
+            theory_method="quadrature",
             predicted_slope=-1.0,
             m_min=1,
             asymptotic_m_min=3,
             title="output layer, CE (Thm 2)",
             theorem="Theorem 2",
+            mc_route=True,
         ),
     )
 }

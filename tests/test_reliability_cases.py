@@ -117,7 +117,7 @@ def test_every_registry_case_has_its_theory_object():
         assert th.case is case and th.name == name and theory_for(case) is th
         # the object's facts agree with the registry's
         assert th.uses_qmc == (case.loss == "ce")
-        assert hasattr(th, "kernel") == case.monte_carlo_theory
+        assert hasattr(th, "kernel") == case.mc_route
 
 
 def test_bootstrap_slope_se_matches_the_delta_method():

@@ -186,13 +186,13 @@ def fit_decay(
     th_kw = dict(samples=theory_samples, inner=theory_inner)
     th_kw = {k: check_int(f"theory_{k}", v) for k, v in th_kw.items() if v is not None}
     theory_seed = check_int("theory_seed", theory_seed, 0)
-    if th_kw and not c.monte_carlo_theory:
+    if th_kw and not c.mc_route:
         raise ValueError(
             f"theory_samples and theory_inner apply only to the Monte-Carlo cases "
-            f"({', '.join(cases_where(monte_carlo_theory=True))}); case {c.name!r} has an "
+            f"({', '.join(cases_where(mc_route=True))}); case {c.name!r} has an "
             f"exact theory ({c.theory_method}): leave them out"
         )
-    if c.monte_carlo_theory:
+    if c.mc_route:
         th_kw["seed"] = theory_seed
     results = sweep_results(
         c.name, Cs, d, N, m, trials=trials, seed=seed, device=device, dtype=dtype,
@@ -211,7 +211,7 @@ def fit_decay(
 
         lims = [frobenius_limits(c.name, C, d / N, m, init=ini, **th_kw) for C in Cs]
         theory_slope = float(ols_slope(logC, np.log([t.ratio for t in lims]))[0])
-    mc = theory and c.monte_carlo_theory
+    mc = theory and bool(lims) and lims[0].method == "monte-carlo"
     return DecayFit(
         case=c.name,
         Cs=Cs,
@@ -230,7 +230,7 @@ def fit_decay(
         theory_ratios=[t.ratio for t in lims],
         results=results,
         init=ini.name,
-        theory_method=c.theory_method if theory else "",
+        theory_method=(lims[0].method if lims else c.theory_method) if theory else "",
         theory_samples=th_kw.get("samples") if mc else None,
         theory_inner=lims[0].n_inner if mc else None,
         theory_seed=theory_seed if mc else None,

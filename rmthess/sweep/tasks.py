@@ -129,12 +129,12 @@ def validate_theory(config, *, from_grid=True):
     from rmthess._checks import check_int, check_positive_float
     from rmthess.theory.frobenius import MIN_SAMPLES
 
-    allowed = ("case", "C", "gamma", "m", "samples", "inner", "init", "threads")
+    allowed = ("case", "C", "gamma", "m", "samples", "inner", "init", "threads", "method", "tol")
     cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
     cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
     for k, lo in (("samples", MIN_SAMPLES), ("inner", 2)):
         if k in cfg:
-            if not c.monte_carlo_theory:
+            if not c.mc_route:
                 raise ValueError(f"{k} applies to the Monte-Carlo cases only, not {c.name!r}")
             cfg[k] = check_int(k, cfg[k], lo)
     _init_key(cfg)
@@ -144,11 +144,24 @@ def validate_theory(config, *, from_grid=True):
 
 def _theory_preflight(cfg, c) -> None:
     """What :func:`rmthess.theory.frobenius_limits` refuses before its work."""
+    from rmthess.inits import resolve_init
     from rmthess.theory import frobenius_limits
+    from rmthess.theory.frobenius import QUADRATURE_MAX_C, _resolve_method
 
     args = (c.name, cfg["C"], cfg["gamma"], cfg.get("m"))
-    extra = {k: cfg[k] for k in ("samples", "inner", "init") if k in cfg}
-    if not c.monte_carlo_theory:
+    extra = {k: cfg[k] for k in ("samples", "inner", "init", "method", "tol") if k in cfg}
+    ini = resolve_init(cfg.get("init", "lecun"))
+    used, _ = _resolve_method(
+        c, cfg.get("method"), cfg.get("samples"), cfg.get("inner"), ini, cfg.get("tol")
+    )
+    if used == "quadrature" and c.mc_route:  # seconds per point: check, do not run
+        if cfg["C"] > QUADRATURE_MAX_C:
+            raise ValueError(
+                f"C must be <= {QUADRATURE_MAX_C:.0e} for the Gram quadrature of {c.name!r} "
+                f"(got {cfg['C']}); use rmthess.theory.asymptotic_constants for larger C"
+            )
+        return
+    if used != "mc":
         frobenius_limits(*args, **extra)  # exact (closed form, quadrature): milliseconds
         return
     from rmthess.theory import hidden_integrals as hi
@@ -257,7 +270,7 @@ def theory_task(config: dict, *, seed: int) -> dict:
     from rmthess.theory import frobenius_limits
 
     config = validate_theory(config, from_grid=False)
-    extra = {k: config[k] for k in ("samples", "inner", "init") if k in config}
+    extra = {k: config[k] for k in ("samples", "inner", "init", "method", "tol") if k in config}
     res = frobenius_limits(
         config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
     )

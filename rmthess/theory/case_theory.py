@@ -72,6 +72,10 @@ class _CaseTheory:
     def frobenius(self, C, gamma, m, ini, *, samples, inner, seed, progress) -> dict:
         raise NotImplementedError
 
+    def quadrature(self, C, gamma, m, ini, tol) -> dict:
+        """The deterministic route of a case with a Monte-Carlo route (normal init)."""
+        raise NotImplementedError(f"case {self.case.name!r} has no Gram quadrature")
+
     def asymptotic(self, gamma, m, ini) -> tuple[float, float, float, float]:
         raise NotImplementedError
 
@@ -325,6 +329,27 @@ class _OutputCE(_MonteCarlo):
     name = "output-ce"
     kernel = "output_ce_mc"
     diverges = "K4(m) = E[e^(2 h.h'/m) (h.h')^2] diverges for smaller m"
+
+    def quadrature(self, C, gamma, m, ini, tol):
+        import warnings
+
+        from rmthess.theory.ce_quadrature import output_ce_quadrature
+
+        q = output_ce_quadrature(C, m, ini.sigma, tol)
+        if not q.converged:
+            warnings.warn(
+                f"output-ce quadrature at C={C}, m={m}: the finest resolution reached a "
+                f"relative change of {max(q.F_diag_err / q.F_diag, q.F_off_err / q.F_off):.2g}, "
+                f"above tol={tol:g}; the error estimates (F_diag_se, F_off_se) say how far",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        ratio = math.sqrt(q.F_off / q.F_diag)
+        ratio_err = 0.5 * ratio * (q.F_off_err / q.F_off + q.F_diag_err / q.F_diag)
+        return dict(
+            F_diag=q.F_diag, F_off=q.F_off, ratio=ratio, ratio_se=ratio_err,
+            F_diag_se=q.F_diag_err, F_off_se=q.F_off_err,
+        )  # fmt: skip
 
     def mc_cost(self, C, m, n_V, n_g, B):
         sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-9 * n_g * C * m)

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rmthess._checks import int_list_arg, number_arg
     from rmthess.cases import CASES, REGISTRY
 
-    mc = [n for n, c in REGISTRY.items() if c.monte_carlo_theory]
+    mc = [n for n, c in REGISTRY.items() if c.mc_route]
     parser.add_argument(
         "--case", required=True, choices=CASES, metavar="CASE", help=f"one of: {', '.join(CASES)}"
     )
@@ -79,19 +79,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed",
         default=0,
         type=number_arg("int", name="seed", minimum=0),
-        help="seed of the Monte-Carlo cases (int >= 0, default 0)",
+        help="seed of the Monte-Carlo route (int >= 0, default 0)",
+    )
+    parser.add_argument(
+        "--method",
+        default=None,
+        choices=("quadrature", "mc"),
+        help=f"{', '.join(mc)} only: 'quadrature' (deterministic, normal inits; the default "
+        "of output-ce) or 'mc' (Monte Carlo; the default of hidden-ce, of non-normal inits "
+        "and whenever --samples or --inner is given)",
+    )
+    parser.add_argument(
+        "--tol",
+        default=None,
+        type=number_arg("float", name="tol"),
+        help="--method quadrature only: relative tolerance in [1e-10, 1e-2] (default 1e-6)",
     )
     parser.add_argument(
         "--samples",
         default=None,
         type=number_arg("int", name="samples", minimum=2),
-        help=f"{', '.join(mc)} only: independent V draws (default: 200-10000 by cost)",
+        help=f"{', '.join(mc)}, Monte Carlo only: independent V draws (default: 200-10000 by cost)",
     )
     parser.add_argument(
         "--inner",
         default=None,
         type=number_arg("int", name="inner", minimum=2),
-        help=f"{', '.join(mc)} only: g draws per V draw (default 64)",
+        help=f"{', '.join(mc)}, Monte Carlo only: g draws per V draw (default 64)",
     )
     add_progress(parser, "when it is a terminal and the whole run is predicted to take over 5 s")
     add_init(parser)
@@ -163,8 +177,16 @@ def run(args: argparse.Namespace) -> int:
     m = case.check_m(args.m)
     if args.asymptotic:  # refuse an m without finite large-C constants before any work
         case.check_m(args.m, asymptotic=True)
-    mc_kw = {"samples": args.samples, "inner": args.inner}
-    if case.monte_carlo_theory:
+    from rmthess.inits import resolve_init
+    from rmthess.theory.frobenius import _resolve_method
+
+    method = getattr(args, "method", None)
+    tol = getattr(args, "tol", None)
+    used, _ = _resolve_method(case, method, args.samples, args.inner, resolve_init(args.init), tol)
+    mc_kw: dict = {"samples": args.samples, "inner": args.inner}
+    if case.mc_route:
+        mc_kw.update(method=method, tol=tol)
+    if used == "mc":
         mc_kw.update(seed=args.seed, progress=_mc_progress(case.name, args, m))
     init = args.init
     asym = None
@@ -185,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         + ("" if m is None else f" m={m}")
         + f" init={init}"
     )
-    mc = case.monte_carlo_theory
+    mc = used == "mc"
     if mc:  # each estimate to the precision of its standard error
         cols = ["C", "F_diag", "F_off", "ratio", "n_samples", "method"]
         cells = [
@@ -194,10 +216,18 @@ def run(args: argparse.Namespace) -> int:
             + [str(r.n_samples), r.method]
             for r in rows
         ]
+    elif used == "quadrature" and case.mc_route:
+        cols = ["C", "F_diag", "F_off", "ratio", "F_diag_se", "F_off_se", "method"]
+        cells = [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
     else:
         cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
         cells = [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
     _print_table(cols, cells)
+    if used == "quadrature" and case.mc_route:
+        print(
+            f"(Gram quadrature to relative tol {rows[0].tol:g}; *_se: error estimates, the "
+            "change between the last two resolutions)"
+        )
     if mc:
         r0 = rows[0]
         print(

@@ -21,8 +21,12 @@ entry law; ``V`` keeps its entry law, with kurtosis ``kappa = E v^4 / (E v^2)^2`
   ``sqrt((gamma/4 + 1/16) / ((gamma/2 + 1/4)(C + kappa - 1)))`` depends on the V entry
   law through ``kappa`` only.
 - ``output-mse``: ``F_diag = sigma^4 (m/4 + m(m-1)/(4 pi^2))``, ``F_off = 0`` (exact).
-- ``hidden-ce``, ``output-ce``: nested Monte Carlo over V (init law) and g with unbiased
-  per-draw estimates and honest standard errors (:mod:`rmthess.theory.hidden_integrals`).
+- ``output-ce``: exact deterministic quadrature over the Gram matrix of two ReLU vectors
+  (:mod:`rmthess.theory.ce_quadrature`, normal inits), relative error below ``tol``
+  (default 1e-6) with an error estimate; ``method="mc"`` (and every non-normal init, whose
+  V is not Gaussian) uses nested Monte Carlo.
+- ``hidden-ce``: nested Monte Carlo over V (init law) and g with unbiased per-draw
+  estimates and standard errors (:mod:`rmthess.theory.hidden_integrals`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ __all__ = [
     "ratio_stderr",
     "DEFAULT_INNER",
     "MC_MAX_C",
+    "QUADRATURE_MAX_C",
+    "DEFAULT_TOL",
+    "METHODS",
     "MIN_SAMPLES",
     "PROGRESS_AFTER_S",
     "KURTOSIS",
@@ -56,6 +63,13 @@ DEFAULT_INNER = 64
 """Default number of g draws per V draw for the Monte-Carlo cases (the V noise dominates)."""
 MC_MAX_C = 100_000
 """Largest C accepted by the Monte-Carlo cases (cost grows linearly in C)."""
+QUADRATURE_MAX_C = 10**12
+"""Largest C accepted by the Gram quadrature (its cost does not grow with C; checked
+against the large-C constants up to 1e12)."""
+DEFAULT_TOL = 1e-6
+"""Default relative tolerance of the Gram quadrature."""
+METHODS = ("quadrature", "mc")
+"""Values of ``method`` for the cases with a Monte-Carlo route (``Case.mc_route``)."""
 MIN_SAMPLES = 30
 """Fewest V draws accepted by the Monte-Carlo cases. The standard errors are sample
 standard deviations of the per-draw estimates over sqrt(samples) (delta method for
@@ -79,12 +93,15 @@ class FrobeniusLimits:
     F_diag, F_off : float
         The limits (see the module docstring for the normalization).
     F_diag_se, F_off_se : float
-        Their standard errors (0.0 where the value is exact).
+        Their standard errors (Monte Carlo), their error estimates (the Gram quadrature of
+        output-ce: the change between its last two resolutions) or 0.0 (exact to
+        rounding).
     ratio : float
         ``sqrt(F_off / F_diag)`` (0.0 where ``F_off == 0``).
     ratio_se : float
         Standard error of ``ratio`` (delta method with the covariance of the two
-        estimates over independent V draws); 0.0 where the value is exact.
+        estimates over independent V draws); for the Gram quadrature the error bound
+        ``ratio (F_off_se/F_off + F_diag_se/F_diag) / 2``; 0.0 where the value is exact.
     method : str
         ``"closed-form"``, ``"quadrature"`` or ``"monte-carlo"``.
     n_samples : int
@@ -95,6 +112,8 @@ class FrobeniusLimits:
         Seed of the Monte-Carlo estimate (None where exact).
     init : str
         Name of the initialisation (``"lecun"``, ``"torch-default"``, ``"sigma=<s>"``).
+    tol : float or None
+        Relative tolerance of the Gram quadrature (None for the other methods).
     """
 
     case: str
@@ -112,6 +131,7 @@ class FrobeniusLimits:
     n_inner: int = 0
     seed: int | None = None
     init: str = "lecun"
+    tol: float | None = None
 
     def to_dict(self) -> dict:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""
@@ -135,6 +155,8 @@ def frobenius_limits(
     seed: int = 0,
     progress: bool | None = None,
     init: InitLike = "lecun",
+    method: str | None = None,
+    tol: float | None = None,
 ) -> FrobeniusLimits:
     """Limits ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off/F_diag)`` at fixed C.
 
@@ -143,8 +165,9 @@ def frobenius_limits(
     case : str
         One of ``linear-mse, linear-ce, hidden-mse, hidden-ce, output-mse, output-ce``.
     C : int
-        Number of classes, an integer >= 2 (``1e7`` accepted); at most 1e20 for linear-ce
-        and ``MC_MAX_C`` for the Monte-Carlo cases.
+        Number of classes, an integer >= 2 (``1e7`` accepted); at most 1e20 for linear-ce,
+        ``QUADRATURE_MAX_C`` = 1e12 for the Gram quadrature and ``MC_MAX_C`` for Monte
+        Carlo.
     gamma : float
         ``d/N``, finite and > 0 (unused by output-*, whose blocks have fixed size m). The
         limits are linear in gamma and are computed without overflow for every finite
@@ -154,10 +177,11 @@ def frobenius_limits(
         Hidden width: required for hidden-* (``m >= 2``) and output-* (``m >= 1``);
         refused for linear-* (:meth:`rmthess.cases.Case.check_m`).
     samples, inner : int, optional
-        Monte-Carlo cases (hidden-ce, output-ce) only; a ``ValueError`` for the other
-        cases. ``samples``: independent V draws, >= ``MIN_SAMPLES`` (below it the
-        standard errors are not trustworthy, see ``MIN_SAMPLES``); default: as many as a
-        budget of ~1.5e10 flops allows, between 200 and 10000
+        Monte-Carlo route only (hidden-ce; output-ce with ``method="mc"``, which giving
+        either implies); a ``ValueError`` for the other cases and methods. ``samples``:
+        independent V draws, >= ``MIN_SAMPLES`` (below it the standard errors are not
+        trustworthy, see ``MIN_SAMPLES``); default: as many as a budget of ~1.5e10 flops
+        allows, between 200 and 10000
         (:func:`rmthess.theory.hidden_integrals.default_sizes`). ``inner``: g draws per
         V, >= 2, default ``DEFAULT_INNER`` = 64. Sizes whose arrays would not fit in the
         memory budget (half the physical RAM) are refused before any work, naming the
@@ -177,6 +201,18 @@ def frobenius_limits(
         (default), ``"torch-default"`` or a float ``sigma > 0`` (module docstring for how
         each case depends on it); linear-ce needs ``sigma <= 5``
         (:data:`rmthess.theory.softmax_moments.SIGMA_MAX`).
+
+    method : {"quadrature", "mc"} or None
+        Cases with a Monte-Carlo route (``Case.mc_route``: hidden-ce, output-ce) only.
+        ``None`` (default): the case's default, ``Case.theory_method`` (output-ce: the Gram
+        quadrature; hidden-ce: Monte Carlo), except that ``samples``/``inner`` or a
+        non-normal init (``torch-default``: uniform V, for which the Gram reduction does
+        not hold) select ``"mc"``. ``"quadrature"`` needs a normal init.
+    tol : float, optional
+        Relative tolerance of the Gram quadrature, in [1e-10, 1e-2] (default
+        ``DEFAULT_TOL`` = 1e-6); a ``ValueError`` for the other methods. The resolution
+        is raised until two successive levels agree to ``tol``; where the finest level
+        does not, a ``RuntimeWarning`` gives the error reached.
 
     Returns
     -------
@@ -203,15 +239,82 @@ def frobenius_limits(
     seed = check_int("seed", seed, 0)
     progress = check_progress(progress)
     ini = resolve_init(init)
-    mc_cases = ", ".join(cases_where(monte_carlo_theory=True))
-    for name, value in (("samples", samples), ("inner", inner)):
-        if value is not None and not c.monte_carlo_theory:
-            check_int(name, value)  # a wrong type is a TypeError whatever the case
+    method, tol = _resolve_method(c, method, samples, inner, ini, tol)
+    if method == "quadrature" and c.mc_route:
+        tol = DEFAULT_TOL if tol is None else tol
+        if C > QUADRATURE_MAX_C:
             raise ValueError(
-                f"{name} applies only to the Monte-Carlo cases ({mc_cases}); case {case!r} "
-                f"is computed exactly ({c.theory_method}): leave {name} out, got {value!r}"
+                f"C must be <= {QUADRATURE_MAX_C:.0e} for the Gram quadrature of {case!r} "
+                f"(got {C}); use rmthess.theory.asymptotic_constants for larger C"
             )
+        out = theory_for(c).quadrature(C, gamma, m, ini, tol)
+        return FrobeniusLimits(
+            case, C, gamma, m, method="quadrature", init=ini.name, tol=tol, **out
+        )
     out = theory_for(c).frobenius(
         C, gamma, m, ini, samples=samples, inner=inner, seed=seed, progress=progress
     )
-    return FrobeniusLimits(case, C, gamma, m, method=c.theory_method, init=ini.name, **out)
+    name = "monte-carlo" if c.mc_route else c.theory_method
+    return FrobeniusLimits(case, C, gamma, m, method=name, init=ini.name, **out)
+
+
+def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | None]:
+    """``(method, tol)`` that :func:`frobenius_limits` uses for case ``c`` (a
+    :class:`rmthess.cases.Case`) given its arguments: ``"quadrature"``, ``"mc"`` or the
+    case's exact method, and the checked tolerance (None unless given). Checks
+    ``method``, ``tol`` and that ``samples``/``inner`` fit the method (``ValueError``,
+    ``TypeError``), before any work."""
+    from rmthess._checks import check_choice, check_float
+
+    case = c.name
+    for name, value in (("samples", samples), ("inner", inner)):
+        if value is not None:
+            check_int(name, value)  # a wrong type is a TypeError whatever the case
+    mc_given = samples is not None or inner is not None
+    if not c.mc_route:
+        if method is not None and method != c.theory_method:
+            raise ValueError(
+                f"method applies only to the Monte-Carlo cases "
+                f"({', '.join(cases_where(mc_route=True))}); case {case!r} is computed "
+                f"exactly ({c.theory_method}): leave method out, got {method!r}"
+            )
+        for name, value in (("samples", samples), ("inner", inner), ("tol", tol)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} applies only to the Monte-Carlo cases "
+                    f"({', '.join(cases_where(mc_route=True))}); case {case!r} is computed "
+                    f"exactly ({c.theory_method}): leave {name} out, got {value!r}"
+                )
+        return c.theory_method, None
+    normal = ini.dist == "normal"
+    if method is None:
+        if mc_given or not normal or c.theory_method == "monte-carlo":
+            method = "mc"
+        else:
+            method = "quadrature"
+    method = check_choice("method", method, METHODS)
+    if method == "quadrature":
+        if c.theory_method == "monte-carlo":
+            raise ValueError(
+                f"method='quadrature' is not available for {case!r} yet (its fixed-C limits "
+                "are nested Monte-Carlo integrals): use method='mc' or leave method out"
+            )
+        if not normal:
+            raise ValueError(
+                f"method='quadrature' needs a normal init (the Gram reduction integrates over "
+                f"Gaussian output weights), got init={ini.name!r} ({ini.dist} entries): use "
+                "method='mc'"
+            )
+        if mc_given:
+            raise ValueError(
+                "samples and inner apply only to method='mc' (Monte Carlo); the Gram "
+                "quadrature is deterministic: leave them out or pass method='mc'"
+            )
+        if tol is not None:
+            tol = check_float("tol", tol, 1e-10, 1e-2)
+    elif tol is not None:
+        raise ValueError(
+            f"tol applies only to method='quadrature'; method='mc' reports a standard error "
+            f"(set its size with samples): leave tol out, got {tol!r}"
+        )
+    return method, tol

@@ -39,8 +39,9 @@ class TheoryResult:
 
 
 def C_grid(cfg: ReportConfig, case: str) -> list[int]:
-    """C values of the theory curve: the simulated C, plus a log grid unless Monte Carlo."""
-    if get_case(case).monte_carlo_theory:
+    """C values of the theory curve: the simulated C, plus a log grid unless the case's
+    limits are costly integrals (Monte Carlo or the Gram quadrature: seconds per C)."""
+    if get_case(case).mc_route:
         return sorted(set(cfg.Cs))
     lo, hi = min(cfg.Cs), max(cfg.Cs)
     grid = np.unique(np.round(np.geomspace(lo, hi, cfg.theory.C_points)).astype(int))
@@ -48,7 +49,7 @@ def C_grid(cfg: ReportConfig, case: str) -> list[int]:
 
 
 def units(cfg: ReportConfig) -> int:
-    return sum(len(C_grid(cfg, c)) if get_case(c).monte_carlo_theory else 1 for c in cfg.cases)
+    return sum(len(C_grid(cfg, c)) if get_case(c).mc_route else 1 for c in cfg.cases)
 
 
 REPORT_INIT = "lecun"  # the initialization every simulation of the report uses
@@ -86,13 +87,15 @@ def _stored_limits(cfg: ReportConfig):
     """``{(case, C): record}`` of the theory records in ``cfg.store`` that match this run on
     every setting that changes the limit or its estimator: gamma, m, the initialization
     (the report simulates :data:`REPORT_INIT`), and for the Monte-Carlo cases the numbers
-    of V and g draws the report would use (``n_samples``, ``n_inner``). The Monte-Carlo
+    of V and g draws the report would use (``n_samples``, ``n_inner``), for the Gram
+    quadrature its method and tolerance (``method``, ``tol``). The Monte-Carlo
     seed is not matched: it changes the noise of the estimate (whose standard error the
     record holds), not what is estimated; sweep seeds come from the configuration hash."""
     if cfg.store is None:
         return {}
     from rmthess.inits import resolve_init
     from rmthess.sweep import load
+    from rmthess.theory.frobenius import DEFAULT_TOL
     from rmthess.theory.hidden_integrals import default_sizes
 
     check_store(cfg.store)
@@ -110,6 +113,10 @@ def _stored_limits(cfg: ReportConfig):
         except (TypeError, ValueError):  # missing or unknown: not known to be ours
             continue
         if (init.name, init.sigma) != (want_init.name, want_init.sigma):
+            continue
+        if rec.get("method") != c.theory_method:  # computed by another route than this run's
+            continue
+        if c.mc_route and c.theory_method == "quadrature" and not _same(rec, "tol", DEFAULT_TOL):
             continue
         if c.monte_carlo_theory:
             n_V, n_g = default_sizes(rec["case"], C, m, cfg.theory.samples, None)
@@ -139,10 +146,10 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Theor
         kwargs = {"seed": cfg.seed, "progress": False}  # the report's bar only: none nested
         if c.monte_carlo_theory and cfg.theory.samples is not None:
             kwargs["samples"] = cfg.theory.samples
-        if not c.monte_carlo_theory:
+        if not c.mc_route:
             step(f"theory {case}")
         for C in C_grid(cfg, case):
-            if c.monte_carlo_theory:
+            if c.mc_route:
                 step(f"theory {case} C={C}")
             if (case, C) in stored:
                 rows.append(stored[(case, C)])
@@ -164,8 +171,9 @@ def render(result: TheoryResult, out: Output) -> Section:
     sec.text.append(
         f"gamma = d/N = {cfg.gamma:g}, hidden width m = {cfg.m}. F_diag = lim (1/d)||H_kk||_F^2, "
         "F_off = lim (1/d)||H_kl||_F^2 (no 1/d for the m x m output-layer blocks); "
-        "hidden-ce and output-ce are Monte-Carlo integrals (standard errors in the table), "
-        "the other cases exact (docs/theory.md sections 4-5). Large-C asymptotes: F ~ A C^-p."
+        "hidden-ce is a Monte-Carlo integral (standard errors in the table), output-ce a "
+        "deterministic quadrature to relative 1e-6 (error estimates in the table), the other "
+        "cases exact (docs/theory.md sections 4-5). Large-C asymptotes: F ~ A C^-p."
     )
     lim, asym = result.limits, result.asymptotics
     sec.tables.append(("Exact limits", lim, out.table(lim, "theory_limits.csv")))

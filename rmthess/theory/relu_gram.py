@@ -1,0 +1,180 @@
+"""Quadrature rules for the Gram matrix of two independent ReLU vectors.
+
+For ``g, g'`` i.i.d. ``N(0, I_m)`` and ``h = relu(g)``, ``h' = relu(g')``, the Gram matrix
+``(|h|^2, |h'|^2, h.h')`` has an exact product structure once the sign pattern is fixed
+(docs/theory.md section 4, "Deterministic quadrature"):
+
+- the pattern ``(K, K', J) = (|S|, |S'|, |S and S'|)``, ``S = {j: g_j > 0}``, is a
+  multinomial draw (each coordinate falls in one of the four sign cells with probability
+  1/4), :func:`patterns`;
+- given the pattern, ``|h| = chi_K``, ``|h'| = chi_K'`` and ``w = h.h' / (|h| |h'|) =
+  tau tau' c`` are independent, with ``tau^2 = |h_J|^2 / |h|^2 ~ Beta(J/2, (K-J)/2)``
+  (:func:`tau_rule`), ``tau'`` likewise, and ``c`` the cosine between two independent
+  uniform directions of the positive orthant of ``S^{J-1}`` (:func:`cosine_rule`).
+
+The norm of a half-normal vector is independent of its direction, so the moments of ``c``
+are closed form: ``E c^n = E[(a.b)^n] / (E chi_J^n)^2`` for i.i.d. half-normal ``a, b`` in
+``R^J``, with ``E[(a.b)^n] = n! [x^n] (sum_k mu_k^2 x^k / k!)^J``, ``mu_k = E|N(0,1)|^k =
+2^{k/2} Gamma((k+1)/2) / sqrt(pi)``. The Gauss rule of the law of ``c`` comes from these
+moments by Gautschi's Chebyshev algorithm at high precision (mpmath; the Hankel matrix of
+a law on [0, 1] loses about ``1.5 n`` digits). ``tau`` has the density
+``tau^{J-1} (1 - tau^2)^{(K-J)/2 - 1}`` on [0, 1]; its rule is Gauss-Jacobi for the
+endpoint factor ``(1 - tau)^{(K-J)/2 - 1}`` with the analytic rest in the weights.
+These rules are checked against the moments in tests/theory/test_relu_gram.py.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import mpmath as mp
+import numpy as np
+from scipy.linalg import eigh_tridiagonal
+from scipy.special import gammaln, roots_jacobi
+
+__all__ = [
+    "patterns",
+    "tau_rule",
+    "cosine_rule",
+    "cosine_moments",
+    "discrete_gauss",
+    "lagrange_basis",
+]
+
+
+def patterns(m: int, tiny: float = 1e-18) -> tuple[np.ndarray, np.ndarray]:
+    """Sign patterns ``(K, K', J)`` with ``J >= 1`` and their probabilities.
+
+    Returns ``(KKJ, P)``: an int array (n, 3) and the multinomial probabilities
+    ``m! / (J! (K-J)! (K'-J)! (m-K-K'+J)!) 4^-m``. Patterns with ``J = 0`` (then
+    ``h.h' = 0``) and those of probability below ``tiny`` are left out; ``P.sum()`` is
+    ``1 - P(J = 0)`` up to the left-out mass.
+    """
+    rows, probs = [], []
+    lf = gammaln(np.arange(m + 2) + 1.0)
+    cut = math.log(tiny) if tiny > 0 else -math.inf
+    for J in range(1, m + 1):
+        for a in range(0, m - J + 1):  # K - J
+            for b in range(0, m - J - a + 1):  # K' - J
+                rest = m - J - a - b
+                lp = lf[m] - lf[J] - lf[a] - lf[b] - lf[rest] - m * math.log(4.0)
+                if lp > cut:
+                    rows.append((J + a, J + b, J))
+                    probs.append(math.exp(lp))
+    return np.array(rows, dtype=int).reshape(-1, 3), np.array(probs)
+
+
+@lru_cache(maxsize=4096)
+def tau_rule(K: int, J: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (summing to 1) of ``tau = sqrt(Beta(J/2, (K-J)/2))``.
+
+    ``K == J`` gives the single node 1. Exact for polynomials in ``tau`` times the
+    analytic factor ``tau^{J-1} (1 + tau)^{(K-J)/2-1}`` up to degree ``2n - 1``.
+    """
+    if K == J:
+        return np.ones(1), np.ones(1)
+    al = (K - J) / 2.0 - 1.0
+    x, w = roots_jacobi(n, al, 0.0)
+    t = (1.0 + x) / 2.0
+    w = w * t ** (J - 1) * (1.0 + t) ** al
+    return t, w / w.sum()
+
+
+def _chi_moment(J: int, n: int) -> mp.mpf:
+    return mp.power(2, mp.mpf(n) / 2) * mp.gamma(mp.mpf(J + n) / 2) / mp.gamma(mp.mpf(J) / 2)
+
+
+@lru_cache(maxsize=512)
+def cosine_moments(J: int, N: int) -> tuple:
+    """``E c^n`` for ``n = 0..N-1`` as mpmath numbers (at the current precision)."""
+    mu2 = [
+        (mp.power(2, mp.mpf(k) / 2) * mp.gamma(mp.mpf(k + 1) / 2) / mp.sqrt(mp.pi)) ** 2
+        / mp.factorial(k)
+        for k in range(N)
+    ]
+    poly = [mp.mpf(1)] + [mp.mpf(0)] * (N - 1)
+    base, e = mu2[:], J
+    while e:  # binary powering of the truncated series
+        if e & 1:
+            poly = [mp.fsum(poly[i] * base[n - i] for i in range(n + 1)) for n in range(N)]
+        e >>= 1
+        if e:
+            base = [mp.fsum(base[i] * base[n - i] for i in range(n + 1)) for n in range(N)]
+    return tuple(poly[n] * mp.factorial(n) / _chi_moment(J, n) ** 2 for n in range(N))
+
+
+def _gauss_from_moments(mom, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule of ``n`` nodes from the moments ``mom[0..2n-1]`` (Chebyshev algorithm)."""
+    sig_prev = [mp.mpf(0)] * (2 * n)
+    sig = list(mom[: 2 * n])
+    alpha = [sig[1] / sig[0]]
+    beta = [sig[0]]
+    for k in range(1, n):
+        new = [mp.mpf(0)] * (2 * n)
+        for ell in range(k, 2 * n - k):
+            new[ell] = sig[ell + 1] - alpha[k - 1] * sig[ell] - beta[k - 1] * sig_prev[ell]
+        alpha.append(new[k + 1] / new[k] - sig[k] / sig[k - 1])
+        beta.append(new[k] / sig[k - 1])
+        sig_prev, sig = sig, new
+    a = np.array([float(x) for x in alpha])
+    b = np.array([float(mp.sqrt(x)) for x in beta[1:]])
+    x, v = eigh_tridiagonal(a, b)
+    w = v[0] ** 2
+    return np.clip(x, 0.0, 1.0), w / w.sum()
+
+
+@lru_cache(maxsize=512)
+def cosine_rule(J: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule (``n`` nodes, weights summing to 1) of the cosine ``c`` of two
+    independent uniform directions of the positive orthant of ``S^{J-1}``; ``J = 1`` gives
+    the single node 1. Exact for polynomials in ``c`` of degree ``2n - 1``.
+    """
+    if J == 1:
+        return np.ones(1), np.ones(1)
+    with mp.workdps(40 + 2 * n):
+        mom = cosine_moments(J, 2 * n)
+        return _gauss_from_moments(mom, n)
+
+
+def discrete_gauss(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule of ``n`` nodes of the discrete measure ``sum_i w_i delta_{x_i}`` (weights
+    summing to 1): Lanczos on ``diag(x)`` from ``sqrt(w)`` with full reorthogonalization
+    (stable for the few nodes used here)."""
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(w, dtype=float)
+    keep = w > 0
+    x, w = x[keep], w[keep] / w[keep].sum()
+    n = min(n, np.unique(x).size)
+    Q = np.zeros((n, x.size))
+    q = np.sqrt(w)
+    alpha, beta = np.zeros(n), np.zeros(max(n - 1, 0))
+    for k in range(n):
+        Q[k] = q
+        r = x * q
+        alpha[k] = r @ q
+        r -= Q[: k + 1].T @ (Q[: k + 1] @ r)
+        r -= Q[: k + 1].T @ (Q[: k + 1] @ r)
+        if k + 1 < n:
+            beta[k] = np.linalg.norm(r)
+            q = r / beta[k]
+    nodes, v = eigh_tridiagonal(alpha, beta)
+    return nodes, v[0] ** 2
+
+
+def lagrange_basis(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``L[..., i] = l_i(x)``, the Lagrange basis polynomials of ``nodes`` at ``x``
+    (barycentric form; exact 0/1 at the nodes)."""
+    nodes = np.asarray(nodes, dtype=float)
+    diff = nodes[:, None] - nodes[None, :]
+    np.fill_diagonal(diff, 1.0)
+    lam = 1.0 / np.prod(diff, axis=1)
+    x = np.asarray(x, dtype=float)
+    d = x[..., None] - nodes
+    hit = d == 0.0
+    d[hit] = 1.0
+    t = lam / d
+    L = t / t.sum(axis=-1, keepdims=True)
+    rows = hit.any(axis=-1)
+    L[rows] = hit[rows].astype(float)
+    return L
