@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tol",
         default=None,
         type=number_arg("float", name="tol"),
-        help="--method quadrature only: relative tolerance in [1e-10, 1e-2] (default 1e-6)",
+        help="--method quadrature only: relative tolerance in [1e-7, 1e-2] (default 1e-6)",
     )
     parser.add_argument(
         "--samples",

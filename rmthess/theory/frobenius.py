@@ -209,7 +209,7 @@ def frobenius_limits(
         non-normal init (``torch-default``: uniform V, for which the Gram reduction does
         not hold) select ``"mc"``. ``"quadrature"`` needs a normal init.
     tol : float, optional
-        Relative tolerance of the Gram quadrature, in [1e-10, 1e-2] (default
+        Relative tolerance of the Gram quadrature, in [1e-7, 1e-2] (default
         ``DEFAULT_TOL`` = 1e-6); a ``ValueError`` for the other methods. The resolution
         is raised until two successive levels agree to ``tol``; where the finest level
         does not, a ``RuntimeWarning`` gives the error reached.
@@ -311,7 +311,7 @@ def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | N
                 "quadrature is deterministic: leave them out or pass method='mc'"
             )
         if tol is not None:
-            tol = check_float("tol", tol, 1e-10, 1e-2)
+            tol = check_float("tol", tol, 1e-7, 1e-2)
     elif tol is not None:
         raise ValueError(
             f"tol applies only to method='quadrature'; method='mc' reports a standard error "

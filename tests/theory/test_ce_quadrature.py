@@ -70,10 +70,10 @@ def test_m1_C2_matches_a_sigmoid_quadrature():
     S = expit(math.sqrt(2) * x[None, :] * g[:, None])
     S = S * (1 - S)
     want = 0.25 * np.einsum("a,b,ab->", wg, wg, np.einsum("ax,bx,x->ab", S, S, w))
-    q = output_ce_quadrature(2, 1, tol=1e-9)
+    q = output_ce_quadrature(2, 1, tol=1e-7)
     assert q.converged
     assert q.F_off == q.F_diag  # C = 2: p_k (1 - p_k) = p_k p_l
-    assert q.F_off == pytest.approx(want, rel=1e-9)
+    assert q.F_off == pytest.approx(want, rel=1e-8)  # measured 1e-11 (level 4: 3e-12)
 
 
 @pytest.mark.parametrize(("C", "m"), [(5, 3), (10, 8), (3, 2)])
