@@ -103,17 +103,29 @@ def _radial(m: int, x_max: float, n_q: int = 240) -> tuple[np.ndarray, np.ndarra
     return x, R
 
 
+def _padded_tau(K: int, J: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tau_rule` padded to ``n`` nodes (the one-node rule of ``K == J`` repeated)."""
+    t, w = tau_rule(K, J, n)
+    if t.size == n:
+        return t, w
+    return np.full(n, t[0]), np.full(n, w[0] / n)
+
+
 def _pattern_atoms(m: int, n_w: int):
-    """Per pattern: ``(K, K', P, rho, weight)`` of the product rule in ``(tau, tau', c)``."""
+    """Per value of J: ``(K, K', P, rho, weight)`` arrays of the product rules in
+    ``(tau, tau', c)`` of its patterns (``rho``, ``weight``: shape (patterns, atoms))."""
     KKJ, P = patterns(m)
     out = []
-    for (K, Kp, J), p in zip(KKJ, P, strict=True):
-        t1, w1 = tau_rule(int(K), int(J), n_w)
-        t2, w2 = tau_rule(int(Kp), int(J), n_w)
+    for J in np.unique(KKJ[:, 2]):
+        sel = KKJ[:, 2] == J
+        K, Kp = KKJ[sel, 0], KKJ[sel, 1]
         c, wc = cosine_rule(int(J), n_w)
-        rho = ((t1[:, None, None] * t2[None, :, None]) * c[None, None, :]).ravel()
-        wt = ((w1[:, None, None] * w2[None, :, None]) * wc[None, None, :]).ravel()
-        out.append((int(K), int(Kp), float(p), rho, wt))
+        t1 = np.array([_padded_tau(int(k), int(J), n_w) for k in K])  # (p, 2, n_w)
+        t2 = np.array([_padded_tau(int(k), int(J), n_w) for k in Kp])
+        rho = t1[:, 0, :, None, None] * t2[:, 0, None, :, None] * c[None, None, None, :]
+        wt = t1[:, 1, :, None, None] * t2[:, 1, None, :, None] * wc[None, None, None, :]
+        n = rho[0].size
+        out.append((K, Kp, P[sel], rho.reshape(-1, n), wt.reshape(-1, n)))
     return out
 
 
@@ -125,8 +137,9 @@ def _s_nodes(atoms, n_s: int, bins: int = 4000) -> np.ndarray:
     for _, _, p, rho, wt in atoms:
         s = np.sqrt(np.maximum(1.0 - rho, 0.0))
         idx = np.minimum((s * bins).astype(int), bins - 1)
-        np.add.at(hist, idx, p * wt * rho * rho)
-        np.add.at(first, idx, p * wt * rho * rho * s)
+        mass = p[:, None] * wt * rho * rho
+        np.add.at(hist, idx, mass)
+        np.add.at(first, idx, mass * s)
     used = hist > 0
     centers = first[used] / hist[used]  # each bin's mass at its mean (exact for one atom)
     return discrete_gauss(centers, hist[used], n_s)[0]
@@ -169,8 +182,8 @@ def _angular_table(m: int, n_s: int, n_w: int) -> tuple[np.ndarray, np.ndarray]:
     s_nodes = _s_nodes(atoms, n_s)
     B = np.zeros((m + 1, m + 1, s_nodes.size))
     for K, Kp, p, rho, wt in atoms:
-        L = lagrange_basis(s_nodes, np.sqrt(np.maximum(1.0 - rho, 0.0)))
-        B[K, Kp] += p * ((wt * rho * rho) @ L)
+        L = lagrange_basis(s_nodes, np.sqrt(np.maximum(1.0 - rho, 0.0)))  # (p, atoms, n_s)
+        np.add.at(B, (K, Kp), p[:, None] * np.einsum("pa,pak->pk", wt * rho * rho, L))
     s_nodes.flags.writeable = B.flags.writeable = False
     return s_nodes, B
 
