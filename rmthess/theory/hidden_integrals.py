@@ -175,7 +175,7 @@ def warn_heavy_tails(
     importance-sampled integral (others), 4.6% if the SE were honest)::
 
         setting               draws   seeds  Hill index  warns  off            warns | off
-        output-ce m=3, C=1e4  200     132    1.09-2.40   93%    23%, all low   74%
+        output-ce m=3, C=1e4  200     134    1.09-2.40   92%    23%, all low   74%
         hidden-ce m=3, C=1e4  837     20     1.55-2.33   70%    20%, all low   0 of 4
         output-ce m=4, C=1e4  200     20     1.63-2.84   30%    15%, all low
         hidden-ce m=4, C=1e4  558     20     1.84-3.22   5%     10%
