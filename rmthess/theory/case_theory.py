@@ -247,6 +247,7 @@ class _MonteCarlo(_CaseTheory):
             show = hi.estimated_cost(case, C, m, n_V, n_g)[0] > PROGRESS_AFTER_S
         with threadpool_limits(limits=1, user_api="blas"):
             est = getattr(hi, self.kernel)(C, m, n_V, n_g, seed, progress=show, init=ini)
+        hi.warn_heavy_tails(est, case, C, m, gamma, ini.sigma)  # MonteCarloTailWarning
         s, Fd, Fo, sd, so, cov = est.scaled_summary(gamma)
         ratio = math.sqrt(Fo / Fd) if Fo > 0 else 0.0  # scale-free: on F/s, no overflow
         ratio_se = ratio_stderr(Fd, Fo, sd**2, so**2, cov)
