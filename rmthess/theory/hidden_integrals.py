@@ -202,6 +202,11 @@ def warn_heavy_tails(
     alpha = tail_index((gamma / s) * est.off_sq + est.off_mean2 / s)
     if not alpha < TAIL_INDEX_MIN:  # nan (no positive tail): no verdict
         return
+    from rmthess.cases import get_case
+
+    exact = ""
+    if get_case(case).theory_method == "quadrature":
+        exact = f" With a normal init, method='quadrature' computes {case} exactly."
     warnings.warn(
         f"{case} at C={C}, m={m}: the {est.n_V} per-draw Monte-Carlo estimates of F_off are "
         f"heavy-tailed (Hill tail index {alpha:.2f} < {TAIL_INDEX_MIN:g} over the largest "
@@ -210,7 +215,7 @@ def warn_heavy_tails(
         f"SE as a lower bound. More samples help only slowly at large C (at small C, rerun "
         f"with the default sizes). rmthess.theory.asymptotic_constants gives the C -> inf "
         f"limit, approached slowly at small m (output-ce, m = 3: 45% above the exact value "
-        f"at C = 1e4).",
+        f"at C = 1e4).{exact}",
         MonteCarloTailWarning,
         stacklevel=4,
     )

@@ -2,7 +2,8 @@
 the per-draw estimates (:func:`rmthess.theory.tail_diagnostics.tail_index`) and
 :class:`rmthess.theory.hidden_integrals.MonteCarloTailWarning`.
 
-Reproducer: ``frobenius_limits("output-ce", 1e4, 0.5, 3)`` returns ``F_off`` ~20% low with a
+Reproducer: ``frobenius_limits("output-ce", 1e4, 0.5, 3, method="mc")`` returns ``F_off``
+~20% low with a
 standard error that does not cover the gap, because the per-V-draw estimates are
 heavy-tailed (the large-C limit K4 has infinite variance for m <= 4).
 """
@@ -109,7 +110,7 @@ def test_output_ce_m3_C1e4_warns_and_is_low():
     case, C, m, the index and what to do; and the estimate is low by more than 2 of its
     own standard errors against the exact value."""
     with pytest.warns(MonteCarloTailWarning) as rec:
-        r = frobenius_limits("output-ce", 1e4, 0.5, 3, seed=0)
+        r = frobenius_limits("output-ce", 1e4, 0.5, 3, seed=0, method="mc")
     msg = str(rec[0].message)
     for part in ("output-ce", "C=10000", "m=3", "F_off", "tail index", "lower bound"):
         assert part in msg, msg
@@ -143,7 +144,7 @@ def test_m8_small_inner_does_not_warn():
 def test_m8_C10_default_sizes_do_not_warn(case):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MonteCarloTailWarning)
-        r = frobenius_limits(case, 10, 0.5, 8, seed=0)
+        r = frobenius_limits(case, 10, 0.5, 8, seed=0, method="mc")
     assert r.n_samples == 10_000
 
 
@@ -151,7 +152,7 @@ def test_output_ce_m3_C10_is_honest():
     """Small C at m = 3: no warning, and the estimate covers the exact value."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", MonteCarloTailWarning)
-        r = frobenius_limits("output-ce", 10, 0.5, 3, seed=0)
+        r = frobenius_limits("output-ce", 10, 0.5, 3, seed=0, method="mc")
     # exact value from the deterministic quadrature (issue 18), independent of MC
     assert abs(r.F_off - 1.64123652916e-04) < 3 * r.F_off_se
     assert abs(r.F_diag - 0.0079651332137) < 3 * r.F_diag_se
