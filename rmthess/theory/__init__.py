@@ -5,6 +5,10 @@
 - :mod:`rmthess.theory.block_laws`: the weight law ``nu`` of every Hessian block and its
   limiting eigenvalue density.
 - :mod:`rmthess.theory.frobenius`: exact Frobenius limits ``F_diag``, ``F_off`` at fixed C.
+- :mod:`rmthess.theory.ce_quadrature` (with :mod:`~rmthess.theory.ce_inner` and
+  :mod:`~rmthess.theory.relu_gram`): the deterministic Gram quadrature of the
+  one-hidden-layer CE limits; :mod:`rmthess.theory.hidden_integrals`: their nested Monte
+  Carlo.
 - :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4``, docs/theory.md section 5).
 - :mod:`rmthess.theory.case_theory`: one theory object per case of the registry, behind
   the public functions above (:func:`~rmthess.theory.case_theory.theory_for`).
