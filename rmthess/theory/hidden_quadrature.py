@@ -150,7 +150,8 @@ def expansion(diag: bool, cross: bool) -> tuple[list, list, np.ndarray]:
 # ---------------------------------------------------------------- inner integrals
 _STEP = 0.4  # Gaussian trapezoid step in units of the std
 _HU = 0.25  # Laplace-variable step at the peak
-_STRETCH = 6.0
+_STRETCH = 4.0
+_T0 = -6.0
 
 
 def _gauss_nodes(scale: float, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +187,7 @@ def _laplace_grid(a: float, C: float, Q: int, hu: float, step: float):
             dead = (C - 4) * np.log1p(-np.minimum(g1, 1.0)) < -90
         if dead.any():
             hi = min(hi, float(uu[np.argmax(dead)]))
-    S, t0 = _STRETCH, -10.0
+    S, t0 = _STRETCH, _T0
 
     def u_of(t):
         return c + t - S * (np.exp(-(t - t0) / S) - math.exp(t0 / S))
@@ -198,79 +199,108 @@ def _laplace_grid(a: float, C: float, Q: int, hu: float, step: float):
     return u_of(t), hu * (1 + np.exp(-(t - t0) / S))
 
 
-def _products(Psi, shapes, L, C, W):
-    """sum over (u, v) of prod_B Psi[B] Phi^{C-k} for each shape (Psi indexed by block)."""
-    out = np.zeros(len(shapes))
-    memo: dict = {}
+@lru_cache(maxsize=4)
+def _unique_blocks(cross: bool) -> tuple[list, np.ndarray, np.ndarray]:
+    """Sorted unique block tuples of the shapes (diag then off), the index of each shape's
+    tuple, and the scalar factor exponent data ``(k, n, n')`` per shape."""
+    shapes = expansion(True, cross)[0] + expansion(False, cross)[0]
+    blocks = sorted({sh[2] for sh in shapes})
+    pos = {bl: t for t, bl in enumerate(blocks)}
+    idx = np.array([pos[sh[2]] for sh in shapes])
+    data = np.array([(len(sh[2]), sh[0], max(sh[1], 1)) for sh in shapes])
+    return blocks, idx, data
+
+
+def _products(Psi, cross, L, C, W):
+    """``sum_{u,v} prod_B Psi[B] Phi^{C-k} W`` for every shape; Psi[B] and L have a leading
+    batch axis; depth-first over the sorted block tuples (at most 4 partial products live)."""
+    blocks, idx, data = _unique_blocks(cross)
+    batch = L.shape[0]
+    sums = np.zeros((len(blocks), batch))
     ek: dict = {}
-    for i, (n, n2, bl) in enumerate(shapes):
+    stack: list = []  # (prefix, product)
+    axes = tuple(range(1, L.ndim))
+    for t, bl in enumerate(blocks):
         k = len(bl)
         if k > C:
             continue
+        while stack and stack[-1][0] != bl[: len(stack[-1][0])]:
+            stack.pop()
+        if stack and len(stack[-1][0]) > k:
+            stack = [e for e in stack if len(e[0]) <= k and e[0] == bl[: len(e[0])]]
+        r = len(stack[-1][0]) if stack else 0
+        prod = stack[-1][1] if stack else None
+        for j in range(r, k):
+            prod = Psi[bl[j]] if prod is None else prod * Psi[bl[j]]
+            stack.append((bl[: j + 1], prod))
         if k not in ek:
             ek[k] = (np.exp((C - k) * L) if C > k else 1.0) * W
-        prod = None
-        for r in range(len(bl), 0, -1):
-            if bl[:r] in memo:
-                prod = memo[bl[:r]]
-                start = r
-                break
-        if prod is None:
-            prod, start = Psi[bl[0]], 1
-        for r in range(start, len(bl)):
-            prod = prod * Psi[bl[r]]
-            memo[bl[: r + 1]] = prod
-        out[i] = np.sum(prod * ek[k]) * _falling(C, k) * math.exp(-gammaln(n) - gammaln(max(n2, 1)))
-    return out
+        sums[t] = np.sum(prod * ek[k], axis=axes)
+    k, n, n2 = data[:, 0], data[:, 1], data[:, 2]
+    fall = np.array([_falling(C, int(x)) for x in k])
+    fac = fall * np.exp(-gammaln(n) - gammaln(n2))
+    return (sums[idx] * fac[:, None]).T  # (batch, n_shapes)
 
 
-def single_integrals(a: float, C: float, hu: float = _HU, step: float = _STEP) -> np.ndarray:
+def _default_hu(C: float) -> float:
+    """Laplace-variable step: C <= 4 has no Phi^{C-k} damping and needs a finer grid."""
+    return 0.2 if C <= 4 else _HU
+
+
+def single_integrals(a: float, C: float, hu: float | None = None, step: float = _STEP):
     """``I_shape(a)`` of the gamma term (one Laplace variable); shapes of
     ``expansion(True, False)`` then ``expansion(False, False)``."""
     shapes = expansion(True, False)[0] + expansion(False, False)[0]
     Q = max(q for s in shapes for q, _ in s[2])
+    hu = _default_hu(C) if hu is None else hu
     x, w = _gauss_nodes(a, step)
     u, wu = _laplace_grid(a, C, Q, hu, step)
     U = u[:, None] + a * x[None, :]
     EU = np.exp(U)
-    Psi = {(q, 0): np.exp(q * U - EU) @ w for q in range(Q + 1)}
+    Psi = {(q, 0): (np.exp(q * U - EU) @ w)[None] for q in range(Q + 1)}
     with np.errstate(divide="ignore"):
-        L = np.log1p(-np.minimum(-np.expm1(-EU) @ w, 1.0))
-    return _products(Psi, shapes, L, C, wu)
+        L = np.log1p(-np.minimum(-np.expm1(-EU) @ w, 1.0))[None]
+    return _products(Psi, False, L, C, wu[None])[0]
 
 
 def cross_integrals(
-    a: float, b: float, rho: float, C: float, hu: float = _HU, step: float = _STEP
+    a: float, b: float, rho, C: float, hu: float | None = None, step: float = _STEP
 ) -> np.ndarray:
-    """``I_shape(a, b, rho)`` of the cross term, shapes of ``expansion(diag, True)``
-    (diag then off, concatenated)."""
+    """``I_shape(a, b, rho)`` of the cross term for an array of ``rho`` (rows), shapes of
+    ``expansion(True, True)`` then ``expansion(False, True)`` (columns)."""
+    rhos = np.atleast_1d(np.asarray(rho, dtype=float))
+    hu = _default_hu(C) if hu is None else hu
     shapes = expansion(True, True)[0] + expansion(False, True)[0]
     Q = max(max(p, q) for s in shapes for p, q in s[2])
-    s = math.sqrt(max(0.0, 1.0 - rho * rho))
-    x1, w1 = _gauss_nodes(max(a, b * rho), step)
-    x2, w2 = _gauss_nodes(b * s, step)
+    x1, w1 = _gauss_nodes(max(a, b * rhos.max()), step)
     u, wu = _laplace_grid(a, C, Q, hu, step)
     v, wv = _laplace_grid(b, C, Q, hu, step)
     U = u[:, None] + a * x1[None, :]
     EU = np.exp(U)
     F = np.stack([np.exp(q * U - EU) for q in range(Q + 1)] + [-np.expm1(-EU)])
     F *= w1[None, None, :]
-    Y = (v[None, :] + b * rho * x1[:, None])[:, None, :] + (b * s * x2)[None, :, None]
-    EY = np.exp(Y)
-    G = np.stack(
-        [np.einsum("l,jlk->jk", w2, np.exp(q * Y - EY)) for q in range(Q + 1)]
-        + [np.einsum("l,jlk->jk", w2, -np.expm1(-EY))]
-    )  # (Q+2, n1, nv)
-    nu, nv, n1 = u.size, v.size, x1.size
-    P = (F.reshape(-1, n1) @ G.transpose(1, 0, 2).reshape(n1, -1)).reshape(Q + 2, nu, Q + 2, nv)
-    Du = F[Q + 1].sum(axis=1)
-    Dv = w1 @ G[Q + 1]
-    D = Du[:, None] + Dv[None, :] - P[Q + 1, :, Q + 1, :]
-    with np.errstate(divide="ignore"):
-        L = np.log1p(-np.minimum(D, 1.0))
-    W = wu[:, None] * wv[None, :]
-    Psi = {(p, q): P[p, :, q, :] for p in range(Q + 1) for q in range(Q + 1)}
-    return _products(Psi, shapes, L, C, W)
+    nu, nv, n1, nr = u.size, v.size, x1.size, rhos.size
+    Psi = {(p, q): np.empty((nr, nu, nv)) for p in range(Q + 1) for q in range(Q + 1)}
+    L = np.empty((nr, nu, nv))
+    for r, rho_r in enumerate(rhos):
+        s = math.sqrt(max(0.0, 1.0 - rho_r * rho_r))
+        x2, w2 = _gauss_nodes(b * s, step)
+        Y = (v[None, :] + b * rho_r * x1[:, None])[:, None, :] + (b * s * x2)[None, :, None]
+        EY = np.exp(Y)
+        G = np.stack(
+            [np.einsum("l,jlk->jk", w2, np.exp(q * Y - EY)) for q in range(Q + 1)]
+            + [np.einsum("l,jlk->jk", w2, -np.expm1(-EY))]
+        )  # (Q+2, n1, nv)
+        P = F.reshape(-1, n1) @ G.transpose(1, 0, 2).reshape(n1, -1)
+        P = P.reshape(Q + 2, nu, Q + 2, nv)
+        D = F[Q + 1].sum(axis=1)[:, None] + (w1 @ G[Q + 1])[None, :] - P[Q + 1, :, Q + 1, :]
+        with np.errstate(divide="ignore"):
+            L[r] = np.log1p(-np.minimum(D, 1.0))
+        for (p, q), arr in Psi.items():
+            arr[r] = P[p, :, q, :]
+    W = (wu[:, None] * wv[None, :])[None]
+    out = _products(Psi, True, L, C, W)
+    return out if np.ndim(rho) else out[0]
 
 
 def _mono_values(
@@ -318,10 +348,19 @@ def _echi(K: int, d: int) -> float:
     return math.exp(d / 2 * math.log(2) + gammaln((K + d) / 2) - gammaln(K / 2))
 
 
-def _a_nodes(m: int, sigma: float, n_a: int) -> tuple[np.ndarray, float]:
+def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13) -> tuple[np.ndarray, float]:
+    """Lobatto nodes in ``a = kappa chi`` (``kappa = sigma^2/sqrt(m)``) on the interval
+    holding all but ``eps`` of the law of ``chi`` (mixture of ``chi_K``, K - 1 ~ Bin(m-1,
+    1/2), given one coordinate positive; tilts up to ``chi^4`` are covered by the margin)."""
     kappa = sigma**2 / math.sqrt(m)
-    chi_max = float(chi_dist.isf(1e-14, m)) + 0.5
-    return hm.lobatto(n_a, 0.0, kappa * chi_max), kappa
+    K = np.arange(1, m + 1)
+    wK = np.exp(gammaln(m) - gammaln(K) - gammaln(m - K + 1) - (m - 1) * math.log(2))
+    x = np.linspace(0.0, float(chi_dist.isf(eps, m)) + 1.0, 4000)
+    head = (wK[None, :] * chi_dist.cdf(x[:, None], K[None, :])).sum(axis=1)
+    tail = (wK[None, :] * chi_dist.sf(x[:, None], K[None, :])).sum(axis=1)
+    lo = x[max(0, np.argmax(head > eps) - 1)]
+    hi = x[min(x.size - 1, np.nonzero(tail > eps)[0].max() + 1)] + 0.5
+    return hm.lobatto(n_a, kappa * lo, kappa * hi), kappa
 
 
 def _log_multinomial(n: int, ks: list[int]) -> float:
@@ -387,6 +426,18 @@ def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int) -> np.
     return np.einsum("Ki,KLn,Lk->ikn", RK, Y, RK2)
 
 
+def _swap_index() -> np.ndarray:
+    """Permutation of the cross shapes under g <-> g' (``I(b, a) = I(a, b)[swap]``)."""
+    out = []
+    for diag in (True, False):
+        shapes = expansion(diag, True)[0]
+        pos = {sh: t for t, sh in enumerate(shapes)}
+        base = 0 if diag else len(expansion(True, True)[0])
+        for n, n2, bl in shapes:
+            out.append(base + pos[(n2, n, tuple(sorted((q2, q) for q, q2 in bl)))])
+    return np.array(out)
+
+
 def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
     """``(E[a_00(g) a_00(g')], E[a_01(g) a_01(g')])`` (sign indicators included)."""
     nodes, kappa = _a_nodes(m, sigma, n_a)
@@ -394,10 +445,11 @@ def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
     s2 = sigma**2 / m
     n_sh = len(expansion(True, True)[0]) + len(expansion(False, True)[0])
     I = np.empty((n_a + 1, n_a + 1, n_rho + 1, n_sh))
+    swap = _swap_index()
     for i, a in enumerate(nodes):
-        for k, b in enumerate(nodes):
-            for n, r in enumerate(rhos):
-                I[i, k, n] = cross_integrals(a, b, r, C, hu, step)
+        for k in range(i + 1):
+            I[i, k] = cross_integrals(a, nodes[k], rhos, C, hu, step)
+            I[k, i] = I[i, k][:, swap]  # g <-> g'
     n_diag = len(expansion(True, True)[0])
     out = []
     for diag in (True, False):
@@ -423,7 +475,7 @@ def _default_sizes(C: float, m: int) -> dict:
     return {
         "n_a": 16 if m <= 4 else 12,
         "n_rho": 16 if m <= 4 else 12,
-        "hu": 0.3 if C < 1e5 else 0.25,
+        "hu": 0.2 if C <= 4 else 0.3,
         "step": 0.4,
     }
 

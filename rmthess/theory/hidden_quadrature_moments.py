@@ -91,14 +91,16 @@ def cheb_to_lagrange(n: int) -> np.ndarray:
 
 
 def chi_weights(K: int, e: int, kappa: float, nodes: np.ndarray, n_quad: int = 400) -> np.ndarray:
-    """``E[chi^e l_i(kappa chi); kappa chi <= nodes[-1]]``, ``chi ~ chi_K`` (K = 0: chi = 0)."""
+    """``E[chi^e l_i(kappa chi); nodes[0] <= kappa chi <= nodes[-1]]``, ``chi ~ chi_K``."""
     if K == 0:
+        if nodes[0] > 0:
+            return np.zeros(nodes.size)
         return lagrange_matrix(nodes, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
-    top = nodes[-1] / kappa
+    lo, top = nodes[0] / kappa, nodes[-1] / kappa
     x, w = np.polynomial.legendre.leggauss(n_quad)
-    r = top * (x + 1) / 2
+    r = lo + (top - lo) * (x + 1) / 2
     logpdf = (K - 1 + e) * np.log(r) - r * r / 2 - (K / 2 - 1) * math.log(2) - gammaln(K / 2)
-    ww = w * top / 2 * np.exp(logpdf)
+    ww = w * (top - lo) / 2 * np.exp(logpdf)
     return ww @ lagrange_matrix(nodes, kappa * r)
 
 
