@@ -244,7 +244,7 @@ def _products(Psi, cross, L, C, W):
 
 def _default_hu(C: float) -> float:
     """Laplace-variable step: C <= 4 has no Phi^{C-k} damping and needs a finer grid."""
-    return 0.2 if C <= 4 else _HU
+    return 0.2 if C <= 4 else 0.25
 
 
 def single_integrals(a: float, C: float, hu: float | None = None, step: float = _STEP):
@@ -348,10 +348,12 @@ def _echi(K: int, d: int) -> float:
     return math.exp(d / 2 * math.log(2) + gammaln((K + d) / 2) - gammaln(K / 2))
 
 
-def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13) -> tuple[np.ndarray, float]:
-    """Lobatto nodes in ``a = kappa chi`` (``kappa = sigma^2/sqrt(m)``) on the interval
-    holding all but ``eps`` of the law of ``chi`` (mixture of ``chi_K``, K - 1 ~ Bin(m-1,
-    1/2), given one coordinate positive; tilts up to ``chi^4`` are covered by the margin)."""
+def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13):
+    """``(nodes, kappa, interval)``: ``n_a + 1`` Gauss nodes in ``a = kappa chi``
+    (``kappa = sigma^2/sqrt(m)``) of the law of ``chi`` given one coordinate positive
+    (mixture of ``chi_K``, K - 1 ~ Bin(m-1, 1/2)) weighted by ``1 + chi^2``, on the interval
+    holding all but ``eps`` of it. Interpolation on these nodes integrates like a Gauss
+    rule where the mass is, unlike Chebyshev points spread over the whole interval."""
     kappa = sigma**2 / math.sqrt(m)
     K = np.arange(1, m + 1)
     wK = np.exp(gammaln(m) - gammaln(K) - gammaln(m - K + 1) - (m - 1) * math.log(2))
@@ -360,7 +362,11 @@ def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13) -> tuple[np.nda
     tail = (wK[None, :] * chi_dist.sf(x[:, None], K[None, :])).sum(axis=1)
     lo = x[max(0, np.argmax(head > eps) - 1)]
     hi = x[min(x.size - 1, np.nonzero(tail > eps)[0].max() + 1)] + 0.5
-    return hm.lobatto(n_a, kappa * lo, kappa * hi), kappa
+    t, w = hm._leggauss(1500)
+    r = lo + (hi - lo) * (t + 1) / 2
+    dens = (wK[None, :] * chi_dist.pdf(r[:, None], K[None, :])).sum(axis=1) * (1 + r * r)
+    nodes, _ = hm.gauss_rule(r, w * dens, n_a + 1)
+    return np.sort(kappa * nodes), kappa, (kappa * lo, kappa * hi)
 
 
 def _log_multinomial(n: int, ks: list[int]) -> float:
@@ -369,7 +375,7 @@ def _log_multinomial(n: int, ks: list[int]) -> float:
 
 def _gamma_part(C, m, sigma, n_a, hu, step) -> tuple[float, float]:
     """``(E[a_00^2], E[a_01^2])`` (sign indicators included)."""
-    nodes, kappa = _a_nodes(m, sigma, n_a)
+    nodes, kappa, iv = _a_nodes(m, sigma, n_a)
     s2 = sigma**2 / m
     I = np.array([single_integrals(a, C, hu, step) for a in nodes])
     n_diag = len(expansion(True, False)[0])
@@ -386,7 +392,7 @@ def _gamma_part(C, m, sigma, n_a, hu, step) -> tuple[float, float]:
                 es, ej, _, el, _ = mm
                 d = ej + el
                 mom = _mu(d) if diag else _mu(ej) * _mu(el)
-                w = hm.chi_weights(K, d, kappa, nodes) / _echi(K, d)
+                w = hm.chi_weights(K, d, kappa, nodes, iv) / _echi(K, d)
                 total += pK * s2**es * sigma**d * mom * float(w @ Jm[:, t])
         out.append(total)
     return out[0], out[1]
@@ -397,14 +403,14 @@ def _tilt(mm: tuple, diag: bool) -> tuple:
     return ((ej + el, ej2 + el2),) if diag else ((ej, ej2), (el, el2))
 
 
-def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int) -> np.ndarray:
+def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int, iv=None, rhos=None):
     """``W[i, k, n] = E[M tilt(h, h') l_i(a) l_k(b) l_n(rho)] / sigma^deg`` over patterns."""
     e = sum(t[0] for t in tilt)
     e2 = sum(t[1] for t in tilt)
     first = len(tilt)  # distinguished coordinates, all in J
     n_a = nodes.size
-    R = {K: hm.chi_weights(K, e, kappa, nodes) for K in range(first, m + 1)}
-    R2 = {K: hm.chi_weights(K, e2, kappa, nodes) for K in range(first, m + 1)}
+    R = {K: hm.chi_weights(K, e, kappa, nodes, iv) for K in range(first, m + 1)}
+    R2 = {K: hm.chi_weights(K, e2, kappa, nodes, iv) for K in range(first, m + 1)}
     Y = np.zeros((m + 1, m + 1, N + 1))
     rest = m - first
     for J in range(first, m + 1):
@@ -416,7 +422,7 @@ def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int) -> np.
                 ks = [J - first, K - J, K2 - J, rest - (J - first) - (K - J) - (K2 - J)]
                 lp = _log_multinomial(rest, ks) - m * math.log(4)
                 Y[K, K2] += math.exp(lp) * (eta @ (zeta @ mus[K]))
-    B = hm.cheb_to_lagrange(N)
+    B = hm.cheb_to_lagrange(N) if rhos is None else hm.lagrange_to_cheb(rhos)
     Y = Y @ B.T  # Chebyshev -> Lagrange basis in rho
     RK = np.zeros((m + 1, n_a))
     RK2 = np.zeros((m + 1, n_a))
@@ -438,10 +444,27 @@ def _swap_index() -> np.ndarray:
     return np.array(out)
 
 
+@lru_cache(maxsize=64)
+def _rho_nodes(m: int, n: int) -> np.ndarray:
+    """``n + 1`` Gauss nodes of the law of ``rho`` given coordinate 0 in J (all patterns)."""
+    N = 2 * n + 1
+    nu = np.zeros(N + 1)
+    rest = m - 1
+    for J in range(1, m + 1):
+        eta = hm.compose(N, hm.c_moments(J, ((0, 0),), N))
+        for K2 in range(J, m + 1):
+            zm = eta @ hm.compose(N, hm.tau_moments(K2, J, 0, N))
+            for K in range(J, m + 1 - (K2 - J)):
+                ks = [J - 1, K - J, K2 - J, rest - (J - 1) - (K - J) - (K2 - J)]
+                p = math.exp(_log_multinomial(rest, ks) - rest * math.log(4))
+                nu += p * (zm @ hm.tau_moments(K, J, 0, N))
+    return hm.gauss_from_cheb_moments(nu, n + 1)
+
+
 def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
     """``(E[a_00(g) a_00(g')], E[a_01(g) a_01(g')])`` (sign indicators included)."""
-    nodes, kappa = _a_nodes(m, sigma, n_a)
-    rhos = hm.lobatto(n_rho)
+    nodes, kappa, iv = _a_nodes(m, sigma, n_a)
+    rhos = _rho_nodes(m, n_rho)
     s2 = sigma**2 / m
     n_sh = len(expansion(True, True)[0]) + len(expansion(False, True)[0])
     I = np.empty((n_a + 1, n_a + 1, n_rho + 1, n_sh))
@@ -464,7 +487,7 @@ def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
             )
         total = 0.0
         for tilt, vals in groups.items():
-            W = _cross_weights(m, diag, tilt, nodes, kappa, n_rho)
+            W = _cross_weights(m, diag, tilt, nodes, kappa, n_rho, iv, rhos)
             total += float(np.sum(W * vals))
         out.append(total)
     return out[0], out[1]
@@ -475,7 +498,7 @@ def _default_sizes(C: float, m: int) -> dict:
     return {
         "n_a": 16 if m <= 4 else 12,
         "n_rho": 16 if m <= 4 else 12,
-        "hu": 0.2 if C <= 4 else 0.3,
+        "hu": 0.2 if C <= 4 else 0.25,
         "step": 0.4,
     }
 

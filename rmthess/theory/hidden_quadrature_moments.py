@@ -50,10 +50,16 @@ def _bary_weights(n: int) -> np.ndarray:
     return w
 
 
-def lagrange_matrix(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``L[p, i] = l_i(x_p)`` for Lobatto ``nodes`` (barycentric formula)."""
+def lagrange_matrix(nodes: np.ndarray, x: np.ndarray, lobatto_nodes: bool = False) -> np.ndarray:
+    """``L[p, i] = l_i(x_p)`` (barycentric formula; any distinct ``nodes``)."""
     n = nodes.size - 1
-    w = _bary_weights(n)
+    if lobatto_nodes:
+        w = _bary_weights(n)
+    else:
+        diff = nodes[:, None] - nodes[None, :]
+        np.fill_diagonal(diff, 1.0)
+        scale = (nodes[-1] - nodes[0]) / 4 if n > 0 else 1.0
+        w = 1.0 / np.prod(diff / scale, axis=1)
     x = np.asarray(x, dtype=float)
     d = x[:, None] - nodes[None, :]
     exact = d == 0
@@ -90,14 +96,23 @@ def cheb_to_lagrange(n: int) -> np.ndarray:
     return (2.0 / n) * T / ck[None, :] / ck[:, None]
 
 
-def chi_weights(K: int, e: int, kappa: float, nodes: np.ndarray, n_quad: int = 400) -> np.ndarray:
-    """``E[chi^e l_i(kappa chi); nodes[0] <= kappa chi <= nodes[-1]]``, ``chi ~ chi_K``."""
+@lru_cache(maxsize=8)
+def _leggauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(n)
+
+
+def chi_weights(
+    K: int, e: int, kappa: float, nodes: np.ndarray, interval=None, n_quad: int = 600
+) -> np.ndarray:
+    """``E[chi^e l_i(kappa chi); kappa chi in interval]``, ``chi ~ chi_K``, ``l_i`` the
+    Lagrange basis on ``nodes`` (``interval`` defaults to ``[nodes[0], nodes[-1]]``)."""
+    lo_a, hi_a = (nodes[0], nodes[-1]) if interval is None else interval
     if K == 0:
-        if nodes[0] > 0:
+        if lo_a > 0:
             return np.zeros(nodes.size)
         return lagrange_matrix(nodes, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
-    lo, top = nodes[0] / kappa, nodes[-1] / kappa
-    x, w = np.polynomial.legendre.leggauss(n_quad)
+    lo, top = lo_a / kappa, hi_a / kappa
+    x, w = _leggauss(n_quad)
     r = lo + (top - lo) * (x + 1) / 2
     logpdf = (K - 1 + e) * np.log(r) - r * r / 2 - (K / 2 - 1) * math.log(2) - gammaln(K / 2)
     ww = w * (top - lo) / 2 * np.exp(logpdf)
@@ -192,3 +207,62 @@ def compose(N: int, outer_moments: np.ndarray) -> np.ndarray:
     )
     # values at the lambda Lobatto points -> Chebyshev coefficients
     return vals @ cheb_to_lagrange(N)
+
+
+def gauss_rule(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n-point Gauss rule of the discrete measure ``sum w_i delta_{x_i}`` (Stieltjes
+    procedure on the fine discretization, then Golub-Welsch)."""
+    p_prev = np.zeros_like(x)
+    p = np.ones_like(x)
+    alpha = np.zeros(n)
+    beta = np.zeros(n)
+    norm_prev = 1.0
+    for k in range(n):
+        norm = np.sum(w * p * p)
+        alpha[k] = np.sum(w * x * p * p) / norm
+        beta[k] = norm / norm_prev if k else norm
+        p, p_prev = (x - alpha[k]) * p - (beta[k] if k else 0.0) * p_prev, p
+        norm_prev = norm
+        s = math.sqrt(np.sum(w * p * p)) or 1.0  # rescale to avoid under/overflow
+        p, p_prev = p / s, p_prev / s
+        norm_prev /= s * s
+    Jm = np.diag(alpha) + np.diag(np.sqrt(beta[1:]), 1) + np.diag(np.sqrt(beta[1:]), -1)
+    nodes, vecs = np.linalg.eigh(Jm)
+    return nodes, beta[0] * vecs[0] ** 2
+
+
+def gauss_from_cheb_moments(nu: np.ndarray, n: int) -> np.ndarray:
+    """Nodes of the n-point Gauss rule on [0, 1] from the shifted-Chebyshev moments
+    ``nu[k] = int T*_k dmu`` (k < 2n), by Gautschi's modified Chebyshev algorithm."""
+    scale = np.array([1.0] + [2.0 ** (1 - 2 * k) for k in range(1, 2 * n)])
+    mom = nu[: 2 * n] * scale  # moments of the monic shifted Chebyshev polynomials
+    a = np.full(2 * n, 0.5)
+    b = np.array([0.0, 1 / 8] + [1 / 16] * (2 * n - 2))
+    alpha = np.zeros(n)
+    beta = np.zeros(n)
+    prev = np.zeros(2 * n)
+    cur = mom.copy()
+    alpha[0] = a[0] + mom[1] / mom[0]
+    beta[0] = mom[0]
+    for k in range(1, n):
+        new = np.zeros(2 * n)
+        for l in range(k, 2 * n - k):
+            new[l] = (
+                cur[l + 1]
+                - (alpha[k - 1] - a[l]) * cur[l]
+                - beta[k - 1] * prev[l]
+                + b[l] * cur[l - 1]
+            )
+        alpha[k] = a[k] + new[k + 1] / new[k] - cur[k] / cur[k - 1]
+        beta[k] = new[k] / cur[k - 1]
+        prev, cur = cur, new
+    Jm = np.diag(alpha) + np.diag(np.sqrt(beta[1:]), 1) + np.diag(np.sqrt(beta[1:]), -1)
+    return np.sort(np.linalg.eigvalsh(Jm))
+
+
+def lagrange_to_cheb(nodes: np.ndarray) -> np.ndarray:
+    """``beta[i, p]``: the Lagrange basis on ``nodes`` (degree n = len - 1) is
+    ``l_i = sum_p beta[i, p] T*_p``."""
+    n = nodes.size - 1
+    L = lagrange_matrix(nodes, lobatto(n))  # L[q, i] = l_i(x_q)
+    return L.T @ cheb_to_lagrange(n)

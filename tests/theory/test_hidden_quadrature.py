@@ -137,7 +137,7 @@ def test_tau_moments_against_beta_quadrature():
 def test_outer_weights_exact_on_polynomials(m):
     """sum W f = E[1{0(,1) in J} tilt(h, h') f(a, b, rho)] for f = (a b rho)^2 = s^4 (h.h')^2."""
     mu = hq._mu
-    nodes, kappa = hq._a_nodes(m, 1.0, 10)
+    nodes, kappa, iv = hq._a_nodes(m, 1.0, 10)
     N = 8
     f = (nodes[:, None, None] * nodes[None, :, None] * hm.lobatto(N)[None, None, :]) ** 2
     s4 = 1.0 / m**2
@@ -146,7 +146,7 @@ def test_outer_weights_exact_on_polynomials(m):
     e4 = mu(2) ** 2 / 4  # E[h_j^2 h'_j^2]
     diag = 0.25 * (mu(4) ** 2 + 2 * (m - 1) * mu(3) ** 2 * e2 + (m - 1) * mu(2) ** 2 * e4)
     diag += 0.25 * (m - 1) * (m - 2) * mu(2) ** 2 * e2**2
-    W = hq._cross_weights(m, True, ((2, 2),), nodes, kappa, N)
+    W = hq._cross_weights(m, True, ((2, 2),), nodes, kappa, N, iv)
     assert np.sum(W * f) == pytest.approx(s4 * diag, rel=1e-11)
 
 
