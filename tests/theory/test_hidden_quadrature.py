@@ -166,21 +166,24 @@ def test_full_limits_match_nested_monte_carlo(C, m):
     from rmthess.theory.hidden_integrals import hidden_ce_mc
 
     gamma = 0.7
-    got = hq.hidden_ce_quadrature(C, gamma, m)
+    got = hq.hidden_ce_quadrature(C, gamma, m, sizes={"n_a": 8, "n_rho": 8})
     est = hidden_ce_mc(C, m, 100_000, 64, seed=5)
     Fd, Fo, sd, so, _ = est.summary(gamma)
     assert abs(got["F_diag"] - Fd) < 4.5 * sd
     assert abs(got["F_off"] - Fo) < 4.5 * so
-    assert got["F_diag_err"] < 1e-5 * got["F_diag"]
-    assert got["F_off_err"] < 1e-5 * got["F_off"]
+    assert got["F_diag_err"] < 1e-4 * got["F_diag"]
+    assert got["F_off_err"] < 1e-4 * got["F_off"]
 
 
 @pytest.mark.slow
 def test_large_C_approaches_constants():
     from rmthess.theory.asymptotics import hidden_ce_K
 
-    m, gamma, C = 8, 0.5, 1e7
+    # C = 1e7: the O(1/C) corrections are ~1e-6 (measured 5e-7 to 1e-6 at m = 32)
+    m, gamma, C = 32, 0.5, 1e7
     got = hq.hidden_ce_quadrature(C, gamma, m)
     K1, K2 = hidden_ce_K(m)
-    assert C * got["F_off"] == pytest.approx(gamma * K1 + K2, rel=1e-3)
-    assert got["F_diag"] == pytest.approx((gamma / 2 + 0.25) / m**2, rel=1e-3)
+    assert C * got["off_sq"] == pytest.approx(K1, rel=1e-5)
+    assert C * got["off_cross"] == pytest.approx(K2, rel=1e-5)
+    assert C * got["F_off"] == pytest.approx(gamma * K1 + K2, rel=1e-5)
+    assert got["F_diag"] == pytest.approx((gamma / 2 + 0.25) / m**2, rel=1e-5)
