@@ -253,12 +253,15 @@ def cross_integrals(
     for r, rho_r in enumerate(rhos):
         s = math.sqrt(max(0.0, 1.0 - rho_r * rho_r))
         x2, w2 = _gauss_nodes(b * s, step)
-        Y = (v[None, :] + b * rho_r * x1[:, None])[:, None, :] + (b * s * x2)[None, :, None]
-        EY = np.exp(Y)
-        G = np.stack(
-            [np.einsum("l,jlk->jk", w2, np.exp(q * Y - EY)) for q in range(Q + 1)]
-            + [np.einsum("l,jlk->jk", w2, -np.expm1(-EY))]
-        )  # (Q+2, n1, nv)
+        Y = (v[None, :] + b * rho_r * x1[:, None])[:, :, None] + (b * s * x2)[None, None, :]
+        EY = np.exp(np.minimum(Y, 40.0))  # f(40) = 0 exactly; keeps EY^q finite
+        G = np.empty((Q + 2, n1, nv))
+        psi = np.exp(-EY)
+        for q in range(Q + 1):
+            if q:
+                psi *= EY
+            G[q] = psi @ w2
+        G[Q + 1] = -np.expm1(-EY) @ w2  # (Q+2, n1, nv)
         P = F.reshape(-1, n1) @ G.transpose(1, 0, 2).reshape(n1, -1)
         P = P.reshape(Q + 2, nu, Q + 2, nv)
         D = F[Q + 1].sum(axis=1)[:, None] + (w1 @ G[Q + 1])[None, :] - P[Q + 1, :, Q + 1, :]
