@@ -294,11 +294,6 @@ def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | N
             method = "quadrature"
     method = check_choice("method", method, METHODS)
     if method == "quadrature":
-        if c.theory_method == "monte-carlo":
-            raise ValueError(
-                f"method='quadrature' is not available for {case!r} yet (its fixed-C limits "
-                "are nested Monte-Carlo integrals): use method='mc' or leave method out"
-            )
         if not normal:
             raise ValueError(
                 f"method='quadrature' needs a normal init (the Gram reduction integrates over "
