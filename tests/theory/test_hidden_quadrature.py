@@ -221,3 +221,35 @@ def test_hidden_ce_quadrature_api_small_grid():
     assert out["F_off_err"] < 1e-3 * out["F_off"]
     with pytest.raises(ValueError):
         hq.hidden_ce_quadrature(1, 0.5, 12)
+
+
+def test_gamma_part_C2_matches_sigmoid_route_over_g():
+    """C = 2, m = 3: E[a^2] = E_g[M s'(d)^2 D_j^2 D_l^2] with D = V_1 - V_2 ~ N(0, 2 s^2 I),
+    d = D.h: 1-D trapezoid over d (Gaussian conditional moments of D_j, D_l), MC over g."""
+    from scipy.special import expit
+
+    m, v = 3, 2.0 / 3
+    rng = np.random.default_rng(5)
+    x = np.arange(-10, 10.0001, 0.1)
+    w = np.exp(-x * x / 2)
+    w /= w.sum()
+    vals = {"diag": [], "off": []}
+    for _ in range(8):
+        h = np.maximum(rng.standard_normal((20_000, m)), 0.0)
+        r2 = (h * h).sum(1)
+        h, r2 = h[r2 > 0], r2[r2 > 0]
+        d = np.sqrt(v * r2)[:, None] * x[None, :]
+        sp2 = (expit(d) * expit(-d)) ** 2
+        m0, m1 = h[:, :1] * d / r2[:, None], h[:, 1:2] * d / r2[:, None]
+        c00 = (v * (1 - h[:, 0] ** 2 / r2))[:, None]
+        c11 = (v * (1 - h[:, 1] ** 2 / r2))[:, None]
+        c01 = (-v * h[:, 0] * h[:, 1] / r2)[:, None]
+        diag = m0**4 + 6 * m0**2 * c00 + 3 * c00**2
+        off = (m0**2 + c00) * (m1**2 + c11) + 2 * c01**2 + 4 * m0 * m1 * c01
+        n_all = 20_000
+        vals["diag"].append(np.sum((h[:, 0] > 0) * ((sp2 * diag) @ w)) / n_all)
+        vals["off"].append(np.sum((h[:, 0] > 0) * (h[:, 1] > 0) * ((sp2 * off) @ w)) / n_all)
+    got = dict(zip(("diag", "off"), hq._gamma_part(2, m, 1.0, 16, 0.2, 0.4), strict=True))
+    for k, arr in vals.items():
+        arr = np.array(arr)
+        assert abs(got[k] - arr.mean()) < 4.5 * arr.std(ddof=1) / math.sqrt(arr.size), k
