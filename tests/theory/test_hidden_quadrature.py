@@ -187,3 +187,69 @@ def test_large_C_approaches_constants():
     assert C * got["off_cross"] == pytest.approx(K2, rel=1e-5)
     assert C * got["F_off"] == pytest.approx(gamma * K1 + K2, rel=1e-5)
     assert got["F_diag"] == pytest.approx((gamma / 2 + 0.25) / m**2, rel=1e-5)
+
+
+def test_gauss_from_cheb_moments_recovers_gauss_legendre():
+    n = 9
+    x, w = np.polynomial.legendre.leggauss(200)
+    nu = (w / 2) @ hm.cheb_T(2 * n, (x + 1) / 2)
+    got = hm.gauss_from_cheb_moments(nu, n)
+    ref = np.sort((np.polynomial.legendre.leggauss(n)[0] + 1) / 2)
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_outer_weights_exact_on_rho_gauss_nodes():
+    """Same closed form as above, with the Lagrange basis on the Gauss nodes of rho."""
+    m, N = 4, 6
+    mu = hq._mu
+    nodes, kappa, iv = hq._a_nodes(m, 1.0, 8)
+    rh = hq._rho_nodes(m, N)
+    f = (nodes[:, None, None] * nodes[None, :, None] * rh[None, None, :]) ** 2
+    e2, e4 = mu(1) ** 2 / 4, mu(2) ** 2 / 4
+    diag = 0.25 * (mu(4) ** 2 + 2 * (m - 1) * mu(3) ** 2 * e2 + (m - 1) * mu(2) ** 2 * e4)
+    diag += 0.25 * (m - 1) * (m - 2) * mu(2) ** 2 * e2**2
+    W = hq._cross_weights(m, True, ((2, 2),), nodes, kappa, N, iv, rh)
+    assert np.sum(W * f) == pytest.approx(diag / m**2, rel=1e-10)
+
+
+def test_hidden_ce_quadrature_api_small_grid():
+    with pytest.warns(RuntimeWarning, match="exceeds tol"):
+        out = hq.hidden_ce_quadrature(1000, 0.5, 12, sizes={"n_a": 2, "n_rho": 2}, tol=1e-14)
+    for key in ("F_diag", "F_off", "F_diag_err", "F_off_err", *KEYS, "seconds"):
+        assert np.isfinite(out[key])
+    assert out["F_diag"] == pytest.approx(0.5 * out["diag_sq"] + out["diag_cross"], rel=1e-14)
+    assert out["F_off_err"] < 1e-3 * out["F_off"]
+    with pytest.raises(ValueError):
+        hq.hidden_ce_quadrature(1, 0.5, 12)
+
+
+def test_gamma_part_C2_matches_sigmoid_route_over_g():
+    """C = 2, m = 3: E[a^2] = E_g[M s'(d)^2 D_j^2 D_l^2] with D = V_1 - V_2 ~ N(0, 2 s^2 I),
+    d = D.h: 1-D trapezoid over d (Gaussian conditional moments of D_j, D_l), MC over g."""
+    from scipy.special import expit
+
+    m, v = 3, 2.0 / 3
+    rng = np.random.default_rng(5)
+    x = np.arange(-10, 10.0001, 0.1)
+    w = np.exp(-x * x / 2)
+    w /= w.sum()
+    vals = {"diag": [], "off": []}
+    for _ in range(8):
+        h = np.maximum(rng.standard_normal((20_000, m)), 0.0)
+        r2 = (h * h).sum(1)
+        h, r2 = h[r2 > 0], r2[r2 > 0]
+        d = np.sqrt(v * r2)[:, None] * x[None, :]
+        sp2 = (expit(d) * expit(-d)) ** 2
+        m0, m1 = h[:, :1] * d / r2[:, None], h[:, 1:2] * d / r2[:, None]
+        c00 = (v * (1 - h[:, 0] ** 2 / r2))[:, None]
+        c11 = (v * (1 - h[:, 1] ** 2 / r2))[:, None]
+        c01 = (-v * h[:, 0] * h[:, 1] / r2)[:, None]
+        diag = m0**4 + 6 * m0**2 * c00 + 3 * c00**2
+        off = (m0**2 + c00) * (m1**2 + c11) + 2 * c01**2 + 4 * m0 * m1 * c01
+        n_all = 20_000
+        vals["diag"].append(np.sum((h[:, 0] > 0) * ((sp2 * diag) @ w)) / n_all)
+        vals["off"].append(np.sum((h[:, 0] > 0) * (h[:, 1] > 0) * ((sp2 * off) @ w)) / n_all)
+    got = dict(zip(("diag", "off"), hq._gamma_part(2, m, 1.0, 16, 0.2, 0.4), strict=True))
+    for k, arr in vals.items():
+        arr = np.array(arr)
+        assert abs(got[k] - arr.mean()) < 4.5 * arr.std(ddof=1) / math.sqrt(arr.size), k
