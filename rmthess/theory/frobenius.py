@@ -26,7 +26,10 @@ entry law; ``V`` keeps its entry law, with kurtosis ``kappa = E v^4 / (E v^2)^2`
   (default 1e-6) with an error estimate; ``method="mc"`` (and every non-normal init, whose
   V is not Gaussian) uses nested Monte Carlo.
 - ``hidden-ce``: nested Monte Carlo over V (init law) and g with unbiased per-draw
-  estimates and standard errors (:mod:`rmthess.theory.hidden_integrals`).
+  estimates and standard errors (:mod:`rmthess.theory.hidden_integrals`) by default;
+  ``method="quadrature"`` (normal inits) computes it exactly by the same Gram reduction
+  with the V columns of the block integrated by parts
+  (:mod:`rmthess.theory.hidden_quadrature`), at a cost of about a minute per point.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13):
     x = np.linspace(0.0, float(chi_dist.isf(eps, m)) + 1.0, 4000)
     head = (wK[None, :] * chi_dist.cdf(x[:, None], K[None, :])).sum(axis=1)
     tail = (wK[None, :] * chi_dist.sf(x[:, None], K[None, :])).sum(axis=1)
-    lo = x[max(0, np.argmax(head > eps) - 1)]
+    lo = x[max(0, int(np.argmax(head > eps)) - 1)]
     hi = x[min(x.size - 1, np.nonzero(tail > eps)[0].max() + 1)] + 0.5
     t, w = hm._leggauss(1500)
     r = lo + (hi - lo) * (t + 1) / 2

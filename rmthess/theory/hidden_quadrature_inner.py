@@ -103,7 +103,9 @@ def expansion(diag: bool, cross: bool) -> tuple[list, list, np.ndarray]:
                             ] += x * y
                     acc = new
                 for (bl, mono), x in acc.items():
-                    key = (n, n2, tuple(sorted(bl))) if cross else (n + n2, 0, tuple(sorted(bl)))
+                    key: tuple = (
+                        (n, n2, tuple(sorted(bl))) if cross else (n + n2, 0, tuple(sorted(bl)))
+                    )
                     res[key][mono] += x
     shapes = [k for k, d in res.items() if any(abs(x) > 1e-12 for x in d.values())]
     monos = sorted({mm for k in shapes for mm, x in res[k].items() if abs(x) > 1e-12})

@@ -154,3 +154,15 @@ def test_full_grid_meets_1e6(C, m):
     q = output_ce_quadrature(C, m, tol=1e-6)
     assert q.converged
     assert q.F_diag_err <= 1e-6 * q.F_diag and q.F_off_err <= 1e-6 * q.F_off
+
+
+@pytest.mark.slow
+def test_hidden_ce_quadrature_route():
+    # hidden-ce by the Gram quadrature through frobenius_limits (about 30 s at m = 32)
+    # against its nested Monte Carlo
+    q = frobenius_limits("hidden-ce", 10, 0.5, 32, method="quadrature")
+    mc = frobenius_limits("hidden-ce", 10, 0.5, 32, samples=2000, seed=4)
+    assert q.method == "quadrature" and mc.method == "monte-carlo"
+    assert abs(q.F_diag - mc.F_diag) < 4 * mc.F_diag_se
+    assert abs(q.F_off - mc.F_off) < 4 * mc.F_off_se
+    assert q.F_off_se <= 1e-6 * q.F_off
