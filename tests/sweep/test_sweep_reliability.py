@@ -319,18 +319,15 @@ def test_ctrl_c_stops_promptly_with_one_line(engine, tmp_path):
     Dask printed worker tracebacks and CancelledError warnings."""
     if engine == "dask":
         pytest.importorskip("distributed")
-    # two instant configurations, then two of 59 s (the most `_echo` allows): long enough
-    # that the interrupt finds them running even when a loaded machine delays the driver
-    # (with 20 s they had finished, in one CI run, before the SIGINT came)
-    toml = tmp_path / "g.toml"
-    slow = "[[configs]]\nx = {}\nsleep = 59\n"
+    toml = tmp_path / "g.toml"  # two instant configurations, then two of 20 s
+    slow = "[[configs]]\nx = {}\nsleep = 20\n"
     toml.write_text('task = "_echo"\n[grid]\nx = [0, 1]\n' + slow.format(10) + slow.format(11))
     store = tmp_path / "s"
     cmd = CLI + ["run", str(toml), "--store", str(store), "--engine", engine, "--workers", "2"]
     drv = subprocess.Popen(cmd + ["--no-progress"], env=ENV, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     wait_for(lambda: len(list((store / "results").glob("*.json"))) >= 2, 120, drv, "results")
-    time.sleep(0.5)  # the two 59 s configurations are running now
+    time.sleep(0.5)  # the two 20 s configurations are running now
     kids = children(drv.pid)
     os.killpg(drv.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     t0 = time.monotonic()
