@@ -152,8 +152,9 @@ def _theory_preflight(cfg, c) -> None:
     extra = {k: cfg[k] for k in ("samples", "inner", "init", "method", "tol") if k in cfg}
     ini = resolve_init(cfg.get("init", "lecun"))
     used, _ = _resolve_method(
-        c, cfg.get("method"), cfg.get("samples"), cfg.get("inner"), ini, cfg.get("tol")
-    )
+        c, cfg.get("method"), cfg.get("samples"), cfg.get("inner"), ini, cfg.get("tol"),
+        cfg.get("m"),
+    )  # fmt: skip
     if used == "quadrature" and c.mc_route:  # seconds per point: check, do not run
         if cfg["C"] > QUADRATURE_MAX_C:
             raise ValueError(

@@ -182,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
 
     method = getattr(args, "method", None)
     tol = getattr(args, "tol", None)
-    used, _ = _resolve_method(case, method, args.samples, args.inner, resolve_init(args.init), tol)
+    ini = resolve_init(args.init)
+    used, _ = _resolve_method(case, method, args.samples, args.inner, ini, tol, m)
     mc_kw: dict = {"samples": args.samples, "inner": args.inner}
     if case.mc_route:
         mc_kw.update(method=method, tol=tol)

@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_INNER",
     "MC_MAX_C",
     "QUADRATURE_MAX_C",
+    "QUADRATURE_MAX_M",
     "DEFAULT_TOL",
     "METHODS",
     "MIN_SAMPLES",
@@ -69,6 +70,10 @@ MC_MAX_C = 100_000
 QUADRATURE_MAX_C = 10**12
 """Largest C accepted by the Gram quadrature (its cost does not grow with C; checked
 against the large-C constants up to 1e12)."""
+QUADRATURE_MAX_M = 64
+"""Largest hidden width of the Gram quadrature: its sign patterns grow like ``m^3/6``
+(41k at m = 64, 176k at m = 128); measured 16 s and 1.3 GB at m = 64 (output-ce, C = 10).
+Above it the default is Monte Carlo and ``method="quadrature"`` is refused."""
 DEFAULT_TOL = 1e-6
 """Default relative tolerance of the Gram quadrature."""
 METHODS = ("quadrature", "mc")
@@ -210,7 +215,8 @@ def frobenius_limits(
         ``None`` (default): the case's default, ``Case.theory_method`` (output-ce: the Gram
         quadrature; hidden-ce: Monte Carlo), except that ``samples``/``inner`` or a
         non-normal init (``torch-default``: uniform V, for which the Gram reduction does
-        not hold) select ``"mc"``. ``"quadrature"`` needs a normal init.
+        not hold), or ``m > QUADRATURE_MAX_M`` = 64, select ``"mc"``. ``"quadrature"``
+        needs a normal init and ``m <= 64``.
     tol : float, optional
         Relative tolerance of the Gram quadrature, in [1e-7, 1e-2] (default
         ``DEFAULT_TOL`` = 1e-6); a ``ValueError`` for the other methods. The resolution
@@ -242,7 +248,7 @@ def frobenius_limits(
     seed = check_int("seed", seed, 0)
     progress = check_progress(progress)
     ini = resolve_init(init)
-    method, tol = _resolve_method(c, method, samples, inner, ini, tol)
+    method, tol = _resolve_method(c, method, samples, inner, ini, tol, m)
     if method == "quadrature" and c.mc_route:
         tol = DEFAULT_TOL if tol is None else tol
         if C > QUADRATURE_MAX_C:
@@ -261,7 +267,7 @@ def frobenius_limits(
     return FrobeniusLimits(case, C, gamma, m, method=name, init=ini.name, **out)
 
 
-def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | None]:
+def _resolve_method(c, method, samples, inner, ini, tol, m=None) -> tuple[str, float | None]:
     """``(method, tol)`` that :func:`frobenius_limits` uses for case ``c`` (a
     :class:`rmthess.cases.Case`) given its arguments: ``"quadrature"``, ``"mc"`` or the
     case's exact method, and the checked tolerance (None unless given). Checks
@@ -290,8 +296,9 @@ def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | N
                 )
         return c.theory_method, None
     normal = ini.dist == "normal"
+    wide = m is not None and m > QUADRATURE_MAX_M
     if method is None:
-        if mc_given or not normal or c.theory_method == "monte-carlo":
+        if mc_given or not normal or c.theory_method == "monte-carlo" or wide:
             method = "mc"
         else:
             method = "quadrature"
@@ -302,6 +309,12 @@ def _resolve_method(c, method, samples, inner, ini, tol) -> tuple[str, float | N
                 f"method='quadrature' needs a normal init (the Gram reduction integrates over "
                 f"Gaussian output weights), got init={ini.name!r} ({ini.dist} entries): use "
                 "method='mc'"
+            )
+        if wide:
+            raise ValueError(
+                f"m must be <= {QUADRATURE_MAX_M} for method='quadrature' (its sign patterns "
+                f"grow like m^3/6: 16 s and 1.3 GB at m = 64), got m={m}: use method='mc' "
+                "(the default above it)"
             )
         if mc_given:
             raise ValueError(

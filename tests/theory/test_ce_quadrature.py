@@ -166,3 +166,15 @@ def test_hidden_ce_quadrature_route():
     assert abs(q.F_diag - mc.F_diag) < 4 * mc.F_diag_se
     assert abs(q.F_off - mc.F_off) < 4 * mc.F_off_se
     assert q.F_off_se <= 1e-6 * q.F_off
+
+
+def test_wide_m_defaults_to_monte_carlo_and_refuses_quadrature():
+    # the sign patterns grow like m^3 / 6: above QUADRATURE_MAX_M the default is Monte Carlo
+    from rmthess.theory.frobenius import QUADRATURE_MAX_M
+
+    r = frobenius_limits("output-ce", 10, 0.5, QUADRATURE_MAX_M + 1, samples=30)
+    assert r.method == "monte-carlo"
+    with pytest.raises(ValueError, match="m must be <= 64 for method='quadrature'"):
+        frobenius_limits("output-ce", 10, 0.5, 65, method="quadrature")
+    with pytest.raises(ValueError, match="m must be <= 64"):
+        frobenius_limits("hidden-ce", 10, 0.5, 100, method="quadrature")
