@@ -105,6 +105,16 @@ def _exact(F_diag, F_off, ratio=None) -> dict:
     return dict(F_diag=F_diag, F_off=F_off, ratio=ratio, ratio_se=0.0)
 
 
+def _quadrature_record(Fd, Fo, err_d, err_o) -> dict:
+    """Fields of a Gram-quadrature result: the error estimates in the ``*_se`` fields and
+    the bound ``ratio (err_o/F_off + err_d/F_diag) / 2`` on ``ratio``."""
+    ratio = math.sqrt(Fo / Fd)
+    ratio_err = 0.5 * ratio * (err_o / Fo + err_d / Fd)
+    return dict(
+        F_diag=Fd, F_off=Fo, ratio=ratio, ratio_se=ratio_err, F_diag_se=err_d, F_off_se=err_o
+    )
+
+
 def _V(V, C, m, seed, ini):
     from rmthess.theory.block_laws import _check_V, sample_V
 
@@ -297,12 +307,7 @@ class _HiddenCE(_MonteCarlo):
             q = hidden_ce_quadrature(C, gamma, m, ini.sigma, tol)
         for w in caught:  # re-issued at the caller of frobenius_limits
             warnings.warn(str(w.message), w.category, stacklevel=4)
-        ratio = math.sqrt(q["F_off"] / q["F_diag"])
-        ratio_err = 0.5 * ratio * (q["F_off_err"] / q["F_off"] + q["F_diag_err"] / q["F_diag"])
-        return dict(
-            F_diag=q["F_diag"], F_off=q["F_off"], ratio=ratio, ratio_se=ratio_err,
-            F_diag_se=q["F_diag_err"], F_off_se=q["F_off_err"],
-        )  # fmt: skip
+        return _quadrature_record(q["F_diag"], q["F_off"], q["F_diag_err"], q["F_off_err"])
 
     def weight_law(self, block, C, m, V, n_atoms, seed, ini):
         from rmthess.theory.block_laws import _gaussian_qmc, _scaled
@@ -362,12 +367,7 @@ class _OutputCE(_MonteCarlo):
                 RuntimeWarning,
                 stacklevel=4,
             )
-        ratio = math.sqrt(q.F_off / q.F_diag)
-        ratio_err = 0.5 * ratio * (q.F_off_err / q.F_off + q.F_diag_err / q.F_diag)
-        return dict(
-            F_diag=q.F_diag, F_off=q.F_off, ratio=ratio, ratio_se=ratio_err,
-            F_diag_se=q.F_diag_err, F_off_se=q.F_off_err,
-        )  # fmt: skip
+        return _quadrature_record(q.F_diag, q.F_off, q.F_diag_err, q.F_off_err)
 
     def mc_cost(self, C, m, n_V, n_g, B):
         sec = n_V * (7e-10 * n_g * n_g * C + 3e-8 * n_g * n_g + 1e-9 * n_g * C * m)

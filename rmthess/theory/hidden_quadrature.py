@@ -60,6 +60,7 @@ from rmthess.theory.hidden_quadrature_inner import (
     mono_values,
     single_integrals,
 )
+from rmthess.theory.relu_gram import discrete_gauss
 
 __all__ = ["hidden_ce_quadrature", "hidden_ce_conditional", "expansion"]
 
@@ -119,7 +120,7 @@ def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13):
     t, w = hm._leggauss(1500)
     r = lo + (hi - lo) * (t + 1) / 2
     dens = (wK[None, :] * chi_dist.pdf(r[:, None], K[None, :])).sum(axis=1) * (1 + r * r)
-    nodes, _ = hm.gauss_rule(r, w * dens, n_a + 1)
+    nodes, _ = discrete_gauss(r, w * dens, n_a + 1)
     return np.sort(kappa * nodes), kappa, (kappa * lo, kappa * hi)
 
 

@@ -25,9 +25,10 @@ import mpmath as mp
 import numpy as np
 from scipy.special import gammaln, roots_jacobi
 
+from rmthess.theory.relu_gram import lagrange_basis
+
 __all__ = [
     "lobatto",
-    "lagrange_matrix",
     "cheb_to_lagrange",
     "chi_weights",
     "c_moments",
@@ -41,34 +42,6 @@ def lobatto(n: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
     """``n + 1`` Chebyshev-Lobatto points of ``[lo, hi]``, increasing."""
     x = -np.cos(np.pi * np.arange(n + 1) / n) if n > 0 else np.zeros(1)
     return lo + (hi - lo) * (x + 1) / 2
-
-
-def _bary_weights(n: int) -> np.ndarray:
-    w = (-1.0) ** np.arange(n + 1)
-    w[0] *= 0.5
-    w[-1] *= 0.5
-    return w
-
-
-def lagrange_matrix(nodes: np.ndarray, x: np.ndarray, lobatto_nodes: bool = False) -> np.ndarray:
-    """``L[p, i] = l_i(x_p)`` (barycentric formula; any distinct ``nodes``)."""
-    n = nodes.size - 1
-    if lobatto_nodes:
-        w = _bary_weights(n)
-    else:
-        diff = nodes[:, None] - nodes[None, :]
-        np.fill_diagonal(diff, 1.0)
-        scale = (nodes[-1] - nodes[0]) / 4 if n > 0 else 1.0
-        w = 1.0 / np.prod(diff / scale, axis=1)
-    x = np.asarray(x, dtype=float)
-    d = x[:, None] - nodes[None, :]
-    exact = d == 0
-    d[exact] = 1.0
-    t = w / d
-    L = t / t.sum(axis=1, keepdims=True)
-    rows = exact.any(axis=1)
-    L[rows] = exact[rows].astype(float)
-    return L
 
 
 def cheb_T(n: int, x: np.ndarray) -> np.ndarray:
@@ -110,13 +83,13 @@ def chi_weights(
     if K == 0:
         if lo_a > 0:
             return np.zeros(nodes.size)
-        return lagrange_matrix(nodes, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
+        return lagrange_basis(nodes, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
     lo, top = lo_a / kappa, hi_a / kappa
     x, w = _leggauss(n_quad)
     r = lo + (top - lo) * (x + 1) / 2
     logpdf = (K - 1 + e) * np.log(r) - r * r / 2 - (K / 2 - 1) * math.log(2) - gammaln(K / 2)
     ww = w * (top - lo) / 2 * np.exp(logpdf)
-    return ww @ lagrange_matrix(nodes, kappa * r)
+    return ww @ lagrange_basis(nodes, kappa * r)
 
 
 def _mu(k: int):
@@ -209,28 +182,6 @@ def compose(N: int, outer_moments: np.ndarray) -> np.ndarray:
     return vals @ cheb_to_lagrange(N)
 
 
-def gauss_rule(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n-point Gauss rule of the discrete measure ``sum w_i delta_{x_i}`` (Stieltjes
-    procedure on the fine discretization, then Golub-Welsch)."""
-    p_prev = np.zeros_like(x)
-    p = np.ones_like(x)
-    alpha = np.zeros(n)
-    beta = np.zeros(n)
-    norm_prev = 1.0
-    for k in range(n):
-        norm = np.sum(w * p * p)
-        alpha[k] = np.sum(w * x * p * p) / norm
-        beta[k] = norm / norm_prev if k else norm
-        p, p_prev = (x - alpha[k]) * p - (beta[k] if k else 0.0) * p_prev, p
-        norm_prev = norm
-        s = math.sqrt(np.sum(w * p * p)) or 1.0  # rescale to avoid under/overflow
-        p, p_prev = p / s, p_prev / s
-        norm_prev /= s * s
-    Jm = np.diag(alpha) + np.diag(np.sqrt(beta[1:]), 1) + np.diag(np.sqrt(beta[1:]), -1)
-    nodes, vecs = np.linalg.eigh(Jm)
-    return nodes, beta[0] * vecs[0] ** 2
-
-
 def gauss_from_cheb_moments(nu: np.ndarray, n: int) -> np.ndarray:
     """Nodes of the n-point Gauss rule on [0, 1] from the shifted-Chebyshev moments
     ``nu[k] = int T*_k dmu`` (k < 2n), by Gautschi's modified Chebyshev algorithm."""
@@ -264,5 +215,5 @@ def lagrange_to_cheb(nodes: np.ndarray) -> np.ndarray:
     """``beta[i, p]``: the Lagrange basis on ``nodes`` (degree n = len - 1) is
     ``l_i = sum_p beta[i, p] T*_p``."""
     n = nodes.size - 1
-    L = lagrange_matrix(nodes, lobatto(n))  # L[q, i] = l_i(x_q)
+    L = lagrange_basis(nodes, lobatto(n))  # L[q, i] = l_i(x_q)
     return L.T @ cheb_to_lagrange(n)

@@ -170,7 +170,10 @@ def lagrange_basis(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
     nodes = np.asarray(nodes, dtype=float)
     diff = nodes[:, None] - nodes[None, :]
     np.fill_diagonal(diff, 1.0)
-    lam = 1.0 / np.prod(diff, axis=1)
+    # the barycentric weights are scale-free: products of differences in units of a
+    # quarter of the node span stay in range for many nodes
+    scale = (nodes.max() - nodes.min()) / 4 if nodes.size > 1 else 1.0
+    lam = 1.0 / np.prod(diff / scale, axis=1)
     x = np.asarray(x, dtype=float)
     d = x[..., None] - nodes
     hit = d == 0.0
