@@ -405,7 +405,7 @@ THEORY: dict[str, _CaseTheory] = {name: _CLASSES[name](c) for name, c in REGISTR
 def theory_for(case) -> _CaseTheory:
     """The :class:`_CaseTheory` of ``case`` (a name or a :class:`rmthess.cases.Case`).
 
-    >>> theory_for("hidden-ce").case.monte_carlo_theory
-    True
+    >>> theory_for("hidden-ce").case.theory_method
+    'quadrature'
     """
     return THEORY[get_case(case).name]

@@ -212,8 +212,8 @@ def frobenius_limits(
 
     method : {"quadrature", "mc"} or None
         Cases with a Monte-Carlo route (``Case.mc_route``: hidden-ce, output-ce) only.
-        ``None`` (default): the case's default, ``Case.theory_method`` (output-ce: the Gram
-        quadrature; hidden-ce: Monte Carlo), except that ``samples``/``inner`` or a
+        ``None`` (default): the case's default, ``Case.theory_method`` (the Gram
+        quadrature for both), except that ``samples``/``inner`` or a
         non-normal init (``torch-default``: uniform V, for which the Gram reduction does
         not hold), or ``m > QUADRATURE_MAX_M`` = 64, select ``"mc"``. ``"quadrature"``
         needs a normal init and ``m <= 64``.

@@ -28,16 +28,20 @@ Method.
 
 2. Outer expectation over ``(h, h')`` (module :mod:`.hidden_quadrature_moments`): the
    integrals are interpolated (Lagrange) on a tensor grid: in ``a`` and ``b`` on the Gauss
-   nodes of the law of ``s |h|`` (a chi mixture), in ``rho`` on the Gauss nodes of the law
-   of the cosine (from its exact Chebyshev moments, modified Chebyshev algorithm). The
-   weights are exact expectations of the Lagrange basis times the coordinate monomials
-   (``tau``, ``c`` moments), summed over the sign patterns ``(K, K', J)``. Interpolating
-   on Gauss nodes of the mixture makes the rule Gauss-like where the mass is; the
-   functions are smooth but not entire in ``a`` and ``rho`` (radius ~ 1/a^2 in rho).
+   nodes, in the variable ``t = log(1 + chi)``, of the law of ``chi = |h|/sigma`` (a chi
+   mixture; interpolating in ``t`` rather than ``a`` needs 7 nodes where ``a`` needs 9
+   at m = 8, C = 10), in ``rho`` on the Gauss nodes of the law of the cosine (from its
+   exact Chebyshev moments, modified Chebyshev algorithm). The weights are exact
+   expectations of the Lagrange basis times the coordinate monomials (``tau``, ``c``
+   moments), summed over the sign patterns ``(K, K', J)``; they do not depend on C and
+   are cached per m (the first call at a new m pays for them: about 3 s at m = 32).
 
 The gamma term needs one Laplace variable and a 1-D grid in ``a``.
-Accuracy: two resolutions (``+3`` nodes in each direction, steps x0.8); their difference
-is reported as the error estimate.
+Accuracy: the resolution ladder :data:`LEVELS` (nodes in each direction and the two
+steps refined together) is climbed until two successive levels agree to ``tol``; their
+difference (at least ``FLOOR`` relative) is the error estimate of the finer one, checked
+against references computed at much finer resolution in ``a`` (not ``t``) and against
+the large-C constants (tests/theory/test_hidden_quadrature.py).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import math
 import time
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -54,6 +59,7 @@ from scipy.stats import chi as chi_dist
 
 from rmthess._checks import check_float, check_int
 from rmthess.theory import hidden_quadrature_moments as hm
+from rmthess.theory.ce_quadrature import FLOOR
 from rmthess.theory.hidden_quadrature_inner import (
     cross_integrals,
     expansion,
@@ -62,7 +68,7 @@ from rmthess.theory.hidden_quadrature_inner import (
 )
 from rmthess.theory.relu_gram import discrete_gauss
 
-__all__ = ["hidden_ce_quadrature", "hidden_ce_conditional", "expansion"]
+__all__ = ["hidden_ce_quadrature", "hidden_ce_conditional", "expansion", "Level", "LEVELS"]
 
 
 def hidden_ce_conditional(C: float, h: np.ndarray, h2: np.ndarray, sigma: float = 1.0) -> dict:
@@ -103,12 +109,15 @@ def _echi(K: int, d: int) -> float:
     return math.exp(d / 2 * math.log(2) + gammaln((K + d) / 2) - gammaln(K / 2))
 
 
-def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13):
+@lru_cache(maxsize=256)
+def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13, log_var: bool = False):
     """``(nodes, kappa, interval)``: ``n_a + 1`` Gauss nodes in ``a = kappa chi``
     (``kappa = sigma^2/sqrt(m)``) of the law of ``chi`` given one coordinate positive
     (mixture of ``chi_K``, K - 1 ~ Bin(m-1, 1/2)) weighted by ``1 + chi^2``, on the interval
     holding all but ``eps`` of it. Interpolation on these nodes integrates like a Gauss
-    rule where the mass is, unlike Chebyshev points spread over the whole interval."""
+    rule where the mass is, unlike Chebyshev points spread over the whole interval. With
+    ``log_var`` the nodes are Gauss nodes in ``t = log(1 + chi)`` (the variable the
+    ladder interpolates in: at m = 8, C = 10 it needs 7 nodes where ``a`` needs 9)."""
     kappa = sigma**2 / math.sqrt(m)
     K = np.arange(1, m + 1)
     wK = np.exp(gammaln(m) - gammaln(K) - gammaln(m - K + 1) - (m - 1) * math.log(2))
@@ -120,17 +129,23 @@ def _a_nodes(m: int, sigma: float, n_a: int, eps: float = 1e-13):
     t, w = hm._leggauss(1500)
     r = lo + (hi - lo) * (t + 1) / 2
     dens = (wK[None, :] * chi_dist.pdf(r[:, None], K[None, :])).sum(axis=1) * (1 + r * r)
-    nodes, _ = discrete_gauss(r, w * dens, n_a + 1)
-    return np.sort(kappa * nodes), kappa, (kappa * lo, kappa * hi)
+    if log_var:
+        tn, _ = discrete_gauss(np.log1p(r), w * dens, n_a + 1)
+        nodes = np.expm1(tn)
+    else:
+        nodes, _ = discrete_gauss(r, w * dens, n_a + 1)
+    nodes = np.sort(kappa * nodes)
+    nodes.setflags(write=False)
+    return nodes, kappa, (kappa * lo, kappa * hi)
 
 
 def _log_multinomial(n: int, ks: list[int]) -> float:
     return float(gammaln(n + 1) - sum(gammaln(k + 1) for k in ks))
 
 
-def _gamma_part(C, m, sigma, n_a, hu, step) -> tuple[float, float]:
+def _gamma_part(C, m, sigma, n_a, hu, step, log_var=True) -> tuple[float, float]:
     """``(E[a_00^2], E[a_01^2])`` (sign indicators included)."""
-    nodes, kappa, iv = _a_nodes(m, sigma, n_a)
+    nodes, kappa, iv = _a_nodes(m, sigma, n_a, log_var=log_var)
     s2 = sigma**2 / m
     I = np.array([single_integrals(a, C, hu, step) for a in nodes])
     n_diag = len(expansion(True, False)[0])
@@ -147,7 +162,7 @@ def _gamma_part(C, m, sigma, n_a, hu, step) -> tuple[float, float]:
                 es, ej, _, el, _ = mm
                 d = ej + el
                 mom = _mu(d) if diag else _mu(ej) * _mu(el)
-                w = hm.chi_weights(K, d, kappa, nodes, iv) / _echi(K, d)
+                w = hm.chi_weights(K, d, kappa, nodes, iv, log_var=log_var) / _echi(K, d)
                 total += pK * s2**es * sigma**d * mom * float(w @ Jm[:, t])
         out.append(total)
     return out[0], out[1]
@@ -158,25 +173,17 @@ def _tilt(mm: tuple, diag: bool) -> tuple:
     return ((ej + el, ej2 + el2),) if diag else ((ej, ej2), (el, el2))
 
 
-def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int, iv=None, rhos=None):
+def _cross_weights(
+    m: int, diag: bool, tilt: tuple, nodes, kappa, N: int, iv=None, rhos=None, log_var=False
+):
     """``W[i, k, n] = E[M tilt(h, h') l_i(a) l_k(b) l_n(rho)] / sigma^deg`` over patterns."""
     e = sum(t[0] for t in tilt)
     e2 = sum(t[1] for t in tilt)
     first = len(tilt)  # distinguished coordinates, all in J
     n_a = nodes.size
-    R = {K: hm.chi_weights(K, e, kappa, nodes, iv) for K in range(first, m + 1)}
-    R2 = {K: hm.chi_weights(K, e2, kappa, nodes, iv) for K in range(first, m + 1)}
-    Y = np.zeros((m + 1, m + 1, N + 1))
-    rest = m - first
-    for J in range(first, m + 1):
-        eta = hm.compose(N, hm.c_moments(J, tilt, N))
-        mus = {K: hm.tau_moments(K, J, e, N) for K in range(J, m + 1)}
-        for K2 in range(J, m + 1):
-            zeta = hm.compose(N, hm.tau_moments(K2, J, e2, N))
-            for K in range(J, m + 1 - (K2 - J)):
-                ks = [J - first, K - J, K2 - J, rest - (J - first) - (K - J) - (K2 - J)]
-                lp = _log_multinomial(rest, ks) - m * math.log(4)
-                Y[K, K2] += math.exp(lp) * (eta @ (zeta @ mus[K]))
+    R = {K: hm.chi_weights(K, e, kappa, nodes, iv, log_var=log_var) for K in range(first, m + 1)}
+    R2 = {K: hm.chi_weights(K, e2, kappa, nodes, iv, log_var=log_var) for K in range(first, m + 1)}
+    Y = _pattern_sum(m, tilt, N)
     B = hm.cheb_to_lagrange(N) if rhos is None else hm.lagrange_to_cheb(rhos)
     Y = Y @ B.T  # Chebyshev -> Lagrange basis in rho
     RK = np.zeros((m + 1, n_a))
@@ -185,6 +192,45 @@ def _cross_weights(m: int, diag: bool, tilt: tuple, nodes, kappa, N: int, iv=Non
         RK[K] = R[K]
         RK2[K] = R2[K]
     return np.einsum("Ki,KLn,Lk->ikn", RK, Y, RK2)
+
+
+@lru_cache(maxsize=65536)
+def _composed_tau(K: int, J: int, e: int, N: int) -> np.ndarray:
+    return hm.compose(N, hm.tau_moments(K, J, e, N))
+
+
+@lru_cache(maxsize=1024)
+def _pattern_sum(m: int, tilt: tuple, N: int) -> np.ndarray:
+    """``Y[K, K', n]``: sum over the sign patterns with ``|S| = K``, ``|S'| = K'`` (the
+    distinguished coordinates in ``J``) of their probability times the Chebyshev moments
+    of ``rho = tau tau' c`` tilted by the coordinate monomials (independent of C and of
+    the a-nodes, hence cached)."""
+    e = sum(t[0] for t in tilt)
+    e2 = sum(t[1] for t in tilt)
+    first = len(tilt)
+    rest = m - first
+    Y = np.zeros((m + 1, m + 1, N + 1))
+    for J in range(first, m + 1):
+        eta = hm.compose(N, hm.c_moments(J, tilt, N))
+        Ks = np.arange(J, m + 1)
+        mus = np.stack([hm.tau_moments(int(K), J, e, N) for K in Ks])  # (nK, N+1)
+        zetas = np.stack([_composed_tau(int(K), J, e2, N) for K in Ks])  # (nK2, N+1, N+1)
+        T = np.einsum("np,bpq,aq->abn", eta, zetas, mus)  # (K, K2, n)
+        kk = Ks[:, None] - J
+        kk2 = Ks[None, :] - J
+        other = rest - (J - first) - kk - kk2
+        ok = other >= 0
+        lp = (
+            gammaln(rest + 1)
+            - gammaln(J - first + 1)
+            - gammaln(kk + 1)
+            - gammaln(kk2 + 1)
+            - gammaln(np.maximum(other, 0) + 1)
+            - m * math.log(4)
+        )
+        Y[J:, J:] += np.where(ok, np.exp(np.where(ok, lp, 0.0)), 0.0)[:, :, None] * T
+    Y.setflags(write=False)
+    return Y
 
 
 def _swap_index() -> np.ndarray:
@@ -216,9 +262,9 @@ def _rho_nodes(m: int, n: int) -> np.ndarray:
     return hm.gauss_from_cheb_moments(nu, n + 1)
 
 
-def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
+def _cross_part(C, m, sigma, n_a, n_rho, hu, step, log_var=True) -> tuple[float, float]:
     """``(E[a_00(g) a_00(g')], E[a_01(g) a_01(g')])`` (sign indicators included)."""
-    nodes, kappa, iv = _a_nodes(m, sigma, n_a)
+    nodes, kappa, iv = _a_nodes(m, sigma, n_a, log_var=log_var)
     rhos = _rho_nodes(m, n_rho)
     s2 = sigma**2 / m
     n_sh = len(expansion(True, True)[0]) + len(expansion(False, True)[0])
@@ -242,24 +288,52 @@ def _cross_part(C, m, sigma, n_a, n_rho, hu, step) -> tuple[float, float]:
             )
         total = 0.0
         for tilt, vals in groups.items():
-            W = _cross_weights(m, diag, tilt, nodes, kappa, n_rho, iv, rhos)
+            W = _cross_weights(m, diag, tilt, nodes, kappa, n_rho, iv, rhos, log_var)
             total += float(np.sum(W * vals))
         out.append(total)
     return out[0], out[1]
 
 
-def _default_sizes(C: float, m: int) -> dict:
-    """Coarse grid sizes: ``n_a + 1`` Gauss nodes in each of a, b and ``n_rho + 1`` in rho
-    (measured: relative change below 1e-7 from these to finer grids, see the tests and
-    the report); the fine resolution adds 3 nodes to each and shrinks the steps by 0.8."""
-    n = 6 if m >= 16 else (8 if m >= 6 else 12)
-    return {"n_a": n, "n_rho": n, "hu": 0.2 if C <= 4 else 0.25, "step": 0.4}
+@dataclass(frozen=True)
+class Level:
+    """One resolution of :func:`hidden_ce_quadrature` (see the module docstring)."""
+
+    n_a: int  # n_a + 1 Gauss nodes in each of t(a), t(b), t = log(1 + a/kappa)
+    n_rho: int  # n_rho + 1 Gauss nodes in rho
+    hu: float  # Laplace-variable step at the peak (x 0.8 when C <= 4)
+    step: float  # Gaussian trapezoid step (in units of the argument)
 
 
-def _evaluate(C, m, sigma, n_a, n_rho, hu, step) -> dict:
-    dsq, osq = _gamma_part(C, m, sigma, max(2 * n_a, 16), hu, step)
-    dcr, ocr = _cross_part(C, m, sigma, n_a, n_rho, hu, step)
+LEVELS = (
+    Level(6, 3, 0.38, 0.5),
+    Level(8, 4, 0.33, 0.45),
+    Level(10, 5, 0.29, 0.4),
+    Level(12, 7, 0.25, 0.36),
+    Level(14, 8, 0.22, 0.33),
+    Level(16, 10, 0.2, 0.3),
+)
+"""The resolution ladder: :func:`hidden_ce_quadrature` climbs it until two successive
+levels agree to ``tol``. The gamma term (one Laplace variable, cheap) runs at
+``2 n_a + 4`` nodes and 0.7 of the steps."""
+
+SMALL_M = 4
+"""At ``m <= SMALL_M`` the ladder starts at its second level and the error estimate is at
+least :data:`SMALL_M_FLOOR`: there two levels can agree better than the finer is accurate
+(measured at m = 3: C = 5, change 4.1e-7, error 5.9e-7 of F_off from the first two
+levels; C = 2, change below 3e-9, error 1.0e-7 of F_diag from the second and third), as
+the (u, v) step error is not monotone in the step."""
+SMALL_M_FLOOR = 3e-7
+
+
+def _evaluate(C: float, m: int, sigma: float, lv: Level) -> dict:
+    hu = lv.hu * (0.8 if C <= 4 else 1.0)  # no Phi^(C-k) damping at C <= 4
+    dsq, osq = _gamma_part(C, m, sigma, 2 * lv.n_a + 4, 0.7 * hu, 0.7 * lv.step)
+    dcr, ocr = _cross_part(C, m, sigma, lv.n_a, lv.n_rho, hu, lv.step)
     return {"diag_sq": dsq, "off_sq": osq, "diag_cross": dcr, "off_cross": ocr}
+
+
+def _F(v: dict, gamma: float) -> tuple[float, float]:
+    return gamma * v["diag_sq"] + v["diag_cross"], gamma * v["off_sq"] + v["off_cross"]
 
 
 def hidden_ce_quadrature(
@@ -269,38 +343,49 @@ def hidden_ce_quadrature(
     sigma: float = 1.0,
     tol: float = 1e-6,
     *,
-    sizes: dict | None = None,
+    levels: tuple = LEVELS,
 ) -> dict:
     """Fixed-C limits ``F_diag``, ``F_off`` of hidden-ce (normal init of scale ``sigma``).
 
-    Returns a dict with ``F_diag``, ``F_off``, their error estimates ``F_diag_err``,
-    ``F_off_err`` (difference between two resolutions, the finer one reported), the four
-    components ``diag_sq, off_sq`` (``E[a^2]``) and ``diag_cross, off_cross``
-    (``E[a(g) a(g')]``) with ``F = gamma * sq + cross``, and ``seconds``. ``tol`` is the
-    target relative accuracy: a warning is issued when an estimate exceeds it.
-    ``sizes`` overrides the coarse grid sizes (``n_a, n_rho, hu, step``).
+    Climbs ``levels`` from the first two until the relative change of both ``F`` values
+    is at most ``tol``. Returns a dict with ``F_diag``, ``F_off``, their error estimates
+    ``F_diag_err``, ``F_off_err`` (the change between the last two levels, at least
+    ``FLOOR`` = 3e-8 relative, ``SMALL_M_FLOOR`` = 3e-7 at ``m <= SMALL_M``; the last level
+    is reported), the four components ``diag_sq,
+    off_sq`` (``E[a^2]``) and ``diag_cross, off_cross`` (``E[a(g) a(g')]``) with ``F =
+    gamma * sq + cross``, ``level`` (index into ``levels``), ``converged`` and
+    ``seconds``. A ``RuntimeWarning`` is issued when the ladder ends above ``tol``.
     """
+    from threadpoolctl import threadpool_limits
+
     C = float(check_int("C", C, minimum=2))
     gamma = check_float("gamma", gamma, 0.0, None, closed="left")
     m = check_int("m", m, minimum=1)
     sigma = check_float("sigma", sigma, 0.0, None, closed="neither")
     tol = check_float("tol", tol, 0.0, None, closed="neither")
+    if len(levels) < 2:
+        raise ValueError(f"levels: need at least 2 resolutions, got {len(levels)}")
     t0 = time.perf_counter()
-    sz = dict(_default_sizes(C, m), **(sizes or {}))
-    coarse = _evaluate(C, m, sigma, sz["n_a"], sz["n_rho"], sz["hu"], sz["step"])
-    fine = _evaluate(C, m, sigma, sz["n_a"] + 3, sz["n_rho"] + 3, 0.8 * sz["hu"], 0.8 * sz["step"])
-    out = dict(fine)
-    for key in ("diag", "off"):
-        f = gamma * fine[f"{key}_sq"] + fine[f"{key}_cross"]
-        c = gamma * coarse[f"{key}_sq"] + coarse[f"{key}_cross"]
-        out[f"F_{key}"] = f
-        out[f"F_{key}_err"] = abs(f - c)
-        if abs(f - c) > tol * abs(f):
-            warnings.warn(
-                f"hidden_ce_quadrature: F_{key} relative error estimate {abs(f - c) / abs(f):.2g} "
-                f"exceeds tol={tol:g} (C={C:g}, m={m}); raise sizes",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    out["seconds"] = time.perf_counter() - t0
+    start = 1 if m <= SMALL_M and len(levels) > 2 else 0
+    floor = SMALL_M_FLOOR if m <= SMALL_M else FLOOR
+    with threadpool_limits(limits=1, user_api="blas"):
+        prev = _evaluate(C, m, sigma, levels[start])
+        for k in range(start + 1, len(levels)):
+            cur = _evaluate(C, m, sigma, levels[k])
+            F, Fp = _F(cur, gamma), _F(prev, gamma)
+            errs = [max(abs(f - g), floor * abs(f)) for f, g in zip(F, Fp, strict=True)]
+            ok = all(e <= tol * abs(f) for e, f in zip(errs, F, strict=True))
+            if ok or k == len(levels) - 1:
+                break
+            prev = cur
+    out = dict(cur, F_diag=F[0], F_off=F[1], F_diag_err=errs[0], F_off_err=errs[1])
+    out.update(level=k, converged=ok, seconds=time.perf_counter() - t0)
+    if not ok:
+        worst = max(e / abs(f) for e, f in zip(errs, F, strict=True))
+        warnings.warn(
+            f"hidden_ce_quadrature: relative error estimate {worst:.2g} exceeds tol={tol:g} "
+            f"at the last level (C={C:g}, m={m})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out

@@ -141,6 +141,11 @@ def _falling(C: float, k: int) -> float:
     return out
 
 
+def _falling_table(C: float, kmax: int) -> np.ndarray:
+    """``(C)_k`` for k = 0..kmax."""
+    return np.concatenate([[1.0], np.cumprod(C - np.arange(kmax))])
+
+
 def _laplace_grid(a: float, C: float, Q: int, hu: float, step: float):
     """Nodes and weights for a Laplace variable: ``u = c + t - S (e^{-(t-t0)/S} - e^{t0/S})``
     (local step ``hu`` near the peak ``c = -log C - a^2/2`` and to its right, growing
@@ -181,6 +186,13 @@ def _unique_blocks(cross: bool) -> tuple[list, np.ndarray, np.ndarray]:
     return blocks, idx, data
 
 
+@lru_cache(maxsize=2)
+def _max_q(cross: bool) -> int:
+    """Largest softmax power ``q`` in the shapes (both q's for the cross term)."""
+    shapes = expansion(True, cross)[0] + expansion(False, cross)[0]
+    return max(max(bl) if cross else bl[0] for s in shapes for bl in s[2])
+
+
 def _products(Psi, cross, L, C, W):
     """``sum_{u,v} prod_B Psi[B] Phi^{C-k} W`` for every shape; Psi[B] and L have a leading
     batch axis; depth-first over the sorted block tuples (at most 4 partial products live)."""
@@ -189,7 +201,6 @@ def _products(Psi, cross, L, C, W):
     sums = np.zeros((len(blocks), batch))
     ek: dict = {}
     stack: list = []  # (prefix, product)
-    axes = tuple(range(1, L.ndim))
     for t, bl in enumerate(blocks):
         k = len(bl)
         if k > C:
@@ -204,10 +215,10 @@ def _products(Psi, cross, L, C, W):
             prod = Psi[bl[j]] if prod is None else prod * Psi[bl[j]]
             stack.append((bl[: j + 1], prod))
         if k not in ek:
-            ek[k] = (np.exp((C - k) * L) if C > k else 1.0) * W
-        sums[t] = np.sum(prod * ek[k], axis=axes)
+            ek[k] = np.broadcast_to((np.exp((C - k) * L) if C > k else 1.0) * W, L.shape)
+        sums[t] = np.einsum("bi,bi->b", prod.reshape(batch, -1), ek[k].reshape(batch, -1))
     k, n, n2 = data[:, 0], data[:, 1], data[:, 2]
-    fall = np.array([_falling(C, int(x)) for x in k])
+    fall = _falling_table(C, int(k.max()))[k]
     fac = fall * np.exp(-gammaln(n) - gammaln(n2))
     return (sums[idx] * fac[:, None]).T  # (batch, n_shapes)
 
@@ -220,8 +231,7 @@ def _default_hu(C: float) -> float:
 def single_integrals(a: float, C: float, hu: float | None = None, step: float = _STEP):
     """``I_shape(a)`` of the gamma term (one Laplace variable); shapes of
     ``expansion(True, False)`` then ``expansion(False, False)``."""
-    shapes = expansion(True, False)[0] + expansion(False, False)[0]
-    Q = max(q for s in shapes for q, _ in s[2])
+    Q = _max_q(False)
     hu = _default_hu(C) if hu is None else hu
     x, w = _gauss_nodes(a, step)
     u, wu = _laplace_grid(a, C, Q, hu, step)
@@ -240,8 +250,7 @@ def cross_integrals(
     ``expansion(True, True)`` then ``expansion(False, True)`` (columns)."""
     rhos = np.atleast_1d(np.asarray(rho, dtype=float))
     hu = _default_hu(C) if hu is None else hu
-    shapes = expansion(True, True)[0] + expansion(False, True)[0]
-    Q = max(max(p, q) for s in shapes for p, q in s[2])
+    Q = _max_q(True)
     x1, w1 = _gauss_nodes(max(a, b * rhos.max()), step)
     u, wu = _laplace_grid(a, C, Q, hu, step)
     v, wv = _laplace_grid(b, C, Q, hu, step)

@@ -75,33 +75,82 @@ def _leggauss(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chi_weights(
-    K: int, e: int, kappa: float, nodes: np.ndarray, interval=None, n_quad: int = 600
+    K: int,
+    e: int,
+    kappa: float,
+    nodes: np.ndarray,
+    interval=None,
+    n_quad: int = 600,
+    log_var: bool = False,
 ) -> np.ndarray:
     """``E[chi^e l_i(kappa chi); kappa chi in interval]``, ``chi ~ chi_K``, ``l_i`` the
-    Lagrange basis on ``nodes`` (``interval`` defaults to ``[nodes[0], nodes[-1]]``)."""
+    Lagrange basis on ``nodes`` (``interval`` defaults to ``[nodes[0], nodes[-1]]``), in
+    the variable ``a`` or, with ``log_var``, in ``t = log(1 + a/kappa)``. Cached (the
+    weights do not depend on C)."""
+    nodes = np.asarray(nodes, dtype=float)
     lo_a, hi_a = (nodes[0], nodes[-1]) if interval is None else interval
-    if K == 0:
-        if lo_a > 0:
-            return np.zeros(nodes.size)
-        return lagrange_basis(nodes, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
+    key = (float(kappa), nodes.tobytes(), float(lo_a), float(hi_a), int(n_quad), bool(log_var))
+    return _chi_weights(int(K), int(e), key)
+
+
+@lru_cache(maxsize=256)
+def _chi_basis(key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    kappa, nb, lo_a, hi_a, n_quad, log_var = key
+    nodes = np.frombuffer(nb, dtype=float)
     lo, top = lo_a / kappa, hi_a / kappa
     x, w = _leggauss(n_quad)
     r = lo + (top - lo) * (x + 1) / 2
-    logpdf = (K - 1 + e) * np.log(r) - r * r / 2 - (K / 2 - 1) * math.log(2) - gammaln(K / 2)
-    ww = w * (top - lo) / 2 * np.exp(logpdf)
-    return ww @ lagrange_basis(nodes, kappa * r)
+    if log_var:
+        L = lagrange_basis(np.log1p(nodes / kappa), np.log1p(r))
+    else:
+        L = lagrange_basis(nodes, kappa * r)
+    return r, w * (top - lo) / 2, L
+
+
+@lru_cache(maxsize=16384)
+def _chi_weights(K: int, e: int, key: tuple) -> np.ndarray:
+    kappa, nb, lo_a, hi_a, n_quad, log_var = key
+    nodes = np.frombuffer(nb, dtype=float)
+    if K == 0:
+        if lo_a > 0:
+            out = np.zeros(nodes.size)
+        else:
+            x = np.log1p(nodes / kappa) if log_var else nodes
+            out = lagrange_basis(x, np.zeros(1))[0] * (1.0 if e == 0 else 0.0)
+    else:
+        r, ww, L = _chi_basis(key)
+        logpdf = (K - 1 + e) * np.log(r) - r * r / 2 - (K / 2 - 1) * math.log(2) - gammaln(K / 2)
+        out = (ww * np.exp(logpdf)) @ L
+    out.setflags(write=False)
+    return out
 
 
 def _mu(k: int):
     return mp.power(2, mp.mpf(k) / 2) * mp.gamma(mp.mpf(k + 1) / 2) / mp.sqrt(mp.pi)
 
 
+@lru_cache(maxsize=65536)
+def _echi_at(J: int, n, dps: int):
+    with mp.workdps(dps):
+        return _echi_raw(J, n)
+
+
 def _echi(J: int, n):
+    return _echi_at(J, n, mp.mp.dps)
+
+
+def _echi_raw(J: int, n):
     return mp.power(2, mp.mpf(n) / 2) * mp.gamma(mp.mpf(J + n) / 2) / mp.gamma(mp.mpf(J) / 2)
 
 
+@lru_cache(maxsize=1024)
+def _series_at(al: int, be: int, N: int, dps: int) -> tuple:
+    with mp.workdps(dps):
+        return tuple(_mu(k + al) * _mu(k + be) / mp.factorial(k) for k in range(N + 1))
+
+
 def _series(al: int, be: int, N: int):
-    return [_mu(k + al) * _mu(k + be) / mp.factorial(k) for k in range(N + 1)]
+    return list(_series_at(al, be, N, mp.mp.dps))
 
 
 def _mul(a, b, N):
@@ -129,13 +178,22 @@ def _T_coeffs(N: int, dps: int):
         return rows
 
 
-@lru_cache(maxsize=4096)
+N_CAP = 12
+"""Moments are computed (and cached) up to degree ``max(N, N_CAP)`` and sliced: the
+moment of degree n does not depend on N, so every level of the ladder shares them."""
+
+
 def c_moments(J: int, tilt: tuple, N: int) -> np.ndarray:
     """Shifted-Chebyshev moments ``E[prod u_k^{al_k} u'_k^{be_k} T*_n(c)]``, n <= N.
 
     ``tilt = ((al_0, be_0), (al_1, be_1), ...)``: powers of distinguished coordinates of the
     two directions (``len(tilt) <= J``); ``c = u . u'``.
     """
+    return _c_moments_at(J, tilt, max(N, N_CAP))[: N + 1]
+
+
+@lru_cache(maxsize=16384)
+def _c_moments_at(J: int, tilt: tuple, N: int) -> np.ndarray:
     dps = 30 + int(0.8 * N)
     with mp.workdps(dps):
         ser = list(_power_series(J - len(tilt), N, dps))
@@ -147,16 +205,24 @@ def c_moments(J: int, tilt: tuple, N: int) -> np.ndarray:
             ser[n] * mp.factorial(n) / (_echi(J, n + ea) * _echi(J, n + eb)) for n in range(N + 1)
         ]
         T = _T_coeffs(N, dps)
-        return np.array(
+        out = np.array(
             [float(mp.fsum(T[k][n] * mono[n] for n in range(k + 1))) for k in range(N + 1)]
         )
+    out.setflags(write=False)
+    return out
 
 
-@lru_cache(maxsize=8192)
 def tau_moments(K: int, J: int, e: int, N: int) -> np.ndarray:
     """``E[tau^e T*_n(tau)]``, ``tau^2 ~ Beta(J/2, (K-J)/2)`` (``tau = 1`` if K = J)."""
+    return _tau_moments_at(K, J, e, max(N, N_CAP))[: N + 1]
+
+
+@lru_cache(maxsize=65536)
+def _tau_moments_at(K: int, J: int, e: int, N: int) -> np.ndarray:
     if K == J:
-        return np.ones(N + 1)
+        one = np.ones(N + 1)
+        one.setflags(write=False)
+        return one
     b1 = (K - J) / 2
     n = N // 2 + 40
     x, w = roots_jacobi(n, b1 - 1, J - 1 + e)  # weight (1-x)^(b1-1) (1+x)^(J-1+e)
@@ -165,7 +231,9 @@ def tau_moments(K: int, J: int, e: int, N: int) -> np.ndarray:
     lognorm = math.log(2) - (gammaln(J / 2) + gammaln(b1) - gammaln(J / 2 + b1))
     lognorm -= (b1 - 1 + J - 1 + e + 1) * math.log(2)
     ww = w * np.exp(lognorm) * (1 + tau) ** (b1 - 1)
-    return ww @ cheb_T(N, tau)
+    out = ww @ cheb_T(N, tau)
+    out.setflags(write=False)
+    return out
 
 
 def compose(N: int, outer_moments: np.ndarray) -> np.ndarray:

@@ -158,7 +158,7 @@ def test_full_grid_meets_1e6(C, m):
 
 @pytest.mark.slow
 def test_hidden_ce_quadrature_route():
-    # hidden-ce by the Gram quadrature through frobenius_limits (about 30 s at m = 32)
+    # hidden-ce by the Gram quadrature through frobenius_limits (a few seconds at m = 32)
     # against its nested Monte Carlo
     q = frobenius_limits("hidden-ce", 10, 0.5, 32, method="quadrature")
     mc = frobenius_limits("hidden-ce", 10, 0.5, 32, samples=2000, seed=4)

@@ -280,7 +280,8 @@ def test_mc_cases_close_to_asymptote_at_large_C(case):
         (("output-ce", 10, 0.5, 3), {"samples": 1}, ValueError, "samples"),
         (("output-ce", 10, 0.5, 3), {"inner": 1}, ValueError, "inner"),
         (("output-ce", 10, 0.5, 3), {"seed": -1}, ValueError, "seed"),
-        (("hidden-ce", 10**7, 0.5, 3), {}, ValueError, "C"),
+        (("hidden-ce", 10**7, 0.5, 3), {"method": "mc"}, ValueError, "C"),
+        (("hidden-ce", 10**13, 0.5, 8), {}, ValueError, "C"),
     ],
 )
 def test_bad_input(args, kwargs, err, word):
