@@ -110,7 +110,10 @@ def test_digits_loader():
         (lambda: input_stats(np.array([[1.0, np.nan], [0.0, 1.0]])), "X"),
         (lambda: input_stats(np.ones(5)), "X"),
         (lambda: input_stats(np.random.default_rng(0).random((5, 2)), np.arange(4)), "y"),
-        (lambda: input_stats(np.random.default_rng(0).random((5, 2)), np.arange(5), n_classes=3), "y"),
+        (
+            lambda: input_stats(np.random.default_rng(0).random((5, 2)), np.arange(5), n_classes=3),
+            "y",
+        ),
         (lambda: InputStats.from_spectrum([1.0, -0.5, 2.0]), "eigenvalues"),
         (lambda: InputStats.from_spectrum([0.0, 0.0]), "eigenvalues"),
         (lambda: InputStats.from_spectrum([1.0, np.inf]), "eigenvalues"),

@@ -113,7 +113,9 @@ def test_mean_aware_continuous_at_zero_mean_and_jensen():
     a = frobenius_limits("linear-ce", 6, 0.5, inputs=base)
     b = frobenius_limits("linear-ce", 6, 0.5, inputs=tiny)
     assert b.inputs == "mean-aware"
-    assert b.F_off == pytest.approx(a.F_off, rel=1e-8) and b.F_diag == pytest.approx(a.F_diag, rel=1e-8)
+    assert b.F_off == pytest.approx(a.F_off, rel=1e-8) and b.F_diag == pytest.approx(
+        a.F_diag, rel=1e-8
+    )
 
 
 # ---------------------------------------------------------------- scaling Sigma -> c Sigma
@@ -146,7 +148,9 @@ def test_invariants_over_random_spectra(lam, m, C, gamma):
     perm = quiet(InputStats.from_spectrum, lam[::-1], None if mu is None else mu[::-1])
     r = quiet(frobenius_limits, "linear-ce", C, gamma, inputs=s)
     q = quiet(frobenius_limits, "linear-ce", C, gamma, inputs=perm)
-    assert r.F_diag == pytest.approx(q.F_diag, rel=1e-12) and r.F_off == pytest.approx(q.F_off, rel=1e-12)
+    assert r.F_diag == pytest.approx(q.F_diag, rel=1e-12) and r.F_off == pytest.approx(
+        q.F_off, rel=1e-12
+    )
     assert r.F_diag > 0 and r.F_off > 0 and 0 < r.ratio <= 1 + 1e-12
     mse = quiet(frobenius_limits, "linear-mse", C, gamma, inputs=s)
     # E|x|^4/d^2 >= tau_1^2 and E(x.x')^2/d >= tau_2 >= tau_1^2
@@ -168,9 +172,7 @@ def test_conditional_given_W_matches_brute_force():
     m0 = 0.5 * rg.standard_normal(d)
     W = rg.standard_normal((C, d)) / math.sqrt(d)
     Fc = block_expectations(W, lam, m0, N, 400_000, np.random.default_rng(2))
-    acc = np.array(
-        [blocks(m0 + rg.standard_normal((N, d)) * np.sqrt(lam), W) for _ in range(6000)]
-    )
+    acc = np.array([blocks(m0 + rg.standard_normal((N, d)) * np.sqrt(lam), W) for _ in range(6000)])
     se = acc.std(0) / math.sqrt(len(acc))
     assert np.all(np.abs(acc.mean(0) - Fc) < 4.5 * se + 2e-3 * Fc)
 
@@ -186,15 +188,21 @@ def test_conditional_frobenius_vs_brute_force_over_networks(with_mean):
     mu = np.zeros(d) if m0 is None else m0
     vals = np.array(
         [
-            diag_off(blocks(mu + rg.standard_normal((N, d)) * np.sqrt(lam),
-                            rg.standard_normal((C, d)) / math.sqrt(d)))
+            diag_off(
+                blocks(
+                    mu + rg.standard_normal((N, d)) * np.sqrt(lam),
+                    rg.standard_normal((C, d)) / math.sqrt(d),
+                )
+            )
             for _ in range(4000)
         ]
     )
     for j, (q, se) in enumerate(((th.F_diag, th.F_diag_se), (th.F_off, th.F_off_se))):
         bse = vals[:, j].std() / math.sqrt(len(vals))
         assert abs(vals[:, j].mean() - q) < 4 * math.hypot(se, bse)
-    assert th.method == "conditional" and th.inputs == ("mean-aware" if with_mean else "anisotropic")
+    assert th.method == "conditional" and th.inputs == (
+        "mean-aware" if with_mean else "anisotropic"
+    )
 
 
 def test_conditional_mse_is_exact():
@@ -203,8 +211,10 @@ def test_conditional_mse_is_exact():
     lam, m0 = np.linspace(0.5, 2, d), rg.standard_normal(d)
     th = conditional_frobenius("linear-mse", 3, quiet(InputStats.from_spectrum, lam, m0), N)
     W = np.zeros((3, d))
-    acc = [blocks(m0 + rg.standard_normal((N, d)) * np.sqrt(lam), W, "linear-mse")[0, 0]
-           for _ in range(20_000)]
+    acc = [
+        blocks(m0 + rg.standard_normal((N, d)) * np.sqrt(lam), W, "linear-mse")[0, 0]
+        for _ in range(20_000)
+    ]
     assert abs(np.mean(acc) - th.F_diag) < 4 * np.std(acc) / math.sqrt(len(acc))
     assert th.F_off == 0 and th.n_samples == 0
 
