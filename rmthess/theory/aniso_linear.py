@@ -185,7 +185,6 @@ def conditional_frobenius(
         )
     d = stats.d
     gamma = d / N
-    base = dict(init=ini.name, inputs=stats.level)
     if c.name == "linear-mse":
         lam, m0 = stats.eigenvalues, stats.mean_coords
         msq = float(m0 @ m0)
@@ -195,7 +194,17 @@ def conditional_frobenius(
         pair = t2 + 2.0 * mcov + msq * msq
         Fd = (four / N + (N - 1) / N * pair) / d
         return FrobeniusLimits(
-            c.name, C, gamma, None, Fd, 0.0, 0.0, 0.0, method="conditional", **base
+            c.name,
+            C,
+            gamma,
+            None,
+            Fd,
+            0.0,
+            0.0,
+            0.0,
+            method="conditional",
+            init=ini.name,
+            inputs=stats.level,
         )
     if stats.rank < C:
         raise ValueError(
@@ -233,7 +242,8 @@ def conditional_frobenius(
         n_samples=networks,
         n_inner=draws,
         seed=seed,
-        **base,
+        init=ini.name,
+        inputs=stats.level,
     )
 
 
