@@ -124,6 +124,13 @@ def aniso_linear_limits(case: str, C: int, gamma: float, sigma: float, stats: In
         pair_diag, pair_off = (1.0 / C - e2) ** 2, float(mom.pp[1]) ** 2
     else:
         from rmthess.theory.ce_inner import output_inner
+        from rmthess.theory.frobenius import QUADRATURE_MAX_C
+
+        if C > QUADRATURE_MAX_C:
+            raise ValueError(
+                f"C must be <= {QUADRATURE_MAX_C:.0e} for inputs with a mean (the correlated "
+                f"pair quadrature), got {C}"
+            )
 
         I2, I3 = output_inner(s, s, stats.mean_sq / v, float(C))
         pair_off, pair_diag = I2, (C - 1) * I2 + (C - 1) * (C - 2) * I3

@@ -27,7 +27,7 @@ is ``n_constant`` (features with standard deviation ``<= 1e-12 (1 + |mean|)``, t
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -272,10 +272,8 @@ def input_stats(
     n_constant = int(np.sum(sd <= 1e-12 * (1.0 + np.abs(mu))))
     coords = np.zeros(d) if centred else U.T @ mu
     stats = _build(np.maximum(lam, 0.0), coords, n=N, centred=centred, source="data")
-    if labels is not None:
-        stats = _with_classes(stats, Xa, labels)
-    object.__setattr__(stats, "n_constant", n_constant)
-    return stats
+    stats = replace(stats, n_constant=n_constant)
+    return stats if labels is None else _with_classes(stats, Xa, labels)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -402,11 +400,4 @@ def _with_classes(stats: InputStats, X: np.ndarray, labels: tuple[np.ndarray, in
         *tau[k], d_eff[k] = _taus(lam)
     for a in (w, means, tau, d_eff):
         a.flags.writeable = False
-    for name, value in (
-        ("class_weights", w),
-        ("class_means", means),
-        ("class_tau", tau),
-        ("class_d_eff", d_eff),
-    ):
-        object.__setattr__(stats, name, value)
-    return stats
+    return replace(stats, class_weights=w, class_means=means, class_tau=tau, class_d_eff=d_eff)
