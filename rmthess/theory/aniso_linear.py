@@ -65,7 +65,13 @@ if TYPE_CHECKING:
     from rmthess.theory.frobenius import FrobeniusLimits
     from rmthess.theory.inputs import InputStats
 
-__all__ = ["DEFAULT_DRAWS", "DEFAULT_NETWORKS", "aniso_linear_limits", "conditional_frobenius"]
+__all__ = [
+    "DEFAULT_DRAWS",
+    "DEFAULT_NETWORKS",
+    "aniso_linear_asymptotic",
+    "aniso_linear_limits",
+    "conditional_frobenius",
+]
 
 DEFAULT_NETWORKS = 200
 """Default number of independent networks ``W`` of :func:`conditional_frobenius`."""
@@ -76,9 +82,9 @@ FINITE_SIZE_WARN = 0.1
 LINEAR_CASES = ("linear-mse", "linear-ce")
 
 
-def check_inputs(inputs: object, case: str, C: int) -> InputStats:
-    """``inputs`` must be an :class:`~rmthess.theory.inputs.InputStats` and ``case`` a linear
-    case; warns when ``C / d_eff > FINITE_SIZE_WARN`` (the limit's corrections)."""
+def check_inputs(inputs: object, case: str) -> InputStats:
+    """``inputs`` must be an :class:`~rmthess.theory.inputs.InputStats` (``TypeError``) and
+    ``case`` a linear case (``ValueError``), both naming ``inputs``."""
     from rmthess.theory.inputs import InputStats
 
     if not isinstance(inputs, InputStats):
@@ -139,6 +145,39 @@ def aniso_linear_limits(case: str, C: int, gamma: float, sigma: float, stats: In
     return dict(F_diag=Fd, F_off=Fo, ratio=math.sqrt(Fo / Fd), ratio_se=0.0)
 
 
+def aniso_linear_asymptotic(
+    case: str, gamma: float, sigma: float, stats: InputStats
+) -> tuple[float, float, float, float]:
+    """Large-C constants ``(A_diag, p_diag, A_off, p_off)`` of the limit above.
+
+    As ``C -> inf`` the softmax normaliser is ``C E[e^z] = C e^{s^2/2}`` (the offsets ``b_c``
+    average out over the classes; ``s^2 = sigma^2 (tau_1 + |mu|^2/d)``), so ``p_k ~ e^{z_k -
+    s^2/2} / C`` and ``C^2 E[a^2] -> e^{s^2}``, ``C^4 E[a_off^2] -> e^{2 s^2}``, while the
+    pair factors keep only the shared offset: ``C^2 E[p_k p'_k] -> e^{sigma^2 |mu|^2/d}``,
+    ``C^4 E[p_k p_l p'_k p'_l] -> e^{2 sigma^2 |mu|^2/d}``. With ``P`` the pair moment and
+    ``Q = (tau_1 + |mu|^2/d)^2``:
+
+        A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{s^2},          p_diag = 2,
+        A_off  = P e^{2 sigma^2 |mu|^2/d} + gamma Q e^{2 s^2},      p_off  = 4
+
+    (``Sigma = I, mu = 0``: ``1 + e gamma``, ``1 + e^2 gamma``). linear-mse: ``A_diag =
+    gamma Q + P``, ``p_diag = 0``, no off-diagonal block. Non-finite where a constant
+    overflows (the caller refuses it)."""
+    Q, P = stats.norm_moment, stats.pair_moment
+    if case == "linear-mse":
+        return (gamma * Q + P, 0.0, 0.0, math.inf)
+    s2 = sigma * sigma * (stats.tau1 + stats.mean_sq)
+    b2 = sigma * sigma * stats.mean_sq
+    if 2 * s2 > 700:
+        return (math.inf, 2.0, math.inf, 4.0)
+    return (
+        P * math.exp(b2) + gamma * Q * math.exp(s2),
+        2.0,
+        P * math.exp(2 * b2) + gamma * Q * math.exp(2 * s2),
+        4.0,
+    )
+
+
 def conditional_frobenius(
     case: str,
     C: int,
@@ -177,7 +216,7 @@ def conditional_frobenius(
 
     c = get_case(case)
     C = check_int("C", C, 2, 10**4)
-    stats = check_inputs(inputs, c.name, C)
+    stats = check_inputs(inputs, c.name)
     N = check_int("N", N, 1)
     networks = check_int("networks", networks, 2, 10**6)
     draws = check_int("draws", draws, 16, 10**7)

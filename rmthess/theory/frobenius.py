@@ -268,7 +268,7 @@ def frobenius_limits(
     if inputs is not None:
         from rmthess.theory.aniso_linear import aniso_linear_limits, check_inputs
 
-        stats = check_inputs(inputs, case, C)
+        stats = check_inputs(inputs, case)
         out = aniso_linear_limits(case, C, gamma, ini.sigma, stats)
         return FrobeniusLimits(
             case, C, gamma, m, method=method, init=ini.name, inputs=stats.level, **out

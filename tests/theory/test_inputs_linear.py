@@ -163,6 +163,36 @@ def test_invariants_over_random_spectra(lam, m, C, gamma):
         assert r0.F_off / s.pair_moment >= c.F_off / cen.pair_moment * (1 - 1e-9)
 
 
+# ---------------------------------------------------------------- large C
+@pytest.mark.parametrize("init", ["lecun", "torch-default", 0.6])
+def test_asymptotic_identity_reproduces_isotropic(init):
+    from rmthess.theory import asymptotic_constants
+
+    iso = InputStats.from_spectrum(np.ones(1000))
+    for case in ("linear-mse", "linear-ce"):
+        a = asymptotic_constants(case, 0.7, init=init)
+        b = asymptotic_constants(case, 0.7, init=init, inputs=iso)
+        assert (b.A_diag, b.p_diag, b.p_off) == pytest.approx(
+            (a.A_diag, a.p_diag, a.p_off), rel=1e-14
+        )
+        assert b.A_off == pytest.approx(a.A_off, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("m", [0.0, 0.3])
+def test_asymptotic_constants_against_large_C_limits(m):
+    """C^2 F_diag and C^4 F_off of the fixed-C limit at C = 1e7 vs the constants."""
+    from rmthess.theory import asymptotic_constants
+
+    d = 20_000
+    s = InputStats.from_spectrum(power_law(d), np.full(d, m) if m else None)
+    a = asymptotic_constants("linear-ce", 0.4, init=0.9, inputs=s)
+    C = 10**7
+    f = quiet(frobenius_limits, "linear-ce", C, 0.4, init=0.9, inputs=s)
+    assert C**2 * f.F_diag == pytest.approx(a.A_diag, rel=1e-5)  # O(1/C): 7e-7 measured
+    assert C**4 * f.F_off == pytest.approx(a.A_off, rel=1e-5)
+    assert a.inputs == s.level
+
+
 # ---------------------------------------------------------------- the conditional route
 def test_conditional_given_W_matches_brute_force():
     """E_X[(1/d)||H_kl||^2 | W] exactly (up to its logit Monte Carlo) vs sampled data sets."""
