@@ -235,6 +235,46 @@ def test_conditional_frobenius_vs_brute_force_over_networks(with_mean):
     )
 
 
+def test_conditional_routes_agree():
+    """The per-block Q route and the shared-kernel route are the same sum."""
+    rg = np.random.default_rng(5)
+    d, C = 30, 5
+    lam, m0 = np.linspace(0.3, 2, d), 0.3 * rg.standard_normal(d)
+    W = rg.standard_normal((C, d)) / math.sqrt(d)
+    q, k = (
+        block_expectations(W, lam, m0, 50, 512, np.random.default_rng(9), route=r)
+        for r in ("q", "kernel")
+    )
+    np.testing.assert_allclose(q, k, rtol=1e-10)
+    pairs = (np.array([0, 2, 1]), np.array([0, 4, 3]))
+    v = block_expectations(W, lam, m0, 50, 512, np.random.default_rng(9), pairs=pairs)
+    # the draws are the same; only the block set differs
+    np.testing.assert_allclose(v, q[pairs], rtol=1e-10)
+
+
+def test_conditional_sampled_blocks_vs_brute_force():
+    """C = 16 > ALL_BLOCKS_MAX_C: 32 + 32 random blocks per network, still unbiased."""
+    rg = np.random.default_rng(6)
+    d, N, C = 40, 60, 16
+    lam = np.linspace(0.3, 2.5, d)
+    s = InputStats.from_spectrum(lam)
+    th = conditional_frobenius("linear-ce", C, s, N, networks=300, draws=1024, seed=0)
+    vals = np.array(
+        [
+            diag_off(
+                blocks(
+                    rg.standard_normal((N, d)) * np.sqrt(lam),
+                    rg.standard_normal((C, d)) / math.sqrt(d),
+                )
+            )
+            for _ in range(1500)
+        ]
+    )
+    for j, (q, se) in enumerate(((th.F_diag, th.F_diag_se), (th.F_off, th.F_off_se))):
+        bse = vals[:, j].std() / math.sqrt(len(vals))
+        assert abs(vals[:, j].mean() - q) < 4 * math.hypot(se, bse)
+
+
 def test_conditional_mse_is_exact():
     rg = np.random.default_rng(4)
     d, N = 8, 20
