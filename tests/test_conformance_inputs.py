@@ -55,6 +55,8 @@ BAD: dict[str, tuple] = {
     "n_orders": _SIZE_HUGE,
     "samples": _SIZE_HUGE,
     "inner": _SIZE_HUGE,
+    "networks": _SIZE_HUGE,
+    "draws": _SIZE_HUGE,
     "n_boot": _SIZE,
     "trials": _SIZE,
     "steps": _SIZE,
@@ -83,12 +85,15 @@ BAD: dict[str, tuple] = {
     "distribution": ("nope",),
     "block": ("nope",),
     "bias": ("no",),
+    "centred": ("yes", 1),
+    "inputs": ("nope", np.ones(3)),
 }
 
 
 #: (function, parameter) pairs for which a huge size is a valid input, and why
 HUGE_OK = {
     ("rmthess.theory.frobenius_limits", "C"): "linear-ce at any C is exact quadrature (1 s)",
+    ("rmthess.theory.conditional_frobenius", "N"): "N only weighs the i = j term (1/N): any N",
     ("rmthess.simulate.n_blocks", "C"): "arithmetic on sizes: a huge answer is right",
     ("rmthess.simulate.n_blocks", "m"): "arithmetic on sizes: a huge answer is right",
     ("rmthess.simulate.block_dim", "d"): "arithmetic on sizes: a huge answer is right",
@@ -156,6 +161,13 @@ def _dataset():
 #: per-function valid arguments where the name-keyed table is not enough
 OVERRIDES = {
     "rmthess.theory.output_block_limit": lambda: {"case": "output-ce"},
+    "rmthess.theory.conditional_frobenius": lambda: {
+        "inputs": __import__("rmthess.theory").theory.InputStats.from_spectrum(np.ones(16)),
+        "N": 32,
+        "networks": 2,
+        "draws": 16,
+    },
+    "rmthess.theory.input_stats": lambda: {"X": np.random.default_rng(0).random((20, 12))},
     "rmthess.simulate.sample_instance": lambda: {"model": "hidden", "m": 4},
     "rmthess.landscape.hessian_bound_audit": _relu_fixtures,
     "rmthess.landscape.per_sample_curvature": _relu_fixtures,

@@ -147,6 +147,9 @@ FACTORIES = {
     "rmthess.theory.frobenius.FrobeniusLimits": lambda tmp: __import__(
         "rmthess.theory"
     ).theory.frobenius_limits("linear-ce", 3, 0.5),
+    "rmthess.theory.inputs.InputStats": lambda tmp: __import__("rmthess.theory").theory.input_stats(
+        np.random.default_rng(0).random((60, 24)), np.arange(60) % 3
+    ),
     "rmthess.theory.layer_gap.BlockDiagonalGap": lambda tmp: __import__(
         "rmthess.theory"
     ).theory.block_diagonal_gap("linear-ce", 3, 0.5, n_atoms=256),

@@ -9,6 +9,8 @@
   :mod:`~rmthess.theory.relu_gram`): the deterministic Gram quadrature of the
   one-hidden-layer CE limits; :mod:`rmthess.theory.hidden_integrals`: their nested Monte
   Carlo.
+- :mod:`rmthess.theory.inputs` (:class:`InputStats`), :mod:`rmthess.theory.aniso_linear`:
+  statistics of non-isotropic inputs and the linear model's limits for them (issue 19).
 - :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4``, docs/theory.md section 5).
 - :mod:`rmthess.theory.case_theory`: one theory object per case of the registry, behind
   the public functions above (:func:`~rmthess.theory.case_theory.theory_for`).
@@ -39,6 +41,9 @@ _EXPORTS = {
     "matrix_gmp_zero_mass": "rmthess.theory.matrix_gmp",
     "AsymptoticConstants": "rmthess.theory.asymptotics",
     "FrobeniusLimits": "rmthess.theory.frobenius",
+    "InputStats": "rmthess.theory.inputs",
+    "conditional_frobenius": "rmthess.theory.aniso_linear",
+    "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",
     "asymptotic_constants": "rmthess.theory.asymptotics",
     "block_weight_law": "rmthess.theory.block_laws",

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # numpy arrays are accepted, pandas is imported by to_frame
     import pandas as pd
 
     from rmthess.inits import InitLike
+    from rmthess.theory.inputs import InputStats
 
 __all__ = [
     "AsymptoticConstants",
@@ -112,6 +113,7 @@ class AsymptoticConstants:
     A_off: float
     p_off: float
     init: str = "lecun"
+    inputs: str = "isotropic"
 
     def F_diag_at(self, C: float | np.ndarray) -> float | np.ndarray:
         """The asymptote ``A_diag * C**(-p_diag)``."""
@@ -251,7 +253,12 @@ def output_ce_K(m: int, sigma: float = 1.0) -> tuple[float, float]:
 
 
 def asymptotic_constants(
-    case: str, gamma: float, m: int | None = None, *, init: InitLike = "lecun"
+    case: str,
+    gamma: float,
+    m: int | None = None,
+    *,
+    init: InitLike = "lecun",
+    inputs: InputStats | None = None,
 ) -> AsymptoticConstants:
     """Large-C constants ``A_diag, p_diag, A_off, p_off`` of one case.
 
@@ -272,6 +279,12 @@ def asymptotic_constants(
         (uniform V entries) is refused for hidden-ce and output-ce (their constants depend
         on the entry law beyond its variance); hidden-ce/output-ce at a float sigma need
         ``m > 2 sigma^4``.
+    inputs : InputStats, optional
+        Gaussian inputs ``N(mu, Sigma)`` with these statistics (linear-mse and linear-ce
+        only): ``A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{sigma^2 (tau_1 + |mu|^2/d)}``,
+        ``A_off = P e^{2 sigma^2 |mu|^2/d} + gamma Q e^{2 sigma^2 (tau_1 + |mu|^2/d)}``
+        with ``P = tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d``, ``Q = (tau_1 + |mu|^2/d)^2``
+        (:func:`rmthess.theory.aniso_linear.aniso_linear_asymptotic`).
 
     Returns
     -------
@@ -309,10 +322,18 @@ def asymptotic_constants(
             "than the variance; use a normal init (lecun or a float sigma), or compare with "
             "frobenius_limits(..., init=...) at fixed C"
         )
-    vals = theory.asymptotic(gamma, m, ini)
+    level = "isotropic"
+    if inputs is not None:
+        from rmthess.theory.aniso_linear import aniso_linear_asymptotic, check_inputs
+
+        stats = check_inputs(inputs, case)
+        vals = aniso_linear_asymptotic(case, gamma, ini.sigma, stats)
+        level = stats.level
+    else:
+        vals = theory.asymptotic(gamma, m, ini)
     if not (math.isfinite(vals[0]) and math.isfinite(vals[2])):
         raise ValueError(
             f"gamma (or init sigma) is too large for {case!r}: A_diag or A_off exceeds the "
             f"float64 range (they are linear in gamma), got gamma={gamma!r}, init={ini.name}"
         )
-    return AsymptoticConstants(case, gamma, m, *vals, init=ini.name)
+    return AsymptoticConstants(case, gamma, m, *vals, init=ini.name, inputs=level)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pandas is imported by to_frame
     import pandas as pd
 
     from rmthess.inits import InitLike
+    from rmthess.theory.inputs import InputStats
 
 __all__ = [
     "FrobeniusLimits",
@@ -122,6 +123,10 @@ class FrobeniusLimits:
         Name of the initialisation (``"lecun"``, ``"torch-default"``, ``"sigma=<s>"``).
     tol : float or None
         Relative tolerance of the Gram quadrature (None for the other methods).
+    inputs : str
+        The input law: ``"isotropic"`` (``x ~ N(0, I_d)``, the default), ``"anisotropic"``
+        (centred, covariance Sigma) or ``"mean-aware"`` (mean and covariance);
+        :attr:`rmthess.theory.InputStats.level`.
     """
 
     case: str
@@ -140,6 +145,7 @@ class FrobeniusLimits:
     seed: int | None = None
     init: str = "lecun"
     tol: float | None = None
+    inputs: str = "isotropic"
 
     def to_dict(self) -> dict:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""
@@ -165,6 +171,7 @@ def frobenius_limits(
     init: InitLike = "lecun",
     method: str | None = None,
     tol: float | None = None,
+    inputs: InputStats | None = None,
 ) -> FrobeniusLimits:
     """Limits ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off/F_diag)`` at fixed C.
 
@@ -222,6 +229,15 @@ def frobenius_limits(
         ``DEFAULT_TOL`` = 1e-6); a ``ValueError`` for the other methods. The resolution
         is raised until two successive levels agree to ``tol``; where the finest level
         does not, a ``RuntimeWarning`` gives the error reached.
+    inputs : InputStats, optional
+        Gaussian inputs ``x ~ N(mu, Sigma)`` with these statistics
+        (:func:`rmthess.theory.input_stats`) instead of ``N(0, I_d)``: linear-mse and
+        linear-ce only (``ValueError`` otherwise). ``F = gamma (tau_1 + |mu|^2/d)^2 E[a^2] +
+        (tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d) E[a a']`` with the logits at scale ``sigma
+        sqrt(tau_1 + |mu|^2/d)`` and ``a, a'`` two samples of one network (sharing the
+        offset ``W mu``; :mod:`rmthess.theory.aniso_linear`). A ``RuntimeWarning`` when ``C /
+        d_eff > 0.1`` (corrections ``O(C/d_eff)``; :func:`rmthess.theory.conditional_frobenius`
+        is exact at finite d). ``Sigma = I, mu = 0`` gives the default numbers.
 
     Returns
     -------
@@ -249,6 +265,14 @@ def frobenius_limits(
     progress = check_progress(progress)
     ini = resolve_init(init)
     method, tol = _resolve_method(c, method, samples, inner, ini, tol, m)
+    if inputs is not None:
+        from rmthess.theory.aniso_linear import aniso_linear_limits, check_inputs
+
+        stats = check_inputs(inputs, case)
+        out = aniso_linear_limits(case, C, gamma, ini.sigma, stats)
+        return FrobeniusLimits(
+            case, C, gamma, m, method=method, init=ini.name, inputs=stats.level, **out
+        )
     if method == "quadrature" and c.mc_route:
         tol = DEFAULT_TOL if tol is None else tol
         if C > QUADRATURE_MAX_C:

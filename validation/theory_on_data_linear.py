@@ -1,0 +1,309 @@
+"""Theory on data, linear model: predicted vs measured Hessian blocks on scikit-learn's digits.
+
+Claim (issue 19, docs/theory.md section 4 "Anisotropic inputs"): for the linear model
+``z = W x`` with CE loss at LeCun init, the block norms ``F_diag = mean_k (1/d)||H_kk||_F^2``,
+``F_off = mean_{k != l} (1/d)||H_kl||_F^2`` and ``r = sqrt(F_off / F_diag)`` of a real data
+set are predicted, level by level, by
+
+- ``isotropic``: ``frobenius_limits("linear-ce", C, d/N)`` (``x ~ N(0, I_d)``);
+- ``anisotropic``: ``frobenius_limits(..., inputs=input_stats(X, centred=True))`` (the
+  data's covariance, mean dropped);
+- ``mean-aware``: ``frobenius_limits(..., inputs=input_stats(X))`` (covariance and mean;
+  the logit offset ``W mu`` shared by all samples, averaged over networks);
+- ``conditional``: ``conditional_frobenius("linear-ce", C, input_stats(X), N)``, exact at
+  finite d for Gaussian inputs with the data's mean and covariance.
+
+Data: digits (d = 64), classes 0..C-1 for C = 5 and 10, ``std`` (each subset standardised
+feature by feature; 3 constant pixels stay 0) and ``raw`` (the ``rmthess.data.digits()``
+pixels in [0, 1], not centred). Measured: ``--networks`` LeCun networks
+(``rmthess.curvature.mlp(d, C, hidden=(), bias=False)``), the exact block norms by the Gram
+route (``H_kl = (1/N) sum_i A_i[k,l] x_i x_i^T``, ``A = diag(p) - p p^T``), mean over
+networks with its SE (``r`` by the delta method); the Gram route is checked once against
+``rmthess.curvature.block_norms`` (exact mode). A Gaussian surrogate (fresh ``N(mu,
+Sigma)`` samples with the data's moments, one per network) separates what Gaussian theory
+can capture from what the data's class structure adds; a mixture surrogate (each class
+``N(mu_k, Sigma_k)`` with its own count) measures how much of the rest a class-mixture
+theory could recover (reported, not checked).
+
+Checks:
+- the Gram route equals ``block_norms`` (relative 1e-9);
+- the conditional route vs the Gaussian surrogate (4 SE): the theory is exact on its
+  assumptions at d = 64, d_eff = 9..20;
+- raw pixels: the conditional route and the mean-aware limit vs the measured ``F_diag``,
+  ``F_off``, ``r`` (4 SE + 5 %: the issue's target);
+- standardised pixels: each level's relative error on ``F_diag`` and ``F_off`` at most the
+  isotropic one; the remaining gap on ``F_off`` (class clusters: same-class pairs have
+  larger ``(x_i . x_j)^2`` and correlated logits) is shown as N/A with its size.
+
+The table prints, for each data set and level, the relative errors and the share of the
+isotropic error removed (``1 - |err| / |err_isotropic|``). ``--out FILE.csv`` writes it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+from _common import entry, finish, parser
+
+from rmthess._stats import ratio_stderr
+from rmthess.report.checks import check_close, check_na, check_upper
+
+SECTION = "theory-on-data"
+QUANTITIES = ("F_diag", "F_off", "ratio")
+
+
+def _data(prep: str, C: int):
+    from rmthess.data import Dataset, digits
+
+    ds = digits()
+    keep = ds.y < C
+    sub = Dataset(ds.X[keep], ds.y[keep], C, f"digits-{C}")
+    return sub.standardize() if prep == "std" else sub
+
+
+def _weights(d: int, C: int, seed: int) -> np.ndarray:
+    from rmthess.curvature import mlp
+
+    return mlp(d, C, hidden=(), bias=False, init="lecun", seed=seed).output.weight.detach().numpy()
+
+
+def _gram_blocks(X: np.ndarray, S: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """(C, C) array of ``(1/d)||H_kl||_F^2`` given ``S = (X X^T)^2``."""
+    N, d = X.shape
+    C = W.shape[0]
+    z = X @ W.T
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    iu, ju = np.triu_indices(C)
+    A = (iu == ju) * p[:, iu] - p[:, iu] * p[:, ju]
+    v = np.sum(A * (S @ A), axis=0) / (d * N * N)
+    F = np.empty((C, C))
+    F[iu, ju] = v
+    F[ju, iu] = v
+    return F
+
+
+def _summary(per: np.ndarray) -> dict:
+    """Mean over networks of (F_diag, F_off), SEs and the ratio of the means."""
+    n = per.shape[0]
+    mean = per.mean(axis=0)
+    cov = np.cov(per.T, ddof=1) / n
+    Fd, Fo = float(mean[0]), float(mean[1])
+    return dict(
+        F_diag=Fd,
+        F_off=Fo,
+        ratio=math.sqrt(Fo / Fd),
+        F_diag_se=math.sqrt(cov[0, 0]),
+        F_off_se=math.sqrt(cov[1, 1]),
+        ratio_se=ratio_stderr(Fd, Fo, cov[0, 0], cov[1, 1], cov[0, 1]),
+    )
+
+
+def _factor(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and a Cholesky factor of the covariance (``ddof=0``; jitter 1e-12 tr/d)."""
+    d = X.shape[1]
+    cov = np.cov(X.T, bias=True)
+    return X.mean(axis=0), np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / d * np.eye(d))
+
+
+def _sample(parts, gen) -> np.ndarray:
+    """Gaussian samples: ``parts`` is a list of ``(count, mean, factor)``."""
+    d = parts[0][1].size
+    return np.vstack([mu + gen.standard_normal((n, d)) @ L.T for n, mu, L in parts])
+
+
+def _measure(X, C, networks, seed, surrogate=None) -> dict:
+    N, d = X.shape
+    off = ~np.eye(C, dtype=bool)
+    gen = np.random.default_rng(seed + 7)
+    S = (X @ X.T) ** 2
+    per = np.empty((networks, 2))
+    for t in range(networks):
+        Xt = X
+        if surrogate is not None:
+            Xt = _sample(surrogate, gen)
+            S = (Xt @ Xt.T) ** 2
+        F = _gram_blocks(Xt, S, _weights(d, C, seed + t))
+        per[t] = np.mean(np.diag(F)), np.mean(F[off])
+    return _summary(per)
+
+
+def _cross_check(ds, C, seed) -> float:
+    """Largest relative difference between the Gram route and rmthess' block_norms."""
+    import torch
+
+    from rmthess.curvature import block_norms, mlp
+
+    X = ds.X
+    model = mlp(X.shape[1], C, hidden=(), bias=False, init="lecun", seed=seed)
+    data = (torch.from_numpy(np.array(X)), torch.from_numpy(np.array(ds.y)))
+    bm = block_norms(model, torch.nn.CrossEntropyLoss(), data, blocks="output-rows", exact=True)
+    F = _gram_blocks(X, (X @ X.T) ** 2, _weights(X.shape[1], C, seed))
+    return float(np.max(np.abs(bm.sq_norm / X.shape[1] - F) / F.max()))
+
+
+def _levels(X, C, cond_networks, draws, seed) -> dict:
+    from rmthess.theory import conditional_frobenius, frobenius_limits, input_stats
+
+    N, d = X.shape
+    gamma = d / N
+    with warnings.catch_warnings():  # d_eff = 9..20 < 10 C: known, it is what is measured
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stats = input_stats(X)
+        centred = input_stats(X, centred=True)
+        out = {
+            "isotropic": frobenius_limits("linear-ce", C, gamma),
+            "anisotropic": frobenius_limits("linear-ce", C, gamma, inputs=centred),
+            "mean-aware": frobenius_limits("linear-ce", C, gamma, inputs=stats),
+            "conditional": conditional_frobenius(
+                "linear-ce", C, stats, N, networks=cond_networks, draws=draws, seed=seed
+            ),
+        }
+    return {
+        k: {q: getattr(v, q) for q in (*QUANTITIES, "F_diag_se", "F_off_se", "ratio_se")}
+        for k, v in out.items()
+    }, stats
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--networks", type=int, default=None, help="networks at init (default 50)")
+    p.add_argument("--out", default=None, help="write the table to this CSV file")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    nets = args.networks or (8 if args.quick else 50)
+    cond_nets, draws = (30, 2048) if args.quick else (200, 4096)
+    settings = (
+        [("raw", 5), ("std", 5)]
+        if args.quick
+        else [(prep, C) for prep in ("std", "raw") for C in (5, 10)]
+    )
+    checks, rows = [], []
+    first = True
+    for prep, C in settings:
+        ds = _data(prep, C)
+        X = np.array(ds.X)
+        N, d = X.shape
+        if first:
+            diff = _cross_check(ds, C, args.seed)
+            checks.append(
+                check_upper(
+                    SECTION,
+                    "Gram route = block_norms (max rel diff)",
+                    diff,
+                    1e-9,
+                    f"digits {prep}, C={C}, one network",
+                )
+            )
+            first = False
+        meas = _measure(X, C, nets, args.seed)
+        surr = _measure(X, C, nets, args.seed + 1000, surrogate=[(N, *_factor(X))])
+        y = np.asarray(ds.y)
+        classes = [(int(np.sum(y == k)), *_factor(X[y == k])) for k in range(C)]
+        mix = _measure(X, C, nets, args.seed + 2000, surrogate=classes)
+        lev, stats = _levels(X, C, cond_nets, draws, args.seed)
+        tag = f"{prep} C={C}"
+        print(
+            f"\n{tag}: N={N}, d={d}, d_eff={stats.d_eff:.1f}, tau1={stats.tau1:.4g}, "
+            f"tau2={stats.tau2:.4g}, |mu|^2/d={stats.mean_sq:.4g}, |mu|^4/d="
+            f"{stats.mean_spike:.4g}, constant features={stats.n_constant}"
+        )
+        print(
+            f"  {'':13s}"
+            + "".join(f"{q:>22s}" for q in QUANTITIES)
+            + "".join(f"{'err ' + q:>13s}" for q in QUANTITIES)
+            + f"{'removed Fd/Fo/r':>22s}"
+        )
+        iso_err = {q: lev["isotropic"][q] / meas[q] - 1 for q in QUANTITIES}
+        named = (("measured", meas), ("gauss-surr.", surr), ("mixture-surr.", mix))
+        for name, rec in (*named, *lev.items()):
+            vals = "".join(f"{rec[q]:>13.5g} +- {rec[q + '_se']:<5.2g}" for q in QUANTITIES)
+            err = {q: rec[q] / meas[q] - 1 for q in QUANTITIES}
+            rem = {q: 1 - abs(err[q]) / abs(iso_err[q]) for q in QUANTITIES}
+            line = f"  {name:13s}{vals}"
+            if name != "measured":
+                line += "".join(f"{err[q]:>+13.3f}" for q in QUANTITIES)
+                line += "   " + "/".join(f"{rem[q]:+.2f}" for q in QUANTITIES)
+            print(line)
+            rows.append(
+                dict(
+                    data=prep,
+                    C=C,
+                    level=name,
+                    **rec,
+                    **{f"err_{q}": err[q] for q in QUANTITIES},
+                    **{f"removed_{q}": rem[q] for q in QUANTITIES},
+                )
+            )
+        cond = lev["conditional"]
+        for q in ("F_diag", "F_off"):
+            checks.append(
+                check_close(
+                    SECTION,
+                    f"{tag} Gaussian surrogate {q} vs conditional",
+                    surr[q],
+                    cond[q],
+                    surr[q + "_se"],
+                    cond[q + "_se"],
+                    k=4.0,
+                    detail="exact Gaussian theory at finite d",
+                )
+            )
+        if prep == "raw":
+            for level in ("conditional", "mean-aware"):
+                rec = lev[level]
+                for q in QUANTITIES:
+                    checks.append(
+                        check_close(
+                            SECTION,
+                            f"{tag} measured {q} vs {level}",
+                            meas[q],
+                            rec[q],
+                            meas[q + "_se"],
+                            rec[q + "_se"],
+                            k=4.0,
+                            rel_allowance=0.05,
+                            detail="issue 19 target 5 %",
+                        )
+                    )
+        else:
+            for q in ("F_diag", "F_off"):
+                best = min(abs(lev[k][q] / meas[q] - 1) for k in ("anisotropic", "conditional"))
+                checks.append(
+                    check_upper(
+                        SECTION,
+                        f"{tag} best-level |rel err| {q} <= isotropic",
+                        best,
+                        abs(iso_err[q]),
+                    )
+                )
+            gap = meas["F_off"] / surr["F_off"] - 1
+            closed = (mix["F_off"] - surr["F_off"]) / (meas["F_off"] - surr["F_off"])
+            reason = (
+                f"not Gaussian: real data exceed the Gaussian surrogate by {gap:+.0%} in F_off "
+                f"(class clusters); a class-mixture surrogate closes {closed:.0%} of that gap"
+            )
+            checks.append(
+                check_na(
+                    SECTION,
+                    f"{tag} measured F_off vs conditional",
+                    meas["F_off"],
+                    reason,
+                    cond["F_off"],
+                )
+            )
+    if args.out:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+    print()
+    return finish(checks, t0)
+
+
+if __name__ == "__main__":
+    sys.exit(entry(main))
