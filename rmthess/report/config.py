@@ -34,10 +34,12 @@ class TheoryConfig:
     ----------
     C_points : int
         Points of the exact theory curve between ``min(Cs)`` and ``max(Cs)`` (log grid);
-        the Monte-Carlo theory cases (hidden-ce, output-ce) are integrated at ``Cs`` only.
+        the cases with costly limits (hidden-ce, output-ce: Gram quadrature, about a
+        second a point) are integrated at ``Cs`` only.
     samples : int or None
-        Monte-Carlo sample size passed to the theory layer for hidden-ce/output-ce
-        (None: the theory layer's default).
+        Monte-Carlo sample size passed to the theory layer for a case whose default
+        theory is Monte Carlo (none since hidden-ce and output-ce are exact; None: the
+        theory layer's default).
     """
 
     C_points: int
