@@ -153,6 +153,31 @@ def progress_bar(
     )
 
 
+def check_data_matrix(name: str, X: object, min_rows: int = 1):
+    """``X`` as a C-contiguous float64 array of shape (N, d), ``N >= min_rows``, ``d >= 1``,
+    all finite: a ``TypeError`` for non-real data, one ``ValueError`` naming ``name`` (and
+    the first row holding NaN or inf) otherwise. The one check of a data matrix, shared by
+    :class:`rmthess.data.Dataset` and :func:`rmthess.theory.input_stats`."""
+    import numpy as np
+
+    try:
+        Xa = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of shape (N, d), got {type(X).__name__}") from exc
+    if Xa.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {Xa.dtype}")
+    if Xa.ndim != 2 or Xa.shape[0] < min_rows or Xa.shape[1] < 1:
+        raise ValueError(
+            f"{name} must be a 2-D array (N, d) with N >= {min_rows}, d >= 1, got shape {Xa.shape}"
+        )
+    Xa = np.ascontiguousarray(Xa, dtype=np.float64)
+    finite = np.isfinite(Xa).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(f"{name} must be finite; row {row} holds NaN or inf: {Xa[row][:8]}")
+    return Xa
+
+
 def check_memory(need_bytes: float, what: str, hint: str = "", fraction: float = 0.5) -> None:
     """Refuse, before any work, a computation that needs more than ``fraction`` of the
     machine's RAM: one ``ValueError`` saying ``what`` needs how many GiB, and ``hint``

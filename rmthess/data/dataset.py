@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_float, check_int
+from rmthess._checks import check_bool, check_data_matrix, check_float, check_int
 from rmthess._random import check_seed
 from rmthess._random import rng as _rng
 
@@ -64,16 +64,7 @@ class Dataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        X = np.asarray(self.X)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
-        if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(f"X must be a 2-D array (N, d) with N, d >= 1, got shape {X.shape}")
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        finite = np.isfinite(X).all(axis=1)
-        if not finite.all():
-            row = int(np.argmin(finite))
-            raise ValueError(f"X must be finite; row {row} holds NaN or inf: {X[row][:8]}")
+        X = check_data_matrix("X", self.X)
         y = _as_labels(self.y)
         if y.shape != (X.shape[0],):
             raise ValueError(

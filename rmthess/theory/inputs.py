@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_int, check_memory
+from rmthess._checks import check_bool, check_data_matrix, check_int, check_memory
 from rmthess._stats import json_safe
 
 if TYPE_CHECKING:
@@ -278,20 +278,7 @@ def input_stats(
 
 # ---------------------------------------------------------------------- helpers
 def _matrix(X) -> np.ndarray:
-    try:
-        Xa = np.asarray(X)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"X must be an array of shape (N, d), got {type(X).__name__}") from exc
-    if Xa.dtype.kind not in "biuf":
-        raise TypeError(f"X must hold real numbers, got dtype {Xa.dtype}")
-    if Xa.ndim != 2 or Xa.shape[0] < 2 or Xa.shape[1] < 1:
-        raise ValueError(f"X must be a 2-D array (N, d) with N >= 2, d >= 1, got {Xa.shape}")
-    Xa = np.asarray(Xa, dtype=np.float64)
-    finite = np.isfinite(Xa).all(axis=1)
-    if not finite.all():
-        row = int(np.argmin(finite))
-        raise ValueError(f"X must be finite; row {row} holds NaN or inf")
-    return Xa
+    return check_data_matrix("X", X, min_rows=2)
 
 
 def _labels(y, N: int, n_classes) -> tuple[np.ndarray, int]:
