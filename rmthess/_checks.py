@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rmthess.cases import get_case
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def check_int(
@@ -153,7 +156,7 @@ def progress_bar(
     )
 
 
-def check_data_matrix(name: str, X: object, min_rows: int = 1):
+def check_data_matrix(name: str, X: object, min_rows: int = 1) -> np.ndarray:
     """``X`` as a C-contiguous float64 array of shape (N, d), ``N >= min_rows``, ``d >= 1``,
     all finite: a ``TypeError`` for non-real data, one ``ValueError`` naming ``name`` (and
     the first row holding NaN or inf) otherwise. The one check of a data matrix, shared by
