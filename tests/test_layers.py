@@ -50,6 +50,7 @@ GROUND = {
     "rmthess._lazy",
     "rmthess._outputs",
     "rmthess.inits",
+    "rmthess.activations",
 }
 
 
