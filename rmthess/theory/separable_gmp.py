@@ -146,14 +146,6 @@ class _Problem:
         out_e[order], out_s[order], out_f[order] = e, s, f
         return out_e, out_s, out_f
 
-    def inside(self, x):
-        """One certified point: inside the support (``Im e > 0``)."""
-        e, flag = _solve_point_real(
-            float(x), self.l, self.h, self.tau, self.w, self.gamma, self.eta0,
-            1e-13 * (1.0 + self.gamma), _TOL_IM, self.m1,
-        )  # fmt: skip
-        return e.imag > 0.0 and flag == 0
-
 
 def _stieltjes(pb: _Problem, zf: np.ndarray):
     out = np.empty(zf.shape, dtype=np.complex128)
@@ -311,27 +303,94 @@ def _edge(pb: _Problem, x_out: float, e_out: complex, x_in: float) -> float:
         mid = 0.5 * (out + inn)
         if mid in (out, inn):
             break
-        if pb.inside(mid):
+        if _point(pb, mid)[1]:
             inn = mid
         else:
             out = mid
     return 0.5 * (out + inn)
 
 
+_MAX_MINIMA = 64  # local minima of the scanned density searched for hidden gaps
+
+
+def _point(pb: _Problem, x: float):
+    """One certified point: ``(e, inside)``; an uncertified one counts as inside."""
+    e, flag = _solve_point_real(
+        float(x), pb.l, pb.h, pb.tau, pb.w, pb.gamma, pb.eta0,
+        1e-13 * (1.0 + pb.gamma), _TOL_IM, pb.m1,
+    )  # fmt: skip
+    return e, bool(e.imag > 0.0 or flag != 0)
+
+
+def _hidden_gap(pb: _Problem, a: float, b: float, rho_of):
+    """Golden-section search for the minimum of the density on ``[a, b]`` (a local minimum
+    of the scan between them); returns ``(x, e)`` of a certified outside point, or None."""
+    r = 0.5 * (math.sqrt(5.0) - 1.0)
+    c, d = b - r * (b - a), a + r * (b - a)
+    (ec, inc), (ed, ind) = _point(pb, c), _point(pb, d)
+    for _ in range(80):
+        if not inc:
+            return c, ec
+        if not ind:
+            return d, ed
+        if b - a <= 1e-14 * max(abs(a), abs(b)):
+            return None
+        if rho_of(ec) < rho_of(ed):
+            b, d, ed, ind = d, c, ec, inc
+            c = b - r * (b - a)
+            ec, inc = _point(pb, c)
+        else:
+            a, c, ec, inc = c, d, ed, ind
+            d = a + r * (b - a)
+            ed, ind = _point(pb, d)
+    return None
+
+
 def _support_scaled(pb: _Problem, x: np.ndarray):
-    """Support intervals (rescaled) from the scan points ``x`` (sorted) by runs of inside
-    points, each edge refined by :func:`_edge`."""
-    e, _s, f = pb.solve_real(x)
-    ins = (e.imag > 0.0) & (f != 2)
+    """Support intervals (rescaled) from the scan points ``x`` (sorted): runs of inside
+    points, each edge refined by :func:`_edge`; the deepest local minima of the density
+    inside a run (at most ``_MAX_MINIMA``) are searched for a gap narrower than the scan
+    (:func:`_hidden_gap`), which splits the run."""
+    e, s, f = pb.solve_real(x)
+    ins = (e.imag > 0.0) | (f == 2)
+    rho = np.maximum(s.imag, 0.0)
     lo, hi = pb.bound()
     d = np.diff(np.concatenate([[0], ins.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+    run_of = np.cumsum(d[:-1] == 1) - 1
+    mins = [
+        i
+        for i in range(1, x.size - 1)
+        if ins[i - 1] and ins[i] and ins[i + 1] and rho[i] <= min(rho[i - 1], rho[i + 1])
+    ]
+    depth = [rho[i] / max(rho[i - 1], rho[i + 1], 1e-300) for i in mins]
+    gaps: dict[int, list] = {}
+    for i in [mins[k] for k in np.argsort(depth)[:_MAX_MINIMA]]:
+
+        def rho_of(ev, x0=x[i]):
+            return max(_s_of(pb, ev, x0).imag, 0.0)
+
+        hit = _hidden_gap(pb, x[i - 1], x[i + 1], rho_of)
+        if hit is not None:
+            xg, eg = hit
+            g_lo = _edge(pb, xg, eg, x[i] if x[i] < xg else x[i - 1])
+            g_hi = _edge(pb, xg, eg, x[i] if x[i] > xg else x[i + 1])
+            gaps.setdefault(int(run_of[i]), []).append((g_lo, g_hi))
     sup = []
-    for i, j in zip(starts, ends, strict=True):
+    for r, (i, j) in enumerate(zip(starts, ends, strict=True)):
         a = _edge(pb, x[i - 1], e[i - 1], x[i]) if i > 0 else (0.0 if x[i] > 0 else lo)
         b = _edge(pb, x[j + 1], e[j + 1], x[j]) if j + 1 < x.size else (0.0 if x[j] < 0 else hi)
+        for g_lo, g_hi in sorted(gaps.get(r, [])):
+            sup.append((max(a, lo), g_lo))
+            a = g_hi
         sup.append((max(a, lo), min(b, hi)))
     return sup, ins
+
+
+def _s_of(pb: _Problem, e, x):
+    """``s`` (rescaled, nonzero eigenvalues) from ``e`` at real ``x``."""
+    t = np.sum(pb.w * pb.tau / (1.0 + pb.gamma * pb.tau * e))
+    return np.sum(pb.h / (pb.l * t - x))
 
 
 def separable_gmp_support(
@@ -342,17 +401,19 @@ def separable_gmp_support(
     sigma_weights: ArrayLike | None = None,
     n_scan: int = 2048,
 ) -> list[tuple[float, float]]:
-    """Support intervals of the continuous part (scan + fold refinement, module docstring).
+    """Support intervals of the continuous part (scan, hidden-gap search and fold
+    refinement, module docstring), checked against the exact mass and moments with the scan
+    refined on a shortfall: ``SeparableGMPLaw(...).support()``
+    (:class:`~rmthess.theory.separable_law.SeparableGMPLaw`; a ``RuntimeWarning`` if the
+    check still fails).
 
-    Pieces narrower than the scan step can be missed: :class:`SeparableGMPLaw` checks the
-    result against the exact mass and moments and refines the scan where it falls short.
+    >>> separable_gmp_support([1.0], [1.0], 0.25, [2.0])    # MP scaled by 2
+    [(0.5, 4.5)]
     """
-    n_scan = check_int("n_scan", n_scan, 16, 10**7)
-    pb = _Problem(atoms, weights, gamma, sigma_eigs, sigma_weights)
-    if pb.tau.size == 0:
-        return []
-    sup, _ins = _support_scaled(pb, _scan_points(pb, n_scan))
-    return [(float(a * pb.scale), float(b * pb.scale)) for a, b in sup]
+    from rmthess.theory.separable_law import SeparableGMPLaw
+
+    law = SeparableGMPLaw(atoms, weights, gamma, sigma_eigs, sigma_weights, n_scan=n_scan)
+    return law.support()
 
 
 def separable_gmp_moments(

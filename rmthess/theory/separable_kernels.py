@@ -5,14 +5,15 @@ Rescaled units (``max l = 1``, ``max |tau| = 1``, zero atoms dropped, equal atom
 atoms of ``nu`` and theirs. The unknown is ``e(z) = int l dH(l) / (l t(e) - z)`` with
 ``t(e) = E_nu[tau / (1 + gamma tau e)]``; Newton runs on
 
-    Psi(e; z) = e - F(t(e), z),     F(t, z) = sum_j h_j l_j / (l_j t - z),
+    Phi = 1/F(t(e), z) - 1/e  (|e| >= 1/2),    Psi = e - F(t(e), z)  (|e| < 1/2),
 
-(for ``Sigma = I``, ``Psi = e^2 (Z(e) - z) / (1 + e (Z(e) - z))`` with ``Z`` the scalar
-inverse function of :mod:`rmthess.theory.gmp_kernels`: same roots, same sign of the
-derivative at them). Not the scalar form ``1/F - 1/e``: on the real axis ``e(x)``, which
-increases off the support, crosses 0 in gaps between separated pieces of the support,
-where ``1/e`` is singular (seen on a 200-level power-law Sigma: the ``1/e`` form could not
-certify ~500 of 2e5 gap points). Nothing here validates input.
+``F(t, z) = sum_j h_j l_j / (l_j t - z)``. ``Phi = Psi / (F e)``: the same roots, and at a
+real root (``F = e``) the same sign of the derivative (``Phi' = Psi' / e^2``). ``Phi`` is the
+scalar solver's form (``Z(e) - z`` at ``Sigma = I``, :mod:`rmthess.theory.gmp_kernels`),
+well scaled where ``|e|`` is large (narrow pieces near 0: ``Psi`` alone failed to certify
+points there); ``Psi`` has no singularity at ``e = 0``, which ``e(x)`` (increasing off the
+support) crosses in gaps between separated pieces (``Phi`` alone failed to certify ~500 of
+2e5 gap points of a 200-level power-law Sigma). Nothing here validates input.
 """
 
 from __future__ import annotations
@@ -64,15 +65,32 @@ def _ffun(t, z, l, h):
 
 
 @njit(cache=True)
-def _phi(e, z, l, h, tau, w, gamma):
-    """``(Psi, dPsi/de, round-off scale of Psi)`` with ``Psi = e - F(t(e), z)`` (module
-    docstring)."""
+def _phi(e, z, l, h, tau, w, gamma, small):
+    """``(Phi, dPhi/de, round-off scale of Phi)``: ``Phi = 1/F(t(e), z) - 1/e`` (the scalar
+    form, ``Z(e) - z`` at ``Sigma = I``), or with ``small`` ``Psi = e - F`` (module
+    docstring). One Newton run keeps one form, chosen from its start (:func:`_small`)."""
     t, dt, tmag = _tfun(e, tau, w, gamma)
     f, ft, _fz, _s, fmag = _ffun(t, z, l, h)
-    val = e - f
-    der = 1.0 - ft * dt
-    mag = abs(e) + fmag + abs(ft) * tmag
-    return val, der, mag
+    if small:
+        return e - f, 1.0 - ft * dt, abs(e) + fmag + abs(ft) * tmag
+    inv = 1.0 / f
+    ie = 1.0 / e
+    mag = abs(ie) + (fmag + abs(ft) * tmag) * abs(inv) * abs(inv)
+    return inv - ie, ie * ie - ft * dt * inv * inv, mag
+
+
+@njit(cache=True, inline="always")
+def _small(e):
+    """Form of a Newton run started at ``e``: ``Psi`` below ``|e| = 1/2``, else ``Phi``."""
+    return abs(e) < 0.5
+
+
+@njit(cache=True)
+def _psi(e, z, l, h, tau, w, gamma):
+    """``(Psi, dPsi/de)`` with ``Psi = e - F(t(e), z)`` everywhere (the fold search)."""
+    t, dt, _tmag = _tfun(e, tau, w, gamma)
+    f, ft, _fz, _s, _fmag = _ffun(t, z, l, h)
+    return e - f, 1.0 - ft * dt
 
 
 @njit(cache=True)
@@ -85,9 +103,11 @@ def _s_of_e(e, z, l, h, tau, w, gamma):
 
 @njit(cache=True)
 def _newton_upper(z, e, l, h, tau, w, gamma, maxit):
-    """Newton for Psi(e; z) = 0 with Im z > 0, iterates kept in C+ by step halving."""
+    """Newton for Phi(e; z) = 0 with Im z > 0, iterates kept in C+ by step halving (a
+    halved step never counts as convergence)."""
+    small = _small(e)
     for it in range(maxit):
-        val, der, mag = _phi(e, z, l, h, tau, w, gamma)
+        val, der, mag = _phi(e, z, l, h, tau, w, gamma, small)
         if der == 0.0 or not (math.isfinite(val.real) and math.isfinite(val.imag)):
             return e, False
         if it >= 6 and abs(val) <= 16.0 * _EPS * mag:
@@ -102,23 +122,24 @@ def _newton_upper(z, e, l, h, tau, w, gamma, maxit):
         if enew.imag <= 0.0:
             return e, False
         e = enew
-        if abs(step) <= _STEP_TOL * abs(e):
+        if k == 0 and abs(step) <= _STEP_TOL * abs(e):
             return e, True
     return e, False
 
 
 @njit(cache=True)
 def _newton_real(x, e, l, h, tau, w, gamma, maxit):
-    """Newton for Psi(e; x) = 0 (real x), reflected into the closed upper half plane
-    (Psi has real coefficients: Newton commutes with conjugation)."""
+    """Newton for Phi(e; x) = 0 (real x), reflected into the closed upper half plane
+    (Phi has real coefficients: Newton commutes with conjugation)."""
     z = complex(x, 0.0)
+    small = _small(e)
     for it in range(maxit):
-        val, der, mag = _phi(e, z, l, h, tau, w, gamma)
+        val, der, mag = _phi(e, z, l, h, tau, w, gamma, small)
         if der == 0.0 or not (math.isfinite(val.real) and math.isfinite(val.imag)):
             return e, False
         if it >= 6 and abs(val) <= 16.0 * _EPS * mag:
             for _k in range(2):  # polish an ill-conditioned (near-edge) root
-                val, der, mag = _phi(e, z, l, h, tau, w, gamma)
+                val, der, mag = _phi(e, z, l, h, tau, w, gamma, small)
                 if der == 0.0:
                     break
                 enew = e - val / der
@@ -137,7 +158,7 @@ def _newton_real(x, e, l, h, tau, w, gamma, maxit):
             return e, False
         e = enew
         if abs(step) <= _STEP_TOL * abs(e):
-            val, der, mag = _phi(e, z, l, h, tau, w, gamma)
+            val, der, mag = _phi(e, z, l, h, tau, w, gamma, small)
             if der != 0.0:
                 enew = e - val / der
                 if enew.imag < 0.0:
@@ -183,12 +204,13 @@ def _ladder(x, eta_target, eta0, l, h, tau, w, gamma, m1):
 @njit(cache=True)
 def _accept_real(e, x, l, h, tau, w, gamma, tol_im):
     """Branch check at eta = 0: ``Im e > 0`` (inside the support), or ``e`` real with
-    ``dPsi/de > 0`` (outside: ``de/dx = (dF/dx) / Psi_e`` with ``dF/dx > 0``, and ``e(x) =
-    lim (1/d) tr Sigma (H - x)^{-1}`` is increasing off the support). Returns (accepted, e)."""
+    ``dPsi/de > 0`` (outside the support ``e(x) = lim (1/d) tr Sigma (H - x)^{-1}`` is
+    increasing, and ``de/dx = (dF/dx) / Psi'`` with ``dF/dx > 0``; ``Phi'`` and ``Psi'`` have
+    one sign at a real root). Returns (accepted, e)."""
     if e.imag > tol_im * abs(e):
         return True, e
     er = complex(e.real, 0.0)
-    _v, der, _m = _phi(er, complex(x, 0.0), l, h, tau, w, gamma)
+    _v, der = _psi(er, complex(x, 0.0), l, h, tau, w, gamma)
     if der.real > 0.0:
         return True, er
     return False, e
@@ -274,14 +296,14 @@ def _edge_newton(e, x, l, h, tau, w, gamma):
     for _ in range(60):
         z = complex(x, 0.0)
         ec = complex(e, 0.0)
-        v, d, _m = _phi(ec, z, l, h, tau, w, gamma)
+        v, d = _psi(ec, z, l, h, tau, w, gamma)
         he = 1e-6 * max(abs(e), 1e-300)
         hx = 1e-6 * max(abs(x), 1e-300)
-        dp = _phi(complex(e + he, 0.0), z, l, h, tau, w, gamma)[1].real
-        dm = _phi(complex(e - he, 0.0), z, l, h, tau, w, gamma)[1].real
+        dp = _psi(complex(e + he, 0.0), z, l, h, tau, w, gamma)[1].real
+        dm = _psi(complex(e - he, 0.0), z, l, h, tau, w, gamma)[1].real
         d_ee = (dp - dm) / (2.0 * he)
-        vp = _phi(ec, complex(x + hx, 0.0), l, h, tau, w, gamma)
-        vm = _phi(ec, complex(x - hx, 0.0), l, h, tau, w, gamma)
+        vp = _psi(ec, complex(x + hx, 0.0), l, h, tau, w, gamma)
+        vm = _psi(ec, complex(x - hx, 0.0), l, h, tau, w, gamma)
         v_x = (vp[0].real - vm[0].real) / (2.0 * hx)
         d_ex = (vp[1].real - vm[1].real) / (2.0 * hx)
         a11, a12, a21, a22 = d.real, v_x, d_ee, d_ex

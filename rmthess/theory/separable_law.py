@@ -64,13 +64,20 @@ class SeparableGMPLaw(GMPLaw):
         self._scale = pb.scale
         self._sup = None
         self._cdf_parts = None
-        self.check: dict | None = None
+        self._check: dict = {}
 
     def __repr__(self) -> str:
         return (
             f"SeparableGMPLaw(<{self.atoms.size} atoms>, <{self.sigma_eigs.size} sigma "
             f"eigenvalues>, gamma={self.gamma:g})"
         )
+
+    @property
+    def check(self) -> dict:
+        """The support check (computes the support): ``mass_error``, ``M1_error``,
+        ``M2_error`` (class docstring), ``rounds`` of refinement, ``n_scan``, ``tol``."""
+        self._support_rescaled()
+        return dict(self._check)
 
     def stieltjes(self, z: ArrayLike) -> np.ndarray:
         """``s(z)``; see :func:`separable_gmp_stieltjes`."""
@@ -91,7 +98,7 @@ class SeparableGMPLaw(GMPLaw):
         pb = self._pb
         if pb.tau.size == 0:
             self._sup = np.empty((0, 2))
-            self.check = {"mass_error": 0.0, "M1_error": 0.0, "M2_error": 0.0, "rounds": 0}
+            self._check = {"mass_error": 0.0, "M1_error": 0.0, "M2_error": 0.0, "rounds": 0}
             return
         M = separable_gmp_moments(
             self.atoms, self.weights, self.gamma, self.sigma_eigs, self.sigma_weights, 2
@@ -102,7 +109,7 @@ class SeparableGMPLaw(GMPLaw):
             self._sup = np.array(sup, dtype=np.float64).reshape(-1, 2)
             self._cdf_parts = None
             err = self._errors(M)
-            self.check = dict(err, rounds=rnd, n_scan=n, tol=MASS_TOL)
+            self._check = dict(err, rounds=rnd, n_scan=n, tol=MASS_TOL)
             if max(err.values()) <= MASS_TOL:
                 return
             n *= 2
