@@ -226,7 +226,11 @@ def simulated_eigs(lam, atoms, weights, gamma, d, seed):
     rng = np.random.default_rng(seed)
     N = int(round(d / gamma))
     X = rng.standard_normal((N, d)) * np.sqrt(lam)[None, :]  # x = Sigma^{1/2} g, diagonal
-    a = rng.choice(np.asarray(atoms), size=N, p=np.asarray(weights))
+    # stratified weights (exact proportions): the sampling noise of the proportions of nu
+    # moves the count of negative eigenvalues by ~sqrt(N w (1 - w)) (KS ~0.01 at d = 600)
+    counts = np.round(np.asarray(weights) * N).astype(int)
+    counts[-1] = N - counts[:-1].sum()
+    a = rng.permutation(np.repeat(np.asarray(atoms, float), counts))
     return np.linalg.eigvalsh((X.T * a) @ X / N)
 
 
@@ -245,11 +249,10 @@ def test_simulation_ks(kind, atoms, weights):
     F = law.cdf(ev)
     emp_hi = np.arange(1, d + 1) / d
     ks = max(np.max(np.abs(emp_hi - F)), np.max(np.abs(emp_hi - 1 / d - F)))
-    assert ks < 0.02, ks
-    # tr H / d = (1/N) sum a_i |x_i|^2 / d: standard error ~ tau_1 sd(a) / sqrt(N)
-    a, w = np.asarray(atoms), np.asarray(weights)
-    se = np.mean(lam) * math.sqrt(np.dot(w, a**2) - np.dot(w, a) ** 2) / math.sqrt(d / gamma)
-    assert np.mean(ev) == pytest.approx(law.mean(), abs=4 * se)
+    assert ks < 0.01, ks  # the issue asks < 0.02; measured 0.004-0.006 (seeds 1-3)
+    # tr H / d = (1/N) sum a_i |x_i|^2 / d: standard error <= tau_1 max|a| sqrt(2 / (N d))
+    se = np.sqrt(np.mean(lam**2)) * max(np.abs(atoms)) * math.sqrt(2 / (d * d / gamma))
+    assert np.mean(ev) == pytest.approx(law.mean(), abs=5 * se)
 
 
 # ----------------------------------------------------------------------------- random spectra
