@@ -41,6 +41,7 @@ m_1 m_2 + tau_3 m_1^3`` with ``tau_k = int l^k dH_Sigma``, ``m_k = E_nu[a^k]``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -67,7 +68,9 @@ _FAR = 1e100
 _TOL_IM = 1e-13
 
 
-def check_spectrum(sigma_eigs: ArrayLike, sigma_weights: ArrayLike | None = None):
+def check_spectrum(
+    sigma_eigs: ArrayLike, sigma_weights: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate the spectrum of ``Sigma``: ``(eigenvalues, weights)`` as float64 arrays.
 
     ``sigma_eigs``: non-empty, finite, 1-D, ``>= 0`` (PSD; ``-1e-9`` times the largest is
@@ -147,7 +150,7 @@ class _Problem:
         return out_e, out_s, out_f
 
 
-def _stieltjes(pb: _Problem, zf: np.ndarray):
+def _stieltjes(pb: _Problem, zf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.empty(zf.shape, dtype=np.complex128)
     flags = np.zeros(zf.shape, dtype=np.int64)
     zn = zf / pb.scale
@@ -179,7 +182,7 @@ def _stieltjes(pb: _Problem, zf: np.ndarray):
     return out, flags
 
 
-def _density(pb: _Problem, xx: np.ndarray):
+def _density(pb: _Problem, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rho, flags)`` at a finite real array (original units)."""
     xf = xx.ravel()
     rho = np.zeros(xf.shape)
@@ -313,7 +316,7 @@ def _edge(pb: _Problem, x_out: float, e_out: complex, x_in: float) -> float:
 _MAX_MINIMA = 64  # local minima of the scanned density searched for hidden gaps
 
 
-def _point(pb: _Problem, x: float):
+def _point(pb: _Problem, x: float) -> tuple[complex, bool]:
     """One certified point: ``(e, inside)``; an uncertified one counts as inside."""
     e, flag = _solve_point_real(
         float(x), pb.l, pb.h, pb.tau, pb.w, pb.gamma, pb.eta0,
@@ -322,7 +325,9 @@ def _point(pb: _Problem, x: float):
     return e, bool(e.imag > 0.0 or flag != 0)
 
 
-def _hidden_gap(pb: _Problem, a: float, b: float, rho_of):
+def _hidden_gap(
+    pb: _Problem, a: float, b: float, rho_of: Callable[[complex], float]
+) -> tuple[float, complex] | None:
     """Golden-section search for the minimum of the density on ``[a, b]`` (a local minimum
     of the scan between them); returns ``(x, e)`` of a certified outside point, or None."""
     r = 0.5 * (math.sqrt(5.0) - 1.0)
@@ -346,7 +351,7 @@ def _hidden_gap(pb: _Problem, a: float, b: float, rho_of):
     return None
 
 
-def _support_scaled(pb: _Problem, x: np.ndarray):
+def _support_scaled(pb: _Problem, x: np.ndarray) -> tuple[list, np.ndarray]:
     """Support intervals (rescaled) from the scan points ``x`` (sorted): runs of inside
     points, each edge refined by :func:`_edge`; the deepest local minima of the density
     inside a run (at most ``_MAX_MINIMA``) are searched for a gap narrower than the scan
@@ -387,10 +392,10 @@ def _support_scaled(pb: _Problem, x: np.ndarray):
     return sup, ins
 
 
-def _s_of(pb: _Problem, e, x):
+def _s_of(pb: _Problem, e: complex, x: float) -> complex:
     """``s`` (rescaled, nonzero eigenvalues) from ``e`` at real ``x``."""
     t = np.sum(pb.w * pb.tau / (1.0 + pb.gamma * pb.tau * e))
-    return np.sum(pb.h / (pb.l * t - x))
+    return complex(np.sum(pb.h / (pb.l * t - x)))
 
 
 def separable_gmp_support(

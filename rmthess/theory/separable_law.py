@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -62,7 +63,7 @@ class SeparableGMPLaw(GMPLaw):
         self.zero_mass = pb.zero_mass
         self.n_scan = check_int("n_scan", n_scan, 16, 10**7)
         self._scale = pb.scale
-        self._sup = None
+        self._sup: Any = None  # support in rescaled units, found once
         self._cdf_parts = None
         self._check: dict = {}
 
@@ -122,7 +123,7 @@ class SeparableGMPLaw(GMPLaw):
             stacklevel=3,
         )
 
-    def _errors(self, M) -> dict:
+    def _errors(self, M: np.ndarray) -> dict:
         """Mass and quadrature moments of the found law against the exact ones: ``x^k``
         times the derivative of each cdf panel (a polynomial in ``theta``), Gauss-Legendre."""
         gx, gw = np.polynomial.legendre.leggauss(48)
