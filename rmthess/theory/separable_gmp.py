@@ -124,6 +124,7 @@ class _Problem:
         sl = float(l.max())
         self.tau, self.w, self.l, self.h = tau / st, w, l / sl, h
         self.scale = st * sl
+        self.tau_scale = st  # e in original units is e (rescaled) / tau_scale
         self.m1 = float(np.dot(self.h, self.l))  # e ~ -m1 / z at large |z|
         self.zero_mass = max(self.h0, 1.0 - (1.0 - self.w0) / self.gamma)
         self.eta0 = 4.0 * (1.0 + math.sqrt(self.gamma)) ** 2
