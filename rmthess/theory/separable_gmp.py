@@ -299,9 +299,16 @@ def _scan_points(pb: _Problem, n_scan: int) -> np.ndarray:
 def _edge(pb: _Problem, x_out: float, e_out: complex, x_in: float) -> float:
     """Edge between a certified outside point and an inside one (rescaled units)."""
     a, b = min(x_out, x_in), max(x_out, x_in)
-    xe, _ee, ok = _edge_newton(float(e_out.real), float(x_out), pb.l, pb.h, pb.tau, pb.w, pb.gamma)
+    xe, _ee, ok = _edge_newton(
+        float(e_out.real), float(x_out), pb.l, pb.h, pb.tau, pb.w, pb.gamma, a, b
+    )
     if ok and a <= xe <= b:
-        return float(xe)
+        # the fold system also has folds of non-physical real branches: keep the Newton
+        # edge only if the certificate agrees on both sides of it
+        step = 1e-9 * max(abs(xe), abs(b - a))
+        sgn = 1.0 if x_in > x_out else -1.0
+        if _point(pb, xe + sgn * step)[1] and not _point(pb, xe - sgn * step)[1]:
+            return float(xe)
     out, inn = x_out, x_in  # bisection of the certificate
     for _ in range(200):
         mid = 0.5 * (out + inn)

@@ -288,11 +288,12 @@ def _solve_complex(zs, l, h, tau, w, gamma, eta0, m1):
 
 
 @njit(cache=True)
-def _edge_newton(e, x, l, h, tau, w, gamma):
+def _edge_newton(e, x, l, h, tau, w, gamma, xlo, xhi):
     """Newton on ``(Psi, Psi_e) = 0`` in real ``(e, x)``: a fold of the real solution curve,
     i.e. a support edge (``x`` is stationary along the curve there, so it is accurate to
     round-off even where ``e`` is only ~sqrt(eps) accurate). ``Psi_ee``, ``Psi_ex`` by
-    central differences. Returns (x, e, converged)."""
+    central differences; steps are halved to keep ``x`` in ``[xlo, xhi]`` (the scan cell:
+    a full step can land on another fold). Returns (x, e, converged)."""
     for _ in range(60):
         z = complex(x, 0.0)
         ec = complex(e, 0.0)
@@ -313,6 +314,11 @@ def _edge_newton(e, x, l, h, tau, w, gamma):
         r1, r2 = v.real, d.real
         de = (a22 * r1 - a12 * r2) / det
         dx = (-a21 * r1 + a11 * r2) / det
+        k = 0
+        while not (xlo <= x - dx <= xhi) and k < 60:
+            de *= 0.5
+            dx *= 0.5
+            k += 1
         e -= de
         x -= dx
         if not (math.isfinite(e) and math.isfinite(x)):
