@@ -163,8 +163,12 @@ def _stieltjes(pb: _Problem, zf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m1 = pb.m1 * float(np.dot(pb.w, pb.tau)) * pb.scale
         out[far] = -(1.0 + m1 / zf[far]) / zf[far]
     if np.any(at0):
-        out[at0] = np.nan + 1j * np.inf if pb.zero_mass > 0 or pb.tau.size == 0 else 0j
-        if pb.zero_mass == 0 and pb.tau.size:
+        # an atom at 0, or a hard edge (rank of Sigma = number of nonzero a_i: density
+        # ~ x^(-1/2)): Im s(i eta) -> +inf and Re s has no limit
+        hard = abs((1.0 - pb.h0) - (1.0 - pb.w0) / pb.gamma) <= 1e-14
+        infinite = pb.zero_mass > 0 or pb.tau.size == 0 or hard
+        out[at0] = np.nan + 1j * np.inf if infinite else 0j
+        if not infinite:
             _e, s, f = pb.solve_real(np.zeros(int(at0.sum())))
             out[at0], flags[at0] = s / pb.scale, f
     real = (zn.imag == 0.0) & ~far & ~at0
