@@ -342,3 +342,28 @@ def test_bad_other_inputs():
         separable_gmp_density([0.5], [1.0, 2.0], [0.5], 0.5, [1.0])
     with pytest.raises(TypeError, match="sigma_eigs"):
         separable_gmp_density([0.5], [1.0], [1.0], 0.5, "abc")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", ["diag", "off"])
+def test_linear_ce_hessian_block_decouples(block):
+    """The real linear-ce block (1/N) sum a_i x_i x_i^T, a_i = [diag p - p p^T]_{0l} with
+    p = softmax(W x_i) depending on x_i, has the separable law of its realised weights (the
+    decoupling of the isotropic theory survives anisotropy). Measured KS 0.004-0.007 (d =
+    600, seeds 0-2; against the network-averaged weight law 0.007-0.033: the weight law of
+    one network fluctuates with W)."""
+    C, gamma, d = 10, 0.5, 600
+    lam = power_law(d)
+    N = int(d / gamma)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, d)) * np.sqrt(lam)
+    W = rng.standard_normal((C, d)) / np.sqrt(d)
+    z = X @ W.T
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    a = p[:, 0] * (1 - p[:, 0]) if block == "diag" else -p[:, 0] * p[:, 1]
+    ev = np.sort(np.linalg.eigvalsh((X.T * a) @ X / N))
+    law = SeparableGMPLaw(a, np.full(N, 1 / N), gamma, lam)
+    F = law.cdf(ev)
+    emp = np.arange(1, d + 1) / d
+    assert max(np.abs(emp - F).max(), np.abs(emp - 1 / d - F).max()) < 0.01
