@@ -17,21 +17,28 @@ sample covariance ``Sigma^{1/2} G A G^T Sigma^{1/2} / N`` (Paul-Silverstein 2009
 with the GMP law of ``(nu, gamma)``. At ``Sigma = I``: ``e = s`` and ``s = 1/(-z + E[tau /
 (1 + gamma tau s)])``, the GMP equation of :mod:`rmthess.theory.gmp`.
 
-Method (the scalar solver's, in the unknown ``e``): Newton on ``Psi(e) = e - F(t(e), z)``
-(``F = int l dH / (l t - z)``; at ``Sigma = I`` it has the roots of the scalar ``Z(e) - z``
-and the sign of ``Z'`` at them, :mod:`~rmthess.theory.separable_kernels`): the eta
+Method (the scalar solver's, in the unknown ``e``; :mod:`~rmthess.theory.separable_kernels`):
+Newton on ``Phi(e) = 1/F(t(e), z) - 1/e`` (``F = int l dH / (l t - z)``; at ``Sigma = I``
+exactly the scalar ``Z(e) - z``) for runs started at ``|e| >= 1/2``, on ``Psi(e) = e - F``
+otherwise (``e(x)`` crosses 0 in gaps between pieces, where ``Phi`` is singular): the eta
 ladder off the axis (iterates kept in ``C+``), continuation along sorted real grids at
-``eta = 0`` with the branch certificate (``Im e > 0``, or ``e`` real with ``Psi'(e) > 0``,
-i.e. ``de/dx > 0`` as a Stieltjes transform of a positive measure must be off its support),
-ladder fallback otherwise (flags as in :func:`rmthess.theory.gmp.gmp_stieltjes`).
+``eta = 0`` with the branch certificate (``Im e > 0``; or ``e`` real with ``Psi'(e) > 0``:
+off the support ``e(x) = lim (1/d) tr Sigma (H - x)^{-1}`` is increasing and ``de/dx =
+(dF/dx) / Psi'`` with ``dF/dx > 0``), ladder fallback otherwise (flags as in
+:func:`rmthess.theory.gmp.gmp_stieltjes`). The density needs no support: every point is
+solved and certified.
 
-Support (:func:`separable_gmp_support`): there is no explicit inverse function, so no
-Silverstein-Choi gap count; the support is found by a scan (uniform over the proven bound
-``l_max (1 + sqrt gamma)^2 [min(0, tau_min), max(0, tau_max)]``, log-spaced near 0 and at
-``l_j E[tau]``), and each edge is refined as a fold of the real solution curve: Newton on
-``Psi = Psi' = 0`` in ``(e, x)`` (round-off accurate), bisection of the certificate where
-that fails. :class:`SeparableGMPLaw` checks the found support against the exact mass and
-moments (atom at zero: ``max(H_Sigma({0}), 1 - (1 - nu({0}))/gamma)``).
+Support (:func:`separable_gmp_support`): there is no explicit inverse function, hence no
+Silverstein-Choi count of the gaps; the support is found by a scan (uniform over the proven
+bound ``l_max (1 + sqrt gamma)^2 [min(0, tau_min), max(0, tau_max)]``, log-spaced near 0,
+and at ``l_j E[tau]``), a golden-section search for a gap at the deepest local minima of
+the scanned density (gaps narrower than the scan step), and each edge refined as a fold of
+the real solution curve, Newton on ``Psi = Psi' = 0`` in ``(e, x)`` kept in the scan cell
+and accepted only if the certificate says inside/outside at ``1e-9`` on either side (the
+fold system also has folds of non-physical branches), bisection of the certificate
+otherwise. :class:`~rmthess.theory.separable_law.SeparableGMPLaw` checks the support
+against the exact mass and moments (atom at zero ``max(H_Sigma({0}), 1 - (1 -
+nu({0}))/gamma)``) and refines the scan on a shortfall.
 
 Moments (:func:`separable_gmp_moments`, exact power series): ``M_1 = tau_1 m_1``,
 ``M_2 = gamma tau_1^2 m_2 + tau_2 m_1^2``, ``M_3 = gamma^2 tau_1^3 m_3 + 3 gamma tau_1 tau_2
