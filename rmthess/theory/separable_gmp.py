@@ -58,6 +58,7 @@ from rmthess.theory.gmp import _as_array, _reduce, check_gamma_range, check_law
 from rmthess.theory.separable_kernels import (
     _edge_newton,
     _solve_complex,
+    _solve_point_from,
     _solve_point_real,
     _solve_real_grid,
 )
@@ -320,13 +321,14 @@ def _edge(pb: _Problem, x_out: float, e_out: complex, x_in: float) -> float:
         sgn = 1.0 if x_in > x_out else -1.0
         if _point(pb, xe + sgn * step)[1] and not _point(pb, xe - sgn * step)[1]:
             return float(xe)
-    out, inn = x_out, x_in  # bisection of the certificate
+    out, inn, e_in = x_out, x_in, None  # bisection of the certificate
     for _ in range(200):
         mid = 0.5 * (out + inn)
         if mid in (out, inn):
             break
-        if _point(pb, mid)[1]:
-            inn = mid
+        e_mid, ins = _point(pb, mid, e_in)
+        if ins:
+            inn, e_in = mid, e_mid
         else:
             out = mid
     return 0.5 * (out + inn)
@@ -335,12 +337,14 @@ def _edge(pb: _Problem, x_out: float, e_out: complex, x_in: float) -> float:
 _MAX_MINIMA = 64  # local minima of the scanned density searched for hidden gaps
 
 
-def _point(pb: _Problem, x: float) -> tuple[complex, bool]:
-    """One certified point: ``(e, inside)``; an uncertified one counts as inside."""
-    e, flag = _solve_point_real(
-        float(x), pb.l, pb.h, pb.tau, pb.w, pb.gamma, pb.eta0,
-        1e-13 * (1.0 + pb.gamma), _TOL_IM, pb.m1,
-    )  # fmt: skip
+def _point(pb: _Problem, x: float, e0: complex | None = None) -> tuple[complex, bool]:
+    """One certified point: ``(e, inside)``; an uncertified one counts as inside. ``e0``: a
+    solution at a nearby point (continuation first, the eta ladder if not certified)."""
+    args = (pb.l, pb.h, pb.tau, pb.w, pb.gamma, pb.eta0, 1e-13 * (1.0 + pb.gamma), _TOL_IM, pb.m1)
+    if e0 is None:
+        e, flag = _solve_point_real(float(x), *args)
+    else:
+        e, flag = _solve_point_from(float(x), complex(e0), *args)
     return e, bool(e.imag > 0.0 or flag != 0)
 
 
@@ -351,7 +355,8 @@ def _hidden_gap(
     of the scan between them); returns ``(x, e)`` of a certified outside point, or None."""
     r = 0.5 * (math.sqrt(5.0) - 1.0)
     c, d = b - r * (b - a), a + r * (b - a)
-    (ec, inc), (ed, ind) = _point(pb, c), _point(pb, d)
+    (ec, inc) = _point(pb, c)
+    (ed, ind) = _point(pb, d, ec)
     for _ in range(80):
         if not inc:
             return c, ec
@@ -362,11 +367,11 @@ def _hidden_gap(
         if rho_of(ec) < rho_of(ed):
             b, d, ed, ind = d, c, ec, inc
             c = b - r * (b - a)
-            ec, inc = _point(pb, c)
+            ec, inc = _point(pb, c, ed)
         else:
             a, c, ec, inc = c, d, ed, ind
             d = a + r * (b - a)
-            ed, ind = _point(pb, d)
+            ed, ind = _point(pb, d, ec)
     return None
 
 

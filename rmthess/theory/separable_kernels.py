@@ -232,6 +232,20 @@ def _solve_point_real(x, l, h, tau, w, gamma, eta0, eta_min, tol_im, m1):
 
 
 @njit(cache=True)
+def _solve_point_from(x, e0, l, h, tau, w, gamma, eta0, eta_min, tol_im, m1):
+    """One real point from a nearby solution ``e0``: Newton at eta = 0 from ``e0`` kicked
+    into ``C+`` (as the grid continuation), the ladder (:func:`_solve_point_real`) where the
+    root is not certified. Returns (e, flag)."""
+    s0 = complex(e0.real, max(e0.imag, 1e-3 * abs(e0)))
+    e1, conv = _newton_real(x, s0, l, h, tau, w, gamma, 40)
+    if conv:
+        acc, e2 = _accept_real(e1, x, l, h, tau, w, gamma, tol_im)
+        if acc:
+            return e2, 0
+    return _solve_point_real(x, l, h, tau, w, gamma, eta0, eta_min, tol_im, m1)
+
+
+@njit(cache=True)
 def _solve_real_grid(xs, l, h, tau, w, gamma, eta0, eta_min, tol_im, m1):
     """Sorted real points: Newton continuation along the grid at eta = 0 (as the scalar
     kernel), the eta ladder where the continued root is not certified. Returns
