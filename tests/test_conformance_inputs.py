@@ -87,6 +87,9 @@ BAD: dict[str, tuple] = {
     "bias": ("no",),
     "centred": ("yes", 1),
     "inputs": ("nope", np.ones(3)),
+    "sigma_eigs": (np.array([-1.0, 1.0]), np.array([1.0, np.nan]), "abc", np.zeros(2)),
+    "sigma_weights": (np.array([0.9, 0.9]), np.array([1.0]), "abc"),
+    "n_scan": _SIZE_HUGE,
 }
 
 
@@ -126,6 +129,7 @@ VALID: dict[str, object] = {
     "z": np.array([0.5 + 0.1j]),
     "atoms": np.array([1.0, 2.0]),
     "weights": np.array([0.5, 0.5]),
+    "sigma_eigs": np.array([1.0, 3.0]),
     "kmax": 2,
     "K": 4,
     "losses": np.linspace(1.0, 2.0, 12),

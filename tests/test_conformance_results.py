@@ -177,6 +177,7 @@ NOT_RECORDS = {
     "rmthess.theory.law.GMPLaw": "a law object (pdf/cdf/moment/support), not a record",
     "rmthess.theory.matrix_law.MatrixGMPLaw": "a law object, not a record",
     "rmthess.theory.matrix_law.MixtureLaw": "a law object, not a record",
+    "rmthess.theory.separable_law.SeparableGMPLaw": "a law object (GMPLaw interface), not a record",
 }
 
 #: records whose instances are too slow to build here (each has its own module's tests)

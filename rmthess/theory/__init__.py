@@ -11,6 +11,8 @@
   Carlo.
 - :mod:`rmthess.theory.inputs` (:class:`InputStats`), :mod:`rmthess.theory.aniso_linear`:
   statistics of non-isotropic inputs and the linear model's limits for them (issue 19).
+- :mod:`rmthess.theory.separable_gmp`, :mod:`rmthess.theory.separable_law`: block spectra
+  under anisotropic inputs (the separable GMP equation, :class:`SeparableGMPLaw`).
 - :mod:`rmthess.theory.asymptotics`: large-C constants (``K1..K4``, docs/theory.md section 5).
 - :mod:`rmthess.theory.case_theory`: one theory object per case of the registry, behind
   the public functions above (:func:`~rmthess.theory.case_theory.theory_for`).
@@ -45,6 +47,12 @@ _EXPORTS = {
     "conditional_frobenius": "rmthess.theory.aniso_linear",
     "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",
+    "SeparableGMPLaw": "rmthess.theory.separable_law",
+    "separable_gmp_density": "rmthess.theory.separable_gmp",
+    "separable_gmp_moments": "rmthess.theory.separable_gmp",
+    "separable_gmp_stieltjes": "rmthess.theory.separable_gmp",
+    "separable_gmp_support": "rmthess.theory.separable_gmp",
+    "separable_gmp_zero_mass": "rmthess.theory.separable_gmp",
     "asymptotic_constants": "rmthess.theory.asymptotics",
     "block_weight_law": "rmthess.theory.block_laws",
     "frobenius_limits": "rmthess.theory.frobenius",

@@ -35,7 +35,9 @@ deterministic matrix, not to a GMP law: they are refused by the GMP functions, a
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -47,6 +49,9 @@ from rmthess.inits import Init, InitLike, resolve_init, sample_weights
 from rmthess.theory.case_theory import theory_for
 from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
+
+if TYPE_CHECKING:
+    from rmthess.theory.inputs import InputStats
 
 __all__ = [
     "BLOCKS",
@@ -206,10 +211,35 @@ def limiting_law(
     seed: int = 0,
     *,
     init: InitLike = "lecun",
+    inputs: InputStats | None = None,
 ) -> GMPLaw:
     """The limiting spectral law of the block as a :class:`GMPLaw` (``zero_mass``, ``pdf``,
-    ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``."""
+    ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``.
+
+    ``inputs`` (keyword-only): centred Gaussian inputs ``x = Sigma^{1/2} g`` with these
+    statistics (:func:`rmthess.theory.input_stats` with ``centred=True``, or
+    :meth:`~rmthess.theory.InputStats.from_spectrum` without a mean), linear-mse and
+    linear-ce only: a :class:`~rmthess.theory.separable_law.SeparableGMPLaw` of the weight
+    law at logit scale ``sigma sqrt(tau_1)`` (the logits ``W x`` are ``N(0, sigma^2 W Sigma
+    W^T / d)`` with ``W Sigma W^T / d -> tau_1 I``, fluctuations ``O(1/sqrt(d_eff))``) and the
+    spectrum of ``Sigma`` (docs/theory.md section 3). Non-centred inputs are refused (the
+    offset ``W mu`` changes the weight law and does not average out over networks).
+    """
     gamma = check_positive_float("gamma", gamma)
+    if inputs is not None:
+        from rmthess.theory.aniso_linear import check_inputs
+        from rmthess.theory.separable_law import SeparableGMPLaw
+
+        stats = check_inputs(inputs, get_case(case).name)
+        if stats.has_mean:
+            raise ValueError(
+                "inputs must be centred for the block spectra (mean_sq = "
+                f"{stats.mean_sq:.3g} > 0): the logit offset W mu changes the weight law; use "
+                "input_stats(X, centred=True) or InputStats.from_spectrum(eigenvalues)"
+            )
+        scale = resolve_init(init).sigma * math.sqrt(stats.tau1)
+        atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed, init=scale)
+        return SeparableGMPLaw(atoms, weights, gamma, stats.eigenvalues)
     atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed, init=init)
     return GMPLaw(atoms, weights, gamma)
 
@@ -226,13 +256,16 @@ def limiting_density(
     seed: int = 0,
     *,
     init: InitLike = "lecun",
+    inputs: InputStats | None = None,
 ) -> np.ndarray:
     """Limiting eigenvalue density of the block: ``gmp_density(x, *block_weight_law(...))``.
 
     The absolutely continuous part only; the atom at 0 is
-    ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`.
+    ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`; ``inputs``
+    as in :func:`limiting_law`.
     """
-    return limiting_law(case, block, C, gamma, m, V, n_atoms, seed, init=init).pdf(x)
+    law = limiting_law(case, block, C, gamma, m, V, n_atoms, seed, init=init, inputs=inputs)
+    return law.pdf(x)
 
 
 def output_block_limit(
