@@ -116,6 +116,10 @@ def aniso_linear_limits(case: str, C: int, gamma: float, sigma: float, stats: In
             RuntimeWarning,
             stacklevel=3,
         )
+    if stats.level == "mixture":
+        from rmthess.theory.mixture_linear import mixture_linear_limits
+
+        return mixture_linear_limits(case, C, gamma, sigma, stats)
     Q, P = stats.norm_moment, stats.pair_moment
     if case == "linear-mse":
         return dict(F_diag=gamma * Q + P, F_off=0.0, ratio=0.0, ratio_se=0.0)
@@ -167,7 +171,12 @@ def aniso_linear_asymptotic(
 
     (``Sigma = I, mu = 0``: ``1 + e gamma``, ``1 + e^2 gamma``). linear-mse: ``A_diag =
     gamma Q + P``, ``p_diag = 0``, no off-diagonal block. Non-finite where a constant
-    overflows (the caller refuses it)."""
+    overflows (the caller refuses it). Mixture inputs:
+    :func:`rmthess.theory.mixture_linear.mixture_linear_asymptotic`."""
+    if stats.level == "mixture":
+        from rmthess.theory.mixture_linear import mixture_linear_asymptotic
+
+        return mixture_linear_asymptotic(case, gamma, sigma, stats)
     Q, P = stats.norm_moment, stats.pair_moment
     if case == "linear-mse":
         return (gamma * Q + P, 0.0, 0.0, math.inf)
@@ -223,6 +232,7 @@ def conditional_frobenius(
     """
     from rmthess._checks import check_memory
     from rmthess.theory.frobenius import FrobeniusLimits
+    from rmthess.theory.mixture_linear import mixture_block_expectations
 
     c = get_case(case)
     C = check_int("C", C, 2, 10**4)
@@ -241,7 +251,12 @@ def conditional_frobenius(
         )
     d = stats.d
     gamma = d / N
-    if c.name == "linear-mse":
+    mixture = stats.level == "mixture"
+    if c.name == "linear-mse" and mixture:
+        from rmthess.theory.mixture_linear import mixture_mse_exact
+
+        Fd = mixture_mse_exact(stats, N)
+    if c.name == "linear-mse" and not mixture:
         lam, m0 = stats.eigenvalues, stats.mean_coords
         msq = float(m0 @ m0)
         mcov = float(m0 @ (lam * m0))
@@ -249,6 +264,7 @@ def conditional_frobenius(
         four = (t1 + msq) ** 2 + 2.0 * t2 + 4.0 * mcov
         pair = t2 + 2.0 * mcov + msq * msq
         Fd = (four / N + (N - 1) / N * pair) / d
+    if c.name == "linear-mse":
         return FrobeniusLimits(
             c.name,
             C,
@@ -262,32 +278,35 @@ def conditional_frobenius(
             init=ini.name,
             inputs=stats.level,
         )
-    if stats.rank < C:
-        raise ValueError(
-            f"inputs has rank(Sigma) = {stats.rank} < C = {C}: the logits W x have a singular "
-            "covariance and no density (give more input directions than classes)"
-        )
+    comps = _check_rank(stats, C)
     sample = C > ALL_BLOCKS_MAX_C
     nb = 2 * SAMPLED_BLOCKS if sample else C * (C + 1) // 2
     h = draws // 2
     kernel = nb * (C + 1) ** 2 > h * (C + 1 + nb)  # the route block_expectations takes
     check_memory(
         8.0 * draws * (3 * nb + 4 * C + 8)
-        + 8.0 * (h * h if kernel else draws * (C + 1) ** 2 + 2 * nb * (C + 1) ** 2)
-        + 8.0 * d * (C + 1) * 4,
+        + 8.0 * (h * h if kernel and not mixture else draws * (C + 1) ** 2)
+        + 8.0 * 2 * nb * (C + 1) ** 2 * (len(comps[0]) if mixture else 1)
+        + 8.0 * d * (C + 1) * 4
+        + (8.0 * len(comps[0]) * (d * d + 2 * d * (C + 1)) if mixture else 0.0),
         f"conditional_frobenius(C={C}, draws={draws})",
         "lower draws",
     )
     gen = rng(seed, "conditional-frobenius")
     per = np.empty((networks, 2))
+
+    def expectations(W, pairs=None):
+        if mixture:
+            return mixture_block_expectations(W, *comps, N, draws, gen, pairs)
+        return block_expectations(W, stats.eigenvalues, stats.mean_coords, N, draws, gen, pairs)
+
     for t in range(networks):
         W = gen.standard_normal((C, d)) * (ini.sigma / math.sqrt(d))
         if sample:
-            pairs = _sampled_pairs(C, gen)
-            v = block_expectations(W, stats.eigenvalues, stats.mean_coords, N, draws, gen, pairs)
+            v = expectations(W, _sampled_pairs(C, gen))
             per[t] = v[:SAMPLED_BLOCKS].mean(), v[SAMPLED_BLOCKS:].mean()
             continue
-        F = block_expectations(W, stats.eigenvalues, stats.mean_coords, N, draws, gen)
+        F = expectations(W)
         off = ~np.eye(C, dtype=bool)
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
     mean = per.mean(axis=0)
@@ -311,6 +330,27 @@ def conditional_frobenius(
         init=ini.name,
         inputs=stats.level,
     )
+
+
+def _check_rank(stats: InputStats, C: int) -> tuple:
+    """The mixture's components (``()`` for one Gaussian); ``ValueError`` naming ``inputs``
+    when a covariance has rank ``< C`` (the logits ``W x`` have no density)."""
+    if stats.level != "mixture":
+        ranks = [stats.rank]
+        comps: tuple = ()
+    else:
+        from rmthess.theory.mixture_linear import components
+
+        comps = components(stats)
+        ranks = [int(np.linalg.matrix_rank(S, hermitian=True)) for S in comps[2]]
+    if min(ranks) < C:
+        raise ValueError(
+            f"inputs has rank(Sigma) = {min(ranks)} < C = {C}"
+            + (" (a class covariance)" if comps else "")
+            + ": the logits W x have a singular covariance and no density (give more input "
+            "directions than classes)"
+        )
+    return comps
 
 
 def _sampled_pairs(C: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
