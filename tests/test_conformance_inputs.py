@@ -87,6 +87,7 @@ BAD: dict[str, tuple] = {
     "bias": ("no",),
     "centred": ("yes", 1),
     "inputs": ("nope", np.ones(3)),
+    "self_term": ("nope", 3),
 }
 
 

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess._checks import check_int
+from rmthess._checks import check_choice, check_int
 from rmthess._random import check_seed, rng
 from rmthess._stats import ratio_stderr
 from rmthess.cases import get_case
@@ -108,9 +108,13 @@ def check_inputs(inputs: object, case: str) -> InputStats:
 def aniso_linear_limits(case: str, C: int, gamma: float, sigma: float, stats: InputStats) -> dict:
     """Fields ``F_diag, F_off, ratio, ratio_se`` of the limit (module docstring) for a
     linear case at init scale ``sigma`` (arguments checked by the caller)."""
-    if C / stats.d_eff > FINITE_SIZE_WARN:
+    d_eff = stats.d_eff
+    if stats.level == "mixture":  # the smallest within-class one
+        assert stats.class_d_eff is not None and stats.class_weights is not None
+        d_eff = float(np.min(stats.class_d_eff[stats.class_weights > 0]))
+    if C / d_eff > FINITE_SIZE_WARN:
         warnings.warn(
-            f"C / d_eff = {C}/{stats.d_eff:.3g} = {C / stats.d_eff:.2g} > {FINITE_SIZE_WARN}: "
+            f"C / d_eff = {C}/{d_eff:.3g} = {C / d_eff:.2g} > {FINITE_SIZE_WARN}: "
             "the limit's finite-size corrections O(C/d_eff) are not small for these inputs "
             "(rmthess.theory.conditional_frobenius is exact at finite d)",
             RuntimeWarning,
@@ -202,9 +206,12 @@ def conditional_frobenius(
     networks: int = DEFAULT_NETWORKS,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
+    self_term: str = "model",
 ) -> FrobeniusLimits:
     """Exact ``E (1/d)||H_kl||_F^2`` of the linear model at finite ``d`` and ``N`` for
-    Gaussian inputs with the mean and covariance of ``inputs`` (module docstring).
+    Gaussian inputs with the mean and covariance of ``inputs`` (module docstring), or for the
+    Gaussian mixture of its classes when ``inputs`` carries class covariances (``level ==
+    "mixture"``; :mod:`rmthess.theory.mixture_linear`).
 
     Parameters
     ----------
@@ -219,6 +226,11 @@ def conditional_frobenius(
         blocks (:data:`ALL_BLOCKS_MAX_C`), not all ``C(C+1)/2``.
     draws : even int in [16, 10**7], logit draws per network (Monte Carlo over ``z``).
     seed : int, seeds the networks and the draws.
+    self_term : ``"model"`` (default: the ``i = j`` terms ``a_i^2 |x_i|^4`` from the Gaussian
+        law) or ``"data"``: from the data's own sample norms (``inputs.sq_norms``, the data
+        route of :func:`~rmthess.theory.input_stats`), exact over ``W`` for any input law
+        (:func:`rmthess.theory.mixture_linear.data_self_term`); the pairs ``i != j`` stay
+        Gaussian. ``inputs`` of the result gets ``"+norms"``.
 
     Cost (one core, d = 64..2000, default draws): about 12 ms per network at C = 10, 0.2 s
     at C = 100, 14 s at C = 1000 (the shared kernel of the draws, ``draws^2 C / 4``).
@@ -228,7 +240,7 @@ def conditional_frobenius(
     FrobeniusLimits with ``method="conditional"``, the standard errors over networks,
     ``n_samples = networks``, ``n_inner = draws`` (0 and 0 for linear-mse, exact) and
     ``inputs`` the level of the statistics. ``ValueError`` for ``rank(Sigma) < C`` (the
-    logit covariance ``W Sigma W^T`` is singular).
+    logit covariance ``W Sigma W^T`` is singular; for a mixture, of any class).
     """
     from rmthess._checks import check_memory
     from rmthess.theory.frobenius import FrobeniusLimits
@@ -243,6 +255,12 @@ def conditional_frobenius(
     if draws % 2:
         raise ValueError(f"draws must be even (two independent halves), got {draws}")
     seed = check_seed(seed)
+    self_term = check_choice("self_term", self_term, ("model", "data"))
+    if self_term == "data" and stats.sq_norms is None:
+        raise ValueError(
+            "self_term='data' needs the sample norms of a data set: inputs from "
+            "rmthess.theory.input_stats(X, ...), not from a spectrum or a mixture"
+        )
     ini = resolve_init(init)
     if ini.dist != "normal":
         raise ValueError(
@@ -252,10 +270,18 @@ def conditional_frobenius(
     d = stats.d
     gamma = d / N
     mixture = stats.level == "mixture"
+    model_self = self_term == "model"
+    label = stats.level + ("" if model_self else "+norms")
+    extra = (0.0, 0.0)
+    if not model_self:
+        from rmthess.theory.mixture_linear import data_self_term
+
+        assert stats.sq_norms is not None
+        extra = data_self_term(c.name, C, stats.sq_norms, N, d, ini.sigma)
     if c.name == "linear-mse" and mixture:
         from rmthess.theory.mixture_linear import mixture_mse_exact
 
-        Fd = mixture_mse_exact(stats, N)
+        Fd = mixture_mse_exact(stats, N, model_self) + extra[0]
     if c.name == "linear-mse" and not mixture:
         lam, m0 = stats.eigenvalues, stats.mean_coords
         msq = float(m0 @ m0)
@@ -263,7 +289,7 @@ def conditional_frobenius(
         t1, t2 = float(lam.sum()), float(lam @ lam)
         four = (t1 + msq) ** 2 + 2.0 * t2 + 4.0 * mcov
         pair = t2 + 2.0 * mcov + msq * msq
-        Fd = (four / N + (N - 1) / N * pair) / d
+        Fd = ((four / N if model_self else 0.0) + (N - 1) / N * pair) / d + extra[0]
     if c.name == "linear-mse":
         return FrobeniusLimits(
             c.name,
@@ -276,7 +302,7 @@ def conditional_frobenius(
             0.0,
             method="conditional",
             init=ini.name,
-            inputs=stats.level,
+            inputs=label,
         )
     comps = _check_rank(stats, C)
     sample = C > ALL_BLOCKS_MAX_C
@@ -297,8 +323,10 @@ def conditional_frobenius(
 
     def expectations(W, pairs=None):
         if mixture:
-            return mixture_block_expectations(W, *comps, N, draws, gen, pairs)
-        return block_expectations(W, stats.eigenvalues, stats.mean_coords, N, draws, gen, pairs)
+            return mixture_block_expectations(W, *comps, N, draws, gen, pairs, model_self)
+        return block_expectations(
+            W, stats.eigenvalues, stats.mean_coords, N, draws, gen, pairs, self_term=model_self
+        )
 
     for t in range(networks):
         W = gen.standard_normal((C, d)) * (ini.sigma / math.sqrt(d))
@@ -309,6 +337,7 @@ def conditional_frobenius(
         F = expectations(W)
         off = ~np.eye(C, dtype=bool)
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
+    per += np.asarray(extra)
     mean = per.mean(axis=0)
     cov = np.cov(per.T, ddof=1) / networks
     Fd, Fo = float(mean[0]), float(mean[1])
@@ -328,7 +357,7 @@ def conditional_frobenius(
         n_inner=draws,
         seed=seed,
         init=ini.name,
-        inputs=stats.level,
+        inputs=label,
     )
 
 
@@ -373,6 +402,7 @@ def block_expectations(
     gen: np.random.Generator,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     route: str = "auto",
+    self_term: bool = True,
 ) -> np.ndarray:
     """``E_x[(1/d)||H_kl||_F^2 | W]`` for linear-ce with Gaussian inputs of covariance
     ``diag(lam)`` and mean ``m0`` (module docstring; ``W`` in that basis), by ``draws``
@@ -429,7 +459,7 @@ def block_expectations(
         Ker = (xi[s1] @ G @ xi[s2].T) ** 2
         quad = np.einsum("nb,nb->b", a[s1], Ker @ a[s2]) / (h * h)
     T2 = t2 * e1 * e2 + e1 * h2 + e2 * h1 + quad
-    vals = (T1 / N + (N - 1) / N * T2) / d
+    vals = ((T1 / N if self_term else 0.0) + (N - 1) / N * T2) / d
     if pairs is not None:
         return vals
     F = np.empty((C, C))

@@ -125,8 +125,10 @@ class FrobeniusLimits:
         Relative tolerance of the Gram quadrature (None for the other methods).
     inputs : str
         The input law: ``"isotropic"`` (``x ~ N(0, I_d)``, the default), ``"anisotropic"``
-        (centred, covariance Sigma) or ``"mean-aware"`` (mean and covariance);
-        :attr:`rmthess.theory.InputStats.level`.
+        (centred, covariance Sigma), ``"mean-aware"`` (mean and covariance) or ``"mixture"``
+        (a Gaussian per class); :attr:`rmthess.theory.InputStats.level`, with ``"+norms"``
+        where the ``i = j`` terms come from the data's sample norms
+        (``conditional_frobenius(..., self_term="data")``).
     """
 
     case: str

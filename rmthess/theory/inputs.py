@@ -89,6 +89,10 @@ class InputStats:
     class_covariances : (K, d, d) ndarray or None
         Within-class covariances (``ddof=0``) in the input coordinates; present, they select
         the mixture theory (:attr:`level`). Classes without samples: weight 0, NaN.
+    sq_norms : (n,) ndarray or None
+        ``|x_i|^2 / d`` of the data's samples (the data route only; centred when
+        ``centred``): the empirical norm law behind ``conditional_frobenius(...,
+        self_term="data")``.
     """
 
     d: int
@@ -112,6 +116,7 @@ class InputStats:
     class_tau: np.ndarray | None = None
     class_d_eff: np.ndarray | None = None
     class_covariances: np.ndarray | None = None
+    sq_norms: np.ndarray | None = None
 
     # ------------------------------------------------------------------ derived
     @property
@@ -311,7 +316,9 @@ def input_stats(
     n_constant = int(np.sum(sd <= 1e-12 * (1.0 + np.abs(mu))))
     coords = np.zeros(d) if centred else U.T @ mu
     stats = _build(np.maximum(lam, 0.0), coords, n=N, centred=centred, source="data")
-    stats = replace(stats, n_constant=n_constant)
+    q = np.sum((Xc if centred else Xa) ** 2, axis=1) / d
+    q.flags.writeable = False
+    stats = replace(stats, n_constant=n_constant, sq_norms=q)
     return stats if labels is None else _with_classes(stats, Xa, labels, mu if centred else None)
 
 

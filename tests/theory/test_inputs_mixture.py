@@ -308,3 +308,85 @@ def test_bad_input():
     s = quiet(InputStats.from_mixture, w, mus, low)
     with pytest.raises(ValueError, match="rank.*class covariance"):
         conditional_frobenius("linear-ce", 3, s, 20)
+
+
+# ------------------------------------------------------------- the data's own self term
+def heavy_data(rg, N=60, d=20):
+    """Non-Gaussian inputs with heavy-tailed norms (Student-t rows): logit scales up to ~6."""
+    g = rg.standard_normal((N, d))
+    return g / np.sqrt(rg.chisquare(2.5, (N, 1)) / 2.5)
+
+
+@pytest.mark.parametrize("case", ["linear-ce", "linear-mse"])
+def test_data_self_term_against_monte_carlo_over_networks(case):
+    """i = j part of the blocks of one fixed data set, averaged over many W by brute force,
+    vs the exact per-sample formula."""
+    from rmthess.theory.mixture_linear import data_self_term
+
+    rg = np.random.default_rng(11)
+    X = heavy_data(rg)
+    N, d = X.shape
+    C = 4
+    q = np.sum(X**2, 1) / d
+    assert math.sqrt(q.max()) > 5.0  # beyond the softmax_moments tables
+    Fd, Fo = data_self_term(case, C, q, N, d, 1.0)
+    acc = []
+    for _ in range(20_000):
+        W = rg.standard_normal((C, d)) / math.sqrt(d)
+        z = X @ W.T
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        if case == "linear-mse":
+            A = np.broadcast_to(np.eye(C), (N, C, C))
+        else:
+            A = np.eye(C)[None] * p[:, :, None] - p[:, :, None] * p[:, None, :]
+        F = np.einsum("ikl,i->kl", A * A, np.sum(X**2, 1) ** 2) / (d * N * N)
+        acc.append(diag_off(F))
+    acc = np.array(acc)
+    for j, v in enumerate((Fd, Fo)):
+        se = acc[:, j].std() / math.sqrt(len(acc))
+        assert abs(acc[:, j].mean() - v) <= 4 * se + 1e-12 * abs(v), j
+
+
+def test_data_self_term_spline_against_direct():
+    from rmthess.theory.ce_inner import output_inner
+    from rmthess.theory.mixture_linear import data_self_term
+
+    rg = np.random.default_rng(12)
+    q = np.sum(heavy_data(rg, N=25) ** 2, 1) / 20
+    C = 7
+    direct = np.array([output_inner(math.sqrt(v), math.sqrt(v), 1.0, C) for v in q])
+    want_d = np.mean(q * q * ((C - 1) * direct[:, 0] + (C - 1) * (C - 2) * direct[:, 1]))
+    want_o = np.mean(q * q * direct[:, 0])
+    Fd, Fo = data_self_term("linear-ce", C, q, 25, 20, 1.0)
+    assert Fd == pytest.approx(20 / 25 * want_d, rel=1e-6)
+    assert Fo == pytest.approx(20 / 25 * want_o, rel=1e-6)
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_self_term_data_equals_model_for_gaussian_data(mix):
+    """Data drawn from the model: the empirical norm law gives the model's self term."""
+    rg = np.random.default_rng(13)
+    d, C, counts = 40, 3, np.array([1500, 1500])
+    w, mus, covs = mixture(2, d, rg, mean=0.5, counts=counts)
+    X = sample(counts, mus, covs, rg)
+    y = np.repeat([0, 1], counts)
+    s = quiet(input_stats, X, y) if mix else quiet(input_stats, X)
+    kw = dict(networks=40, draws=1024, seed=3)
+    a = conditional_frobenius("linear-ce", C, s, 200, **kw)
+    b = conditional_frobenius("linear-ce", C, s, 200, self_term="data", **kw)
+    assert b.inputs == s.level + "+norms"
+    for q in ("F_diag", "F_off"):
+        assert getattr(b, q) == pytest.approx(getattr(a, q), rel=0.01), q
+    m = conditional_frobenius("linear-mse", C, s, 200)
+    n = conditional_frobenius("linear-mse", C, s, 200, self_term="data")
+    assert n.F_diag == pytest.approx(m.F_diag, rel=0.01)
+
+
+def test_self_term_errors():
+    s = InputStats.from_spectrum(np.ones(20))
+    with pytest.raises(ValueError, match="self_term"):
+        conditional_frobenius("linear-ce", 3, s, 40, self_term="data")
+    with pytest.raises(ValueError, match="self_term"):
+        conditional_frobenius("linear-ce", 3, s, 40, self_term="nope")
