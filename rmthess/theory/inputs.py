@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_int, check_memory
+from rmthess._checks import check_bool, check_int, check_memory, physical_memory
 from rmthess._stats import json_safe
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ D_EFF_WARN = 10.0
 """:func:`input_stats` and :meth:`InputStats.from_spectrum` warn (``RuntimeWarning``) below
 this effective dimension: the logit covariance ``W Sigma W^T`` then fluctuates by more
 than ``1/sqrt(d_eff)`` ~ 30 % around ``sigma^2 tau_1 I`` and no limit applies."""
+CLASS_COV_RAM = 0.25
+""":func:`input_stats` keeps the class covariances (``K d^2`` numbers, the mixture theory)
+only where they take at most this fraction of the RAM, else warns and drops them."""
 _ZERO_REL = 1e-12  # eigenvalues below this times the largest count as zero (rank)
 _NEG_REL = 1e-9  # eigenvalues below -this times the largest: not a covariance
 
@@ -307,7 +310,20 @@ def input_stats(
     N, d = Xa.shape
     labels = None if y is None else _labels(y, N, n_classes)
     K = 0 if labels is None else labels[1]
-    check_memory(8.0 * ((3 + K) * d * d + N * d), f"input statistics of a {N} x {d} data set")
+    ram = physical_memory()
+    keep = K > 0 and (ram is None or 8.0 * K * d * d <= CLASS_COV_RAM * ram)
+    if K and not keep:
+        warnings.warn(
+            f"input_stats: {K} class covariances of {d} x {d} would take "
+            f"{8.0 * K * d * d / 2**30:.3g} GiB, more than {CLASS_COV_RAM:.0%} of the RAM: "
+            "they are not kept and the statistics do not select the mixture theory",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    check_memory(
+        8.0 * ((4 + (K if keep else 0)) * d * d + N * d),
+        f"input statistics of a {N} x {d} data set",
+    )
     mu = Xa.mean(axis=0)
     Xc = Xa - mu
     lam, U = np.linalg.eigh(Xc.T @ Xc / N)
@@ -319,7 +335,9 @@ def input_stats(
     q = np.sum((Xc if centred else Xa) ** 2, axis=1) / d
     q.flags.writeable = False
     stats = replace(stats, n_constant=n_constant, sq_norms=q)
-    return stats if labels is None else _with_classes(stats, Xa, labels, mu if centred else None)
+    if labels is None:
+        return stats
+    return _with_classes(stats, Xa, labels, mu if centred else None, keep)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -429,34 +447,42 @@ def _build(lam: np.ndarray, coords: np.ndarray, *, n: int, centred: bool, source
     )
 
 
-def _with_classes(stats: InputStats, X: np.ndarray, labels, shift: np.ndarray | None):
+def _with_classes(stats: InputStats, X: np.ndarray, labels, shift, keep: bool):
     y, K = labels
     d = X.shape[1]
     w = np.bincount(y, minlength=K) / y.size
     means = np.full((K, d), np.nan)
-    covs = np.full((K, d, d), np.nan)
+    covs = np.full((K, d, d) if keep else (0, d, d), np.nan)
+    tau = np.full((K, 4), np.nan)
     for k in range(K):
         Xk = X[y == k]
         if Xk.shape[0] == 0:
             continue
         means[k] = Xk.mean(axis=0)
         Z = Xk - means[k]
-        covs[k] = Z.T @ Z / Xk.shape[0]
+        cov = Z.T @ Z / Xk.shape[0]
+        tau[k] = _taus(np.maximum(np.linalg.eigvalsh(cov), 0.0))[:4]
+        if keep:
+            covs[k] = cov
     if shift is not None:
         means -= shift
-    return _attach_classes(stats, w, means, covs)
+    return _attach_classes(stats, w, means, covs if keep else None, tau)
 
 
-def _attach_classes(stats: InputStats, w, means, covs) -> InputStats:
+def _attach_classes(stats: InputStats, w, means, covs, tau=None) -> InputStats:
     K = w.size
-    tau = np.full((K, 4), np.nan)
-    d_eff = np.full(K, np.nan)
-    for k in range(K):
-        if w[k] > 0:
-            lam = np.maximum(np.linalg.eigvalsh(covs[k]), 0.0)
-            *tau[k], d_eff[k] = _taus(lam)
-    w, means, covs = (np.array(a, dtype=np.float64) for a in (w, means, covs))
-    for a in (w, means, tau, d_eff, covs):
+    if tau is None:
+        tau = np.full((K, 4), np.nan)
+        for k in range(K):
+            if w[k] > 0:
+                tau[k] = _taus(np.maximum(np.linalg.eigvalsh(covs[k]), 0.0))[:4]
+    with np.errstate(divide="ignore", invalid="ignore"):  # as _taus: 0 where tau_2 = 0
+        d_eff = np.where(tau[:, 1] == 0, 0.0, stats.d * tau[:, 0] ** 2 / tau[:, 1])
+    w, means = (np.array(a, dtype=np.float64) for a in (w, means))
+    if covs is not None:
+        covs = np.array(covs, dtype=np.float64)
+        covs.flags.writeable = False
+    for a in (w, means, tau, d_eff):
         a.flags.writeable = False
     return replace(
         stats,

@@ -390,3 +390,21 @@ def test_self_term_errors():
         conditional_frobenius("linear-ce", 3, s, 40, self_term="data")
     with pytest.raises(ValueError, match="self_term"):
         conditional_frobenius("linear-ce", 3, s, 40, self_term="nope")
+
+
+def test_class_covariances_dropped_beyond_the_ram_share(monkeypatch):
+    """Too many classes for the RAM: a warning, no class covariances, the one-Gaussian level."""
+    import rmthess.theory.inputs as inputs_mod
+
+    rg = np.random.default_rng(14)
+    X, y = rg.standard_normal((60, 12)), rg.integers(0, 3, 60)
+    monkeypatch.setattr(inputs_mod, "physical_memory", lambda: 1000)
+    with pytest.warns(RuntimeWarning, match="class covariances"):
+        s = input_stats(X, y)
+    assert s.class_covariances is None and s.level == "mean-aware"
+    monkeypatch.undo()
+    t = input_stats(X, y, n_classes=4)
+    assert t.level == "mixture"
+    np.testing.assert_allclose(s.class_tau, t.class_tau[:3], rtol=1e-12)
+    np.testing.assert_allclose(s.class_d_eff, t.class_d_eff[:3], rtol=1e-12)
+    assert np.isnan(t.class_d_eff[3])
