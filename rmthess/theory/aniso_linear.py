@@ -240,7 +240,7 @@ def conditional_frobenius(
     FrobeniusLimits with ``method="conditional"``, the standard errors over networks,
     ``n_samples = networks``, ``n_inner = draws`` (0 and 0 for linear-mse, exact) and
     ``inputs`` the level of the statistics. ``ValueError`` for ``rank(Sigma) < C`` (the
-    logit covariance ``W Sigma W^T`` is singular; for a mixture, of any class).
+    logit covariance ``W Sigma W^T`` is singular; a mixture's classes may have any rank).
     """
     from rmthess._checks import check_memory
     from rmthess.theory.frobenius import FrobeniusLimits
@@ -362,24 +362,19 @@ def conditional_frobenius(
 
 
 def _check_rank(stats: InputStats, C: int) -> tuple:
-    """The mixture's components (``()`` for one Gaussian); ``ValueError`` naming ``inputs``
-    when a covariance has rank ``< C`` (the logits ``W x`` have no density)."""
-    if stats.level != "mixture":
-        ranks = [stats.rank]
-        comps: tuple = ()
-    else:
+    """The mixture's components (``()`` for one Gaussian: ``ValueError`` naming ``inputs``
+    when its covariance has rank ``< C``, the logits ``W x`` have no density; a mixture's
+    components may have any rank, :mod:`rmthess.theory.mixture_linear`)."""
+    if stats.level == "mixture":
         from rmthess.theory.mixture_linear import components
 
-        comps = components(stats)
-        ranks = [int(np.linalg.matrix_rank(S, hermitian=True)) for S in comps[2]]
-    if min(ranks) < C:
+        return components(stats)
+    if stats.rank < C:
         raise ValueError(
-            f"inputs has rank(Sigma) = {min(ranks)} < C = {C}"
-            + (" (a class covariance)" if comps else "")
-            + ": the logits W x have a singular covariance and no density (give more input "
-            "directions than classes)"
+            f"inputs has rank(Sigma) = {stats.rank} < C = {C}: the logits W x have a singular "
+            "covariance and no density (give more input directions than classes)"
         )
-    return comps
+    return ()
 
 
 def _sampled_pairs(C: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

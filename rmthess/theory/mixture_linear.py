@@ -30,6 +30,9 @@ so with ``Q_k = E_k[a xi xi^T]`` ((C+1) x (C+1)), ``e_k = E_k[a]`` and ``G_kl = 
 
 The ``C``-dim averages over ``z ~ N(W mu_k, M_k)`` are Monte Carlo, two independent halves
 per component (the products take one factor from each: unbiased), averaged over networks.
+Components of any rank are allowed (``M_k^+`` where ``M_k`` is singular; a point mass
+``Sigma_k = 0`` is a sample of its own: with one point mass per sample the route is the
+average over ``W`` of the data set's own blocks).
 
 **Limit** ``d_eff -> inf`` (:func:`mixture_linear_limits`, behind ``frobenius_limits(...,
 inputs=)``). Per logit ``c`` the pair ``(z_c, z'_c)`` of two samples of components ``k, l``
@@ -97,10 +100,10 @@ def check_mixture(weights, means, covariances) -> tuple[np.ndarray, np.ndarray, 
         raise ValueError("covariances must be symmetric")
     for k in range(K):
         lam = np.linalg.eigvalsh(covs[k])
-        if lam.min() < -1e-9 * max(lam.max(), 0.0) or lam.max() <= 0:
+        if lam.min() < -1e-9 * max(lam.max(), 0.0):
             raise ValueError(
-                f"covariances[{k}] must be positive semi-definite and non-zero, got eigenvalues "
-                f"in [{lam.min():.3g}, {lam.max():.3g}]"
+                f"covariances[{k}] must be positive semi-definite, got eigenvalues in "
+                f"[{lam.min():.3g}, {lam.max():.3g}]"
             )
     return w / w.sum(), mus, covs
 
@@ -251,6 +254,20 @@ def mixture_mse_exact(stats: InputStats, N: int, self_term: bool = True) -> floa
     return float(((n @ four if self_term else 0.0) + np.sum(pairs * R)) / (d * N * N))
 
 
+def _inverse_and_factor(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(M^{-1}, L)`` with ``L L^T = M`` (Cholesky) for a well-conditioned ``M``; for a
+    singular one (a component of rank ``< C``, or a point mass) the pseudo-inverse and the
+    eigen-factor: Gaussian conditioning holds with ``M^+`` since ``z - b`` lies in the range
+    of ``M``."""
+    w, V = np.linalg.eigh(M)
+    top = max(float(w[-1]), 0.0)
+    if top > 0 and w[0] > 1e-10 * top:
+        return np.linalg.inv(M), np.linalg.cholesky(M)
+    keep = w > 1e-10 * top if top > 0 else np.zeros(w.size, dtype=bool)
+    Vk = V[:, keep]
+    return (Vk / w[keep]) @ Vk.T, V * np.sqrt(np.where(keep, w, 0.0))
+
+
 def mixture_block_expectations(
     W: np.ndarray,
     weights: np.ndarray,
@@ -277,12 +294,11 @@ def mixture_block_expectations(
     for k in range(K):
         WS = W @ covs[k]
         M = WS @ W.T
-        M = 0.5 * (M + M.T)
-        Minv = np.linalg.inv(M)
+        Minv, L = _inverse_and_factor(0.5 * (M + M.T))
         S = covs[k] - WS.T @ Minv @ WS
         S = 0.5 * (S + S.T)
         P = np.column_stack([means[k], WS.T @ Minv])
-        zeta = gen.standard_normal((draws, C)) @ np.linalg.cholesky(M).T
+        zeta = gen.standard_normal((draws, C)) @ L.T
         z = zeta + W @ means[k]
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)

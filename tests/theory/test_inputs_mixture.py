@@ -303,11 +303,30 @@ def test_bad_input():
     ):
         with pytest.raises(ValueError, match=name):
             quiet(InputStats.from_mixture, *args)
-    low = covs.copy()
-    low[1] = np.diag(np.r_[1.0, 1.0, np.zeros(4)])
-    s = quiet(InputStats.from_mixture, w, mus, low)
-    with pytest.raises(ValueError, match="rank.*class covariance"):
-        conditional_frobenius("linear-ce", 3, s, 20)
+    with pytest.raises(ValueError, match="covariances"):
+        quiet(
+            InputStats.from_mixture, w, mus, covs + np.triu(np.ones((6, 6)))[None]
+        )  # not symmetric
+
+
+def test_point_masses_give_the_data_sets_own_blocks():
+    """One point mass per sample (Sigma_k = 0, n_k = 1): given W the route is exactly the
+    Gram-route blocks of that fixed data set (no Monte Carlo left: the logits are W x_i); a
+    rank-1 component (rank < C: singular logit covariance) is also allowed."""
+    rg = np.random.default_rng(15)
+    N, d, C = 8, 10, 4
+    X = rg.standard_normal((N, d)) * 1.3
+    for _ in range(3):
+        W = rg.standard_normal((C, d)) / math.sqrt(d)
+        F = mixture_block_expectations(W, np.ones(N) / N, X, np.zeros((N, d, d)), N, 16, rg)
+        np.testing.assert_allclose(F, blocks(X, W), rtol=1e-10)
+    s = quiet(InputStats.from_mixture, np.ones(N), X, np.zeros((N, d, d)))
+    assert conditional_frobenius("linear-ce", C, s, N, networks=4, draws=16).F_off > 0
+    # rank-1 components are allowed (singular logit covariance)
+    low = np.array([np.outer(v, v) / d for v in rg.standard_normal((2, d))])
+    t = quiet(InputStats.from_mixture, [0.5, 0.5], rg.standard_normal((2, d)), low)
+    r = conditional_frobenius("linear-ce", C, t, 10, networks=4, draws=64, seed=0)
+    assert np.isfinite(r.F_diag) and np.isfinite(r.F_off) and r.F_off > 0
 
 
 # ------------------------------------------------------------- the data's own self term
