@@ -112,9 +112,10 @@ def aniso_linear_limits(case: str, C: int, gamma: float, sigma: float, stats: In
     if stats.level == "mixture":  # the smallest within-class one
         assert stats.class_d_eff is not None and stats.class_weights is not None
         d_eff = float(np.min(stats.class_d_eff[stats.class_weights > 0]))
-    if C / d_eff > FINITE_SIZE_WARN:
+    ratio = C / d_eff if d_eff > 0 else math.inf
+    if ratio > FINITE_SIZE_WARN:
         warnings.warn(
-            f"C / d_eff = {C}/{d_eff:.3g} = {C / d_eff:.2g} > {FINITE_SIZE_WARN}: "
+            f"C / d_eff = {C}/{d_eff:.3g} = {ratio:.2g} > {FINITE_SIZE_WARN}: "
             "the limit's finite-size corrections O(C/d_eff) are not small for these inputs "
             "(rmthess.theory.conditional_frobenius is exact at finite d)",
             RuntimeWarning,
@@ -234,6 +235,8 @@ def conditional_frobenius(
 
     Cost (one core, d = 64..2000, default draws): about 12 ms per network at C = 10, 0.2 s
     at C = 100, 14 s at C = 1000 (the shared kernel of the draws, ``draws^2 C / 4``).
+    Mixture of K classes: ``K`` times the draws plus ``K^2 d^2 (C+1)`` per network; K = C =
+    10: 0.1 s per network at d = 64, 0.37 s at d = 784.
 
     Returns
     -------

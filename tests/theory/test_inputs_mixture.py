@@ -322,6 +322,8 @@ def test_point_masses_give_the_data_sets_own_blocks():
         np.testing.assert_allclose(F, blocks(X, W), rtol=1e-10)
     s = quiet(InputStats.from_mixture, np.ones(N), X, np.zeros((N, d, d)))
     assert conditional_frobenius("linear-ce", C, s, N, networks=4, draws=16).F_off > 0
+    with pytest.warns(RuntimeWarning, match="d_eff"):  # within-class d_eff = 0: no limit
+        assert frobenius_limits("linear-ce", C, 0.5, inputs=s).F_off > 0
     # rank-1 components are allowed (singular logit covariance)
     low = np.array([np.outer(v, v) / d for v in rg.standard_normal((2, d))])
     t = quiet(InputStats.from_mixture, [0.5, 0.5], rg.standard_normal((2, d)), low)
