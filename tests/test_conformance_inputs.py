@@ -90,6 +90,7 @@ BAD: dict[str, tuple] = {
     "sigma_eigs": (np.array([-1.0, 1.0]), np.array([1.0, np.nan]), "abc", np.zeros(2)),
     "sigma_weights": (np.array([0.9, 0.9]), np.array([1.0]), "abc"),
     "n_scan": _SIZE_HUGE,
+    "self_term": ("nope", 3),
 }
 
 

@@ -11,7 +11,16 @@ set are predicted, level by level, by
 - ``mean-aware``: ``frobenius_limits(..., inputs=input_stats(X))`` (covariance and mean;
   the logit offset ``W mu`` shared by all samples, averaged over networks);
 - ``conditional``: ``conditional_frobenius("linear-ce", C, input_stats(X), N)``, exact at
-  finite d for Gaussian inputs with the data's mean and covariance.
+  finite d for Gaussian inputs with the data's mean and covariance;
+- ``mixture-limit``: ``frobenius_limits(..., inputs=input_stats(X, y))`` (one Gaussian
+  component per class, ``d_eff -> inf``; :mod:`rmthess.theory.mixture_linear`);
+- ``mixture``: ``conditional_frobenius("linear-ce", C, input_stats(X, y), N)``, exact at
+  finite d for the class-conditional Gaussian mixture with the data's class counts, means
+  and covariances;
+- ``mixture+norms``: the same with ``self_term="data"``: the ``i = j`` terms ``a_i^2
+  |x_i|^4`` from the data's own sample norms (exact over W for any input law; standardised
+  pixels have heavy-tailed norms: rare pixels divided by a tiny standard deviation), the
+  pairs ``i != j`` from the mixture.
 
 Data: digits (d = 64), classes 0..C-1 for C = 5 and 10, ``std`` (each subset standardised
 feature by feature; 3 constant pixels stay 0) and ``raw`` (the ``rmthess.data.digits()``
@@ -22,8 +31,8 @@ networks with its SE (``r`` by the delta method); the Gram route is checked once
 ``rmthess.curvature.block_norms`` (exact mode). A Gaussian surrogate (fresh ``N(mu,
 Sigma)`` samples with the data's moments, one per network) separates what Gaussian theory
 can capture from what the data's class structure adds; a mixture surrogate (each class
-``N(mu_k, Sigma_k)`` with its own count) measures how much of the rest a class-mixture
-theory could recover (reported, not checked).
+``N(mu_k, Sigma_k)`` with its own count) is what the mixture theory assumes: the part of the
+measured-vs-mixture gap it does not show is within-class non-Gaussian structure.
 
 Checks:
 - the Gram route equals ``block_norms`` (relative 1e-9);
@@ -31,9 +40,13 @@ Checks:
   assumptions at d = 64, d_eff = 9..20;
 - raw pixels: the conditional route and the mean-aware limit vs the measured ``F_diag``,
   ``F_off``, ``r`` (4 SE + 5 %: the issue's target);
+- the mixture route vs the mixture surrogate (4 SE): exact on its assumptions;
+- raw pixels: also the mixture and mixture+norms routes (4 SE + 5 %);
 - standardised pixels: each level's relative error on ``F_diag`` and ``F_off`` at most the
-  isotropic one; the remaining gap on ``F_off`` (class clusters: same-class pairs have
-  larger ``(x_i . x_j)^2`` and correlated logits) is shown as N/A with its size.
+  isotropic one; on ``F_off`` mixture at most conditional and mixture+norms at most mixture
+  (the shares of the cluster gap they close are printed); measured vs mixture+norms:
+  4 SE + 5 % (the issue's target); measured vs mixture: the same where met, else N/A with
+  the size of the remaining gap against the mixture surrogate.
 
 The table prints, for each data set and level, the relative errors and the share of the
 isotropic error removed (``1 - |err| / |err_isotropic|``). ``--out FILE.csv`` writes it.
@@ -147,7 +160,7 @@ def _cross_check(ds, C, seed) -> float:
     return float(np.max(np.abs(bm.sq_norm / X.shape[1] - F) / F.max()))
 
 
-def _levels(X, C, cond_networks, draws, seed) -> dict:
+def _levels(X, y, C, cond_networks, draws, seed) -> dict:
     from rmthess.theory import conditional_frobenius, frobenius_limits, input_stats
 
     N, d = X.shape
@@ -156,12 +169,27 @@ def _levels(X, C, cond_networks, draws, seed) -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)
         stats = input_stats(X)
         centred = input_stats(X, centred=True)
+        mixture = input_stats(X, y, n_classes=C)
         out = {
             "isotropic": frobenius_limits("linear-ce", C, gamma),
             "anisotropic": frobenius_limits("linear-ce", C, gamma, inputs=centred),
             "mean-aware": frobenius_limits("linear-ce", C, gamma, inputs=stats),
             "conditional": conditional_frobenius(
                 "linear-ce", C, stats, N, networks=cond_networks, draws=draws, seed=seed
+            ),
+            "mixture-limit": frobenius_limits("linear-ce", C, gamma, inputs=mixture),
+            "mixture": conditional_frobenius(
+                "linear-ce", C, mixture, N, networks=cond_networks, draws=draws, seed=seed
+            ),
+            "mixture+norms": conditional_frobenius(
+                "linear-ce",
+                C,
+                mixture,
+                N,
+                networks=cond_networks,
+                draws=draws,
+                seed=seed,
+                self_term="data",
             ),
         }
     return {
@@ -170,10 +198,85 @@ def _levels(X, C, cond_networks, draws, seed) -> dict:
     }, stats
 
 
+def _split(X, y, W) -> np.ndarray:
+    """F_off of one network split by pair: i = j, same class, other class, and the i != j
+    pairs by overlap ``|cos(x_i, x_j)|`` in [0, 0.3), [0.3, 0.6), [0.6, 1]."""
+    N, d = X.shape
+    C = W.shape[0]
+    z = X @ W.T
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    G = X @ X.T
+    S = G**2 * ((p @ p.T) ** 2 - (p * p) @ (p * p).T) / (C * (C - 1) * d * N * N)
+    nrm = np.sqrt(np.diag(G))
+    cos = np.abs(G) / np.outer(nrm, nrm)
+    eye = np.eye(N, dtype=bool)
+    same = (y[:, None] == y[None, :]) & ~eye
+    masks = [eye, same, ~same & ~eye]
+    masks += [~eye & (cos >= lo) & (cos < hi) for lo, hi in ((0, 0.3), (0.3, 0.6), (0.6, 2))]
+    return np.array([S[m].sum() for m in masks])
+
+
+def _top_share(X) -> float:
+    q = np.sum(X**2, axis=1)
+    return float(np.sort(q**2)[::-1][: max(1, len(q) // 100)].sum() / np.sum(q**2))
+
+
+def _diagnose(X, y, C, nets, cond_nets, draws, seed, classes) -> None:
+    from sklearn.cluster import KMeans
+
+    from rmthess.theory import conditional_frobenius, input_stats
+
+    gen = np.random.default_rng(seed + 3000)
+    ys = np.concatenate([np.full(n, k) for k, (n, _, _) in enumerate(classes)])
+    dat, sur = np.zeros(6), np.zeros(6)
+    for t in range(nets):
+        W = _weights(X.shape[1], C, seed + t)
+        dat += _split(X, y, W) / nets
+        sur += _split(_sample(classes, gen), ys, W) / nets
+    names = ("i = j", "same class", "other class", "|cos|<0.3", "0.3-0.6", ">=0.6")
+    print("  F_off by pair, measured - mixture surrogate (share of the difference):")
+    tot = dat[:3].sum() - sur[:3].sum()
+    print(
+        "    "
+        + ", ".join(
+            f"{n} {a - b:+.2e} ({(a - b) / tot:+.0%})"
+            for n, a, b in zip(names, dat, sur, strict=True)
+        )
+    )
+    share = [_top_share(Z) for Z in (X, _sample(classes, gen))]
+    print(
+        f"  top 1 % of samples carry {share[0]:.0%} of sum |x_i|^4 (a mixture surrogate "
+        f"sample: {share[1]:.0%})"
+    )
+    lab = np.empty(len(y), dtype=int)
+    for k in range(C):
+        idx = np.flatnonzero(y == k)
+        lab[idx] = 2 * k + KMeans(2, n_init=4, random_state=seed).fit_predict(X[idx])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sub = input_stats(X, lab, n_classes=2 * C)
+    for st in ("model", "data"):
+        r = conditional_frobenius(
+            "linear-ce", C, sub, len(y), networks=cond_nets, draws=draws, seed=seed, self_term=st
+        )
+        print(
+            f"  2 k-means sub-clusters per class (smallest {np.bincount(lab).min()} samples), "
+            f"self_term={st}: F_diag {r.F_diag:.5g} F_off {r.F_off:.5g} ratio {r.ratio:.5g}"
+        )
+
+
 def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--networks", type=int, default=None, help="networks at init (default 50)")
     p.add_argument("--out", default=None, help="write the table to this CSV file")
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="standardised sets: where measured exceeds the mixture surrogate (pair types, "
+        "overlap |cos| bins) and a k-means sub-cluster mixture (printed, not checked)",
+    )
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     nets = args.networks or (8 if args.quick else 50)
@@ -206,7 +309,7 @@ def main(argv=None) -> int:
         y = np.asarray(ds.y)
         classes = [(int(np.sum(y == k)), *_factor(X[y == k])) for k in range(C)]
         mix = _measure(X, C, nets, args.seed + 2000, surrogate=classes)
-        lev, stats = _levels(X, C, cond_nets, draws, args.seed)
+        lev, stats = _levels(X, y, C, cond_nets, draws, args.seed)
         tag = f"{prep} C={C}"
         print(
             f"\n{tag}: N={N}, d={d}, d_eff={stats.d_eff:.1f}, tau1={stats.tau1:.4g}, "
@@ -240,22 +343,28 @@ def main(argv=None) -> int:
                     **{f"removed_{q}": rem[q] for q in QUANTITIES},
                 )
             )
-        cond = lev["conditional"]
+        cond, mixt = lev["conditional"], lev["mixture"]
         for q in ("F_diag", "F_off"):
-            checks.append(
-                check_close(
-                    SECTION,
-                    f"{tag} Gaussian surrogate {q} vs conditional",
-                    surr[q],
-                    cond[q],
-                    surr[q + "_se"],
-                    cond[q + "_se"],
-                    k=4.0,
-                    detail="exact Gaussian theory at finite d",
+            for sname, srec, lname, lrec in (
+                ("Gaussian", surr, "conditional", cond),
+                ("mixture", mix, "mixture", mixt),
+            ):
+                checks.append(
+                    check_close(
+                        SECTION,
+                        f"{tag} {sname} surrogate {q} vs {lname}",
+                        srec[q],
+                        lrec[q],
+                        srec[q + "_se"],
+                        lrec[q + "_se"],
+                        k=4.0,
+                        detail=f"exact {sname} theory at finite d",
+                    )
                 )
-            )
+        if args.diagnose and prep == "std":
+            _diagnose(X, y, C, nets, cond_nets, draws, args.seed, classes)
         if prep == "raw":
-            for level in ("conditional", "mean-aware"):
+            for level in ("conditional", "mean-aware", "mixture", "mixture+norms"):
                 rec = lev[level]
                 for q in QUANTITIES:
                     checks.append(
@@ -282,21 +391,65 @@ def main(argv=None) -> int:
                         abs(iso_err[q]),
                     )
                 )
-            gap = meas["F_off"] / surr["F_off"] - 1
-            closed = (mix["F_off"] - surr["F_off"]) / (meas["F_off"] - surr["F_off"])
-            reason = (
-                f"not Gaussian: real data exceed the Gaussian surrogate by {gap:+.0%} in F_off "
-                f"(class clusters); a class-mixture surrogate closes {closed:.0%} of that gap"
-            )
             checks.append(
-                check_na(
+                check_upper(
                     SECTION,
-                    f"{tag} measured F_off vs conditional",
-                    meas["F_off"],
-                    reason,
-                    cond["F_off"],
+                    f"{tag} |rel err| F_off mixture <= conditional",
+                    abs(mixt["F_off"] / meas["F_off"] - 1),
+                    abs(cond["F_off"] / meas["F_off"] - 1),
                 )
             )
+            norms = lev["mixture+norms"]
+            gap = meas["F_off"] / surr["F_off"] - 1
+            closed = {
+                k: (lev[k]["F_off"] - cond["F_off"]) / (meas["F_off"] - cond["F_off"])
+                for k in ("mixture", "mixture+norms")
+            }
+            # same seed: the two mixture rows share W and draws, so their difference is the
+            # self term (data's norms - Gaussian's)
+            self_share = (norms["F_off"] - mixt["F_off"]) / (meas["F_off"] - mixt["F_off"])
+            print(
+                f"  cluster gap (measured / Gaussian surrogate - 1) F_off {gap:+.3f}; of the "
+                f"conditional route's F_off gap the mixture closes {closed['mixture']:.0%}, "
+                f"mixture+norms {closed['mixture+norms']:.0%}; the i = j terms (sample norms) "
+                f"are {self_share:.0%} of the mixture's remaining F_off gap"
+            )
+            checks.append(
+                check_upper(
+                    SECTION,
+                    f"{tag} |rel err| F_off mixture+norms <= mixture",
+                    abs(norms["F_off"] / meas["F_off"] - 1),
+                    abs(mixt["F_off"] / meas["F_off"] - 1),
+                )
+            )
+            for level, rec in (("mixture", mixt), ("mixture+norms", norms)):
+                for q in QUANTITIES:
+                    err = rec[q] / meas[q] - 1
+                    tol = 4.0 * math.hypot(meas[q + "_se"], rec[q + "_se"]) + 0.05 * abs(rec[q])
+                    if level == "mixture+norms" or abs(meas[q] - rec[q]) <= tol:
+                        checks.append(
+                            check_close(
+                                SECTION,
+                                f"{tag} measured {q} vs {level}",
+                                meas[q],
+                                rec[q],
+                                meas[q + "_se"],
+                                rec[q + "_se"],
+                                k=4.0,
+                                rel_allowance=0.05,
+                                detail="issue 19 target 5 %",
+                            )
+                        )
+                        continue
+                    sgap = meas[q] / mix[q] - 1
+                    reason = (
+                        f"target 5 % missed by the Gaussian mixture ({err:+.1%}); real data "
+                        f"exceed the class-mixture surrogate by {sgap:+.1%}: non-Gaussian "
+                        "within-class structure (heavy-tailed sample norms: see mixture+norms)"
+                    )
+                    checks.append(
+                        check_na(SECTION, f"{tag} measured {q} vs {level}", meas[q], reason, rec[q])
+                    )
     if args.out:
         import pandas as pd
 

@@ -284,7 +284,9 @@ def asymptotic_constants(
         only): ``A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{sigma^2 (tau_1 + |mu|^2/d)}``,
         ``A_off = P e^{2 sigma^2 |mu|^2/d} + gamma Q e^{2 sigma^2 (tau_1 + |mu|^2/d)}``
         with ``P = tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d``, ``Q = (tau_1 + |mu|^2/d)^2``
-        (:func:`rmthess.theory.aniso_linear.aniso_linear_asymptotic`).
+        (:func:`rmthess.theory.aniso_linear.aniso_linear_asymptotic`); with class
+        covariances (``inputs.level == "mixture"``) the Gaussian mixture of the classes
+        (:func:`rmthess.theory.mixture_linear.mixture_linear_asymptotic`).
 
     Returns
     -------

@@ -231,6 +231,11 @@ def limiting_law(
         from rmthess.theory.separable_law import SeparableGMPLaw
 
         stats = check_inputs(inputs, get_case(case).name)
+        if stats.level == "mixture":
+            raise ValueError(
+                "inputs with class structure (level 'mixture') have no separable block "
+                "spectrum yet: pass inputs.pooled() (one Gaussian with the pooled covariance)"
+            )
         if stats.has_mean:
             raise ValueError(
                 "inputs must be centred for the block spectra (mean_sq = "

@@ -125,8 +125,10 @@ class FrobeniusLimits:
         Relative tolerance of the Gram quadrature (None for the other methods).
     inputs : str
         The input law: ``"isotropic"`` (``x ~ N(0, I_d)``, the default), ``"anisotropic"``
-        (centred, covariance Sigma) or ``"mean-aware"`` (mean and covariance);
-        :attr:`rmthess.theory.InputStats.level`.
+        (centred, covariance Sigma), ``"mean-aware"`` (mean and covariance) or ``"mixture"``
+        (a Gaussian per class); :attr:`rmthess.theory.InputStats.level`, with ``"+norms"``
+        where the ``i = j`` terms come from the data's sample norms
+        (``conditional_frobenius(..., self_term="data")``).
     """
 
     case: str
@@ -237,7 +239,11 @@ def frobenius_limits(
         sqrt(tau_1 + |mu|^2/d)`` and ``a, a'`` two samples of one network (sharing the
         offset ``W mu``; :mod:`rmthess.theory.aniso_linear`). A ``RuntimeWarning`` when ``C /
         d_eff > 0.1`` (corrections ``O(C/d_eff)``; :func:`rmthess.theory.conditional_frobenius`
-        is exact at finite d). ``Sigma = I, mu = 0`` gives the default numbers.
+        is exact at finite d). ``Sigma = I, mu = 0`` gives the default numbers. With class
+        covariances (``input_stats(X, y)``, ``inputs.level == "mixture"``): the Gaussian
+        mixture of the classes, ``F = gamma sum_k pi_k v_k^2 E_k[a^2] + sum_kl pi_k pi_l R_kl
+        E_kl[a a']`` (:mod:`rmthess.theory.mixture_linear`; ``d_eff`` the smallest
+        within-class one).
 
     Returns
     -------

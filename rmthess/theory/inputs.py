@@ -12,11 +12,16 @@ what the theory of the linear model needs (docs/theory.md section 4, "Anisotropi
 - the spectrum itself (``eigenvalues``, descending) and the mean in the eigenbasis of
   ``Sigma`` (``mean_coords``): with a Gaussian (rotation-invariant) weight matrix, the law
   of the Hessian blocks depends on ``(Sigma, mu)`` only through them;
-- with labels: class weights, class means and the within-class ``tau_k`` and ``d_eff``.
+- with labels: class weights, class means, the within-class covariances, ``tau_k`` and
+  ``d_eff``. Statistics with class covariances describe the Gaussian mixture ``x | class k ~
+  N(mu_k, Sigma_k)`` and select the mixture theory (``level == "mixture"``,
+  :mod:`rmthess.theory.mixture_linear`); :meth:`InputStats.pooled` drops the class structure
+  (one Gaussian with the pooled mean and covariance).
 
 :func:`input_stats` computes them from data (an array, ``(X, y)`` or any object with ``X``
 and ``y`` attributes, such as :class:`rmthess.data.Dataset`); :meth:`InputStats.from_spectrum`
-from a covariance spectrum and an optional mean. numpy only (no torch).
+from a covariance spectrum and an optional mean; :meth:`InputStats.from_mixture` from the
+components of a Gaussian mixture. numpy only (no torch).
 
 Zero-variance features (constant pixels) are kept: they are zero eigenvalues of ``Sigma``,
 count in ``d`` (the Hessian block still has ``d`` rows) and lower ``tau_k``; their number
@@ -32,7 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rmthess._checks import check_bool, check_data_matrix, check_int, check_memory
+from rmthess._checks import (
+    check_bool,
+    check_data_matrix,
+    check_int,
+    check_memory,
+    physical_memory,
+)
 from rmthess._stats import json_safe
 
 if TYPE_CHECKING:
@@ -45,6 +56,9 @@ D_EFF_WARN = 10.0
 """:func:`input_stats` and :meth:`InputStats.from_spectrum` warn (``RuntimeWarning``) below
 this effective dimension: the logit covariance ``W Sigma W^T`` then fluctuates by more
 than ``1/sqrt(d_eff)`` ~ 30 % around ``sigma^2 tau_1 I`` and no limit applies."""
+CLASS_COV_RAM = 0.25
+""":func:`input_stats` keeps the class covariances (``K d^2`` numbers, the mixture theory)
+only where they take at most this fraction of the RAM, else warns and drops them."""
 _ZERO_REL = 1e-12  # eigenvalues below this times the largest count as zero (rank)
 _NEG_REL = 1e-9  # eigenvalues below -this times the largest: not a covariance
 
@@ -68,7 +82,7 @@ class InputStats:
     centred : bool
         The mean was set to 0 (``input_stats(..., centred=True)`` or no mean given).
     source : str
-        ``"data"`` or ``"spectrum"``.
+        ``"data"``, ``"spectrum"`` or ``"mixture"``.
     eigenvalues : (d,) ndarray
         Spectrum of ``Sigma``, descending (negative round-off clipped to 0).
     mean_coords : (d,) ndarray
@@ -76,11 +90,18 @@ class InputStats:
     class_weights : (K,) ndarray or None
         ``n_k / n`` for each class (labels given only).
     class_means : (K, d) ndarray or None
-        Class means in the input coordinates.
+        Class means in the input coordinates (minus the pooled mean when ``centred``).
     class_tau : (K, 4) ndarray or None
         Within-class ``tau_1..tau_4`` (covariance of each class about its own mean).
     class_d_eff : (K,) ndarray or None
         Within-class effective dimension.
+    class_covariances : (K, d, d) ndarray or None
+        Within-class covariances (``ddof=0``) in the input coordinates; present, they select
+        the mixture theory (:attr:`level`). Classes without samples: weight 0, NaN.
+    sq_norms : (n,) ndarray or None
+        ``|x_i|^2 / d`` of the data's samples (the data route only; centred when
+        ``centred``): the empirical norm law behind ``conditional_frobenius(...,
+        self_term="data")``.
     """
 
     d: int
@@ -103,6 +124,8 @@ class InputStats:
     class_means: np.ndarray | None = None
     class_tau: np.ndarray | None = None
     class_d_eff: np.ndarray | None = None
+    class_covariances: np.ndarray | None = None
+    sq_norms: np.ndarray | None = None
 
     # ------------------------------------------------------------------ derived
     @property
@@ -123,8 +146,11 @@ class InputStats:
 
     @property
     def level(self) -> str:
-        """Which theory these statistics select: ``"isotropic"`` (``Sigma = I``, ``mu =
-        0``), ``"anisotropic"`` (centred) or ``"mean-aware"`` (``mu != 0``)."""
+        """Which theory these statistics select: ``"mixture"`` (class covariances given: a
+        Gaussian mixture with one component per class), else ``"isotropic"`` (``Sigma = I``,
+        ``mu = 0``), ``"anisotropic"`` (centred) or ``"mean-aware"`` (``mu != 0``)."""
+        if self.class_covariances is not None:
+            return "mixture"
         if self.has_mean:
             return "mean-aware"
         if self.isotropic and abs(self.tau1 - 1.0) <= 1e-12:
@@ -162,6 +188,32 @@ class InputStats:
         m = np.zeros_like(lam) if mean is None else _vector("mean", mean, lam.size)
         order = np.argsort(-lam, kind="stable")
         return _build(lam[order], m[order], n=0, centred=mean is None, source="spectrum")
+
+    @classmethod
+    def from_mixture(
+        cls, weights: npt.ArrayLike, means: npt.ArrayLike, covariances: npt.ArrayLike
+    ) -> InputStats:
+        """Statistics of the Gaussian mixture ``x | k ~ N(mu_k, Sigma_k)`` with weights
+        ``pi_k`` (``weights``: ``(K,)``, >= 0, normalised here), ``means`` ``(K, d)`` and
+        ``covariances`` ``(K, d, d)`` (symmetric positive semi-definite): the class fields
+        and the pooled ``mu = sum pi_k mu_k``, ``Sigma = sum pi_k (Sigma_k + mu_k mu_k^T) -
+        mu mu^T``. ``ValueError`` naming the argument for a bad shape, a non-finite value,
+        a negative weight or a non-PSD covariance."""
+        from rmthess.theory.mixture_linear import check_mixture
+
+        w, mus, covs = check_mixture(weights, means, covariances)
+        mu = w @ mus
+        second = np.einsum("k,kij->ij", w, covs) + np.einsum("k,ki,kj->ij", w, mus, mus)
+        lam, U = np.linalg.eigh(second - np.outer(mu, mu))
+        stats = _build(
+            _spectrum(lam[::-1]), U[:, ::-1].T @ mu, n=0, centred=False, source="mixture"
+        )
+        return _attach_classes(stats, w, mus, covs)
+
+    def pooled(self) -> InputStats:
+        """The same statistics without the class covariances: one Gaussian with the pooled
+        mean and covariance (level ``"mean-aware"`` or ``"anisotropic"``)."""
+        return replace(self, class_covariances=None)
 
     # ------------------------------------------------------------------ records
     def to_dict(self) -> dict:
@@ -262,8 +314,22 @@ def input_stats(
     centred = check_bool("centred", centred)
     Xa = _matrix(X)
     N, d = Xa.shape
-    check_memory(8.0 * (3 * d * d + N * d), f"input statistics of a {N} x {d} data set")
     labels = None if y is None else _labels(y, N, n_classes)
+    K = 0 if labels is None else labels[1]
+    ram = physical_memory()
+    keep = K > 0 and (ram is None or 8.0 * K * d * d <= CLASS_COV_RAM * ram)
+    if K and not keep:
+        warnings.warn(
+            f"input_stats: {K} class covariances of {d} x {d} would take "
+            f"{8.0 * K * d * d / 2**30:.3g} GiB, more than {CLASS_COV_RAM:.0%} of the RAM: "
+            "they are not kept and the statistics do not select the mixture theory",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    check_memory(
+        8.0 * ((4 + (K if keep else 0)) * d * d + N * d),
+        f"input statistics of a {N} x {d} data set",
+    )
     mu = Xa.mean(axis=0)
     Xc = Xa - mu
     lam, U = np.linalg.eigh(Xc.T @ Xc / N)
@@ -272,8 +338,12 @@ def input_stats(
     n_constant = int(np.sum(sd <= 1e-12 * (1.0 + np.abs(mu))))
     coords = np.zeros(d) if centred else U.T @ mu
     stats = _build(np.maximum(lam, 0.0), coords, n=N, centred=centred, source="data")
-    stats = replace(stats, n_constant=n_constant)
-    return stats if labels is None else _with_classes(stats, Xa, labels)
+    q = np.sum((Xc if centred else Xa) ** 2, axis=1) / d
+    q.flags.writeable = False
+    stats = replace(stats, n_constant=n_constant, sq_norms=q)
+    if labels is None:
+        return stats
+    return _with_classes(stats, Xa, labels, mu if centred else None, keep)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -370,21 +440,48 @@ def _build(lam: np.ndarray, coords: np.ndarray, *, n: int, centred: bool, source
     )
 
 
-def _with_classes(stats: InputStats, X: np.ndarray, labels: tuple[np.ndarray, int]):
+def _with_classes(stats: InputStats, X: np.ndarray, labels, shift, keep: bool):
     y, K = labels
     d = X.shape[1]
     w = np.bincount(y, minlength=K) / y.size
     means = np.full((K, d), np.nan)
+    covs = np.full((K, d, d) if keep else (0, d, d), np.nan)
     tau = np.full((K, 4), np.nan)
-    d_eff = np.full(K, np.nan)
     for k in range(K):
         Xk = X[y == k]
         if Xk.shape[0] == 0:
             continue
         means[k] = Xk.mean(axis=0)
         Z = Xk - means[k]
-        lam = np.maximum(np.linalg.eigvalsh(Z.T @ Z / Xk.shape[0]), 0.0)
-        *tau[k], d_eff[k] = _taus(lam)
+        cov = Z.T @ Z / Xk.shape[0]
+        tau[k] = _taus(np.maximum(np.linalg.eigvalsh(cov), 0.0))[:4]
+        if keep:
+            covs[k] = cov
+    if shift is not None:
+        means -= shift
+    return _attach_classes(stats, w, means, covs if keep else None, tau)
+
+
+def _attach_classes(stats: InputStats, w, means, covs, tau=None) -> InputStats:
+    K = w.size
+    if tau is None:
+        tau = np.full((K, 4), np.nan)
+        for k in range(K):
+            if w[k] > 0:
+                tau[k] = _taus(np.maximum(np.linalg.eigvalsh(covs[k]), 0.0))[:4]
+    with np.errstate(divide="ignore", invalid="ignore"):  # as _taus: 0 where tau_2 = 0
+        d_eff = np.where(tau[:, 1] == 0, 0.0, stats.d * tau[:, 0] ** 2 / tau[:, 1])
+    w, means = (np.array(a, dtype=np.float64) for a in (w, means))
+    if covs is not None:
+        covs = np.array(covs, dtype=np.float64)
+        covs.flags.writeable = False
     for a in (w, means, tau, d_eff):
         a.flags.writeable = False
-    return replace(stats, class_weights=w, class_means=means, class_tau=tau, class_d_eff=d_eff)
+    return replace(
+        stats,
+        class_weights=w,
+        class_means=means,
+        class_tau=tau,
+        class_d_eff=d_eff,
+        class_covariances=covs,
+    )
