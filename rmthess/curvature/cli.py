@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 
 from rmthess._cli import add_json, add_out, add_progress
 
@@ -286,9 +288,16 @@ def _run_theory(args) -> int:
     _check_theory_args(args)
     out = _check_out(args.out)
     ds = _dataset(args)
-    res = theory_on_data(
-        ds, args.loss, networks=args.networks, seed=args.seed, progress=args.progress
-    )
+    with warnings.catch_warnings(record=True) as caught:  # one line each, after the work
+        warnings.simplefilter("always", RuntimeWarning)
+        res = theory_on_data(
+            ds, args.loss, networks=args.networks, seed=args.seed, progress=args.progress
+        )
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):  # the theory's (d_eff small): one line
+            print(f"note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     frame = res.to_frame()
     if out is not None:
         from rmthess._outputs import Staging

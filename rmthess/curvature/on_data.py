@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -242,7 +243,16 @@ def network_seed(seed: int, t: int) -> int:
     return seed_int(seed, "theory-on-data", t)
 
 
-def _theory(ds, C, case, levels, networks, draws, seed, bar) -> tuple[dict, float]:
+def _theory(ds, C, case, levels, networks, draws, seed, bar) -> tuple[dict, float, list]:
+    """The levels, ``d_eff`` and the warnings they gave, once each (``(category, text)``)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, d_eff = _levels(ds, C, case, levels, networks, draws, seed, bar)
+    seen = dict.fromkeys((w.category, str(w.message)) for w in caught)
+    return out, d_eff, list(seen)
+
+
+def _levels(ds, C, case, levels, networks, draws, seed, bar) -> tuple[dict, float]:
     from rmthess.theory import conditional_frobenius, frobenius_limits, input_stats
 
     N = ds.n
@@ -319,8 +329,10 @@ def theory_on_data(
         t0 = time.perf_counter()
         per = _measure(ds, C, loss, networks, seed, bar)
         t1 = time.perf_counter()
-        lev, d_eff = _theory(ds, C, case, levels_t, networks, draws, seed, bar)
+        lev, d_eff, caught = _theory(ds, C, case, levels_t, networks, draws, seed, bar)
         t2 = time.perf_counter()
+    for category, text in caught:  # the theory's warnings (d_eff small: C/d_eff), once each
+        warnings.warn(text, category, stacklevel=2)
     mean = per.mean(axis=0)
     cov = np.cov(per.T, ddof=1) / networks
     Fd, Fo = float(mean[0]), float(mean[1])

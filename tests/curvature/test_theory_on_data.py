@@ -169,12 +169,23 @@ def test_cli_json_matches_the_python_api(capsys):
             assert rec[key] == (v if isinstance(v, str) else pytest.approx(v, rel=1e-10)), key
 
 
+def test_theory_warnings_come_once_each(small):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        theory_on_data(small, networks=2, draws=64, levels=["mixture-limit"], progress=False)
+    texts = [str(w.message) for w in caught]
+    assert any("d_eff" in t for t in texts) and len(texts) == len(set(texts))
+    assert all(w.filename == __file__ for w in caught)  # they point at the caller
+
+
 def test_cli_table_and_out(tmp_path, capsys):
     out = tmp_path / "th"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         assert main([*SMALL, "--networks", "2", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    cap = capsys.readouterr()
+    text = cap.out
+    assert cap.err.startswith("note: ") and "d_eff" in cap.err
     assert "mixture+norms" in text and "err F_off" in text and "measured" in text
     assert {"theory.json", "theory.csv"} <= set(os.listdir(out))
 
