@@ -114,6 +114,11 @@ FACTORIES = {
         "rmthess.curvature"
     ).curvature.top_eigenvalues(_A, k=2),
     "rmthess.curvature.summary.CurvatureSummary": lambda tmp: _summary(),
+    "rmthess.curvature.on_data.TheoryOnData": lambda tmp: __import__(
+        "rmthess.curvature"
+    ).curvature.theory_on_data(
+        __import__("rmthess.data").data.gaussian(3, 4, 12, seed=0), networks=2, draws=16
+    ),
     "rmthess.curvature.trace.TraceEstimate": lambda tmp: __import__(
         "rmthess.curvature"
     ).curvature.hessian_trace(_A, seed=0),

@@ -37,6 +37,8 @@ _WHERE = {
     "plot_hessian": "plots",
     "curvature_summary": "summary",
     "CurvatureSummary": "summary",
+    "theory_on_data": "on_data",
+    "TheoryOnData": "on_data",
 }
 
 __all__ = sorted(_WHERE)

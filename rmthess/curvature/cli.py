@@ -5,6 +5,7 @@ Examples::
     rmthess curvature --data digits --hidden 16 --train-steps 300
     rmthess curvature --data digits --hidden 16 --kind ggn --blocks output-rows --json
     rmthess curvature --data clustered --C 10 --d 64 --N 500 --hidden 8 --out curv/
+    rmthess curvature --data digits --layers 0 --theory --networks 50
 
 Builds ``mlp(d, C, hidden x layers)`` (LeCun init, seed ``--seed``), optionally trains it
 (Adam, full batch), then prints what :func:`rmthess.curvature.curvature_summary` measures:
@@ -15,12 +16,20 @@ relative standard error) and the block map's off/diag ratio. ``--json`` prints i
 (the scalars), ``blocks.csv``, ``eigenvalues.csv`` (the arrays, tidy) and
 figures (block map; SLQ density with ``--density``; the dense |H| heatmap when the model has at
 most 4000 parameters). Every argument is checked before any work starts.
+
+``--theory`` (with ``--layers 0``: the linear model ``z = W x``, no bias) prints instead the
+measured block norms ``F_diag``, ``F_off``, ``r`` of ``--networks`` LeCun networks next to each
+level of the theory, with relative errors (:func:`rmthess.curvature.theory_on_data`);
+``--json`` prints its ``to_dict()`` with the table's rows under ``"levels"``, ``--out DIR``
+writes ``theory.json`` and ``theory.csv``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 
 from rmthess._cli import add_json, add_out, add_progress
 
@@ -68,6 +77,18 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--dtype", default="float64", help="float64 | float32")
+    parser.add_argument(
+        "--theory",
+        action="store_true",
+        help="linear model (--layers 0, no bias) at init: measured block norms next to every "
+        "level of the theory on this data set",
+    )
+    parser.add_argument(
+        "--networks",
+        default=20,
+        type=int_arg("networks", 2, 10**6),
+        help="--theory: LeCun networks measured (and of the exact theory routes; default 20)",
+    )
     add_json(parser, "the summary")
     add_out(parser, "the JSON/CSV/PNG outputs (a directory)")
     add_progress(parser, "when it is a terminal")
@@ -180,6 +201,8 @@ def run(args) -> int:
 
     check_choice("--kind", args.kind, KINDS)
     check_choice("--loss", args.loss, ("ce", "mse"))
+    if args.theory:
+        return _run_theory(args)
     check_choice("--activation", args.activation, tuple(ACTIVATIONS))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     out = _check_out(args.out)
@@ -245,3 +268,76 @@ def run(args) -> int:
     if out is not None:
         print(f"wrote {out}/")
     return 0
+
+
+def _check_theory_args(args) -> None:
+    if args.layers != 0:
+        raise ValueError(
+            f"--theory needs --layers 0 (the linear model z = W x), got --layers {args.layers}: "
+            "the theory of the block norms on data is not there yet for hidden layers"
+        )
+    if args.train_steps:
+        raise ValueError("--theory is at initialisation: --train-steps must be 0")
+    if args.kind != "hessian":
+        raise ValueError(f"--theory compares the Hessian: --kind must be hessian, got {args.kind}")
+
+
+def _run_theory(args) -> int:
+    from rmthess.curvature.on_data import theory_on_data
+
+    _check_theory_args(args)
+    out = _check_out(args.out)
+    ds = _dataset(args)
+    with warnings.catch_warnings(record=True) as caught:  # one line each, after the work
+        warnings.simplefilter("always", RuntimeWarning)
+        res = theory_on_data(
+            ds, args.loss, networks=args.networks, seed=args.seed, progress=args.progress
+        )
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):  # the theory's (d_eff small): one line
+            print(f"note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    frame = res.to_frame()
+    if out is not None:
+        from rmthess._outputs import Staging
+
+        with Staging(out, marker="curvature") as staging:
+            with open(os.path.join(str(staging.path), "theory.json"), "w") as f:
+                json.dump(res.to_dict(), f, indent=1)
+            frame.to_csv(os.path.join(str(staging.path), "theory.csv"), index=False)
+            staging.commit()
+    if args.json:
+        from rmthess._stats import json_safe
+
+        rows = [json_safe(r) for r in frame.to_dict(orient="records")]
+        print(json.dumps({**res.to_dict(), "levels": rows}, indent=1))
+        return 0
+    print(_theory_text(res, frame))
+    if out is not None:
+        print(f"wrote {out}/")
+    return 0
+
+
+def _theory_text(res, frame) -> str:
+    from rmthess._stats import format_estimate
+
+    lines = [
+        f"{res.case} on {res.name} (N={res.N}, d={res.d}, C={res.C}, d_eff={res.d_eff:.3g}): "
+        f"linear model z = W x, {res.networks} LeCun networks, (1/d)||H_kl||_F^2",
+        f"{'level':14s}{'F_diag':>24s}{'F_off':>24s}{'r':>22s}"
+        f"{'err F_diag':>12s}{'err F_off':>11s}{'err r':>9s}",
+    ]
+    for row in frame.itertuples(index=False):
+        vals = "".join(
+            f"{format_estimate(getattr(row, q), getattr(row, q + '_se'), 5):>{w}s}"
+            for q, w in (("F_diag", 24), ("F_off", 24), ("ratio", 22))
+        )
+        errs = ""
+        if row.level != "measured":
+            errs = "".join(
+                f"{getattr(row, 'err_' + q):>+{w}.1%}"
+                for q, w in (("F_diag", 12), ("F_off", 11), ("ratio", 9))
+            )
+        lines.append(f"{row.level:14s}{vals}{errs}")
+    return "\n".join(lines)
