@@ -159,7 +159,7 @@ class InputStats:
 
     @property
     def pair_moment(self) -> float:
-        """``E[(x . x')^2] / d = tau_2 + 2 mean_cov + mean_spike`` for independent ``x, x'``
+        """``E[(x·x')^2] / d = tau_2 + 2 mean_cov + mean_spike`` for independent ``x, x'``
         (``||Sigma + mu mu^T||_F^2 / d``): the coefficient of ``(E a)^2`` in ``F``."""
         return self.tau2 + 2.0 * self.mean_cov + self.mean_spike
 
