@@ -25,7 +25,13 @@ import mpmath as mp
 import numpy as np
 from scipy.special import gammaln, roots_jacobi
 
-from rmthess.theory.relu_gram import lagrange_basis
+from rmthess.theory.relu_gram import (
+    abs_moment,
+    chi_moment,
+    lagrange_basis,
+    orthant_series,
+    series_mul,
+)
 
 __all__ = [
     "lobatto",
@@ -125,44 +131,25 @@ def _chi_weights(K: int, e: int, key: tuple) -> np.ndarray:
     return out
 
 
-def _mu(k: int):
-    return mp.power(2, mp.mpf(k) / 2) * mp.gamma(mp.mpf(k + 1) / 2) / mp.sqrt(mp.pi)
-
-
 @lru_cache(maxsize=65536)
 def _echi_at(J: int, n, dps: int):
     with mp.workdps(dps):
-        return _echi_raw(J, n)
+        return chi_moment(J, n)
 
 
 def _echi(J: int, n):
     return _echi_at(J, n, mp.mp.dps)
 
 
-def _echi_raw(J: int, n):
-    return mp.power(2, mp.mpf(n) / 2) * mp.gamma(mp.mpf(J + n) / 2) / mp.gamma(mp.mpf(J) / 2)
-
-
 @lru_cache(maxsize=1024)
 def _series_at(al: int, be: int, N: int, dps: int) -> tuple:
     with mp.workdps(dps):
-        return tuple(_mu(k + al) * _mu(k + be) / mp.factorial(k) for k in range(N + 1))
+        mu = [abs_moment(k) for k in range(N + 1 + max(al, be))]
+        return tuple(mu[k + al] * mu[k + be] / mp.factorial(k) for k in range(N + 1))
 
 
 def _series(al: int, be: int, N: int):
     return list(_series_at(al, be, N, mp.mp.dps))
-
-
-def _mul(a, b, N):
-    return [mp.fsum(a[i] * b[k - i] for i in range(k + 1)) for k in range(N + 1)]
-
-
-@lru_cache(maxsize=4096)
-def _power_series(J: int, N: int, dps: int):
-    with mp.workdps(dps):
-        if J == 0:
-            return tuple([mp.mpf(1)] + [mp.mpf(0)] * N)
-        return tuple(_mul(list(_power_series(J - 1, N, dps)), _series(0, 0, N), N))
 
 
 @cache
@@ -196,11 +183,11 @@ def c_moments(J: int, tilt: tuple, N: int) -> np.ndarray:
 def _c_moments_at(J: int, tilt: tuple, N: int) -> np.ndarray:
     dps = 30 + int(0.8 * N)
     with mp.workdps(dps):
-        ser = list(_power_series(J - len(tilt), N, dps))
+        ser = list(orthant_series(J - len(tilt), N, dps))
         ea = sum(t[0] for t in tilt)
         eb = sum(t[1] for t in tilt)
         for al, be in tilt:
-            ser = _mul(ser, _series(al, be, N), N)
+            ser = series_mul(ser, _series(al, be, N), N)
         mono = [
             ser[n] * mp.factorial(n) / (_echi(J, n + ea) * _echi(J, n + eb)) for n in range(N + 1)
         ]

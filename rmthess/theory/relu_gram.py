@@ -83,27 +83,45 @@ def tau_rule(K: int, J: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         return _gauss_from_moments(mom, n)
 
 
-def _chi_moment(J: int, n: int) -> mp.mpf:
+def abs_moment(k: int) -> mp.mpf:
+    """``mu_k = E|N(0,1)|^k = 2^{k/2} Gamma((k+1)/2) / sqrt(pi)`` (mpmath, current precision)."""
+    return mp.power(2, mp.mpf(k) / 2) * mp.gamma(mp.mpf(k + 1) / 2) / mp.sqrt(mp.pi)
+
+
+def chi_moment(J: int, n: int) -> mp.mpf:
+    """``E chi_J^n = 2^{n/2} Gamma((J+n)/2) / Gamma(J/2)`` (mpmath, current precision)."""
     return mp.power(2, mp.mpf(n) / 2) * mp.gamma(mp.mpf(J + n) / 2) / mp.gamma(mp.mpf(J) / 2)
+
+
+def series_mul(a, b, N: int) -> list:
+    """Product of two power series truncated after the coefficient of ``x^N``."""
+    return [mp.fsum(a[i] * b[k - i] for i in range(k + 1)) for k in range(N + 1)]
+
+
+@lru_cache(maxsize=4096)
+def orthant_series(J: int, N: int, dps: int) -> tuple:
+    """Coefficients ``[x^n] S(x)^J``, ``n <= N``, ``S(x) = sum_k mu_k^2 x^k / k!``, at ``dps``
+    digits: ``E[(a.b)^n] = n! [x^n] S(x)^J`` for i.i.d. half-normal ``a, b`` in ``R^J``
+    (binary powering; shared by :func:`cosine_moments` and the tilted moments of
+    :mod:`rmthess.theory.hidden_quadrature_moments`)."""
+    with mp.workdps(dps):
+        base = [abs_moment(k) ** 2 / mp.factorial(k) for k in range(N + 1)]
+        poly = [mp.mpf(1)] + [mp.mpf(0)] * N
+        e = J
+        while e:
+            if e & 1:
+                poly = series_mul(poly, base, N)
+            e >>= 1
+            if e:
+                base = series_mul(base, base, N)
+        return tuple(poly)
 
 
 @lru_cache(maxsize=512)
 def cosine_moments(J: int, N: int) -> tuple:
     """``E c^n`` for ``n = 0..N-1`` as mpmath numbers (at the current precision)."""
-    mu2 = [
-        (mp.power(2, mp.mpf(k) / 2) * mp.gamma(mp.mpf(k + 1) / 2) / mp.sqrt(mp.pi)) ** 2
-        / mp.factorial(k)
-        for k in range(N)
-    ]
-    poly = [mp.mpf(1)] + [mp.mpf(0)] * (N - 1)
-    base, e = mu2[:], J
-    while e:  # binary powering of the truncated series
-        if e & 1:
-            poly = [mp.fsum(poly[i] * base[n - i] for i in range(n + 1)) for n in range(N)]
-        e >>= 1
-        if e:
-            base = [mp.fsum(base[i] * base[n - i] for i in range(n + 1)) for n in range(N)]
-    return tuple(poly[n] * mp.factorial(n) / _chi_moment(J, n) ** 2 for n in range(N))
+    poly = orthant_series(J, N - 1, mp.mp.dps)
+    return tuple(poly[n] * mp.factorial(n) / chi_moment(J, n) ** 2 for n in range(N))
 
 
 def _gauss_from_moments(mom, n: int) -> tuple[np.ndarray, np.ndarray]:
