@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sections",
         default=None,
         help="comma-separated subset of: theory, frobenius, decay, spectra, layer, "
-        "heatmaps, dynamics, real-data, clusters, landscape (default: all; the sections a "
-        "chosen one needs run too)",
+        "heatmaps, dynamics, real-data, clusters, theory-on-data, landscape (default: all; "
+        "the sections a chosen one needs run too)",
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from rmthess._checks import check_choice
 from rmthess.cases import CASES
+from rmthess.report.config_data import ClusterConfig, OnDataConfig, RealConfig, SpectrumConfig
 
 MODES = ("tiny", "quick", "default", "full")
 
@@ -107,55 +108,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class RealConfig:
-    """Settings of the Figure-1 analogue on digits (section ``real-data``).
-
-    Attributes
-    ----------
-    n, hidden, train_steps, probes : int
-        Images, hidden width, Adam steps, probes per block.
-    """
-
-    n: int = 128
-    hidden: int = 8
-    train_steps: int = 300
-    probes: int = 20
-
-
-@dataclass(frozen=True)
-class SpectrumConfig:
-    """Settings of the trained digits MLP whose spectrum is measured (section ``real-data``).
-
-    Attributes
-    ----------
-    hidden, k : int
-        Hidden width and number of top eigenvalues.
-    """
-
-    hidden: int = 32
-    k: int = 20
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Settings of the clustered-data ablation (section ``clusters``).
-
-    Attributes
-    ----------
-    Cs, counts : tuple of int
-        Class counts and clusters per class.
-    d, m, per_class : int
-        Input dimension, hidden width and samples per class.
-    """
-
-    Cs: tuple[int, ...] = (2, 4, 8, 16, 32)
-    counts: tuple[int, ...] = (1, 2, 4)
-    d: int = 64
-    m: int = 8
-    per_class: int = 20
-
-
-@dataclass(frozen=True)
 class LandscapeConfig:
     """Settings of the loss-landscape experiment (section ``landscape``, seed 000).
 
@@ -227,6 +179,7 @@ SECTIONS: dict[str, Any] = {
     "real": RealConfig,
     "spectrum": SpectrumConfig,
     "cluster": ClusterConfig,
+    "ondata": OnDataConfig,
     "landscape": LandscapeConfig,
     "layer": LayerConfig,
 }
@@ -271,6 +224,8 @@ class ReportConfig:
         ``hidden``, ``k`` of the trained digits MLP whose spectrum is measured.
     cluster : ClusterConfig
         ``Cs``, ``counts``, ``d``, ``m``, ``per_class`` of the clustered-data ablation.
+    ondata : OnDataConfig
+        Digits class counts, networks, draws and the clustered set of ``theory-on-data``.
     landscape : LandscapeConfig
         ``hidden``, ``layers``, ``orders``, ``epochs``, ``audit_samples`` of the
         loss-landscape experiment.
@@ -314,6 +269,7 @@ class ReportConfig:
     real: RealConfig = field(default_factory=RealConfig)
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    ondata: OnDataConfig = field(default_factory=OnDataConfig)
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
     layer: LayerConfig = field(default_factory=LayerConfig)
     k_se: float = 4.0
@@ -361,6 +317,7 @@ _CONFIGS = {
         real=RealConfig(n=40, hidden=4, train_steps=20, probes=10),
         spectrum=SpectrumConfig(hidden=8, k=12),
         cluster=ClusterConfig(Cs=(2, 6), counts=(1, 2), d=16, m=4, per_class=5),
+        ondata=OnDataConfig(Cs=(3,), n=90, networks=2, draws=16, cluster_C=3, cluster_d=16),
         landscape=LandscapeConfig(hidden=(4,), layers=(1,), orders=10, epochs=1, audit_samples=5),
         layer=LayerConfig(
             d=(30, 30, 20),
@@ -396,6 +353,7 @@ _CONFIGS = {
         # the C - 1 outliers of the GGN separate from the bulk only from width ~32 (measured:
         # gap ratio 0.2-0.5 at h = 16, 1.7-2.4 at h = 32, 4-7 at h = 64; docs/theory.md 9.2)
         cluster=ClusterConfig(Cs=(2, 4, 8, 16), counts=(1, 2)),
+        ondata=OnDataConfig(Cs=(3, 5), networks=5, draws=512, cluster_C=5, cluster_per_class=40),
         landscape=LandscapeConfig(hidden=(4, 16, 64), layers=(1, 3), epochs=3, audit_samples=50),
         layer=LayerConfig(
             d=(120, 120, 100),

@@ -36,6 +36,7 @@ FIGURES = {
     "real_hessian.png",
     "real_slq.png",
     "clusters.png",
+    "theory_on_data.png",
     "landscape_delta.png",
     "layer_spectra.png",
     "layer_gap.png",
@@ -68,6 +69,7 @@ def test_tiny_report_writes_everything(tiny_report):
         "real_top_eigs.csv",
         "real_track.csv",
         "clusters.csv",
+        "theory_on_data.csv",
         "landscape_fits.csv",
         "landscape_audit.csv",
     } <= tables
@@ -95,7 +97,7 @@ def test_tiny_report_every_section_ran(tiny_report):
         "dynamics",
         "real-data",
     } <= sections
-    assert "clusters" in sections and "landscape" in sections
+    assert {"clusters", "theory-on-data", "landscape"} <= sections
     # the MSE cases are exactly block diagonal whatever the size
     zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
     assert len(zero) == 2 and all(c.passed and c.measured == 0.0 for c in zero)
@@ -234,7 +236,7 @@ def test_plan_sections_adds_what_a_section_needs():
     assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
     plan, added = runner.plan_sections(["spectra", "theory"])
     assert names(plan) == ["theory", "spectra"] and added == []
-    assert len(runner.plan_sections(None)[0]) == 10
+    assert len(runner.plan_sections(None)[0]) == 11
     with pytest.raises(ValueError, match="unknown report section"):
         runner.plan_sections(["decay", "nope"])
 

@@ -26,6 +26,7 @@ from rmthess.report.sections import (
     real_data,
     spectra,
     theory,
+    theory_on_data,
 )
 
 SECTIONS = (
@@ -38,6 +39,7 @@ SECTIONS = (
     dynamics,
     real_data,
     clusters,
+    theory_on_data,
     landscape,
 )
 """Section modules in data order (a section's needs come before it)."""
@@ -57,4 +59,5 @@ __all__ = [
     "real_data",
     "spectra",
     "theory",
+    "theory_on_data",
 ]

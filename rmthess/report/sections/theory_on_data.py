@@ -1,0 +1,279 @@
+"""Section ``theory-on-data``: the theory's levels next to the measured Hessian blocks of the
+linear model on data (issue 19; :func:`rmthess.curvature.theory_on_data`).
+
+Data: scikit-learn's digits (``rmthess.data.digits()``, pixels / 16) restricted to the digits
+``0 .. C-1`` for every ``C`` of ``cfg.ondata.Cs``, once as they are ("raw", non-centred) and
+once standardised feature by feature on that subset; and one ``rmthess.data.clustered`` set
+(``cfg.ondata.cluster_*``). Model: the linear model ``z = W x`` (no bias, LeCun init), CE, at
+initialisation; ``cfg.ondata.networks`` networks. For every (data, C): the measured
+``F_diag``, ``F_off`` and ``r`` (exact block norms, mean over networks, SE over them) and every
+level of the theory (isotropic, one Gaussian, class mixture limit / exact, mixture + data
+norms), with relative errors.
+
+Checks (k = ``cfg.k_se`` combined SE + ``cfg.ondata.rel_allowance`` relative):
+
+- the exact class mixture (level ``mixture``) matches ``F_diag``, ``F_off``, ``r`` on raw
+  digits at every C, on standardised digits below ``cfg.ondata.gap_C``, and on the clustered
+  set (worst C per quantity);
+- on standardised digits the mixture removes at least half of the isotropic theory's
+  ``F_off`` error at every C;
+- N/A rows: standardised digits at ``C >= gap_C`` (a known, open gap) and the isotropic
+  ratio (the level being improved on), with their numbers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+from rmthess.report.checks import Check, check_close, check_na, check_upper
+from rmthess.report.config import ReportConfig
+from rmthess.report.sections._base import Output, Section, section_seed, worst_of
+
+NAME = "theory-on-data"
+NEEDS: tuple[str, ...] = ()
+
+DATA = ("raw", "standardised", "clustered")
+"""The data sets of the section, in table order."""
+DATA_TEXT = {
+    "raw": "digits, raw pixels",
+    "standardised": "digits, standardised",
+    "clustered": "clustered (synthetic)",
+}
+CHECK_LEVEL = "mixture"
+"""The level the closeness checks use: the exact class mixture. ``mixture+norms`` (the
+``i = j`` terms from the data's own sample norms) is closer on standardised digits but its
+self term has an open double-count question (issue 19), so it is shown, not checked."""
+REMOVED_AT_LEAST = 0.5
+"""Check (b): on standardised digits ``|err F_off|`` of the mixture <= this x the isotropic
+one's (measured at 50 networks: 0.06 at C = 5, 0.16 at C = 10)."""
+REFERENCE = (
+    "reference, 50 networks, all images: standardised C=10 mixture F_off -12.3 %, r -6.7 %; "
+    "mixture+norms F_off -3.3 %, r -3.0 %"
+)
+QUANTITIES = ("F_diag", "F_off", "ratio")
+
+
+@dataclass
+class OnDataResult:
+    cfg: ReportConfig
+    table: object  # DataFrame: data, C, N, d, d_eff, level, F_*, ratio, *_se, err_*
+    notes: list[str] = field(default_factory=list)  # the theory's warnings, once each
+
+
+def units(cfg: ReportConfig) -> int:
+    return 2 * len(cfg.ondata.Cs) + 1
+
+
+def _datasets(cfg: ReportConfig, step):
+    """Yield ``(data, C, Dataset)`` in table order."""
+    from rmthess.data import Dataset, clustered, digits
+
+    o = cfg.ondata
+    full = digits()
+    for C in o.Cs:
+        keep = full.y < C
+        ds = Dataset(full.X[keep], full.y[keep], C, f"digits 0-{C - 1}")
+        if o.n is not None and o.n < ds.n:
+            ds = ds.subset(o.n, seed=section_seed(cfg, NAME, "subset", C))
+        step(f"theory-on-data: raw digits C={C}")
+        yield "raw", C, ds
+        step(f"theory-on-data: standardised digits C={C}")
+        yield "standardised", C, ds.standardize()
+    step(f"theory-on-data: clustered C={o.cluster_C}")
+    N = o.cluster_C * o.cluster_per_class
+    ds = clustered(o.cluster_C, o.cluster_d, N, clusters=o.cluster_clusters, seed=cfg.seed)
+    yield "clustered", o.cluster_C, ds
+
+
+def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> OnDataResult:
+    import pandas as pd
+
+    from rmthess.curvature import theory_on_data
+
+    o, frames, notes = cfg.ondata, [], {}
+    for data, C, ds in _datasets(cfg, step):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = theory_on_data(
+                ds,
+                "ce",
+                networks=o.networks,
+                draws=o.draws,
+                seed=section_seed(cfg, NAME, data, C),
+                progress=False,
+            )
+        for w in caught:  # the theory's own warnings (d_eff small, ...), not torch's
+            if not issubclass(w.category, DeprecationWarning):
+                notes.setdefault(f"{DATA_TEXT[data]}, C={C}: {w.message}", None)
+        df = res.to_frame().drop(columns=["description"])
+        head = dict(data=data, C=C, N=res.N, d=res.d, d_eff=res.d_eff)
+        for i, (k, v) in enumerate(head.items()):
+            df.insert(i, k, v)
+        frames.append(df)
+    return OnDataResult(cfg, pd.concat(frames, ignore_index=True), list(notes))
+
+
+def _row(df, data: str, C: int, level: str):
+    sub = df[(df["data"] == data) & (df["C"] == C) & (df["level"] == level)]
+    return sub.iloc[0]
+
+
+def _closeness(result: OnDataResult, data: str, Cs, q: str) -> Check:
+    """The mixture level vs measured ``q`` at every C of ``Cs`` (worst C)."""
+    cfg, df = result.cfg, result.table
+    rows = []
+    for C in Cs:
+        m, p = _row(df, data, C, "measured"), _row(df, data, C, CHECK_LEVEL)
+        rows.append(
+            (
+                C,
+                check_close(
+                    NAME,
+                    f"{DATA_TEXT[data]}: class mixture {q}",
+                    m[q],
+                    p[q],
+                    m[f"{q}_se"],
+                    p[f"{q}_se"],
+                    k=cfg.k_se,
+                    rel_allowance=cfg.ondata.rel_allowance,
+                    detail=(
+                        f"exact class-mixture theory (conditional route, {cfg.ondata.networks} "
+                        f"networks x {cfg.ondata.draws} draws) vs exact block norms of "
+                        f"{cfg.ondata.networks} LeCun networks; the allowance covers what the "
+                        "mixture leaves out (non-Gaussian classes: measured |err| <= 1 % on "
+                        "raw digits, <= 5 % on standardised C <= 5 at 50 networks)"
+                    ),
+                ),
+            )
+        )
+    return worst_of(rows, NAME, f"{DATA_TEXT[data]}: class mixture vs measured {q}")
+
+
+def checks(result: OnDataResult) -> list[Check]:
+    cfg, df = result.cfg, result.table
+    o, out = cfg.ondata, []
+    std_ok = [C for C in o.Cs if C < o.gap_C]
+    for q in QUANTITIES:
+        out.append(_closeness(result, "raw", o.Cs, q))
+    if std_ok:
+        for q in QUANTITIES:
+            out.append(_closeness(result, "standardised", std_ok, q))
+    for q in QUANTITIES:
+        out.append(_closeness(result, "clustered", (o.cluster_C,), q))
+    # (b) the mixture removes most of the isotropic F_off error on standardised digits
+    fracs, parts = [], []
+    for C in o.Cs:
+        e_mix = abs(_row(df, "standardised", C, CHECK_LEVEL)["err_F_off"])
+        e_iso = abs(_row(df, "standardised", C, "isotropic")["err_F_off"])
+        fracs.append(e_mix / e_iso if e_iso > 0 else float("inf"))
+        parts.append(f"C={C}: {e_mix:.1%} vs {e_iso:.1%}")
+    out.append(
+        check_upper(
+            NAME,
+            "standardised digits: |err F_off| of the class mixture / isotropic (max over C)",
+            max(fracs),
+            REMOVED_AT_LEAST,
+            f"{'; '.join(parts)}; the class mixture must remove at least "
+            f"{1 - REMOVED_AT_LEAST:.0%} of the isotropic theory's F_off error (measured at 50 "
+            "networks: 4.6 % vs 76 % at C=5, 12.3 % vs 75 % at C=10)",
+        )
+    )
+    # (c) known open gap: standardised digits at large C
+    for C in (C for C in o.Cs if C >= o.gap_C):
+        m = _row(df, "standardised", C, "measured")
+        errs = {
+            lv: _row(df, "standardised", C, lv)[["err_F_diag", "err_F_off", "err_ratio"]]
+            for lv in (CHECK_LEVEL, "mixture+norms")
+        }
+        text = "; ".join(
+            f"{lv}: F_diag {e.iloc[0]:+.1%}, F_off {e.iloc[1]:+.1%}, r {e.iloc[2]:+.1%}"
+            for lv, e in errs.items()
+        )
+        out.append(
+            check_na(
+                NAME,
+                f"standardised digits C={C}: class mixture F_off",
+                m["F_off"],
+                f"known open gap (issue 19), not checked: {text} ({REFERENCE}); the +norms "
+                "level's self term has an open double-count question",
+                reference=_row(df, "standardised", C, CHECK_LEVEL)["F_off"],
+            )
+        )
+    # (d) the isotropic ratio is what the data theory improves on: shown, not checked
+    for data in DATA:
+        sub = df[(df["data"] == data) & (df["level"] == "isotropic")]
+        worst = sub.loc[sub["err_ratio"].abs().idxmax()]
+        per_C = ", ".join(
+            f"C={int(C)}: {e:+.1%}" for C, e in zip(sub["C"], sub["err_ratio"], strict=True)
+        )
+        out.append(
+            check_na(
+                NAME,
+                f"{DATA_TEXT[data]}: isotropic r (worst C={int(worst['C'])})",
+                _row(df, data, int(worst["C"]), "measured")["ratio"],
+                f"not checked: the isotropic N(0, I) theory is the level the data theory "
+                f"improves on; its relative error in r: {per_C}",
+                reference=worst["ratio"],
+            )
+        )
+    return out
+
+
+def render(result: OnDataResult, out: Output) -> Section:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    df, o = result.table, result.cfg.ondata
+    sec = Section("Theory on data: predicted vs measured block norms (linear model, CE, at init)")
+    levels = [lv for lv in dict.fromkeys(df["level"]) if lv != "measured"]
+    fig, axes = plt.subplots(2, len(DATA), figsize=(12, 6.5), sharex="col", squeeze=False)
+    markers = ("o", "s", "^", "D", "v", "P")
+    for j, data in enumerate(DATA):
+        for i, q in enumerate(("F_off", "ratio")):
+            ax = axes[i, j]
+            ax.axhspan(-100 * o.rel_allowance, 100 * o.rel_allowance, color="0.9", lw=0)
+            ax.axhline(0, color="k", lw=0.8)
+            for k, lv in enumerate(levels):
+                sub = df[(df["data"] == data) & (df["level"] == lv)].sort_values("C")
+                ax.plot(sub["C"], 100 * sub[f"err_{q}"], marker=markers[k % 6], mfc="none",
+                        label=lv)  # fmt: skip
+            if (100 * df.loc[df["data"] == data, f"err_{q}"].abs()).max() > 20:
+                ax.set_yscale("symlog", linthresh=10)  # the isotropic level is far off
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            Cs = sorted(set(df.loc[df["data"] == data, "C"]))
+            ax.set_xticks(Cs, [str(C) for C in Cs])
+            ax.grid(alpha=0.3, which="both")
+            if i == 0:
+                ax.set_title(DATA_TEXT[data])
+            else:
+                ax.set_xlabel("number of classes C")
+            if j == 0:
+                ax.set_ylabel(f"rel. error of {'F_off' if q == 'F_off' else 'r'} (%)")
+    axes[0, 0].legend(fontsize=8)
+    sec.figures.append(
+        (
+            "relative error of each theory level vs measured (grey: the checks' allowance)",
+            out.figure(fig, "theory_on_data.png"),
+        )
+    )
+    meas = df[df["level"] == "measured"]
+    se = (meas["F_off_se"] / meas["F_off"]).max()
+    sec.text.append(
+        f"Linear model z = W x (no bias), CE, at initialisation: exact block norms F_diag, "
+        f"F_off and r = sqrt(F_off / F_diag) of {o.networks} LeCun networks per point (largest "
+        f"relative SE of the measured F_off: {se:.1%}) next to every level of the theory "
+        f"(exact routes: {o.networks} networks x {o.draws} logit draws). Digits: the images of "
+        f"0 .. C-1 for C in {list(o.Cs)}"
+        + (f" ({o.n} per run, stratified)" if o.n is not None else " (all of them)")
+        + f", raw pixels / 16 and standardised on that subset; clustered: "
+        f"rmthess.data.clustered(C={o.cluster_C}, d={o.cluster_d}, N="
+        f"{o.cluster_C * o.cluster_per_class}, clusters={o.cluster_clusters}). Checked level: "
+        f"the exact class mixture; mixture+norms is shown (its self term has an open "
+        f"double-count question). Standardised digits at C >= {o.gap_C}: a known gap, N/A."
+    )
+    if result.notes:
+        sec.text.append("The theory warned: " + " | ".join(n[:200] for n in result.notes))
+    sec.tables.append(("Predicted vs measured", df, out.table(df, "theory_on_data.csv")))
+    return sec
