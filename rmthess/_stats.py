@@ -19,6 +19,7 @@ __all__ = [
     "json_safe",
     "ols_slope",
     "ratio_stderr",
+    "summarize_pairs",
 ]
 
 
@@ -41,6 +42,40 @@ def ratio_stderr(F_diag: float, F_off: float, var_diag: float, var_off: float, c
         return math.nan
     var_log = 0.25 * (var_off / F_off**2 + var_diag / F_diag**2 - 2 * cov / (F_off * F_diag))
     return math.sqrt(F_off / F_diag) * math.sqrt(max(var_log, 0.0))
+
+
+def summarize_pairs(per: ArrayLike) -> dict:
+    """Means, standard errors and block ratio of independent draws of ``(F_diag, F_off)``.
+
+    ``per`` has shape ``(n, 2)`` (n >= 2 draws, e.g. one per network). Returns ``F_diag``,
+    ``F_off``, their standard errors ``F_diag_se``, ``F_off_se`` (``std / sqrt(n)``), the
+    ratio of the means ``ratio = sqrt(F_off / F_diag)`` and its delta-method error
+    ``ratio_se`` (:func:`ratio_stderr`, with the covariance of the two means). An exactly
+    block-diagonal estimate (``F_off = 0``, e.g. MSE) has ``ratio = ratio_se = 0``;
+    ``F_diag <= 0`` or ``F_off < 0`` gives ``nan``.
+
+    >>> r = summarize_pairs([[4.0, 1.0], [4.0, 1.0]])
+    >>> r["ratio"], r["ratio_se"], r["F_off_se"]
+    (0.5, 0.0, 0.0)
+    """
+    import numpy as np
+
+    arr = np.asarray(per, dtype=float)
+    n = arr.shape[0]
+    mean = arr.mean(axis=0)
+    cov = np.cov(arr.T, ddof=1) / n
+    Fd, Fo = float(mean[0]), float(mean[1])
+    ok = Fd > 0 and Fo >= 0
+    return {
+        "F_diag": Fd,
+        "F_off": Fo,
+        "ratio": math.sqrt(Fo / Fd) if ok else math.nan,
+        "F_diag_se": float(math.sqrt(cov[0, 0])),
+        "F_off_se": float(math.sqrt(cov[1, 1])),
+        "ratio_se": (0.0 if Fo == 0 else ratio_stderr(Fd, Fo, cov[0, 0], cov[1, 1], cov[0, 1]))
+        if ok
+        else math.nan,
+    }
 
 
 def json_safe(record: dict) -> dict:

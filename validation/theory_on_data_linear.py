@@ -62,7 +62,7 @@ import warnings
 import numpy as np
 from _common import entry, finish, parser
 
-from rmthess._stats import ratio_stderr
+from rmthess._stats import summarize_pairs
 from rmthess.report.checks import check_close, check_na, check_upper
 
 SECTION = "theory-on-data"
@@ -101,22 +101,6 @@ def _gram_blocks(X: np.ndarray, S: np.ndarray, W: np.ndarray) -> np.ndarray:
     return F
 
 
-def _summary(per: np.ndarray) -> dict:
-    """Mean over networks of (F_diag, F_off), SEs and the ratio of the means."""
-    n = per.shape[0]
-    mean = per.mean(axis=0)
-    cov = np.cov(per.T, ddof=1) / n
-    Fd, Fo = float(mean[0]), float(mean[1])
-    return dict(
-        F_diag=Fd,
-        F_off=Fo,
-        ratio=math.sqrt(Fo / Fd),
-        F_diag_se=math.sqrt(cov[0, 0]),
-        F_off_se=math.sqrt(cov[1, 1]),
-        ratio_se=ratio_stderr(Fd, Fo, cov[0, 0], cov[1, 1], cov[0, 1]),
-    )
-
-
 def _factor(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and a Cholesky factor of the covariance (``ddof=0``; jitter 1e-12 tr/d)."""
     d = X.shape[1]
@@ -143,7 +127,7 @@ def _measure(X, C, networks, seed, surrogate=None) -> dict:
             S = (Xt @ Xt.T) ** 2
         F = _gram_blocks(Xt, S, _weights(d, C, seed + t))
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
-    return _summary(per)
+    return summarize_pairs(per)
 
 
 def _cross_check(ds, C, seed) -> float:

@@ -10,7 +10,7 @@ paper's normalisation,
 
 exactly (:func:`rmthess.curvature.block_norms`, ``blocks="output-rows"``, ``exact=True``) for
 ``networks`` independent initialisations (mean over networks, standard errors over them;
-``r`` by the delta method, :func:`rmthess._stats.ratio_stderr`), and puts next to them what
+``r`` by the delta method, :func:`rmthess._stats.summarize_pairs`), and puts next to them what
 the theory predicts at each level of input statistics (:data:`LEVELS`):
 
 - ``isotropic``: ``frobenius_limits(case, C, d/N)`` (``x ~ N(0, I_d)``, the paper);
@@ -40,7 +40,7 @@ import numpy as np
 
 from rmthess._checks import check_choice, check_int, check_progress, progress_bar, want_progress
 from rmthess._random import check_seed, seed_int
-from rmthess._stats import json_safe, ratio_stderr
+from rmthess._stats import json_safe, summarize_pairs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -333,9 +333,6 @@ def theory_on_data(
         t2 = time.perf_counter()
     for category, text in caught:  # the theory's warnings (d_eff small: C/d_eff), once each
         warnings.warn(text, category, stacklevel=2)
-    mean = per.mean(axis=0)
-    cov = np.cov(per.T, ddof=1) / networks
-    Fd, Fo = float(mean[0]), float(mean[1])
     return TheoryOnData(
         loss=loss,
         case=case,
@@ -344,12 +341,7 @@ def theory_on_data(
         d=d,
         C=C,
         d_eff=d_eff,
-        F_diag=Fd,
-        F_off=Fo,
-        ratio=math.sqrt(Fo / Fd) if Fd > 0 and Fo >= 0 else math.nan,
-        F_diag_se=float(math.sqrt(cov[0, 0])),
-        F_off_se=float(math.sqrt(cov[1, 1])),
-        ratio_se=ratio_stderr(Fd, Fo, cov[0, 0], cov[1, 1], cov[0, 1]) if Fo > 0 else 0.0,
+        **summarize_pairs(per),
         levels=lev,
         networks=networks,
         draws=draws,

@@ -56,7 +56,7 @@ import numpy as np
 
 from rmthess._checks import check_choice, check_int
 from rmthess._random import check_seed, rng
-from rmthess._stats import ratio_stderr
+from rmthess._stats import summarize_pairs
 from rmthess.cases import get_case
 from rmthess.inits import resolve_init
 
@@ -341,21 +341,19 @@ def conditional_frobenius(
         off = ~np.eye(C, dtype=bool)
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
     per += np.asarray(extra)
-    mean = per.mean(axis=0)
-    cov = np.cov(per.T, ddof=1) / networks
-    Fd, Fo = float(mean[0]), float(mean[1])
+    est = summarize_pairs(per)
     return FrobeniusLimits(
         c.name,
         C,
         gamma,
         None,
-        Fd,
-        Fo,
-        math.sqrt(Fo / Fd) if Fo > 0 and Fd > 0 else math.nan,
-        ratio_stderr(Fd, Fo, cov[0, 0], cov[1, 1], cov[0, 1]),
+        est["F_diag"],
+        est["F_off"],
+        est["ratio"],
+        est["ratio_se"],
         method="conditional",
-        F_diag_se=float(math.sqrt(cov[0, 0])),
-        F_off_se=float(math.sqrt(cov[1, 1])),
+        F_diag_se=est["F_diag_se"],
+        F_off_se=est["F_off_se"],
         n_samples=networks,
         n_inner=draws,
         seed=seed,
@@ -458,8 +456,15 @@ def block_expectations(
         quad = np.einsum("nb,nb->b", a[s1], Ker @ a[s2]) / (h * h)
     T2 = t2 * e1 * e2 + e1 * h2 + e2 * h1 + quad
     vals = ((T1 / N if self_term else 0.0) + (N - 1) / N * T2) / d
+    return blocks_from_pairs(vals, C, pairs)
+
+
+def blocks_from_pairs(vals: np.ndarray, C: int, pairs) -> np.ndarray:
+    """``vals`` as computed for the block pairs: returned as they are when ``pairs`` was
+    given, else (the pairs ``np.triu_indices(C)``) as the symmetric ``(C, C)`` block map."""
     if pairs is not None:
         return vals
+    iu, ju = np.triu_indices(C)
     F = np.empty((C, C))
     F[iu, ju] = vals
     F[ju, iu] = vals

@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rmthess.theory.aniso_linear import blocks_from_pairs
+
 if TYPE_CHECKING:
     from rmthess.theory.inputs import InputStats
 
@@ -340,9 +342,4 @@ def mixture_block_expectations(
             )
             T2 += wt * val
     vals = ((T1 if self_term else 0.0) + T2) / (d * N * N)
-    if pairs is not None:
-        return vals
-    F = np.empty((C, C))
-    F[iu, ju] = vals
-    F[ju, iu] = vals
-    return F
+    return blocks_from_pairs(vals, C, pairs)

@@ -6,10 +6,10 @@ built in numpy, direct Monte Carlo, label shuffling and permutation laws)."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
+from _gram import blocks, diag_off, quiet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,34 +22,6 @@ from rmthess.theory import (
 )
 from rmthess.theory.aniso_linear import block_expectations
 from rmthess.theory.mixture_linear import mixture_block_expectations
-
-
-def blocks(X, W, case="linear-ce"):
-    """(C, C) array of (1/d)||H_kl||_F^2, H_kl = (1/N) sum_i A_i[k,l] x_i x_i^T (numpy Gram
-    route, independent of the code under test)."""
-    N, d = X.shape
-    C = W.shape[0]
-    if case == "linear-mse":
-        A = np.broadcast_to(np.eye(C), (N, C, C)).reshape(N, C * C)
-    else:
-        z = X @ W.T
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        A = (np.eye(C)[None] * p[:, :, None] - p[:, :, None] * p[:, None, :]).reshape(N, C * C)
-    S = (X @ X.T) ** 2
-    return (np.sum(A * (S @ A), 0) / (d * N * N)).reshape(C, C)
-
-
-def diag_off(F):
-    C = F.shape[0]
-    return np.mean(np.diag(F)), np.mean(F[~np.eye(C, dtype=bool)])
-
-
-def quiet(fn, *a, **k):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(*a, **k)
 
 
 def mixture(K, d, rg, mean=0.7, counts=None):
