@@ -69,6 +69,30 @@ SECTION = "theory-on-data"
 QUANTITIES = ("F_diag", "F_off", "ratio")
 
 
+NORMS_CAVEAT = (
+    "mixture+norms counts the i = j terms twice (the class second moments already hold each "
+    "sample's |x_i|^4; docs/theory.md 9.4): a diagnostic, not the issue's target level"
+)
+
+
+def _close(tag: str, q: str, level: str, meas: dict, rec: dict):
+    """Measured ``q`` vs the theory level ``level`` within 4 SE + 5 % (the issue's target)."""
+    detail = "issue 19 target 5 %"
+    if level == "mixture+norms":
+        detail += "; " + NORMS_CAVEAT
+    return check_close(
+        SECTION,
+        f"{tag} measured {q} vs {level}",
+        meas[q],
+        rec[q],
+        meas[q + "_se"],
+        rec[q + "_se"],
+        k=4.0,
+        rel_allowance=0.05,
+        detail=detail,
+    )
+
+
 def _data(prep: str, C: int):
     from rmthess.data import Dataset, digits
 
@@ -351,19 +375,7 @@ def main(argv=None) -> int:
             for level in ("conditional", "mean-aware", "mixture", "mixture+norms"):
                 rec = lev[level]
                 for q in QUANTITIES:
-                    checks.append(
-                        check_close(
-                            SECTION,
-                            f"{tag} measured {q} vs {level}",
-                            meas[q],
-                            rec[q],
-                            meas[q + "_se"],
-                            rec[q + "_se"],
-                            k=4.0,
-                            rel_allowance=0.05,
-                            detail="issue 19 target 5 %",
-                        )
-                    )
+                    checks.append(_close(tag, q, level, meas, rec))
         else:
             for q in ("F_diag", "F_off"):
                 best = min(abs(lev[k][q] / meas[q] - 1) for k in ("anisotropic", "conditional"))
@@ -404,6 +416,7 @@ def main(argv=None) -> int:
                     f"{tag} |rel err| F_off mixture+norms <= mixture",
                     abs(norms["F_off"] / meas["F_off"] - 1),
                     abs(mixt["F_off"] / meas["F_off"] - 1),
+                    NORMS_CAVEAT,
                 )
             )
             for level, rec in (("mixture", mixt), ("mixture+norms", norms)):
@@ -411,19 +424,7 @@ def main(argv=None) -> int:
                     err = rec[q] / meas[q] - 1
                     tol = 4.0 * math.hypot(meas[q + "_se"], rec[q + "_se"]) + 0.05 * abs(rec[q])
                     if level == "mixture+norms" or abs(meas[q] - rec[q]) <= tol:
-                        checks.append(
-                            check_close(
-                                SECTION,
-                                f"{tag} measured {q} vs {level}",
-                                meas[q],
-                                rec[q],
-                                meas[q + "_se"],
-                                rec[q + "_se"],
-                                k=4.0,
-                                rel_allowance=0.05,
-                                detail="issue 19 target 5 %",
-                            )
-                        )
+                        checks.append(_close(tag, q, level, meas, rec))
                         continue
                     sgap = meas[q] / mix[q] - 1
                     reason = (
