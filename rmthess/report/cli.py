@@ -15,7 +15,6 @@ CUDA), 130 interrupted (nothing claiming success is left behind).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 DEFAULT_OUT = "rmthess-report"
@@ -91,13 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sigterm_to_interrupt(signum, frame):  # pragma: no cover - signal path
-    raise KeyboardInterrupt
-
-
 def run(args) -> int:
     from rmthess.report.config import get_config
-    from rmthess.report.runner import plan_sections, run_report
+    from rmthess.report.runner import plan_sections, run_report, stop_on_signals
 
     cfg = get_config(args.mode, seed=args.seed, store=args.store)
     sections = None
@@ -106,12 +101,7 @@ def run(args) -> int:
         _, added = plan_sections(sections)
         if added:
             print(f"rmthess report: also running {', '.join(added)} (needed as input)")
-    old = None
-    try:
-        old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    except ValueError:  # not in the main thread
-        old = None
-    try:
+    with stop_on_signals():
         result = run_report(
             cfg,
             args.out,
@@ -120,9 +110,6 @@ def run(args) -> int:
             progress=args.progress,
             sections=sections,
         )
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
     print(result.summary())
     sys.stdout.flush()
     return 0 if result.passed else 1

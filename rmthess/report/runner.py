@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +38,67 @@ from rmthess.report.sections import NAMES, SECTIONS
 from rmthess.report.sections._base import Output
 
 if TYPE_CHECKING:  # pandas and torch are imported when a report runs
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import pandas as pd
 
     from rmthess._device import Device
 
-__all__ = ["ReportResult", "environment", "plan_sections", "run_report"]
+__all__ = [
+    "ReportResult",
+    "environment",
+    "plan_sections",
+    "request_stop",
+    "run_report",
+    "stop_on_signals",
+]
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running report to stop (the CLI's SIGINT/SIGTERM handler calls this).
+
+    The handler also raises ``KeyboardInterrupt`` at once, but an exception raised from a
+    signal handler can be lost: it surfaces in whatever Python code runs at that instant,
+    and C code that clears errors (a dict lookup calling ``__eq__``, a finalizer, an
+    import in progress) swallows it. The run then went on and wrote a complete report
+    (a CI run exited 1, not 130, that way). The runner therefore also checks this flag at
+    every step, after every section and before the commit, and raises
+    ``KeyboardInterrupt`` there; a section that failed while the flag was set is counted
+    as interrupted, not as a failed check.
+    """
+    _STOP.set()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the report run inside the block (``KeyboardInterrupt``
+    plus :func:`request_stop`); the previous handlers come back on exit. Outside the main
+    thread (where handlers cannot be set) only the flag's earlier state is cleared."""
+    _STOP.clear()
+    old = {}
+
+    def handler(signum, frame):  # pragma: no cover - signal path
+        request_stop()
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+        _STOP.clear()
+
+
+def _check_stop() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -162,6 +219,7 @@ def _run_sections(cfg, todo, dev, bar, output, log_lines=False):
 
     def step(label: str) -> None:
         """A unit starts: the previous one is done; the bar names the one now running."""
+        _check_stop()
         close_unit()
         running[0] = True
         bar.set_postfix_str(f"running: {label}", refresh=True)
@@ -183,8 +241,10 @@ def _run_sections(cfg, todo, dev, bar, output, log_lines=False):
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # a broken section becomes a failed check
+            _check_stop()  # ... unless a stop was asked for: the break may be its trace
             checks.append(check_error(mod.NAME, f"section {mod.NAME} ran", exc))
             sec = Section(f"{mod.NAME}: FAILED", text=[f"{type(exc).__name__}: {exc}"])
+        _check_stop()
         close_unit()
         timings[mod.NAME] = sec.seconds = time.perf_counter() - t0
         rendered.append(sec)
@@ -271,6 +331,7 @@ def run_report(
             title = f"rmthess report ({cfg.mode} mode)"
             page = render_html(title, checks, rendered, settings, env, output.fig_dir, total)
             (staging.path / "index.html").write_text(page, encoding="utf-8")
+            _check_stop()
             result.files = staging.commit()
     finally:
         bar.close()

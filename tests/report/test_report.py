@@ -214,6 +214,38 @@ def test_interrupted_run_leaves_no_index(tmp_path, monkeypatch):
     assert not (tmp_path / "int2" / "index.html").exists()
 
 
+def _swallowed_stop(cfg, **kw):
+    """What a signal landing in C code that clears errors looks like: the handler ran
+    (the stop flag is set), its KeyboardInterrupt was lost and the section then broke."""
+    runner.request_stop()
+    raise AttributeError("partially imported module has no attribute 'x'")
+
+
+@pytest.mark.parametrize("where", ["section breaks", "next step", "section returns"])
+def test_swallowed_interrupt_still_stops_the_run(tmp_path, monkeypatch, where):
+    def quiet(cfg, **kw):  # the stop flag set, the interrupt lost, the section returns
+        runner.request_stop()
+        return 1
+
+    def two_units(cfg, step, **kw):
+        runner.request_stop()
+        step("second unit")  # the runner raises here
+        raise AssertionError("step() did not honour the stop flag")
+
+    compute = {"section breaks": _swallowed_stop, "next step": two_units}.get(where, quiet)
+    plan = [_fake_section("dynamics", compute)]
+    monkeypatch.setattr(runner, "plan_sections", lambda names: (plan, []))
+    out = tmp_path / "sw"
+    try:
+        with runner.stop_on_signals(), pytest.raises(KeyboardInterrupt):
+            runner.run_report(get_config("tiny"), out, device="cpu", progress=False)
+    finally:
+        runner._STOP.clear()
+    assert not out.exists()
+    # the flag is cleared when the block ends: the next run is not stopped by it
+    assert not runner._STOP.is_set()
+
+
 def test_broken_section_is_a_failed_check(tmp_path, monkeypatch):
     plan = [
         _fake_section("dynamics", _boom(RuntimeError("kaput"))),
@@ -403,7 +435,7 @@ def test_real_signal_leaves_no_index(tmp_path, sig):
         pytest.fail("the report never created its staging directory")
     time.sleep(0.5)
     proc.send_signal(getattr(signal, sig))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout[-2000:], err[-2000:])
     assert "interrupted" in err
     assert not out.exists() or list(out.iterdir()) == []
