@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rmthess.curvature import block_norms, mlp
+from rmthess.curvature import block_norms, mlp, theory_on_data
 from rmthess.data import Dataset, digits
 from rmthess.theory import conditional_frobenius, frobenius_limits, input_stats
 
@@ -131,3 +131,26 @@ print(table.to_string(float_format=lambda x: f"{x:.4g}"))
 # the rest is class structure, which the mixture (with the data's own sample norms, which
 # are heavy-tailed on digits) recovers (docs/theory.md 9.4;
 # `validation/theory_on_data_linear.py` for C = 5 and 10 with 50 networks).
+
+# %% [markdown]
+# ## The hidden layer of a ReLU net
+#
+# The first layer of `f(x) = V relu(W x)` has one `d x d` block per pair of hidden units, with
+# a weight that depends on `x` only through `W x`: the same exact route applies
+# (`conditional_frobenius("hidden-ce", C, stats, N, m=m)`). `theory_on_data(..., hidden=(m,))`
+# measures the block map and runs the exact levels on the measured networks' own weights, so
+# each relative error comes with a paired (jackknife) standard error.
+
+# %%
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    hid = theory_on_data(
+        sets["raw"], hidden=(16,), networks=4 if SMALL else 12, draws=512 if SMALL else 2048
+    )
+cols = ["level", "F_diag", "F_off", "ratio", "err_F_diag", "err_F_off", "err_F_off_se"]
+print(hid.to_frame()[cols].to_string(float_format=lambda x: f"{x:.4g}"))
+
+# %% [markdown]
+# On raw digits the class mixture matches the measured hidden-layer blocks to well under
+# 1 % (60 networks, `validation/theory_on_data_hidden.py`), where the isotropic theory is
+# 60-76 % low; on standardised digits `F_off` stays 7.6-9.6 % low (heavy-tailed sample norms).

@@ -32,6 +32,7 @@ def test_one_script_per_claim():
         "output_ce_quadrature.py",
         "hidden_ce_quadrature.py",
         "theory_on_data_linear.py",
+        "theory_on_data_hidden.py",
         "separable_gmp.py",
     }
 

@@ -6,6 +6,7 @@ Examples::
     rmthess curvature --data digits --hidden 16 --kind ggn --blocks output-rows --json
     rmthess curvature --data clustered --C 10 --d 64 --N 500 --hidden 8 --out curv/
     rmthess curvature --data digits --layers 0 --theory --networks 50
+    rmthess curvature --data digits --hidden 16 --theory --networks 50
 
 Builds ``mlp(d, C, hidden x layers)`` (LeCun init, seed ``--seed``), optionally trains it
 (Adam, full batch), then prints what :func:`rmthess.curvature.curvature_summary` measures:
@@ -17,9 +18,10 @@ relative standard error) and the block map's off/diag ratio. ``--json`` prints i
 figures (block map; SLQ density with ``--density``; the dense |H| heatmap when the model has at
 most 4000 parameters). Every argument is checked before any work starts.
 
-``--theory`` (with ``--layers 0``: the linear model ``z = W x``, no bias) prints instead the
-measured block norms ``F_diag``, ``F_off``, ``r`` of ``--networks`` LeCun networks next to each
-level of the theory, with relative errors (:func:`rmthess.curvature.theory_on_data`);
+``--theory`` (``--layers 0``: the linear model ``z = W x``; ``--layers 1``: the hidden layer
+of ``V relu(W x)``, width ``--hidden``; no bias either way) prints instead the measured block
+norms ``F_diag``, ``F_off``, ``r`` of ``--networks`` LeCun networks next to each level of the
+theory, with relative errors (:func:`rmthess.curvature.theory_on_data`);
 ``--json`` prints its ``to_dict()`` with the table's rows under ``"levels"``, ``--out DIR``
 writes ``theory.json`` and ``theory.csv``.
 """
@@ -271,10 +273,14 @@ def run(args) -> int:
 
 
 def _check_theory_args(args) -> None:
-    if args.layers != 0:
+    if args.layers > 1:
         raise ValueError(
-            f"--theory needs --layers 0 (the linear model z = W x), got --layers {args.layers}: "
-            "the theory of the block norms on data is not there yet for hidden layers"
+            f"--theory needs --layers 0 (the linear model z = W x) or 1 (one hidden ReLU "
+            f"layer), got --layers {args.layers}: deeper nets have no theory on data yet"
+        )
+    if args.layers == 1 and args.activation != "relu":
+        raise ValueError(
+            f"--theory with --layers 1 is for ReLU (--activation relu), got {args.activation}"
         )
     if args.train_steps:
         raise ValueError("--theory is at initialisation: --train-steps must be 0")
@@ -291,7 +297,12 @@ def _run_theory(args) -> int:
     with warnings.catch_warnings(record=True) as caught:  # one line each, after the work
         warnings.simplefilter("always", RuntimeWarning)
         res = theory_on_data(
-            ds, args.loss, networks=args.networks, seed=args.seed, progress=args.progress
+            ds,
+            args.loss,
+            networks=args.networks,
+            seed=args.seed,
+            hidden=(args.hidden,) * args.layers,
+            progress=args.progress,
         )
     for w in caught:
         if issubclass(w.category, RuntimeWarning):  # the theory's (d_eff small): one line
@@ -324,7 +335,8 @@ def _theory_text(res, frame) -> str:
 
     lines = [
         f"{res.case} on {res.name} (N={res.N}, d={res.d}, C={res.C}, d_eff={res.d_eff:.3g}): "
-        f"linear model z = W x, {res.networks} LeCun networks, (1/d)||H_kl||_F^2",
+        f"{'linear model z = W x' if res.m is None else f'hidden layer of V relu(W x), m={res.m}'}"
+        f", {res.networks} LeCun networks, (1/d)||H_kl||_F^2",
         f"{'level':14s}{'F_diag':>24s}{'F_off':>24s}{'r':>22s}"
         f"{'err F_diag':>12s}{'err F_off':>11s}{'err r':>9s}",
     ]

@@ -1,5 +1,6 @@
-"""Theory on a data set: measured Hessian block norms of the linear model next to every
-level of the theory (issue 19; docs/theory.md section 9.4).
+"""Theory on a data set: measured Hessian block norms of the linear model, or of the hidden
+layer of a one-hidden-layer ReLU net, next to every level of the theory (issue 19;
+docs/theory.md section 9.4).
 
 For the linear model ``z = W x`` (``mlp(d, C, hidden=(), bias=False)``, LeCun init) on a data
 set ``(X, y)`` with ``C`` classes, :func:`theory_on_data` measures the block norms of the
@@ -22,6 +23,14 @@ the theory predicts at each level of input statistics (:data:`LEVELS`):
   exact at finite ``d``;
 - ``mixture+norms``: the same with ``self_term="data"`` (the ``i = j`` terms from the data's
   own sample norms).
+
+With ``hidden=(m,)`` the model is ``f(x) = V relu(W x)`` (``mlp(d, C, hidden=(m,),
+bias=False)``, LeCun init) and the blocks are the ``m x m`` map of the first layer's ``d x d``
+row blocks (``blocks="hidden-rows"``; theory cases ``hidden-ce`` / ``hidden-mse``). Its levels
+are ``isotropic`` (``frobenius_limits(case, C, d/N, m)``), ``gaussian`` and ``mixture``
+(``conditional_frobenius(..., m=m)``, exact at finite ``d``,
+:mod:`rmthess.theory.aniso_hidden`); the limit and data-norm levels are for the linear model
+only (:data:`HIDDEN_LEVELS`).
 
 ``loss="mse"`` is the theory's ``linear-mse``: the Hessian of ``(1/(2N)) sum_i |z_i - e_{y_i}|^2``
 (torch's ``MSELoss`` mean times ``C/2``, so the blocks are ``(1/N) sum_i x_i x_i^T`` on the
@@ -51,7 +60,7 @@ if TYPE_CHECKING:
     from rmthess.data import Dataset
     from rmthess.theory.frobenius import FrobeniusLimits
 
-__all__ = ["LEVELS", "TheoryOnData", "theory_on_data"]
+__all__ = ["HIDDEN_LEVELS", "LEVELS", "TheoryOnData", "theory_on_data"]
 
 LEVELS = ("isotropic", "gaussian", "mixture-limit", "mixture", "mixture+norms")
 """The theory levels of :func:`theory_on_data`, from the paper's isotropic inputs to the
@@ -64,6 +73,8 @@ LEVEL_TEXT = {
     "mixture": "class mixture (exact)",
     "mixture+norms": "mixture + data norms (exact)",
 }
+HIDDEN_LEVELS = ("isotropic", "gaussian", "mixture")
+"""The levels there are for the hidden layer (``hidden=(m,)``)."""
 QUANTITIES = ("F_diag", "F_off", "ratio")
 MAX_NETWORKS = 10**6
 _SECONDS_PER_ENTRY = 2e-6  # measured: exact blocks cost ~2e-6 s per (parameter x sample)
@@ -71,11 +82,12 @@ _SECONDS_PER_ENTRY = 2e-6  # measured: exact blocks cost ~2e-6 s per (parameter 
 
 @dataclass
 class TheoryOnData:
-    """Measured block norms of the linear model on a data set and the theory's levels.
+    """Measured block norms of the linear model (or of a hidden layer) on a data set and the
+    theory's levels.
 
     Attributes
     ----------
-    loss, case : ``"ce"``/``"mse"`` and the theory case (``"linear-ce"``/``"linear-mse"``).
+    loss, case : ``"ce"``/``"mse"`` and the theory case (``"linear-ce"``, ``"hidden-mse"``, ...).
     name, N, d, C : the data set (``C`` classes = outputs).
     d_eff : float, effective dimension ``tau_1^2 / tau_2`` of the pooled covariance.
     F_diag, F_off, ratio : measured, mean over ``networks`` (``ratio`` of the means).
@@ -83,8 +95,9 @@ class TheoryOnData:
     levels : ``{level: FrobeniusLimits}``, the theory at each requested level
         (:data:`LEVELS`).
     networks, draws, seed : the sizes (``draws``: logit draws per network of the exact
-        routes) and the seed; network ``t`` is ``mlp(d, C, hidden=(), bias=False,
+        routes) and the seed; network ``t`` is ``mlp(d, C, hidden=hidden, bias=False,
         seed=rmthess._random.seed_int(seed, "theory-on-data", t))``.
+    m : hidden width (``None``: the linear model).
     seconds : dict, wall time of ``"measured"`` and ``"theory"``.
     """
 
@@ -106,6 +119,25 @@ class TheoryOnData:
     draws: int = 0
     seed: int = 0
     seconds: dict = field(default_factory=dict)
+    m: int | None = None
+    per_network: dict = field(default_factory=dict, repr=False)
+
+    def err_se(self, level: str, quantity: str) -> float:
+        """Standard error of :meth:`rel_err`. Where the level was computed on the measured
+        networks' own weights (``per_network`` holds both; the hidden layer's exact levels),
+        the jackknife over networks of the paired ratio; otherwise the two independent
+        estimates' relative SEs in quadrature (a deterministic level: the measured one
+        alone)."""
+        check_choice("level", level, tuple(self.levels))
+        check_choice("quantity", quantity, QUANTITIES)
+        if level in self.per_network and "measured" in self.per_network:
+            return _jackknife_rel(self.per_network[level], self.per_network["measured"], quantity)
+        lim = self.levels[level]
+        T, M = float(getattr(lim, quantity)), float(getattr(self, quantity))
+        if T == 0 or M == 0:
+            return 0.0 if T == M else math.nan
+        sT, sM = float(getattr(lim, f"{quantity}_se")), float(getattr(self, f"{quantity}_se"))
+        return abs(T / M) * math.hypot(sT / T, sM / M)
 
     def rel_err(self, level: str, quantity: str) -> float:
         """``level / measured - 1`` of ``quantity`` (``F_diag``, ``F_off`` or ``ratio``); 0
@@ -121,7 +153,19 @@ class TheoryOnData:
         :meth:`to_frame`."""
         d: dict = {
             k: getattr(self, k)
-            for k in ("loss", "case", "name", "N", "d", "C", "d_eff", "networks", "draws", "seed")
+            for k in (
+                "loss",
+                "case",
+                "name",
+                "N",
+                "d",
+                "C",
+                "m",
+                "d_eff",
+                "networks",
+                "draws",
+                "seed",
+            )
         }
         for q in QUANTITIES:
             d[q], d[f"{q}_se"] = getattr(self, q), getattr(self, f"{q}_se")
@@ -130,6 +174,7 @@ class TheoryOnData:
                 d[f"{q}_{level}"] = getattr(lim, q)
                 d[f"{q}_se_{level}"] = getattr(lim, f"{q}_se")
                 d[f"err_{q}_{level}"] = self.rel_err(level, q)
+                d[f"err_{q}_se_{level}"] = self.err_se(level, q)
         d.update({f"seconds_{k}": v for k, v in self.seconds.items()})
         return json_safe(d)
 
@@ -145,6 +190,7 @@ class TheoryOnData:
                 "description": LEVEL_TEXT["measured"],
                 **{k: getattr(self, k) for q in QUANTITIES for k in (q, f"{q}_se")},
                 **{f"err_{q}": 0.0 for q in QUANTITIES},
+                **{f"err_{q}_se": 0.0 for q in QUANTITIES},
                 "method": "block_norms",
                 "inputs": "data",
             }
@@ -156,11 +202,34 @@ class TheoryOnData:
                     "description": LEVEL_TEXT[level],
                     **{k: float(getattr(lim, k)) for q in QUANTITIES for k in (q, f"{q}_se")},
                     **{f"err_{q}": self.rel_err(level, q) for q in QUANTITIES},
+                    **{f"err_{q}_se": self.err_se(level, q) for q in QUANTITIES},
                     "method": lim.method,
                     "inputs": lim.inputs,
                 }
             )
         return pd.DataFrame(rows)
+
+
+def _rel_of_means(T: np.ndarray, M: np.ndarray, quantity: str) -> float:
+    """``quantity`` of the means of per-network ``(F_diag, F_off)`` rows, theory over
+    measured, minus 1."""
+    (td, to), (md, mo) = T.mean(axis=0), M.mean(axis=0)
+    if quantity == "F_diag":
+        return _rel(td, md)
+    if quantity == "F_off":
+        return _rel(to, mo)
+    rt = math.sqrt(to / td) if td > 0 else math.nan
+    rm = math.sqrt(mo / md) if md > 0 else math.nan
+    return _rel(rt, rm)
+
+
+def _jackknife_rel(T: np.ndarray, M: np.ndarray, quantity: str) -> float:
+    """Jackknife SE over networks of :func:`_rel_of_means` for paired rows."""
+    n = len(M)
+    loo = np.array(
+        [_rel_of_means(np.delete(T, t, 0), np.delete(M, t, 0), quantity) for t in range(n)]
+    )
+    return float(math.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
 
 
 def _rel(value: float, ref: float) -> float:
@@ -169,17 +238,18 @@ def _rel(value: float, ref: float) -> float:
     return float(value) / float(ref) - 1.0
 
 
-def _check_model(hidden: object, bias: object) -> None:
-    if not (isinstance(hidden, tuple | list) and len(hidden) == 0):
-        raise ValueError(
-            f"hidden must be () (the linear model z = W x), got {hidden!r}: the theory of "
-            "the block norms on data is there for the linear model only, not yet for hidden "
-            "layers"
-        )
+def _check_model(hidden: object, bias: object) -> int | None:
+    """The hidden width (``None`` for the linear model)."""
     if bias is not False:
-        raise ValueError(
-            f"bias must be False (the theory's linear model z = W x has no bias), got {bias!r}"
-        )
+        raise ValueError(f"bias must be False (the theory's models have no bias), got {bias!r}")
+    if isinstance(hidden, tuple | list) and len(hidden) == 0:
+        return None
+    if isinstance(hidden, tuple | list) and len(hidden) == 1:
+        return check_int("hidden[0]", hidden[0], 2, 4096)
+    raise ValueError(
+        f"hidden must be () (the linear model z = W x) or (m,) with m in [2, 4096] (one "
+        f"hidden ReLU layer), got {hidden!r}: deeper nets have no theory on data yet"
+    )
 
 
 def _dataset(data: object) -> tuple[Dataset, int]:
@@ -208,34 +278,44 @@ def _dataset(data: object) -> tuple[Dataset, int]:
     return ds, C
 
 
-def _check_levels(levels: object) -> tuple[str, ...]:
+def _check_levels(levels: object, allowed: tuple[str, ...] = LEVELS) -> tuple[str, ...]:
     if levels is None:
-        return LEVELS
+        return allowed
     if isinstance(levels, str) or not hasattr(levels, "__iter__"):
-        raise TypeError(f"levels must be None or a sequence of names from {LEVELS}, got {levels!r}")
-    out = tuple(check_choice("levels", v, LEVELS) for v in levels)
+        raise TypeError(
+            f"levels must be None or a sequence of names from {allowed}, got {levels!r}"
+        )
+    out = tuple(check_choice("levels", v, allowed) for v in levels)
     if len(set(out)) != len(out):
         raise ValueError(f"levels must be distinct, got {list(out)}")
     return tuple(v for v in LEVELS if v in out)
 
 
-def _measure(ds: Dataset, C: int, loss: str, networks: int, seed: int, bar) -> np.ndarray:
-    """(networks, 2) per-network ``(F_diag, F_off)`` by exact ``block_norms``."""
+def _measure(ds: Dataset, C: int, loss: str, networks: int, seed: int, bar, m=None):
+    """(networks, 2) per-network ``(F_diag, F_off)`` by exact ``block_norms`` (the output
+    rows of the linear model, or the hidden rows of ``V relu(W x)`` when ``m`` is given),
+    and the networks' ``(W, V)`` as float64 arrays (hidden net; ``[]`` for the linear)."""
     from rmthess.curvature.blocks import block_norms
     from rmthess.curvature.models import mlp
 
     d = ds.d
     data = ds.tensors()
     scale = (C / 2.0) ** 2 if loss == "mse" else 1.0  # torch's MSELoss mean -> the theory's
-    off = np.eye(C) == 0
+    off = np.eye(C if m is None else m) == 0
+    hidden, blocks = ((), "output-rows") if m is None else ((m,), "hidden-rows")
     per = np.empty((networks, 2))
+    nets = []
     for t in range(networks):
-        net = mlp(d, C, hidden=(), bias=False, init="lecun", seed=network_seed(seed, t))
-        bm = block_norms(net, loss, data, blocks="output-rows", exact=True, progress=False)
+        net = mlp(d, C, hidden=hidden, bias=False, init="lecun", seed=network_seed(seed, t))
+        if m is not None:  # the weights, for the theory on the same networks
+            layers = cast("Any", net)
+            weights = (layers.hidden1.weight, layers.output.weight)
+            nets.append(tuple(w.detach().cpu().double().numpy() for w in weights))
+        bm = block_norms(net, loss, data, blocks=blocks, exact=True, progress=False)
         F = bm.sq_norm * (scale / d)
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
         bar.update(1)
-    return per
+    return per, nets
 
 
 def network_seed(seed: int, t: int) -> int:
@@ -243,13 +323,47 @@ def network_seed(seed: int, t: int) -> int:
     return seed_int(seed, "theory-on-data", t)
 
 
-def _theory(ds, C, case, levels, networks, draws, seed, bar) -> tuple[dict, float, list]:
-    """The levels, ``d_eff`` and the warnings they gave, once each (``(category, text)``)."""
+def _theory(ds, C, case, levels, networks, draws, seed, bar, m=None, nets=()):
+    """The levels, the per-network values of the paired ones, ``d_eff`` and the warnings
+    they gave, once each (``(category, text)``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out, d_eff = _levels(ds, C, case, levels, networks, draws, seed, bar)
+        if m is None:
+            out, d_eff = _levels(ds, C, case, levels, networks, draws, seed, bar)
+            paired: dict = {}
+        else:
+            out, paired, d_eff = _hidden_levels(ds, C, case, levels, m, nets, draws, seed, bar)
     seen = dict.fromkeys((w.category, str(w.message)) for w in caught)
-    return out, d_eff, list(seen)
+    return out, paired, d_eff, list(seen)
+
+
+def _hidden_levels(ds, C, case, levels, m, nets, draws, seed, bar):
+    """The hidden layer's levels: ``isotropic`` (the limit), and the exact ``gaussian`` /
+    ``mixture`` levels on the measured networks' own weights (paired: the per-network
+    values are returned too)."""
+    from rmthess._random import rng
+    from rmthess.inits import resolve_init
+    from rmthess.theory import frobenius_limits, input_stats
+    from rmthess.theory.aniso_hidden import hidden_per_network
+    from rmthess.theory.aniso_linear import conditional_result
+
+    N = ds.n
+    stats = input_stats(ds.X, ds.y, n_classes=C)
+    out: dict[str, FrobeniusLimits] = {}
+    paired: dict[str, np.ndarray] = {}
+    for level in levels:
+        if level == "isotropic":
+            out[level] = frobenius_limits(case, C, ds.d / N, m)
+        else:
+            gen = rng(seed, "theory-on-data", level)
+            ini = resolve_init("lecun")
+            pool = level == "gaussian"
+            per = hidden_per_network(case, C, m, stats, N, ini, len(nets), draws, gen, nets, pool)
+            paired[level] = per
+            inputs = stats.pooled().level if pool else stats.level
+            out[level] = conditional_result(case, C, ds.d / N, m, per, draws, seed, "lecun", inputs)
+        bar.update(1)
+    return out, paired, float(stats.d_eff)
 
 
 def _levels(ds, C, case, levels, networks, draws, seed, bar) -> tuple[dict, float]:
@@ -285,51 +399,59 @@ def theory_on_data(
     bias: bool = False,
     progress: bool | None = None,
 ) -> TheoryOnData:
-    """Measured block norms ``F_diag``, ``F_off``, ``r`` of the linear model on ``data`` next
-    to the theory's levels (module docstring), with relative errors.
+    """Measured block norms ``F_diag``, ``F_off``, ``r`` of the linear model (or of the hidden
+    layer of ``V relu(W x)``) on ``data`` next to the theory's levels (module docstring), with
+    relative errors.
 
     Parameters
     ----------
     data : an :class:`rmthess.data.Dataset` or ``(X, y)`` (``X`` (N, d), ``y`` integer labels
         in ``[0, C)``, ``C >= 2`` classes, every class with at least 2 samples).
-    loss : ``"ce"`` (theory ``linear-ce``) or ``"mse"`` (``linear-mse``).
+    loss : ``"ce"`` (theory ``linear-ce`` / ``hidden-ce``) or ``"mse"`` (``linear-mse`` /
+        ``hidden-mse``).
     networks : int in [2, 1e6], LeCun networks measured; also the networks of the exact
         (conditional) theory routes.
     draws : even int in [16, 1e7], logit draws per network of the exact routes.
     seed : seeds the networks (:func:`network_seed`) and the theory's Monte Carlo.
-    levels : a subset of :data:`LEVELS` (default all).
-    hidden, bias : the model: only ``()`` and ``False`` (the linear model ``z = W x``); the
-        theory of hidden layers on data is not there yet, and a ``ValueError`` says so.
+    levels : a subset of :data:`LEVELS` (default all; with ``hidden=(m,)`` of
+        :data:`HIDDEN_LEVELS`).
+    hidden : ``()`` (default: the linear model ``z = W x``) or ``(m,)``: one hidden ReLU
+        layer of width ``m`` in [2, 4096], the blocks of its ``m`` rows. Deeper nets: a
+        ``ValueError``.
+    bias : only ``False`` (the theory's models have no bias).
     progress : a tqdm bar over the networks and levels (``None``: on a terminal when the run
         is predicted to take over 5 s).
 
-    Cost: ``networks`` exact block maps, about ``2e-6 C d N`` seconds each (digits, C = 10:
-    2.4 s), plus, per exact level, ~0.1 s per network (mixture, C = 10, d = 64). Every
-    argument is checked before any of it.
+    Cost: ``networks`` exact block maps, about ``2e-6 K d N`` seconds each (``K = C`` rows,
+    or ``m``; digits, C = 10: 2.4 s), plus, per exact level, ~0.1 s per network (mixture,
+    C = 10, d = 64; hidden, m = 16: ~0.3 s). Every argument is checked before any of it.
 
     Returns
     -------
     TheoryOnData
     """
-    _check_model(hidden, bias)
+    m = _check_model(hidden, bias)
     loss = check_choice("loss", loss, ("ce", "mse"))
     networks = check_int("networks", networks, 2, MAX_NETWORKS)
     draws = check_int("draws", draws, 16, 10**7)
     if draws % 2:
         raise ValueError(f"draws must be even (two independent halves), got {draws}")
     seed = check_seed(seed)
-    levels_t = _check_levels(levels)
+    levels_t = _check_levels(levels, LEVELS if m is None else HIDDEN_LEVELS)
     progress = check_progress(progress)
     ds, C = _dataset(data)
-    case = f"linear-{loss}"
+    case = f"{'linear' if m is None else 'hidden'}-{loss}"
     d, N = ds.d, ds.n
-    predicted = networks * (_SECONDS_PER_ENTRY * C * d * N + 0.1 * len(levels_t))
+    rows = C if m is None else m
+    predicted = networks * (_SECONDS_PER_ENTRY * rows * d * N + 0.1 * len(levels_t))
     show = want_progress(progress, predicted)
     with progress_bar(show, total=networks + len(levels_t), desc="theory_on_data") as bar:
         t0 = time.perf_counter()
-        per = _measure(ds, C, loss, networks, seed, bar)
+        per, nets = _measure(ds, C, loss, networks, seed, bar, m)
         t1 = time.perf_counter()
-        lev, d_eff, caught = _theory(ds, C, case, levels_t, networks, draws, seed, bar)
+        lev, paired, d_eff, caught = _theory(
+            ds, C, case, levels_t, networks, draws, seed, bar, m, nets
+        )
         t2 = time.perf_counter()
     for category, text in caught:  # the theory's warnings (d_eff small: C/d_eff), once each
         warnings.warn(text, category, stacklevel=2)
@@ -347,4 +469,6 @@ def theory_on_data(
         draws=draws,
         seed=seed,
         seconds={"measured": t1 - t0, "theory": t2 - t1},
+        m=m,
+        per_network={"measured": per, **paired} if paired else {},
     )

@@ -317,7 +317,17 @@ _CONFIGS = {
         real=RealConfig(n=40, hidden=4, train_steps=20, probes=10),
         spectrum=SpectrumConfig(hidden=8, k=12),
         cluster=ClusterConfig(Cs=(2, 6), counts=(1, 2), d=16, m=4, per_class=5),
-        ondata=OnDataConfig(Cs=(3,), n=90, networks=2, draws=16, cluster_C=3, cluster_d=16),
+        ondata=OnDataConfig(
+            Cs=(3,),
+            n=90,
+            networks=2,
+            draws=16,
+            cluster_C=3,
+            cluster_d=16,
+            hidden_m=6,
+            hidden_Cs=(3,),
+            hidden_networks=2,
+        ),
         landscape=LandscapeConfig(hidden=(4,), layers=(1,), orders=10, epochs=1, audit_samples=5),
         layer=LayerConfig(
             d=(30, 30, 20),
@@ -353,7 +363,15 @@ _CONFIGS = {
         # the C - 1 outliers of the GGN separate from the bulk only from width ~32 (measured:
         # gap ratio 0.2-0.5 at h = 16, 1.7-2.4 at h = 32, 4-7 at h = 64; docs/theory.md 9.2)
         cluster=ClusterConfig(Cs=(2, 4, 8, 16), counts=(1, 2)),
-        ondata=OnDataConfig(Cs=(3, 5), networks=5, draws=512, cluster_C=5, cluster_per_class=40),
+        ondata=OnDataConfig(
+            Cs=(3, 5),
+            networks=5,
+            draws=512,
+            cluster_C=5,
+            cluster_per_class=40,
+            hidden_Cs=(5,),
+            hidden_networks=6,
+        ),
         landscape=LandscapeConfig(hidden=(4, 16, 64), layers=(1, 3), epochs=3, audit_samples=50),
         layer=LayerConfig(
             d=(120, 120, 100),

@@ -85,6 +85,13 @@ class OnDataConfig:
     gap_C : int
         Standardised digits with ``C >= gap_C``: the closeness checks are N/A (a measured
         gap of the class-mixture theory that is still open; the section says by how much).
+    hidden_m : int
+        Width of the one-hidden-layer ReLU net whose first-layer blocks are measured too
+        (``theory_on_data(hidden=(m,))``), in ``[2, 256]``; 0: no hidden-layer runs.
+    hidden_Cs : tuple of int
+        Class counts of its digits runs (raw and standardised), distinct, in ``[3, 10]``.
+    hidden_networks : int
+        Networks per hidden-layer run (the exact levels run on the same networks: paired).
     """
 
     Cs: tuple[int, ...] = (3, 5, 10)
@@ -97,6 +104,9 @@ class OnDataConfig:
     cluster_clusters: int = 2
     rel_allowance: float = 0.05
     gap_C: int = 10
+    hidden_m: int = 16
+    hidden_Cs: tuple[int, ...] = (5, 10)
+    hidden_networks: int = 10
 
     def __post_init__(self):
         if not isinstance(self.Cs, tuple) or not self.Cs:
@@ -119,3 +129,15 @@ class OnDataConfig:
         check_int("ondata.cluster_clusters", self.cluster_clusters, 1, 1000)
         check_float("ondata.rel_allowance", self.rel_allowance, 0.0, 10.0)
         check_int("ondata.gap_C", self.gap_C, 3, 1001)
+        if self.hidden_m != 0:
+            check_int("ondata.hidden_m", self.hidden_m, 2, 256)
+        if not isinstance(self.hidden_Cs, tuple) or not self.hidden_Cs:
+            raise ValueError(
+                f"ondata.hidden_Cs must be a non-empty tuple of class counts, got "
+                f"{self.hidden_Cs!r}"
+            )
+        hCs = tuple(check_int("ondata.hidden_Cs", C, 3, 10) for C in self.hidden_Cs)
+        if len(set(hCs)) != len(hCs):
+            raise ValueError(f"ondata.hidden_Cs must be distinct, got {hCs}")
+        object.__setattr__(self, "hidden_Cs", tuple(sorted(hCs)))
+        check_int("ondata.hidden_networks", self.hidden_networks, 2, 10**6)

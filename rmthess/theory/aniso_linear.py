@@ -59,8 +59,16 @@ from rmthess._random import check_seed, rng
 from rmthess._stats import summarize_pairs
 from rmthess.cases import get_case
 from rmthess.inits import resolve_init
+from rmthess.theory.block_pairs import (
+    SAMPLED_BLOCKS,
+    blocks_from_pairs,
+    sampled_pairs,
+    softmax_weights,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rmthess.inits import InitLike
     from rmthess.theory.frobenius import FrobeniusLimits
     from rmthess.theory.inputs import InputStats
@@ -79,9 +87,9 @@ DEFAULT_DRAWS = 4096
 """Default number of logit draws per network of :func:`conditional_frobenius`."""
 ALL_BLOCKS_MAX_C = 11
 """:func:`conditional_frobenius` computes every block up to this C; above it, per network,
-``SAMPLED_BLOCKS`` random diagonal and as many random off-diagonal blocks (unbiased for
+``SAMPLED_BLOCKS`` (:mod:`rmthess.theory.block_pairs`) random diagonal and as many random
+off-diagonal blocks (unbiased for
 the block averages; the standard error over networks includes the sampling)."""
-SAMPLED_BLOCKS = 32
 FINITE_SIZE_WARN = 0.1
 """``frobenius_limits(..., inputs=)`` warns when ``C / d_eff`` exceeds this."""
 LINEAR_CASES = ("linear-mse", "linear-ce")
@@ -203,21 +211,26 @@ def conditional_frobenius(
     inputs: InputStats,
     N: int,
     *,
+    m: int | None = None,
     init: InitLike = "lecun",
     networks: int = DEFAULT_NETWORKS,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     self_term: str = "model",
 ) -> FrobeniusLimits:
-    """Exact ``E (1/d)||H_kl||_F^2`` of the linear model at finite ``d`` and ``N`` for
-    Gaussian inputs with the mean and covariance of ``inputs`` (module docstring), or for the
-    Gaussian mixture of its classes when ``inputs`` carries class covariances (``level ==
-    "mixture"``; :mod:`rmthess.theory.mixture_linear`).
+    """Exact ``E (1/d)||H_kl||_F^2`` of the linear model (or of the hidden layer of
+    ``V relu(W x)``) at finite ``d`` and ``N`` for Gaussian inputs with the mean and
+    covariance of ``inputs`` (module docstring), or for the Gaussian mixture of its classes
+    when ``inputs`` carries class covariances (``level == "mixture"``;
+    :mod:`rmthess.theory.mixture_linear`).
 
     Parameters
     ----------
-    case : ``"linear-mse"`` or ``"linear-ce"``.
+    case : ``"linear-mse"``, ``"linear-ce"``, ``"hidden-mse"`` or ``"hidden-ce"`` (the
+        ``m x m`` map of the first layer's ``d x d`` blocks, :mod:`rmthess.theory.aniso_hidden`;
+        networks ``(W, V)`` from ``init``).
     C : int >= 2, number of classes.
+    m : hidden width, int in [2, 4096], for the hidden cases (refused for the linear ones).
     inputs : InputStats (``d`` from it; ``mean_coords`` and ``eigenvalues`` used).
     N : int >= 1, number of samples in the data set (``gamma = d / N`` in the result).
     init : a normal init (``"lecun"`` or a float sigma): the reduction uses the rotation
@@ -251,7 +264,14 @@ def conditional_frobenius(
 
     c = get_case(case)
     C = check_int("C", C, 2, 10**4)
-    stats = check_inputs(inputs, c.name)
+    hidden = c.name in ("hidden-mse", "hidden-ce")
+    stats = check_inputs(inputs, "linear-ce" if hidden else c.name)
+    if hidden and m is None:
+        raise ValueError(f"m (hidden width, an int in [2, 4096]) is required for {c.name}")
+    if hidden:
+        m = check_int("m", m, 2, 4096)
+    elif m is not None:
+        raise ValueError(f"m (hidden width) is for the hidden cases, not {c.name}; got m={m!r}")
     N = check_int("N", N, 1)
     networks = check_int("networks", networks, 2, 10**6)
     draws = check_int("draws", draws, 16, 10**7)
@@ -270,6 +290,16 @@ def conditional_frobenius(
             f"init must be a normal init for the conditional route (it rotates W into the "
             f"eigenbasis of Sigma), got {ini.name!r}"
         )
+    if hidden and self_term == "data":
+        raise ValueError(
+            "self_term='data' is for the linear cases (their i = j terms are exact from the "
+            f"sample norms); {c.name} uses the Gaussian self term"
+        )
+    if hidden:
+        from rmthess.theory.aniso_hidden import conditional_hidden
+
+        assert m is not None
+        return conditional_hidden(c.name, C, m, stats, N, ini, networks, draws, seed)
     d = stats.d
     gamma = d / N
     mixture = stats.level == "mixture"
@@ -334,19 +364,37 @@ def conditional_frobenius(
     for t in range(networks):
         W = gen.standard_normal((C, d)) * (ini.sigma / math.sqrt(d))
         if sample:
-            v = expectations(W, _sampled_pairs(C, gen))
+            v = expectations(W, sampled_pairs(C, gen))
             per[t] = v[:SAMPLED_BLOCKS].mean(), v[SAMPLED_BLOCKS:].mean()
             continue
         F = expectations(W)
         off = ~np.eye(C, dtype=bool)
         per[t] = np.mean(np.diag(F)), np.mean(F[off])
     per += np.asarray(extra)
+    return conditional_result(c.name, C, gamma, None, per, draws, seed, ini.name, label)
+
+
+def conditional_result(
+    case: str,
+    C: int,
+    gamma: float,
+    m: int | None,
+    per: np.ndarray,
+    draws: int,
+    seed: int,
+    init: str,
+    inputs: str,
+) -> FrobeniusLimits:
+    """The record of a conditional route from its per-network ``(F_diag, F_off)`` rows:
+    means, SEs over networks and the ratio (:func:`rmthess._stats.summarize_pairs`)."""
+    from rmthess.theory.frobenius import FrobeniusLimits
+
     est = summarize_pairs(per)
     return FrobeniusLimits(
-        c.name,
+        case,
         C,
         gamma,
-        None,
+        m,
         est["F_diag"],
         est["F_off"],
         est["ratio"],
@@ -354,11 +402,11 @@ def conditional_frobenius(
         method="conditional",
         F_diag_se=est["F_diag_se"],
         F_off_se=est["F_off_se"],
-        n_samples=networks,
+        n_samples=len(per),
         n_inner=draws,
         seed=seed,
-        init=ini.name,
-        inputs=label,
+        init=init,
+        inputs=inputs,
     )
 
 
@@ -378,17 +426,6 @@ def _check_rank(stats: InputStats, C: int) -> tuple:
     return ()
 
 
-def _sampled_pairs(C: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``SAMPLED_BLOCKS`` diagonal blocks (distinct if C allows) then as many off-diagonal
-    pairs ``k < l``, uniform."""
-    diag = gen.choice(C, SAMPLED_BLOCKS, replace=C < SAMPLED_BLOCKS)
-    k = gen.integers(0, C, SAMPLED_BLOCKS)
-    k2 = (k + gen.integers(1, C, SAMPLED_BLOCKS)) % C
-    rows = np.r_[diag, np.minimum(k, k2)]
-    cols = np.r_[diag, np.maximum(k, k2)]
-    return rows, cols
-
-
 def block_expectations(
     W: np.ndarray,
     lam: np.ndarray,
@@ -399,11 +436,14 @@ def block_expectations(
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     route: str = "auto",
     self_term: bool = True,
+    weight_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """``E_x[(1/d)||H_kl||_F^2 | W]`` for linear-ce with Gaussian inputs of covariance
     ``diag(lam)`` and mean ``m0`` (module docstring; ``W`` in that basis), by ``draws``
     Monte-Carlo logit draws (unbiased): the ``(C, C)`` array, or the values at ``pairs =
-    (rows, cols)``.
+    (rows, cols)``. ``weight_fn(z, rows, cols)`` gives the block weights ``a`` of the draws
+    ``z = W x`` (default :func:`softmax_weights`, linear-ce; any weight that depends on ``x``
+    only through ``W x`` works: the hidden layer's, :mod:`rmthess.theory.aniso_hidden`).
 
     ``tr(Q1 G Q2 G)`` (``Q1, Q2`` from the two halves of the draws) is formed either per
     block from the ``(C+1) x (C+1)`` matrices ``Q`` (``route="q"``: cost ``draws (C+1)^2``
@@ -426,12 +466,8 @@ def block_expectations(
     Hs = P.T @ SP
     Hs = 0.5 * (Hs + Hs.T)
     zeta = gen.standard_normal((draws, C)) @ np.linalg.cholesky(M).T
-    z = zeta + W @ m0
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
     iu, ju = np.triu_indices(C) if pairs is None else pairs
-    a = (iu == ju)[None, :] * p[:, iu] - p[:, iu] * p[:, ju]  # (draws, blocks)
+    a = (weight_fn or softmax_weights)(zeta + W @ m0, iu, ju)  # (draws, blocks)
     xi = np.column_stack([np.ones(draws), zeta])
     qG = np.einsum("ni,ij,nj->n", xi, G, xi)
     qH = np.einsum("ni,ij,nj->n", xi, Hs, xi)
@@ -457,15 +493,3 @@ def block_expectations(
     T2 = t2 * e1 * e2 + e1 * h2 + e2 * h1 + quad
     vals = ((T1 / N if self_term else 0.0) + (N - 1) / N * T2) / d
     return blocks_from_pairs(vals, C, pairs)
-
-
-def blocks_from_pairs(vals: np.ndarray, C: int, pairs) -> np.ndarray:
-    """``vals`` as computed for the block pairs: returned as they are when ``pairs`` was
-    given, else (the pairs ``np.triu_indices(C)``) as the symmetric ``(C, C)`` block map."""
-    if pairs is not None:
-        return vals
-    iu, ju = np.triu_indices(C)
-    F = np.empty((C, C))
-    F[iu, ju] = vals
-    F[ju, iu] = vals
-    return F

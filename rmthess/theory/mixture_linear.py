@@ -57,9 +57,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess.theory.aniso_linear import blocks_from_pairs
+from rmthess.theory.block_pairs import blocks_from_pairs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rmthess.theory.inputs import InputStats
 
 __all__ = [
@@ -280,16 +282,20 @@ def mixture_block_expectations(
     gen: np.random.Generator,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     self_term: bool = True,
+    weight_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """``E_x[(1/d)||H_kl||_F^2 | W]`` for linear-ce with mixture inputs (module docstring),
     ``n_k = weights_k N``, by ``draws`` logit draws per component (two halves): the ``(C,
     C)`` array, or the values at ``pairs = (rows, cols)``. ``W`` in the input coordinates.
-    ``self_term=False``: the ``i != j`` pairs only."""
+    ``self_term=False``: the ``i != j`` pairs only. ``weight_fn``: the block weights of the
+    draws ``z = W x`` (:func:`rmthess.theory.aniso_linear.block_expectations`)."""
+    from rmthess.theory.block_pairs import softmax_weights
+
+    weight_fn = weight_fn or softmax_weights
     C, d = W.shape
     K = weights.size
     h = draws // 2
     iu, ju = np.triu_indices(C) if pairs is None else pairs
-    eq = (iu == ju)[None, :]
     n = weights * N
     T1 = np.zeros(iu.size)
     Ps, Ss, e, Q = [], [], [], []
@@ -301,11 +307,7 @@ def mixture_block_expectations(
         S = 0.5 * (S + S.T)
         P = np.column_stack([means[k], WS.T @ Minv])
         zeta = gen.standard_normal((draws, C)) @ L.T
-        z = zeta + W @ means[k]
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        a = eq * p[:, iu] - p[:, iu] * p[:, ju]
+        a = weight_fn(zeta + W @ means[k], iu, ju)
         xi = np.column_stack([np.ones(draws), zeta])
         G = P.T @ P
         H = P.T @ S @ P

@@ -122,7 +122,9 @@ def test_levels_are_the_theory_calls():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(hidden=(4,)), "hidden layers"),
+        (dict(hidden=(4, 4)), "deeper"),
+        (dict(hidden=(1,)), "hidden"),
+        (dict(hidden=(6,), levels=["mixture-limit"]), "levels"),
         (dict(bias=True), "bias"),
         (dict(loss="hinge"), "loss"),
         (dict(networks=1), "networks"),
@@ -166,7 +168,8 @@ def test_cli_json_matches_the_python_api(capsys):
     assert [r["level"] for r in rows] == ["measured", *LEVELS]
     for key, v in res.to_dict().items():
         if not key.startswith("seconds_"):
-            assert rec[key] == (v if isinstance(v, str) else pytest.approx(v, rel=1e-10)), key
+            exact = v is None or isinstance(v, str)
+            assert rec[key] == (v if exact else pytest.approx(v, rel=1e-10)), key
 
 
 def test_theory_warnings_come_once_each(small):
@@ -193,7 +196,8 @@ def test_cli_table_and_out(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args,match",
     [
-        (["--layers", "1"], "--layers 0"),
+        (["--layers", "2"], "--layers 0"),
+        (["--layers", "1", "--activation", "tanh"], "ReLU"),
         (["--layers", "0", "--train-steps", "3"], "--train-steps"),
         (["--layers", "0", "--kind", "ggn"], "--kind"),
         (["--layers", "0", "--networks", "1"], "networks"),
@@ -210,3 +214,103 @@ def test_cli_theory_refusals(args, match, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------ the hidden layer (m,)
+def _hidden_oracle(X, W, V):
+    """(F_diag, F_off) of the first layer's row blocks, each formed explicitly (d x d):
+    a_i^{kl} = v_k^T (diag p - p p^T) v_l 1[g_k > 0] 1[g_l > 0] (docs/theory.md 2.1)."""
+    N, d = X.shape
+    m = W.shape[0]
+    g = X @ W.T
+    z = np.maximum(g, 0) @ V.T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    F = np.empty((m, m))
+    for k in range(m):
+        for l in range(m):
+            a = (p @ (V[:, k] * V[:, l]) - (p @ V[:, k]) * (p @ V[:, l])) * (g[:, k] > 0)
+            a = a * (g[:, l] > 0)
+            H = (X * a[:, None]).T @ X / N
+            F[k, l] = np.sum(H * H) / d
+    return np.mean(np.diag(F)), np.mean(F[~np.eye(m, dtype=bool)])
+
+
+@pytest.fixture(scope="module")
+def hidden_run(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return theory_on_data(small, hidden=(6,), networks=NETS, draws=256, progress=False)
+
+
+def test_hidden_measured_equals_explicit_blocks(small, hidden_run):
+    X = np.asarray(small.X, dtype=np.float64)
+    for t in range(NETS):
+        net = mlp(64, 10, hidden=(6,), bias=False, init="lecun", seed=network_seed(0, t))
+        W, V = (p.detach().double().numpy() for p in (net.hidden1.weight, net.output.weight))
+        np.testing.assert_allclose(
+            hidden_run.per_network["measured"][t], _hidden_oracle(X, W, V), rtol=1e-9
+        )
+    assert hidden_run.case == "hidden-ce" and hidden_run.m == 6
+    assert tuple(hidden_run.levels) == ("isotropic", "gaussian", "mixture")
+
+
+def test_hidden_exact_levels_run_on_the_measured_networks(small, hidden_run):
+    """The paired levels are the conditional route on the measured (W, V): the same call
+    made directly gives the same numbers; the isotropic level is frobenius_limits."""
+    from rmthess._random import rng
+    from rmthess.inits import resolve_init
+    from rmthess.theory import frobenius_limits, input_stats
+    from rmthess.theory.aniso_hidden import hidden_per_network
+
+    nets = []
+    for t in range(NETS):
+        net = mlp(64, 10, hidden=(6,), bias=False, init="lecun", seed=network_seed(0, t))
+        nets.append(
+            tuple(p.detach().double().numpy() for p in (net.hidden1.weight, net.output.weight))
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stats = input_stats(small.X, small.y, n_classes=10)
+    for level in ("gaussian", "mixture"):
+        per = hidden_per_network(
+            "hidden-ce",
+            10,
+            6,
+            stats,
+            small.n,
+            resolve_init("lecun"),
+            NETS,
+            256,
+            rng(0, "theory-on-data", level),
+            nets,
+            level == "gaussian",
+        )
+        np.testing.assert_allclose(hidden_run.per_network[level], per, rtol=1e-12)
+    iso = frobenius_limits("hidden-ce", 10, 64 / small.n, 6)
+    assert hidden_run.levels["isotropic"].F_diag == pytest.approx(iso.F_diag, rel=1e-12)
+
+
+def test_hidden_error_se_is_the_paired_jackknife(hidden_run):
+    """err_se of a paired level: the jackknife of the ratio of means over networks, written
+    out here; of the deterministic isotropic level: the measured relative SE."""
+    T, M = hidden_run.per_network["mixture"], hidden_run.per_network["measured"]
+    n = len(M)
+    loo = [T[np.arange(n) != t, 0].mean() / M[np.arange(n) != t, 0].mean() for t in range(n)]
+    want = math.sqrt((n - 1) / n * np.sum((np.array(loo) - np.mean(loo)) ** 2))
+    assert hidden_run.err_se("mixture", "F_diag") == pytest.approx(want, rel=1e-12)
+    iso = hidden_run.levels["isotropic"].F_diag
+    rel = iso / hidden_run.F_diag * hidden_run.F_diag_se / hidden_run.F_diag
+    assert hidden_run.err_se("isotropic", "F_diag") == pytest.approx(rel, rel=1e-6)
+    frame = hidden_run.to_frame()
+    assert {"err_F_diag_se", "err_F_off_se", "err_ratio_se"} <= set(frame.columns)
+
+
+def test_cli_hidden_theory(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        args = ["curvature", "--data", "digits", "--n", "60", "--layers", "1", "--hidden", "6"]
+        assert main([*args, "--theory", "--networks", "2", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["case"] == "hidden-ce" and rec["m"] == 6
+    assert [r["level"] for r in rec["levels"]] == ["measured", "isotropic", "gaussian", "mixture"]

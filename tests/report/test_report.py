@@ -37,6 +37,7 @@ FIGURES = {
     "real_slq.png",
     "clusters.png",
     "theory_on_data.png",
+    "theory_on_data_hidden.png",
     "landscape_delta.png",
     "layer_spectra.png",
     "layer_gap.png",

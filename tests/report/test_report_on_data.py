@@ -25,6 +25,18 @@ SMALL = dict(
     ondata_draws=256,
     ondata_cluster_C=5,
     ondata_cluster_per_class=20,
+    ondata_hidden_m=0,
+)
+HIDDEN = dict(
+    ondata_Cs=(3,),
+    ondata_n=300,
+    ondata_networks=2,
+    ondata_draws=256,
+    ondata_cluster_C=3,
+    ondata_cluster_per_class=10,
+    ondata_hidden_m=6,
+    ondata_hidden_Cs=(3, 5),
+    ondata_hidden_networks=4,
 )
 
 
@@ -157,6 +169,12 @@ def test_config_modes_and_validation():
         (dict(cluster_per_class=1), "ondata.cluster_per_class"),
         (dict(rel_allowance=-0.1), "ondata.rel_allowance"),
         (dict(gap_C=2), "ondata.gap_C"),
+        (dict(hidden_m=1), "ondata.hidden_m"),
+        (dict(hidden_m=1000), "ondata.hidden_m"),
+        (dict(hidden_Cs=()), "ondata.hidden_Cs"),
+        (dict(hidden_Cs=(5, 5)), "distinct"),
+        (dict(hidden_Cs=(2,)), "ondata.hidden_Cs"),
+        (dict(hidden_networks=1), "ondata.hidden_networks"),
     ):
         with pytest.raises(ValueError, match=match):
             OnDataConfig(**bad)
@@ -177,4 +195,44 @@ def test_section_alone_in_a_tiny_report(tmp_path):
     assert meta["settings"]["ondata.Cs"] == [3]
     assert math.isfinite(meta["settings"]["time theory-on-data (s)"])
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 1
+    assert html.count("data:image/png;base64,") == 2  # linear and hidden-layer figures
+
+
+# ------------------------------------------------------------------ the hidden layer
+@pytest.fixture(scope="module")
+def hidden(tmp_path_factory):
+    cfg = get_config("quick", **HIDDEN)
+    res = sec_mod.compute(cfg, device="cpu")
+    out = tmp_path_factory.mktemp("ondata-hidden")
+    sec = sec_mod.render(res, Output(out))
+    return res, sec, out
+
+
+def test_hidden_rows_checks_and_figure(hidden):
+    res, sec, out = hidden
+    df = res.table
+    hid = df[df["model"] == "hidden m=6"]
+    assert list(dict.fromkeys(hid["data"])) == ["raw", "standardised"]
+    assert sorted(hid["C"].unique()) == [3, 5]
+    for _, g in hid.groupby(["data", "C"]):
+        assert list(g["level"]) == ["measured", "isotropic", "gaussian", "mixture"]
+        paired = g[g["level"].isin(["gaussian", "mixture"])]
+        assert (paired[["err_F_diag_se", "err_F_off_se", "err_ratio_se"]] > 0).all().all()
+    cs = [c for c in sec_mod.checks(res) if c.name.startswith("hidden layer")]
+    assert sorted(c.kind for c in cs) == ["close"] * 4 + ["na"] * 2 + ["upper"]
+    assert all(c.passed for c in cs), [(c.name, c.measured, c.detail) for c in cs]
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert names == {"theory_on_data.png", "theory_on_data_hidden.png"}
+    assert len(sec.figures) == 2
+
+
+def test_hidden_closeness_fails_on_a_wrong_value(hidden):
+    res, _, _ = hidden
+    bad = copy.copy(res)
+    bad.table = t = res.table.copy()
+    rows = (t["model"] == "hidden m=6") & (t["data"] == "raw") & (t["level"] == "mixture")
+    t.loc[rows, "err_F_off"] = 0.5
+    check = _by_name(
+        sec_mod.checks(bad), "hidden layer, digits, raw pixels: class mixture / measured F_off"
+    )[0]
+    assert not check.passed
