@@ -95,9 +95,10 @@ FINITE_SIZE_WARN = 0.1
 LINEAR_CASES = ("linear-mse", "linear-ce")
 
 
-def check_inputs(inputs: object, case: str) -> InputStats:
+def check_inputs(inputs: object, case: str, allowed: tuple = LINEAR_CASES) -> InputStats:
     """``inputs`` must be an :class:`~rmthess.theory.inputs.InputStats` (``TypeError``) and
-    ``case`` a linear case (``ValueError``), both naming ``inputs``."""
+    ``case`` one of ``allowed`` (default the linear cases; ``ValueError``), both naming
+    ``inputs``."""
     from rmthess.theory.inputs import InputStats
 
     if not isinstance(inputs, InputStats):
@@ -105,9 +106,9 @@ def check_inputs(inputs: object, case: str) -> InputStats:
             f"inputs must be an InputStats (rmthess.theory.input_stats), got "
             f"{type(inputs).__name__}"
         )
-    if case not in LINEAR_CASES:
+    if case not in allowed:
         raise ValueError(
-            f"inputs (anisotropic Gaussian inputs) is supported for {', '.join(LINEAR_CASES)} "
+            f"inputs (anisotropic Gaussian inputs) is supported for {', '.join(allowed)} "
             f"only, got case {case!r}"
         )
     return inputs

@@ -280,8 +280,10 @@ def asymptotic_constants(
         on the entry law beyond its variance); hidden-ce/output-ce at a float sigma need
         ``m > 2 sigma^4``.
     inputs : InputStats, optional
-        Gaussian inputs ``N(mu, Sigma)`` with these statistics (linear-mse and linear-ce
-        only): ``A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{sigma^2 (tau_1 + |mu|^2/d)}``,
+        Gaussian inputs ``N(mu, Sigma)`` with these statistics. hidden-*, output-*: centred
+        single-Gaussian inputs, the isotropic constants at a rescaled gamma and init times a
+        factor (:mod:`rmthess.theory.aniso_scaled`). Linear cases:
+        ``A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{sigma^2 (tau_1 + |mu|^2/d)}``,
         ``A_off = P e^{2 sigma^2 |mu|^2/d} + gamma Q e^{2 sigma^2 (tau_1 + |mu|^2/d)}``
         with ``P = tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d``, ``Q = (tau_1 + |mu|^2/d)^2``
         (:func:`rmthess.theory.aniso_linear.aniso_linear_asymptotic`); with class
@@ -325,7 +327,18 @@ def asymptotic_constants(
             "frobenius_limits(..., init=...) at fixed C"
         )
     level = "isotropic"
-    if inputs is not None:
+    if inputs is not None and not case.startswith("linear"):
+        from rmthess.theory.aniso_linear import check_inputs
+        from rmthess.theory.aniso_scaled import SCALED_CASES, check_scaled_inputs, scaled_setting
+
+        stats = check_inputs(inputs, case, SCALED_CASES)
+        assert m is not None
+        check_scaled_inputs(stats, case, m, ini)
+        factor, gamma2, ini2 = scaled_setting(case, gamma, stats, ini)
+        A_d, p_d, A_o, p_o = theory.asymptotic(gamma2, m, ini2)
+        vals = (factor * A_d, p_d, factor * A_o, p_o)
+        level = stats.level
+    elif inputs is not None:
         from rmthess.theory.aniso_linear import aniso_linear_asymptotic, check_inputs
 
         stats = check_inputs(inputs, case)

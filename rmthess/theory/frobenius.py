@@ -233,8 +233,10 @@ def frobenius_limits(
         does not, a ``RuntimeWarning`` gives the error reached.
     inputs : InputStats, optional
         Gaussian inputs ``x ~ N(mu, Sigma)`` with these statistics
-        (:func:`rmthess.theory.input_stats`) instead of ``N(0, I_d)``: linear-mse and
-        linear-ce only (``ValueError`` otherwise). ``F = gamma (tau_1 + |mu|^2/d)^2 E[a^2] +
+        (:func:`rmthess.theory.input_stats`) instead of ``N(0, I_d)``. hidden-* and
+        output-*: centred single-Gaussian inputs only, the isotropic limit at a rescaled
+        gamma and init (:mod:`rmthess.theory.aniso_scaled`; ``ValueError`` for a mean or
+        classes). Linear cases: ``F = gamma (tau_1 + |mu|^2/d)^2 E[a^2] +
         (tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d) E[a a']`` with the logits at scale ``sigma
         sqrt(tau_1 + |mu|^2/d)`` and ``a, a'`` two samples of one network (sharing the
         offset ``W mu``; :mod:`rmthess.theory.aniso_linear`). A ``RuntimeWarning`` when ``C /
@@ -271,6 +273,8 @@ def frobenius_limits(
     progress = check_progress(progress)
     ini = resolve_init(init)
     method, tol = _resolve_method(c, method, samples, inner, ini, tol, m)
+    if inputs is not None and c.layer != "linear":
+        return _scaled(case, C, gamma, m, ini, inputs, samples, inner, seed, progress, method, tol)
     if inputs is not None:
         from rmthess.theory.aniso_linear import aniso_linear_limits, check_inputs
 
@@ -295,6 +299,25 @@ def frobenius_limits(
     )
     name = "monte-carlo" if c.mc_route else c.theory_method
     return FrobeniusLimits(case, C, gamma, m, method=name, init=ini.name, **out)
+
+
+def _scaled(case, C, gamma, m, ini, inputs, samples, inner, seed, progress, method, tol):
+    """hidden-*/output-* with centred anisotropic inputs: the isotropic limit at the
+    rescaled gamma and init, times a factor (:mod:`rmthess.theory.aniso_scaled`)."""
+    from dataclasses import replace
+
+    from rmthess.theory.aniso_linear import check_inputs
+    from rmthess.theory.aniso_scaled import SCALED_CASES, check_scaled_inputs, scaled_setting
+
+    stats = check_inputs(inputs, case, SCALED_CASES)
+    check_scaled_inputs(stats, case, m, ini)
+    factor, gamma2, ini2 = scaled_setting(case, gamma, stats, ini)
+    iso = frobenius_limits(
+        case, C, gamma2, m, samples=samples, inner=inner, seed=seed, progress=progress,
+        init=ini2, method=method, tol=tol,
+    )  # fmt: skip
+    scaled = {k: factor * getattr(iso, k) for k in ("F_diag", "F_off", "F_diag_se", "F_off_se")}
+    return replace(iso, gamma=gamma, init=ini.name, inputs=stats.level, **scaled)
 
 
 def _resolve_method(c, method, samples, inner, ini, tol, m=None) -> tuple[str, float | None]:
