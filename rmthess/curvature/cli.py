@@ -6,7 +6,7 @@ Examples::
     rmthess curvature --data digits --hidden 16 --kind ggn --blocks output-rows --json
     rmthess curvature --data clustered --C 10 --d 64 --N 500 --hidden 8 --out curv/
     rmthess curvature --data digits --layers 0 --theory --networks 50
-    rmthess curvature --data digits --hidden 16 --theory --networks 50
+    rmthess curvature --data digits --classes 5 --standardize --hidden 16 --theory --networks 50
 
 Builds ``mlp(d, C, hidden x layers)`` (LeCun init, seed ``--seed``), optionally trains it
 (Adam, full batch), then prints what :func:`rmthess.curvature.curvature_summary` measures:
@@ -331,25 +331,41 @@ def _run_theory(args) -> int:
 
 
 def _theory_text(res, frame) -> str:
-    from rmthess._stats import format_estimate
 
     lines = [
         f"{res.case} on {res.name} (N={res.N}, d={res.d}, C={res.C}, d_eff={res.d_eff:.3g}): "
         f"{'linear model z = W x' if res.m is None else f'hidden layer of V relu(W x), m={res.m}'}"
         f", {res.networks} LeCun networks, (1/d)||H_kl||_F^2",
         f"{'level':14s}{'F_diag':>24s}{'F_off':>24s}{'r':>22s}"
-        f"{'err F_diag':>12s}{'err F_off':>11s}{'err r':>9s}",
+        f"{'err F_diag':>16s}{'err F_off':>16s}{'err r':>15s}",
     ]
     for row in frame.itertuples(index=False):
         vals = "".join(
-            f"{format_estimate(getattr(row, q), getattr(row, q + '_se'), 5):>{w}s}"
+            f"{_estimate(getattr(row, q), getattr(row, q + '_se')):>{w}s}"
             for q, w in (("F_diag", 24), ("F_off", 24), ("ratio", 22))
         )
         errs = ""
         if row.level != "measured":
             errs = "".join(
-                f"{getattr(row, 'err_' + q):>+{w}.1%}"
-                for q, w in (("F_diag", 12), ("F_off", 11), ("ratio", 9))
+                f"{_percent(getattr(row, 'err_' + q), getattr(row, 'err_' + q + '_se')):>{w}s}"
+                for q, w in (("F_diag", 16), ("F_off", 16), ("ratio", 15))
             )
         lines.append(f"{row.level:14s}{vals}{errs}")
     return "\n".join(lines)
+
+
+def _estimate(x: float, se: float) -> str:
+    """An estimate and its SE for the table; a quadrature's error (SE below 1e-6 of the
+    value) is not shown: 5 significant digits."""
+    from rmthess._stats import format_estimate
+
+    if se <= 1e-6 * abs(x):
+        return format_estimate(x, None, 5)
+    return format_estimate(x, se, 5)
+
+
+def _percent(err: float, se: float) -> str:
+    """A relative error in percent, with its SE when it has one (paired levels)."""
+    if se > 0 and se == se:
+        return f"{100 * err:+.1f}+-{100 * se:.1f}%"
+    return f"{100 * err:+.1f}%"

@@ -113,8 +113,9 @@ def add_data_arguments(
     """Add the shared data arguments to an ``argparse`` parser (an argument group "data").
 
     ``--data`` (default ``default``), ``--x-key``, ``--y-key``, ``--idx-images``,
-    ``--idx-labels``, ``--C``, ``--d``, ``--N``, ``--clusters``, ``--n`` (``>= n_min``).
-    The CLI adds its own ``--seed`` (used for synthetic data and ``--n``; 0 without one).
+    ``--idx-labels``, ``--C``, ``--d``, ``--N``, ``--clusters``, ``--n`` (``>= n_min``),
+    ``--classes K`` (the samples of classes ``0 .. K-1``) and ``--standardize``. The CLI adds
+    its own ``--seed`` (used for synthetic data and ``--n``; 0 without one).
     """
     from rmthess._checks import int_arg
 
@@ -149,6 +150,19 @@ def add_data_arguments(
         type=int_arg("n", n_min),
         metavar="N",
         help=f"use a stratified random subset of N >= {n_min} samples (seed --seed; default: all)",
+    )
+    g.add_argument(
+        "--classes",
+        default=None,
+        type=int_arg("classes", 2, MAX_CLASSES),
+        metavar="K",
+        help="keep the samples of classes 0 .. K-1 only (K >= 2; applied before --n)",
+    )
+    g.add_argument(
+        "--standardize",
+        action="store_true",
+        help="standardise every feature (mean 0, SD 1; constant ones stay 0) on the samples "
+        "used, after --classes and --n",
     )
     parser.set_defaults(_data_default=default)
 
@@ -187,7 +201,8 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
     """The data set the shared arguments describe (after :func:`add_data_arguments`).
 
     File errors become one ``ValueError`` naming the option (``--data: no such file ...``);
-    ``--n`` above the data set's size is refused; the subset is drawn with ``--seed``.
+    ``--n`` above the data set's size is refused; the subset is drawn with ``--seed``. Order:
+    load, ``--classes``, ``--n``, ``--standardize`` (on the samples used).
     """
     key = data_source(args)
     kw = LOADERS[key].cli_kwargs(args)
@@ -198,8 +213,18 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
         raise ValueError(f"{opt}: no such file {exc.filename!r}") from None
     except OSError as exc:
         raise ValueError(f"{opt}: cannot read {exc.filename!r} ({exc.strerror})") from None
+    classes = getattr(args, "classes", None)
+    if classes is not None:
+        if classes > ds.n_classes:
+            raise ValueError(
+                f"--classes must be at most the data set's {ds.n_classes} classes, got {classes}"
+            )
+        keep = ds.y < classes
+        ds = Dataset(ds.X[keep], ds.y[keep], classes, f"{ds.name} (classes 0-{classes - 1})")
     if args.n is not None:
         if args.n > ds.n:
             raise ValueError(f"--n must be at most the data set's {ds.n} samples, got {args.n}")
         ds = ds.subset(args.n, seed=getattr(args, "seed", 0))
+    if getattr(args, "standardize", False):
+        ds = ds.standardize()
     return ds

@@ -359,3 +359,24 @@ def test_data_seeds_keep_their_streams():
     np.testing.assert_array_equal(g.y, ref.integers(0, 3, size=7))
     json.dumps(g.to_dict(), allow_nan=False)
     assert gzip  # imported for the bomb's format
+
+
+def test_classes_and_standardize_options_give_the_report_data_sets(capsys):
+    """--classes K --standardize: the digits 0 .. K-1 standardised on the samples used (the
+    report's theory-on-data sets), from both CLIs; K above the data's classes is one line."""
+    from rmthess.cli import build_parser
+    from rmthess.data import Dataset, digits, load_from_args
+
+    full = digits()
+    keep = full.y < 5
+    want = Dataset(full.X[keep], full.y[keep], 5).standardize()
+    parser = build_parser()
+    for cmd in ("curvature", "landscape"):
+        args = parser.parse_args([cmd, "--data", "digits", "--classes", "5", "--standardize"])
+        ds = load_from_args(args)
+        assert ds.n_classes == 5 and ds.n == int(keep.sum())
+        np.testing.assert_allclose(ds.X, want.X, atol=1e-12)
+        np.testing.assert_array_equal(ds.y, want.y)
+        np.testing.assert_allclose(np.asarray(ds.X).mean(0), 0, atol=1e-12)
+    _one_line_error(["curvature", "--data", "digits", "--classes", "11"], capsys, "--classes")
+    _one_line_error(["curvature", "--data", "digits", "--classes", "1"], capsys, "classes")
