@@ -34,6 +34,7 @@ def test_one_script_per_claim():
         "theory_on_data_linear.py",
         "theory_on_data_hidden.py",
         "separable_gmp.py",
+        "activation_hidden.py",
     }
 
 

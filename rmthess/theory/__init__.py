@@ -45,6 +45,7 @@ _EXPORTS = {
     "FrobeniusLimits": "rmthess.theory.frobenius",
     "InputStats": "rmthess.theory.inputs",
     "conditional_frobenius": "rmthess.theory.aniso_linear",
+    "activation_frobenius": "rmthess.theory.activation_hidden",
     "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",
     "SeparableGMPLaw": "rmthess.theory.separable_law",

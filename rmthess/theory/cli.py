@@ -110,6 +110,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_progress(parser, "when it is a terminal and the whole run is predicted to take over 5 s")
     add_init(parser)
     parser.add_argument(
+        "--activation",
+        default="relu",
+        metavar="PHI",
+        help="hidden activation of hidden-* (relu, the paper's, default; leaky-relu, linear, "
+        "tanh, sigmoid, softplus, gelu: Monte Carlo with the phi'' residual term, random "
+        "labels; rmthess.theory.activation_frobenius)",
+    )
+    parser.add_argument(
         "--asymptotic",
         action="store_true",
         help="also print the large-C constants A_diag, p_diag, A_off, p_off",
@@ -175,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
         if val is not None:
             raise ValueError(f"{flag} applies only with --layer-spectrum")
     m = case.check_m(args.m)
+    activation = getattr(args, "activation", "relu")
+    if activation != "relu":
+        return _run_activation(args, case.name, m, activation)
     if args.asymptotic:  # refuse an m without finite large-C constants before any work
         case.check_m(args.m, asymptotic=True)
     from rmthess.inits import resolve_init
@@ -242,6 +253,60 @@ def run(args: argparse.Namespace) -> int:
             + "; "
             + format_power_law("F_off", asym.A_off, asym.p_off)
         )
+    return 0
+
+
+def _run_activation(args: argparse.Namespace, case: str, m: int | None, activation: str) -> int:
+    """``--activation`` other than relu: :func:`rmthess.theory.activation_frobenius`."""
+    import json
+
+    from rmthess._checks import check_choice
+    from rmthess._stats import format_estimate
+    from rmthess.activations import ACTIVATIONS
+    from rmthess.theory.activation_hidden import (
+        DEFAULT_INNER,
+        DEFAULT_SAMPLES,
+        activation_frobenius,
+    )
+
+    check_choice("--activation", activation, tuple(ACTIVATIONS))
+    if case not in ("hidden-mse", "hidden-ce"):
+        raise ValueError(f"--activation {activation} is for hidden-mse and hidden-ce, not {case}")
+    for flag, val in (
+        ("--asymptotic", args.asymptotic or None),
+        ("--method", getattr(args, "method", None)),
+        ("--tol", getattr(args, "tol", None)),
+    ):
+        if val is not None:
+            raise ValueError(f"{flag} does not apply with --activation {activation}")
+    assert m is not None
+    kw = dict(
+        init=args.init,
+        samples=args.samples or DEFAULT_SAMPLES,
+        inner=args.inner or DEFAULT_INNER,
+        seed=args.seed,
+    )
+    rows = [activation_frobenius(case, C, args.gamma, m, activation, **kw) for C in args.C]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return 0
+    print(
+        f"rmthess theory: case={case} gamma={args.gamma:g} m={m} init={args.init} "
+        f"activation={activation}"
+    )
+    cols = ["C", "F_diag", "F_off", "ratio", "n_samples", "method"]
+    cells = [
+        [str(r.C)]
+        + [format_estimate(getattr(r, k), getattr(r, k + "_se")) for k in cols[1:4]]
+        + [str(r.n_samples), r.method]
+        for r in rows
+    ]
+    _print_table(cols, cells)
+    print(
+        f"(Monte Carlo: n_samples V draws x {rows[0].n_inner} (g, y) draws each, labels "
+        f"uniform and independent of x, seed {rows[0].seed}; x +- se: estimate and standard "
+        "error)"
+    )
     return 0
 
 

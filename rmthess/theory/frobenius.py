@@ -129,6 +129,9 @@ class FrobeniusLimits:
         (a Gaussian per class); :attr:`rmthess.theory.InputStats.level`, with ``"+norms"``
         where the ``i = j`` terms come from the data's sample norms
         (``conditional_frobenius(..., self_term="data")``).
+    activation : str
+        The hidden activation (``"relu"``, the paper's, unless
+        :func:`rmthess.theory.activation_frobenius` computed it).
     """
 
     case: str
@@ -148,6 +151,7 @@ class FrobeniusLimits:
     init: str = "lecun"
     tol: float | None = None
     inputs: str = "isotropic"
+    activation: str = "relu"
 
     def to_dict(self) -> dict:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""

@@ -1,0 +1,156 @@
+"""Hidden-layer blocks of ``f(x) = V phi(W x)`` for any activation ``phi`` of
+:data:`rmthess.activations.ACTIVATIONS` (issue 20; docs/theory.md section 9.5).
+
+With ``g = W x``, ``r = dl/df`` (CE: ``p - e_y``; MSE, ``l = |f - y|^2 / 2``: ``f - e_y``)
+and ``A = d^2 l / df^2`` (CE: ``diag p - p p^T``; MSE: ``I``), the first layer's ``(j, l)``
+block is ``H_jl = (1/N) sum_i a_i^{jl} x_i x_i^T`` with
+
+    a^{jl} = phi'(g_j) phi'(g_l) v_j^T A v_l  +  delta_jl phi''(g_j) v_j^T r,
+
+``v_j`` the j-th column of ``V``: a Gauss-Newton part and, where ``phi'' != 0``, a residual
+part on the diagonal blocks only, which depends on the labels. For ReLU, leaky ReLU and the
+identity ``phi'' = 0`` almost everywhere and the weights are those of section 2.1.
+
+**Label model.** At initialisation the labels carry no information about the random
+projection ``W x``: ``y`` uniform on the ``C`` classes, independent of ``x`` (MSE targets the
+one-hot ``e_y``). The measured counterpart is a network at init on data whose labels are
+independent of its features, e.g. ``rmthess.data.gaussian``.
+
+**Limit** (isotropic inputs, ``d, N -> inf``, ``gamma = d/N``). As for ReLU (docs/theory.md
+section 4) the decoupling of ``a`` from ``x`` gives
+
+    F = gamma E[a^2] + E_V[(E_{g, y}[a | V])^2],     g ~ N(0, sigma^2 I_m),
+
+estimated here by Monte Carlo: ``samples`` independent ``V`` (entries ``N(0, sigma^2/m)``),
+``inner`` draws of ``(g, y)`` each; the square of the inner mean from two independent halves
+(unbiased); ``F_diag``/``F_off`` the means over the diagonal/off-diagonal blocks of each ``V``
+and their SEs over the ``V`` draws. ``phi = relu`` reproduces hidden-mse's closed form and
+hidden-ce's quadrature within the SE (tests/theory/test_activation_hidden.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rmthess._checks import check_choice, check_int, check_positive_float
+from rmthess._random import check_seed, rng
+from rmthess.activations import Activation, get_activation
+from rmthess.inits import resolve_init
+
+if TYPE_CHECKING:
+    from rmthess.inits import InitLike
+    from rmthess.theory.frobenius import FrobeniusLimits
+
+__all__ = ["activation_frobenius", "activation_weights"]
+
+DEFAULT_SAMPLES = 2000
+DEFAULT_INNER = 256
+
+
+def activation_weights(
+    g: np.ndarray,
+    y: np.ndarray,
+    V: np.ndarray,
+    loss: str,
+    act: Activation,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
+    """Block weights ``a^{jl}`` (module docstring) of draws ``g`` (n, m) with labels ``y``
+    (n,) at the blocks ``(rows, cols)``: shape (n, blocks)."""
+    d1 = act.dphi(g)
+    h = act.phi(g)
+    z = h @ V.T
+    C = V.shape[0]
+    if loss == "ce":
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        pv = p @ V
+        gn = p @ (V[:, rows] * V[:, cols]) - pv[:, rows] * pv[:, cols]
+        r = p - np.eye(C)[y]
+    else:
+        gn = np.broadcast_to((V[:, rows] * V[:, cols]).sum(axis=0), (g.shape[0], rows.size))
+        r = z - np.eye(C)[y]
+    a = d1[:, rows] * d1[:, cols] * gn
+    diag = rows == cols
+    if np.any(diag):
+        d2 = act.d2phi(g)
+        rv = r @ V  # (n, m): v_j . r
+        a = a.copy()
+        a[:, diag] += d2[:, rows[diag]] * rv[:, rows[diag]]
+    return a
+
+
+def activation_frobenius(
+    case: str,
+    C: int,
+    gamma: float,
+    m: int,
+    activation: str | Activation = "tanh",
+    *,
+    init: InitLike = "lecun",
+    samples: int = DEFAULT_SAMPLES,
+    inner: int = DEFAULT_INNER,
+    seed: int = 0,
+) -> FrobeniusLimits:
+    """Fixed-C limits ``F_diag``, ``F_off``, ``ratio`` of the hidden layer's blocks for any
+    activation (module docstring), by Monte Carlo with standard errors over ``V``.
+
+    Parameters
+    ----------
+    case : ``"hidden-mse"`` or ``"hidden-ce"``.
+    C : int in [2, 10**5], classes.
+    gamma : float > 0, ``d / N``.
+    m : int in [2, 4096], hidden width.
+    activation : a name of :data:`rmthess.activations.ACTIVATIONS` or an ``Activation``.
+    init : a normal init (``"lecun"`` or a float sigma): ``W`` and ``V`` entries
+        ``N(0, sigma^2 / fan_in)``.
+    samples : int in [20, 10**7], independent ``V`` draws (the SE is over them).
+    inner : even int in [4, 10**7], ``(g, y)`` draws per ``V``.
+    seed : seeds the draws.
+
+    Cost: ``samples * inner * m^2 / 2`` weight evaluations (m = 16, defaults: about 1 s).
+
+    Returns
+    -------
+    FrobeniusLimits with ``method="monte-carlo"`` and ``activation`` the name.
+    """
+    from rmthess._checks import check_memory
+    from rmthess.theory.aniso_linear import conditional_result
+
+    case = check_choice("case", case, ("hidden-mse", "hidden-ce"))
+    C = check_int("C", C, 2, 10**5)
+    gamma = check_positive_float("gamma", gamma)
+    m = check_int("m", m, 2, 4096)
+    act = get_activation(activation)
+    ini = resolve_init(init)
+    if ini.dist != "normal":
+        raise ValueError(f"init must be a normal init (lecun or a float sigma), got {ini.name!r}")
+    samples = check_int("samples", samples, 20, 10**7)
+    inner = check_int("inner", inner, 4, 10**7)
+    if inner % 2:
+        raise ValueError(f"inner must be even (two independent halves), got {inner}")
+    seed = check_seed(seed)
+    nb = m * (m + 1) // 2
+    check_memory(8.0 * inner * (4 * nb + 6 * m + 3 * C), "activation_frobenius", "lower inner")
+    loss = case.split("-")[1]
+    gen = rng(seed, "activation-frobenius", act.name)
+    rows, cols = np.triu_indices(m)
+    diag = rows == cols
+    h = inner // 2
+    per = np.empty((samples, 2))
+    for s in range(samples):
+        V = gen.standard_normal((C, m)) * (ini.sigma / math.sqrt(m))
+        g = gen.standard_normal((inner, m)) * ini.sigma
+        y = gen.integers(0, C, inner)
+        a = activation_weights(g, y, V, loss, act, rows, cols)
+        F = gamma * np.mean(a * a, axis=0) + a[:h].mean(axis=0) * a[h:].mean(axis=0)
+        per[s] = F[diag].mean(), F[~diag].mean()
+    res = conditional_result(case, C, gamma, m, per, inner, seed, ini.name, "isotropic")
+    from dataclasses import replace
+
+    return replace(res, method="monte-carlo", activation=act.name)
