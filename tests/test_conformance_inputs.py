@@ -173,6 +173,12 @@ OVERRIDES = {
         "draws": 16,
     },
     "rmthess.theory.input_stats": lambda: {"X": np.random.default_rng(0).random((20, 12))},
+    "rmthess.theory.activation_frobenius": lambda: {"case": "hidden-ce", "m": 4, "samples": 20},
+    "rmthess.theory.deep_frobenius": lambda: {
+        "case": "hidden-ce",
+        "widths": (4, 4),
+        "samples": 20,
+    },
     "rmthess.simulate.sample_instance": lambda: {"model": "hidden", "m": 4},
     "rmthess.landscape.hessian_bound_audit": _relu_fixtures,
     "rmthess.landscape.per_sample_curvature": _relu_fixtures,

@@ -11,9 +11,13 @@ m = 16, the blocks by the Gram route ``a^T (X X^T)^2 a / (d N^2)``; its weights 
 once against torch's exact Hessian (``rmthess.curvature.block_norms``) of the same network
 (relative 1e-9), so the simulation is autograd's Hessian, computed fast.
 
-Checks: autograd = Gram route; for tanh and GELU (and ReLU, the paper's, as a control) at
-C = 10 and 100: simulation vs limit within 3 SE + 5 % (the issue's target) for F_diag,
-F_off and r.
+Two hidden layers (``V phi(W2 phi(W1 x))``, widths 16, 16): the first layer's blocks
+against :func:`rmthess.theory.deep_frobenius` the same way (its weights, with the second
+layer's curvature term, checked against autograd too).
+
+Checks: autograd = Gram route (one and two hidden layers); for tanh and GELU (and ReLU, the
+paper's, as a control) at C = 10 and 100, and the two-layer ReLU and tanh nets at C = 10
+and 100: simulation vs limit within 3 SE + 5 % (the issue's target) for F_diag, F_off, r.
 """
 
 from __future__ import annotations
@@ -31,14 +35,19 @@ SECTION = "activation-hidden"
 M = 16
 
 
-def _blocks(X, y, W, V, act):
+def _blocks(X, y, W, V, act, W2=None):
     from rmthess.activations import get_activation
     from rmthess.theory.activation_hidden import activation_weights
+    from rmthess.theory.deep_hidden import deep_weights
 
     N, d = X.shape
     m = W.shape[0]
     rows, cols = np.triu_indices(m)
-    a = activation_weights(X @ W.T, y, V, "ce", get_activation(act), rows, cols)
+    phi = get_activation(act)
+    if W2 is None:
+        a = activation_weights(X @ W.T, y, V, "ce", phi, rows, cols)
+    else:
+        a = deep_weights(X @ W.T, y, W2, V, "ce", phi, rows, cols)
     vals = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
     diag = rows == cols
     return vals[diag].mean(), vals[~diag].mean()
@@ -53,14 +62,16 @@ def _autograd_check(seed):
     gen = np.random.default_rng(seed)
     X, y = gen.standard_normal((N, d)), gen.integers(0, C, N)
     worst = 0.0
-    for act in ("tanh", "gelu"):
-        net = mlp(d, C, hidden=(M,), activation=act, bias=False, seed=seed)
+    for act, hidden in (("tanh", (M,)), ("gelu", (M,)), ("tanh", (M, M)), ("relu", (M, M))):
+        net = mlp(d, C, hidden=hidden, activation=act, bias=False, seed=seed)
         W, V = (p.detach().double().numpy() for p in (net.hidden1.weight, net.output.weight))
+        W2 = net.hidden2.weight.detach().double().numpy() if len(hidden) == 2 else None
         data = (torch.tensor(X), torch.tensor(y))
         bm = block_norms(net, "ce", data, blocks="hidden-rows", exact=True, progress=False)
         F = bm.sq_norm / d
         got = np.array([np.mean(np.diag(F)), np.mean(F[~np.eye(M, dtype=bool)])])
-        worst = max(worst, float(np.max(np.abs(got / np.array(_blocks(X, y, W, V, act)) - 1))))
+        want = np.array(_blocks(X, y, W, V, act, W2))
+        worst = max(worst, float(np.max(np.abs(got / want - 1))))
     return worst
 
 
@@ -70,37 +81,46 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     from rmthess._stats import summarize_pairs
-    from rmthess.theory import activation_frobenius
+    from rmthess.theory import activation_frobenius, deep_frobenius
 
     nets = args.networks or (20 if args.quick else 300)
     d, N = (200, 400) if args.quick else (500, 1000)
     settings = (
-        [("tanh", 10)]
+        [("tanh", 10, 1), ("relu", 10, 2)]
         if args.quick
-        else [(act, C) for act in ("tanh", "gelu", "relu") for C in (10, 100)]
+        else [(act, C, 1) for act in ("tanh", "gelu", "relu") for C in (10, 100)]
+        + [(act, C, 2) for act in ("relu", "tanh") for C in (10, 100)]
     )
     checks = [
         check_upper(
             SECTION,
-            "Gram-route blocks = torch's exact Hessian (max rel. diff, tanh and GELU)",
+            "Gram-route blocks = torch's exact Hessian (max rel. diff; 1 and 2 layers)",
             _autograd_check(args.seed),
             1e-9,
         )
     ]
     gen = np.random.default_rng(args.seed)
     print(f"{'act':6s}{'C':>5s}{'':>3s}{'simulation':>34s}{'limit':>34s}")
-    for act, C in settings:
+    for act, C, depth in settings:
         per = np.empty((nets, 2))
         for t in range(nets):
             X = gen.standard_normal((N, d))
             y = gen.integers(0, C, N)
             W = gen.standard_normal((M, d)) / math.sqrt(d)
+            W2 = gen.standard_normal((M, M)) / math.sqrt(M) if depth == 2 else None
             V = gen.standard_normal((C, M)) / math.sqrt(M)
-            per[t] = _blocks(X, y, W, V, act)
+            per[t] = _blocks(X, y, W, V, act, W2)
         sim = summarize_pairs(per)
-        lim = activation_frobenius(
-            "hidden-ce", C, d / N, M, act, samples=400 if args.quick else 4000, seed=args.seed
-        )
+        samples = 400 if args.quick else 4000
+        if depth == 1:
+            lim = activation_frobenius(
+                "hidden-ce", C, d / N, M, act, samples=samples, seed=args.seed
+            )
+        else:
+            lim = deep_frobenius(
+                "hidden-ce", C, d / N, (M, M), act, samples=samples, seed=args.seed
+            )
+        act = act if depth == 1 else f"{act} x2"
         for q in ("F_diag", "F_off", "ratio"):
             print(
                 f"{act:6s}{C:5d} {q:>7s} {sim[q]:.5g} +- {sim[q + '_se']:.2g}"
@@ -109,7 +129,8 @@ def main(argv=None) -> int:
             checks.append(
                 check_close(
                     SECTION,
-                    f"{act} hidden-ce C={C}: {q} simulation vs limit",
+                    f"{act} hidden-ce C={C}: {q} simulation vs limit"
+                    + (" (first layer)" if depth == 2 else ""),
                     sim[q],
                     getattr(lim, q),
                     sim[q + "_se"],

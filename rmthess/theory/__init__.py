@@ -46,6 +46,7 @@ _EXPORTS = {
     "InputStats": "rmthess.theory.inputs",
     "conditional_frobenius": "rmthess.theory.aniso_linear",
     "activation_frobenius": "rmthess.theory.activation_hidden",
+    "deep_frobenius": "rmthess.theory.deep_hidden",
     "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",
     "SeparableGMPLaw": "rmthess.theory.separable_law",

@@ -132,6 +132,9 @@ class FrobeniusLimits:
     activation : str
         The hidden activation (``"relu"``, the paper's, unless
         :func:`rmthess.theory.activation_frobenius` computed it).
+    widths : tuple of int or None
+        The hidden widths of a deeper net (:func:`rmthess.theory.deep_frobenius`: ``(m1,
+        m2)``, the blocks of the first layer); None for the one-hidden-layer cases.
     """
 
     case: str
@@ -152,6 +155,7 @@ class FrobeniusLimits:
     tol: float | None = None
     inputs: str = "isotropic"
     activation: str = "relu"
+    widths: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         """A flat, JSON-safe dict (non-finite floats become None): the CLI's record."""

@@ -126,3 +126,72 @@ def test_cli_matches_the_python_api(capsys):
     out_case = ["theory", "--case", "output-ce", "--C", "5", "--gamma", "0.5", "--m", "4"]
     assert main([*out_case, "--activation", "tanh"]) == 2
     assert "hidden-mse and hidden-ce" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ two hidden layers
+@pytest.mark.parametrize("act", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_deep_weights_are_autograds_hessian(act, loss):
+    """First-layer blocks of mlp(hidden=(m1, m2)): torch's exact Hessian = the formula's
+    (Gauss-Newton, second-layer curvature and phi'' terms), 1e-9."""
+    import torch
+
+    from rmthess.curvature import block_norms, mlp
+    from rmthess.theory.deep_hidden import deep_weights
+
+    C, d, m1, m2, N = 4, 7, 5, 3, 30
+    gen = np.random.default_rng(0)
+    X, y = gen.standard_normal((N, d)), gen.integers(0, C, N)
+    net = mlp(d, C, hidden=(m1, m2), activation=act, bias=False, seed=3)
+    W1, W2, V = (
+        p.detach().double().numpy()
+        for p in (net.hidden1.weight, net.hidden2.weight, net.output.weight)
+    )
+    data = (torch.tensor(X), torch.tensor(y))
+    bm = block_norms(net, loss, data, blocks="hidden-rows", exact=True, progress=False)
+    rows, cols = np.triu_indices(m1)
+    a = deep_weights(X @ W1.T, y, W2, V, loss, get_activation(act), rows, cols)
+    vals = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
+    F = np.empty((m1, m1))
+    F[rows, cols] = vals
+    F[cols, rows] = vals
+    scale = (C / 2.0) ** 2 if loss == "mse" else 1.0
+    np.testing.assert_allclose(bm.sq_norm * scale / d, F, rtol=1e-9)
+
+
+def test_deep_limit_matches_simulation():
+    """Two ReLU layers, first-layer blocks: simulation (Gram route, d = 300) vs the limit."""
+    from rmthess.theory import deep_frobenius
+    from rmthess.theory.deep_hidden import deep_weights
+
+    C, d, m, N, nets = 4, 300, 6, 600, 150
+    gen = np.random.default_rng(8)
+    relu = get_activation("relu")
+    rows, cols = np.triu_indices(m)
+    vals = []
+    for _ in range(nets):
+        X, y = gen.standard_normal((N, d)), gen.integers(0, C, N)
+        W1 = gen.standard_normal((m, d)) / math.sqrt(d)
+        W2 = gen.standard_normal((m, m)) / math.sqrt(m)
+        V = gen.standard_normal((C, m)) / math.sqrt(m)
+        a = deep_weights(X @ W1.T, y, W2, V, "ce", relu, rows, cols)
+        v = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
+        vals.append((v[rows == cols].mean(), v[rows != cols].mean()))
+    vals = np.array(vals)
+    mean, se = vals.mean(0), vals.std(0, ddof=1) / math.sqrt(nets)
+    lim = deep_frobenius("hidden-ce", C, d / N, (m, m), samples=1500, seed=9)
+    assert lim.widths == (m, m) and lim.m == m
+    for i, q in enumerate(("F_diag", "F_off")):
+        tol = 3 * math.hypot(se[i], getattr(lim, f"{q}_se")) + 0.05 * getattr(lim, q)
+        assert abs(mean[i] - getattr(lim, q)) <= tol, (q, mean[i], se[i], getattr(lim, q))
+
+
+def test_deep_arguments():
+    from rmthess.theory import deep_frobenius
+
+    with pytest.raises(ValueError, match="widths"):
+        deep_frobenius("hidden-ce", 3, 0.5, (4,))
+    with pytest.raises(ValueError, match="widths"):
+        deep_frobenius("hidden-ce", 3, 0.5, (4, 1))
+    with pytest.raises(ValueError, match="activation"):
+        deep_frobenius("hidden-ce", 3, 0.5, (4, 4), "swish")
