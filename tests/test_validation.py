@@ -35,6 +35,7 @@ def test_one_script_per_claim():
         "theory_on_data_hidden.py",
         "separable_gmp.py",
         "activation_hidden.py",
+        "fanout_first_layer.py",
     }
 
 

@@ -55,24 +55,25 @@ def deep_weights(
     u = act.phi(g) @ W2.T  # (n, m2)
     du = act.dphi(u)
     z = act.phi(u) @ V.T
-    J = np.einsum("ck,nk,kj->ncj", V, du, W2)  # (n, C, m1)
+    J = np.matmul(V[None, :, :] * du[:, None, :], W2)  # (n, C, m1), batched BLAS
     if loss == "ce":
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        AJ = p[:, :, None] * J - p[:, :, None] * np.einsum("nc,ncj->nj", p, J)[:, None, :]
+        pJ = np.matmul(p[:, None, :], J)[:, 0, :]  # (n, m1): p^T J_j
+        gn = np.matmul(np.swapaxes(J * p[:, :, None], 1, 2), J)  # J^T diag(p) J
+        gn = gn[:, rows, cols] - pJ[:, rows] * pJ[:, cols]
         r = p - np.eye(C)[y]
     else:
-        AJ = J
+        gn = np.matmul(np.swapaxes(J, 1, 2), J)[:, rows, cols]
         r = z - np.eye(C)[y]
-    gn = np.einsum("ncj,ncj->nj", J[:, :, rows], AJ[:, :, cols])
     vr = r @ V  # (n, m2): (V^T r)_k
-    curv = np.einsum("nk,kb->nb", vr * act.d2phi(u), W2[:, rows] * W2[:, cols])
+    curv = (vr * act.d2phi(u)) @ (W2[:, rows] * W2[:, cols])
     d1 = act.dphi(g)
     a = d1[:, rows] * d1[:, cols] * (gn + curv)
     diag = rows == cols
     if np.any(diag):
-        Jr = np.einsum("nc,ncj->nj", r, J)  # (J^T r)_j
+        Jr = np.matmul(r[:, None, :], J)[:, 0, :]  # (J^T r)_j
         a[:, diag] += act.d2phi(g)[:, rows[diag]] * Jr[:, rows[diag]]
     return a
 
