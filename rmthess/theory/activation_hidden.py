@@ -41,7 +41,9 @@ from rmthess.activations import Activation, get_activation
 from rmthess.inits import resolve_init
 
 if TYPE_CHECKING:
-    from rmthess.inits import InitLike
+    from collections.abc import Callable
+
+    from rmthess.inits import Init, InitLike
     from rmthess.theory.frobenius import FrobeniusLimits
 
 __all__ = ["activation_frobenius", "activation_weights"]
@@ -119,13 +121,29 @@ def activation_frobenius(
     -------
     FrobeniusLimits with ``method="monte-carlo"`` and ``activation`` the name.
     """
-    from rmthess._checks import check_memory
-    from rmthess.theory.aniso_linear import conditional_result
+    case, C, gamma, act, ini, samples, inner, seed = check_mc_args(
+        case, C, gamma, activation, init, samples, inner, seed
+    )
+    m = check_int("m", m, 2, 4096)
 
+    def draw(gen: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        V = gen.standard_normal((C, m)) * (ini.sigma / math.sqrt(m))
+        g = gen.standard_normal((inner, m)) * ini.sigma
+        y = gen.integers(0, C, inner)
+        return activation_weights(g, y, V, case.split("-")[1], act, rows, cols)
+
+    memory = 8.0 * inner * (4 * m * (m + 1) // 2 + 6 * m + 3 * C)
+    return mc_block_limits(
+        case, C, gamma, m, act, ini, samples, inner, seed, draw, memory, "activation-frobenius"
+    )
+
+
+def check_mc_args(case, C, gamma, activation, init, samples, inner, seed) -> tuple:
+    """The arguments shared by :func:`activation_frobenius` and
+    :func:`rmthess.theory.deep_frobenius`, checked (one ``ValueError``/``TypeError`` each)."""
     case = check_choice("case", case, ("hidden-mse", "hidden-ce"))
     C = check_int("C", C, 2, 10**5)
     gamma = check_positive_float("gamma", gamma)
-    m = check_int("m", m, 2, 4096)
     act = get_activation(activation)
     ini = resolve_init(init)
     if ini.dist != "normal":
@@ -134,23 +152,43 @@ def activation_frobenius(
     inner = check_int("inner", inner, 4, 10**7)
     if inner % 2:
         raise ValueError(f"inner must be even (two independent halves), got {inner}")
-    seed = check_seed(seed)
-    nb = m * (m + 1) // 2
-    check_memory(8.0 * inner * (4 * nb + 6 * m + 3 * C), "activation_frobenius", "lower inner")
-    loss = case.split("-")[1]
-    gen = rng(seed, "activation-frobenius", act.name)
+    return case, C, gamma, act, ini, samples, inner, check_seed(seed)
+
+
+def mc_block_limits(
+    case: str,
+    C: int,
+    gamma: float,
+    m: int,
+    act: Activation,
+    ini: Init,
+    samples: int,
+    inner: int,
+    seed: int,
+    draw: Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray],
+    memory: float,
+    key: str,
+    widths: tuple[int, ...] | None = None,
+) -> FrobeniusLimits:
+    """``F = gamma E[a^2] + E_outer[(E_inner a)^2]`` over ``samples`` outer draws: ``draw(gen,
+    rows, cols)`` returns the ``(inner, blocks)`` weights of one outer draw (its downstream
+    weights fixed); the square of the inner mean from two independent halves; ``F_diag`` /
+    ``F_off`` the means over the ``m x m`` map's diagonal / off-diagonal blocks, SEs over the
+    outer draws."""
+    from dataclasses import replace
+
+    from rmthess._checks import check_memory
+    from rmthess.theory.aniso_linear import conditional_result
+
+    check_memory(memory, key.replace("-", "_"), "lower inner")
+    gen = rng(seed, key, act.name)
     rows, cols = np.triu_indices(m)
     diag = rows == cols
     h = inner // 2
     per = np.empty((samples, 2))
     for s in range(samples):
-        V = gen.standard_normal((C, m)) * (ini.sigma / math.sqrt(m))
-        g = gen.standard_normal((inner, m)) * ini.sigma
-        y = gen.integers(0, C, inner)
-        a = activation_weights(g, y, V, loss, act, rows, cols)
+        a = draw(gen, rows, cols)
         F = gamma * np.mean(a * a, axis=0) + a[:h].mean(axis=0) * a[h:].mean(axis=0)
         per[s] = F[diag].mean(), F[~diag].mean()
     res = conditional_result(case, C, gamma, m, per, inner, seed, ini.name, "isotropic")
-    from dataclasses import replace
-
-    return replace(res, method="monte-carlo", activation=act.name)
+    return replace(res, method="monte-carlo", activation=act.name, widths=widths)

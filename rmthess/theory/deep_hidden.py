@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rmthess._checks import check_choice, check_int, check_positive_float
-from rmthess._random import check_seed, rng
-from rmthess.activations import Activation, get_activation
-from rmthess.inits import resolve_init
+from rmthess._checks import check_int
+from rmthess.activations import Activation
 
 if TYPE_CHECKING:
     from rmthess.inits import InitLike
@@ -106,41 +104,24 @@ def deep_frobenius(
     -------
     FrobeniusLimits with ``m = m1``, ``widths = (m1, m2)``, ``method="monte-carlo"``.
     """
-    from dataclasses import replace
+    from rmthess.theory.activation_hidden import check_mc_args, mc_block_limits
 
-    from rmthess._checks import check_memory
-    from rmthess.theory.aniso_linear import conditional_result
-
-    case = check_choice("case", case, ("hidden-mse", "hidden-ce"))
-    C = check_int("C", C, 2, 10**5)
-    gamma = check_positive_float("gamma", gamma)
+    case, C, gamma, act, ini, samples, inner, seed = check_mc_args(
+        case, C, gamma, activation, init, samples, inner, seed
+    )
     if not isinstance(widths, tuple | list) or len(widths) != 2:
         raise ValueError(f"widths must be (m1, m2), two hidden widths, got {widths!r}")
     m1, m2 = (check_int("widths", w, 2, 4096) for w in widths)
-    act = get_activation(activation)
-    ini = resolve_init(init)
-    if ini.dist != "normal":
-        raise ValueError(f"init must be a normal init (lecun or a float sigma), got {ini.name!r}")
-    samples = check_int("samples", samples, 20, 10**7)
-    inner = check_int("inner", inner, 4, 10**7)
-    if inner % 2:
-        raise ValueError(f"inner must be even (two independent halves), got {inner}")
-    seed = check_seed(seed)
-    nb = m1 * (m1 + 1) // 2
-    check_memory(8.0 * inner * (6 * nb + 3 * C * m1 + 4 * m2), "deep_frobenius", "lower inner")
-    loss = case.split("-")[1]
-    gen = rng(seed, "deep-frobenius", act.name)
-    rows, cols = np.triu_indices(m1)
-    diag = rows == cols
-    h = inner // 2
-    per = np.empty((samples, 2))
-    for s in range(samples):
+
+    def draw(gen: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         W2 = gen.standard_normal((m2, m1)) * (ini.sigma / math.sqrt(m1))
         V = gen.standard_normal((C, m2)) * (ini.sigma / math.sqrt(m2))
         g = gen.standard_normal((inner, m1)) * ini.sigma
         y = gen.integers(0, C, inner)
-        a = deep_weights(g, y, W2, V, loss, act, rows, cols)
-        F = gamma * np.mean(a * a, axis=0) + a[:h].mean(axis=0) * a[h:].mean(axis=0)
-        per[s] = F[diag].mean(), F[~diag].mean()
-    res = conditional_result(case, C, gamma, m1, per, inner, seed, ini.name, "isotropic")
-    return replace(res, method="monte-carlo", activation=act.name, widths=(m1, m2))
+        return deep_weights(g, y, W2, V, case.split("-")[1], act, rows, cols)
+
+    memory = 8.0 * inner * (6 * m1 * (m1 + 1) // 2 + 3 * C * m1 + C * m2 + 4 * m2)
+    return mc_block_limits(
+        case, C, gamma, m1, act, ini, samples, inner, seed, draw, memory, "deep-frobenius",
+        widths=(m1, m2),
+    )  # fmt: skip
