@@ -54,7 +54,7 @@ DEFAULT_INNER = 256
 
 def activation_weights(
     g: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray | None,
     V: np.ndarray,
     loss: str,
     act: Activation,
@@ -62,28 +62,28 @@ def activation_weights(
     cols: np.ndarray,
 ) -> np.ndarray:
     """Block weights ``a^{jl}`` (module docstring) of draws ``g`` (n, m) with labels ``y``
-    (n,) at the blocks ``(rows, cols)``: shape (n, blocks)."""
+    (n,) at the blocks ``(rows, cols)``: shape (n, blocks). For the piecewise-linear
+    activations (``act.homogeneous``: relu, leaky-relu, linear) ``phi'' = 0`` and the weights
+    do not depend on the labels: ``y`` may be None."""
     d1 = act.dphi(g)
-    h = act.phi(g)
-    z = h @ V.T
-    C = V.shape[0]
+    z = act.phi(g) @ V.T
     if loss == "ce":
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         pv = p @ V
         gn = p @ (V[:, rows] * V[:, cols]) - pv[:, rows] * pv[:, cols]
-        r = p - np.eye(C)[y]
     else:
         gn = np.broadcast_to((V[:, rows] * V[:, cols]).sum(axis=0), (g.shape[0], rows.size))
-        r = z - np.eye(C)[y]
     a = d1[:, rows] * d1[:, cols] * gn
     diag = rows == cols
-    if np.any(diag):
-        d2 = act.d2phi(g)
-        rv = r @ V  # (n, m): v_j . r
-        a = a.copy()
-        a[:, diag] += d2[:, rows[diag]] * rv[:, rows[diag]]
+    if act.homogeneous or not np.any(diag):
+        return a
+    if y is None:
+        raise ValueError(f"y (labels) is needed for {act.name!r}: its phi'' term depends on them")
+    r = (p if loss == "ce" else z) - np.eye(V.shape[0])[y]
+    rv = r @ V  # (n, m): v_j . r
+    a[:, diag] += act.d2phi(g)[:, rows[diag]] * rv[:, rows[diag]]
     return a
 
 

@@ -55,28 +55,19 @@ diagonal and 32 random off-diagonal blocks (as the linear route above ``C = 11``
 def hidden_weights(
     V: np.ndarray, loss: str
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-    """The block weights of the hidden layer (module docstring) for output weights ``V``
-    (``C x m``): a function of the pre-activation draws ``g`` (draws, m) and the blocks
-    ``(rows, cols)`` returning ``a`` (draws, blocks)."""
-    if loss == "mse":
+    """The block weights of the ReLU hidden layer (module docstring) for output weights
+    ``V`` (``C x m``): a function of the pre-activation draws ``g`` (draws, m) and the blocks
+    ``(rows, cols)`` returning ``a`` (draws, blocks);
+    :func:`rmthess.theory.activation_hidden.activation_weights` at ``phi = relu``."""
+    from rmthess.activations import get_activation
+    from rmthess.theory.activation_hidden import activation_weights
 
-        def mse(g: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            on = g > 0
-            return (V[:, rows] * V[:, cols]).sum(axis=0)[None, :] * (on[:, rows] & on[:, cols])
+    relu = get_activation("relu")
 
-        return mse
+    def weights(g: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return activation_weights(g, None, V, loss, relu, rows, cols)
 
-    def ce(g: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        on = g > 0
-        z = np.maximum(g, 0.0) @ V.T
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        pv = p @ V  # (draws, m): p . v_k
-        a = p @ (V[:, rows] * V[:, cols]) - pv[:, rows] * pv[:, cols]
-        return a * (on[:, rows] & on[:, cols])
-
-    return ce
+    return weights
 
 
 def _pairs(m: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:

@@ -266,7 +266,7 @@ def conditional_frobenius(
     c = get_case(case)
     C = check_int("C", C, 2, 10**4)
     hidden = c.name in ("hidden-mse", "hidden-ce")
-    stats = check_inputs(inputs, "linear-ce" if hidden else c.name)
+    stats = check_inputs(inputs, c.name, LINEAR_CASES + ("hidden-mse", "hidden-ce"))
     if hidden and m is None:
         raise ValueError(f"m (hidden width, an int in [2, 4096]) is required for {c.name}")
     if hidden:
