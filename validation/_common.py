@@ -166,3 +166,15 @@ def slope_checks(
             )
         )
     return out
+
+
+def gram_means(X, a, diag) -> tuple[float, float]:
+    """Mean ``(1/d)||H_b||_F^2`` over the diagonal and over the off-diagonal blocks ``b`` of
+    ``H_b = (1/N) sum_i a_ib x_i x_i^T`` (``a`` (N, blocks), ``diag`` a boolean mask over the
+    blocks), by the Gram route ``a_b^T (X X^T)^(o2) a_b / (d N^2)``: the simulations' block
+    norms, without forming a ``d x d`` block."""
+    import numpy as np
+
+    N, d = X.shape
+    vals = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
+    return float(vals[diag].mean()), float(vals[~diag].mean())

@@ -27,7 +27,7 @@ import sys
 import time
 
 import numpy as np
-from _common import entry, finish, parser
+from _common import entry, finish, gram_means, parser
 
 from rmthess.report.checks import check_close, check_upper
 
@@ -40,17 +40,13 @@ def _blocks(X, y, W, V, act, W2=None):
     from rmthess.theory.activation_hidden import activation_weights
     from rmthess.theory.deep_hidden import deep_weights
 
-    N, d = X.shape
-    m = W.shape[0]
-    rows, cols = np.triu_indices(m)
+    rows, cols = np.triu_indices(W.shape[0])
     phi = get_activation(act)
     if W2 is None:
         a = activation_weights(X @ W.T, y, V, "ce", phi, rows, cols)
     else:
         a = deep_weights(X @ W.T, y, W2, V, "ce", phi, rows, cols)
-    vals = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
-    diag = rows == cols
-    return vals[diag].mean(), vals[~diag].mean()
+    return gram_means(X, a, rows == cols)
 
 
 def _autograd_check(seed):

@@ -30,7 +30,7 @@ import sys
 import time
 
 import numpy as np
-from _common import entry, finish, parser
+from _common import entry, finish, gram_means, parser
 
 from rmthess.report.checks import check_close, check_upper
 
@@ -52,8 +52,7 @@ def _simulate(C, m2, nets, gen, d=400, N=800):
         W2 = gen.standard_normal((m2, M1)) / math.sqrt(M1)
         V = gen.standard_normal((C, m2)) / math.sqrt(m2)
         a = deep_weights(X @ W1.T, y, W2, V, "ce", relu, rows, cols)
-        v = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
-        per[t] = v[rows == cols].mean(), v[rows != cols].mean()
+        per[t] = gram_means(X, a, rows == cols)
     return summarize_pairs(per)
 
 

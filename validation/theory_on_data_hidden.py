@@ -40,7 +40,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import entry, finish, parser
+from _common import entry, finish, gram_means, parser
 
 from rmthess.report.checks import check_close, check_lower, check_na, check_upper
 
@@ -75,11 +75,8 @@ def _weights(V, g, loss):
 
 def _oracle(X, W, V, loss):
     """(F_diag, F_off) of the hidden blocks by the Gram route in numpy."""
-    N, d = X.shape
     m = W.shape[0]
-    a = _weights(V, X @ W.T, loss)
-    F = (np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)).reshape(m, m)
-    return np.mean(np.diag(F)), np.mean(F[~np.eye(m, dtype=bool)])
+    return gram_means(X, _weights(V, X @ W.T, loss), np.eye(m, dtype=bool).ravel())
 
 
 def _cross_check(ds, C, seed):
