@@ -179,6 +179,15 @@ OVERRIDES = {
         "widths": (4, 4),
         "samples": 20,
     },
+    "rmthess.theory.offset_frobenius": lambda: {
+        "case": "hidden-ce",
+        "m": 4,
+        "inputs": __import__("rmthess.theory").theory.InputStats.from_spectrum(
+            np.ones(40), mean=np.full(40, 0.5)
+        ),
+        "samples": 20,
+        "inner": 8,
+    },
     "rmthess.simulate.sample_instance": lambda: {"model": "hidden", "m": 4},
     "rmthess.landscape.hessian_bound_audit": _relu_fixtures,
     "rmthess.landscape.per_sample_curvature": _relu_fixtures,

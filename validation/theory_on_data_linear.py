@@ -17,7 +17,9 @@ set are predicted, level by level, by
 - ``mixture``: ``conditional_frobenius("linear-ce", C, input_stats(X, y), N)``, exact at
   finite d for the class-conditional Gaussian mixture with the data's class counts, means
   and covariances;
-- ``mixture+norms``: the same with ``self_term="data"``: the ``i = j`` terms ``a_i^2
+- ``clusters``: the same route for the finer mixture whose components are 4 k-means clusters
+  per class (``input_stats(X, y, per_class=4)``, :mod:`rmthess.theory.input_clusters`);
+- ``mixture+norms``: the class mixture with ``self_term="data"``: the ``i = j`` terms ``a_i^2
   |x_i|^4`` from the data's own sample norms (exact over W for any input law; standardised
   pixels have heavy-tailed norms: rare pixels divided by a tiny standard deviation), the
   pairs ``i != j`` from the mixture.
@@ -45,8 +47,10 @@ Checks:
 - standardised pixels: each level's relative error on ``F_diag`` and ``F_off`` at most the
   isotropic one; on ``F_off`` mixture at most conditional and mixture+norms at most mixture
   (the shares of the cluster gap they close are printed); measured vs mixture+norms:
-  4 SE + 5 % (the issue's target); measured vs mixture: the same where met, else N/A with
-  the size of the remaining gap against the mixture surrogate.
+  4 SE + 5 % (a diagnostic: its self term is counted twice); measured vs mixture: the same
+  where met, else N/A with the size of the remaining gap against the mixture surrogate;
+  measured vs clusters: 4 SE + 5 % (the issue's target), and its F_off error at most the
+  mixture's.
 
 The table prints, for each data set and level, the relative errors and the share of the
 isotropic error removed (``1 - |err| / |err_isotropic|``). ``--out FILE.csv`` writes it.
@@ -178,6 +182,7 @@ def _levels(X, y, C, cond_networks, draws, seed) -> dict:
         stats = input_stats(X)
         centred = input_stats(X, centred=True)
         mixture = input_stats(X, y, n_classes=C)
+        clusters = input_stats(X, y, n_classes=C, per_class=4, seed=seed)
         out = {
             "isotropic": frobenius_limits("linear-ce", C, gamma),
             "anisotropic": frobenius_limits("linear-ce", C, gamma, inputs=centred),
@@ -188,6 +193,9 @@ def _levels(X, y, C, cond_networks, draws, seed) -> dict:
             "mixture-limit": frobenius_limits("linear-ce", C, gamma, inputs=mixture),
             "mixture": conditional_frobenius(
                 "linear-ce", C, mixture, N, networks=cond_networks, draws=draws, seed=seed
+            ),
+            "clusters": conditional_frobenius(
+                "linear-ce", C, clusters, N, networks=cond_networks, draws=draws, seed=seed
             ),
             "mixture+norms": conditional_frobenius(
                 "linear-ce",
@@ -232,10 +240,6 @@ def _top_share(X) -> float:
 
 
 def _diagnose(X, y, C, nets, cond_nets, draws, seed, classes) -> None:
-    from sklearn.cluster import KMeans
-
-    from rmthess.theory import conditional_frobenius, input_stats
-
     gen = np.random.default_rng(seed + 3000)
     ys = np.concatenate([np.full(n, k) for k, (n, _, _) in enumerate(classes)])
     dat, sur = np.zeros(6), np.zeros(6)
@@ -258,21 +262,6 @@ def _diagnose(X, y, C, nets, cond_nets, draws, seed, classes) -> None:
         f"  top 1 % of samples carry {share[0]:.0%} of sum |x_i|^4 (a mixture surrogate "
         f"sample: {share[1]:.0%})"
     )
-    lab = np.empty(len(y), dtype=int)
-    for k in range(C):
-        idx = np.flatnonzero(y == k)
-        lab[idx] = 2 * k + KMeans(2, n_init=4, random_state=seed).fit_predict(X[idx])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sub = input_stats(X, lab, n_classes=2 * C)
-    for st in ("model", "data"):
-        r = conditional_frobenius(
-            "linear-ce", C, sub, len(y), networks=cond_nets, draws=draws, seed=seed, self_term=st
-        )
-        print(
-            f"  2 k-means sub-clusters per class (smallest {np.bincount(lab).min()} samples), "
-            f"self_term={st}: F_diag {r.F_diag:.5g} F_off {r.F_off:.5g} ratio {r.ratio:.5g}"
-        )
 
 
 def main(argv=None) -> int:
@@ -283,7 +272,7 @@ def main(argv=None) -> int:
         "--diagnose",
         action="store_true",
         help="standardised sets: where measured exceeds the mixture surrogate (pair types, "
-        "overlap |cos| bins) and a k-means sub-cluster mixture (printed, not checked)",
+        "overlap |cos| bins) and the top-1 % share of sum |x_i|^4 (printed, not checked)",
     )
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -372,7 +361,7 @@ def main(argv=None) -> int:
         if args.diagnose and prep == "std":
             _diagnose(X, y, C, nets, cond_nets, draws, args.seed, classes)
         if prep == "raw":
-            for level in ("conditional", "mean-aware", "mixture", "mixture+norms"):
+            for level in ("conditional", "mean-aware", "mixture", "clusters", "mixture+norms"):
                 rec = lev[level]
                 for q in QUANTITIES:
                     checks.append(_close(tag, q, level, meas, rec))
@@ -419,18 +408,27 @@ def main(argv=None) -> int:
                     NORMS_CAVEAT,
                 )
             )
-            for level, rec in (("mixture", mixt), ("mixture+norms", norms)):
+            checks.append(
+                check_upper(
+                    SECTION,
+                    f"{tag} |rel err| F_off clusters <= mixture",
+                    abs(lev["clusters"]["F_off"] / meas["F_off"] - 1),
+                    abs(mixt["F_off"] / meas["F_off"] - 1),
+                )
+            )
+            for level in ("mixture", "clusters", "mixture+norms"):
+                rec = lev[level]
                 for q in QUANTITIES:
                     err = rec[q] / meas[q] - 1
                     tol = 4.0 * math.hypot(meas[q + "_se"], rec[q + "_se"]) + 0.05 * abs(rec[q])
-                    if level == "mixture+norms" or abs(meas[q] - rec[q]) <= tol:
+                    if level != "mixture" or abs(meas[q] - rec[q]) <= tol:
                         checks.append(_close(tag, q, level, meas, rec))
                         continue
                     sgap = meas[q] / mix[q] - 1
                     reason = (
                         f"target 5 % missed by the Gaussian mixture ({err:+.1%}); real data "
-                        f"exceed the class-mixture surrogate by {sgap:+.1%}: non-Gaussian "
-                        "within-class structure (heavy-tailed sample norms: see mixture+norms)"
+                        f"exceed the class-mixture surrogate by {sgap:+.1%}: a class is a few "
+                        "clouds, not one Gaussian (the clusters level is checked)"
                     )
                     checks.append(
                         check_na(SECTION, f"{tag} measured {q} vs {level}", meas[q], reason, rec[q])

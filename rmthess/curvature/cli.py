@@ -91,6 +91,12 @@ def add_arguments(parser) -> None:
         type=int_arg("networks", 2, 10**6),
         help="--theory: LeCun networks measured (and of the exact theory routes; default 20)",
     )
+    parser.add_argument(
+        "--per-class",
+        default=4,
+        type=int_arg("per-class", 1, 64),
+        help="--theory: k-means components per class of the 'clusters' level (default 4)",
+    )
     add_json(parser, "the summary")
     add_out(parser, "the JSON/CSV/PNG outputs (a directory)")
     add_progress(parser, "when it is a terminal")
@@ -302,6 +308,7 @@ def _run_theory(args) -> int:
             networks=args.networks,
             seed=args.seed,
             hidden=(args.hidden,) * args.layers,
+            per_class=args.per_class,
             progress=args.progress,
         )
     for w in caught:

@@ -47,6 +47,7 @@ _EXPORTS = {
     "conditional_frobenius": "rmthess.theory.aniso_linear",
     "activation_frobenius": "rmthess.theory.activation_hidden",
     "deep_frobenius": "rmthess.theory.deep_hidden",
+    "offset_frobenius": "rmthess.theory.offset_limits",
     "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",
     "SeparableGMPLaw": "rmthess.theory.separable_law",

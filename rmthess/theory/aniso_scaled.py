@@ -27,14 +27,18 @@ common factor. The large-C constants scale the same way (the exponents do not ch
 Only centred single-Gaussian inputs (``input_stats(X, centred=True)``, level
 ``"anisotropic"``): a mean gives each network an offset ``W mu`` of its pre-activations that
 the isotropic limits do not average over, and classes do likewise per class; for those,
-:func:`rmthess.theory.conditional_frobenius` is exact at finite ``d`` for hidden-*. Neglected:
+:func:`rmthess.theory.offset_frobenius` averages over the offsets (and
+:func:`rmthess.theory.conditional_frobenius` is exact at finite ``d`` for hidden-*). Neglected:
 terms of relative order ``m / d_eff``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from rmthess.inits import Init
 
@@ -48,31 +52,35 @@ FINITE_SIZE_WARN = 0.1
 """A ``RuntimeWarning`` when ``m / d_eff`` exceeds this."""
 
 
-def check_scaled_inputs(stats: InputStats, case: str, m: int, ini: Init) -> None:
+def check_scaled_inputs(
+    stats: InputStats, case: str, m: int, ini: Init, *, offsets: bool = False
+) -> None:
     """``ValueError`` (naming ``inputs``) unless the statistics are centred and of one
-    Gaussian and the init is normal; a ``RuntimeWarning`` when ``m / d_eff > 0.1``."""
-    if stats.level not in ("anisotropic", "isotropic"):
-        hint = (
-            "rmthess.theory.conditional_frobenius(case, C, inputs, N, m=m) is exact at finite "
-            "d for them"
-            if case.startswith("hidden")
-            else "no route for them yet"
-        )
+    Gaussian (any level with ``offsets=True``, the route of
+    :func:`rmthess.theory.offset_frobenius`) and the init is normal; a ``RuntimeWarning``
+    when ``m / d_eff > 0.1`` (the smallest class ``d_eff`` for a mixture)."""
+    if not offsets and stats.level not in ("anisotropic", "isotropic"):
         raise ValueError(
             f"inputs for {case!r} must be centred and of one Gaussian (input_stats(X, "
-            f"centred=True), level 'anisotropic'), got level {stats.level!r}: a mean or classes "
-            f"shift each network's pre-activations, which the limit does not average over; "
-            f"{hint}"
+            f"centred=True), level 'anisotropic') for the rescaled limit, got level "
+            f"{stats.level!r}: a mean or classes shift each network's pre-activations; "
+            f"rmthess.theory.offset_frobenius (fixed C; frobenius_limits(inputs=) routes "
+            f"there) averages over those offsets, large-C constants with offsets are not "
+            f"derived"
         )
     if ini.dist != "normal":
         raise ValueError(
             f"init must be a normal init (lecun or a float sigma) for {case!r} with inputs "
             f"(the limit rescales sigma), got {ini.name!r}"
         )
-    ratio = m / stats.d_eff
+    d_eff = stats.d_eff
+    if stats.level == "mixture" and stats.class_d_eff is not None:
+        assert stats.class_weights is not None
+        d_eff = float(np.min(stats.class_d_eff[stats.class_weights > 0]))
+    ratio = m / d_eff if d_eff > 0 else math.inf
     if ratio > FINITE_SIZE_WARN:
         warnings.warn(
-            f"m / d_eff = {m}/{stats.d_eff:.3g} = {ratio:.2g} > {FINITE_SIZE_WARN}: the "
+            f"m / d_eff = {m}/{d_eff:.3g} = {ratio:.2g} > {FINITE_SIZE_WARN}: the "
             "limit's finite-size corrections O(m/d_eff) are not small for these inputs",
             RuntimeWarning,
             stacklevel=4,

@@ -242,9 +242,12 @@ def frobenius_limits(
     inputs : InputStats, optional
         Gaussian inputs ``x ~ N(mu, Sigma)`` with these statistics
         (:func:`rmthess.theory.input_stats`) instead of ``N(0, I_d)``. hidden-* and
-        output-*: centred single-Gaussian inputs only, the isotropic limit at a rescaled
-        gamma and init (:mod:`rmthess.theory.aniso_scaled`; ``ValueError`` for a mean or
-        classes). Linear cases: ``F = gamma (tau_1 + |mu|^2/d)^2 E[a^2] +
+        output-*: centred single-Gaussian inputs give the isotropic limit at a rescaled
+        gamma and init (:mod:`rmthess.theory.aniso_scaled`); a mean or classes give the
+        limit averaged over each network's pre-activation offsets ``W mu_k``, by Monte
+        Carlo (:func:`rmthess.theory.offset_frobenius`; ``samples``, ``inner``, ``seed``
+        apply, ``method`` must be ``"mc"`` or left out). Linear cases:
+        ``F = gamma (tau_1 + |mu|^2/d)^2 E[a^2] +
         (tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d) E[a a']`` with the logits at scale ``sigma
         sqrt(tau_1 + |mu|^2/d)`` and ``a, a'`` two samples of one network (sharing the
         offset ``W mu``; :mod:`rmthess.theory.aniso_linear`). A ``RuntimeWarning`` when ``C /
@@ -280,6 +283,8 @@ def frobenius_limits(
     seed = check_int("seed", seed, 0)
     progress = check_progress(progress)
     ini = resolve_init(init)
+    if inputs is not None and c.layer != "linear" and _has_offsets(inputs):
+        return _offsets(case, C, gamma, m, ini, inputs, samples, inner, seed, method, tol)
     method, tol = _resolve_method(c, method, samples, inner, ini, tol, m)
     if inputs is not None and c.layer != "linear":
         return _scaled(case, C, gamma, m, ini, inputs, samples, inner, seed, progress, method, tol)
@@ -326,6 +331,33 @@ def _scaled(case, C, gamma, m, ini, inputs, samples, inner, seed, progress, meth
     )  # fmt: skip
     scaled = {k: factor * getattr(iso, k) for k in ("F_diag", "F_off", "F_diag_se", "F_off_se")}
     return replace(iso, gamma=gamma, init=ini.name, inputs=stats.level, **scaled)
+
+
+def _has_offsets(inputs) -> bool:
+    """Statistics with a mean or classes (the hidden/output limits average over offsets)."""
+    from rmthess.theory.inputs import InputStats
+    from rmthess.theory.offset_limits import OFFSET_LEVELS
+
+    return isinstance(inputs, InputStats) and inputs.level in OFFSET_LEVELS
+
+
+def _offsets(case, C, gamma, m, ini, inputs, samples, inner, seed, method, tol):
+    """hidden-*/output-* with a mean or classes: :func:`rmthess.theory.offset_frobenius`
+    (Monte Carlo over networks and their pre-activation offsets)."""
+    from rmthess.theory import offset_limits as ol
+
+    if method not in (None, "mc"):
+        raise ValueError(
+            f"method must be 'mc' (or left out) for {case!r} with inputs that have a mean or "
+            f"classes (the limit is a Monte Carlo over the offsets), got {method!r}"
+        )
+    if tol is not None:
+        raise ValueError(f"tol does not apply to {case!r} with a mean or classes (Monte Carlo)")
+    return ol.offset_frobenius(
+        case, C, gamma, m, inputs, init=ini, seed=seed,
+        samples=ol.DEFAULT_SAMPLES if samples is None else samples,
+        inner=ol.DEFAULT_INNER if inner is None else inner,
+    )  # fmt: skip
 
 
 def _resolve_method(c, method, samples, inner, ini, tol, m=None) -> tuple[str, float | None]:

@@ -44,6 +44,7 @@ from rmthess._checks import (
     check_memory,
     physical_memory,
 )
+from rmthess._random import check_seed
 from rmthess._stats import json_safe
 
 if TYPE_CHECKING:
@@ -98,6 +99,10 @@ class InputStats:
     class_covariances : (K, d, d) ndarray or None
         Within-class covariances (``ddof=0``) in the input coordinates; present, they select
         the mixture theory (:attr:`level`). Classes without samples: weight 0, NaN.
+    component_class : (K,) ndarray or None
+        The class of each mixture component when the classes were split into k-means
+        clusters (``input_stats(X, y, per_class=Q)``, :mod:`rmthess.theory.input_clusters`);
+        then the ``class_*`` fields are per component. None: the components are the classes.
     sq_norms : (n,) ndarray or None
         ``|x_i|^2 / d`` of the data's samples (the data route only; centred when
         ``centred``): the empirical norm law behind ``conditional_frobenius(...,
@@ -126,11 +131,20 @@ class InputStats:
     class_d_eff: np.ndarray | None = None
     class_covariances: np.ndarray | None = None
     sq_norms: np.ndarray | None = None
+    component_class: np.ndarray | None = None
 
     # ------------------------------------------------------------------ derived
     @property
     def n_classes(self) -> int:
-        """Number of classes ``K`` (0 without labels)."""
+        """Number of classes (0 without labels)."""
+        if self.component_class is not None:
+            return int(self.component_class.max()) + 1
+        return self.n_components
+
+    @property
+    def n_components(self) -> int:
+        """Number of mixture components ``K`` (the classes, or their k-means clusters; 0
+        without labels)."""
         return 0 if self.class_weights is None else int(self.class_weights.size)
 
     @property
@@ -249,22 +263,27 @@ class InputStats:
     def to_frame(self) -> pd.DataFrame:
         """Tidy ``pandas.DataFrame``: one row per class (``class, weight, mean_sq, tau1..tau4,
         d_eff``: ``mean_sq = |mu_k|^2 / d``) when labels were given, else the one row of
-        :meth:`to_dict`."""
+        :meth:`to_dict`; one row per component (a ``component`` column first) when the
+        classes were split (``per_class``)."""
         import pandas as pd
 
         if self.class_weights is None:
             return pd.DataFrame([self.to_dict()])
         assert self.class_means is not None and self.class_tau is not None
         assert self.class_d_eff is not None
+        owner = self.component_class
         cols: dict[str, Any] = {
-            "class": np.arange(self.n_classes),
+            "class": np.arange(self.n_components) if owner is None else owner,
             "weight": self.class_weights,
             "mean_sq": np.sum(self.class_means**2, axis=1) / self.d,
         }
         for k in range(4):
             cols[f"tau{k + 1}"] = self.class_tau[:, k]
         cols["d_eff"] = self.class_d_eff
-        return pd.DataFrame(cols)
+        frame = pd.DataFrame(cols)
+        if owner is not None:
+            frame.insert(0, "component", np.arange(self.n_components))
+        return frame
 
     def __repr__(self) -> str:
         return (
@@ -280,6 +299,8 @@ def input_stats(
     *,
     centred: bool = False,
     n_classes: int | None = None,
+    per_class: int = 1,
+    seed: int = 0,
 ) -> InputStats:
     """Input statistics of a data set (module docstring).
 
@@ -296,6 +317,12 @@ def input_stats(
     n_classes : int, optional
         Number of classes (default ``max(y) + 1``); classes without samples get weight 0
         and NaN statistics.
+    per_class : int in [1, 64]
+        Gaussian components per class (default 1: the class mixture). Above 1 each class is
+        split into up to ``per_class`` k-means clusters (:mod:`rmthess.theory.input_clusters`;
+        needs ``y``), each a component of the mixture with its own weight, mean and
+        covariance; :attr:`InputStats.component_class` says which class each belongs to.
+    seed : int, seeds the k-means (``per_class > 1``).
 
     Returns
     -------
@@ -312,9 +339,19 @@ def input_stats(
             n_classes = getattr(X, "n_classes", None)
         X, y = X.X, X.y
     centred = check_bool("centred", centred)
+    per_class = check_int("per_class", per_class, 1, 64)
+    seed = check_seed(seed)
+    if per_class > 1 and y is None:
+        raise ValueError(f"per_class = {per_class} > 1 needs the labels y (it splits classes)")
     Xa = _matrix(X)
     N, d = Xa.shape
     labels = None if y is None else _labels(y, N, n_classes)
+    owner = None
+    if labels is not None and per_class > 1:
+        from rmthess.theory.input_clusters import split_classes
+
+        comp, owner = split_classes(Xa, labels[0], labels[1], per_class, seed)
+        labels = (comp, owner.size)
     K = 0 if labels is None else labels[1]
     ram = physical_memory()
     keep = K > 0 and (ram is None or 8.0 * K * d * d <= CLASS_COV_RAM * ram)
@@ -343,7 +380,8 @@ def input_stats(
     stats = replace(stats, n_constant=n_constant, sq_norms=q)
     if labels is None:
         return stats
-    return _with_classes(stats, Xa, labels, mu if centred else None, keep)
+    stats = _with_classes(stats, Xa, labels, mu if centred else None, keep)
+    return stats if owner is None else replace(stats, component_class=owner)
 
 
 # ---------------------------------------------------------------------- helpers

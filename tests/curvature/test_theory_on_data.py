@@ -95,12 +95,14 @@ def test_levels_are_the_theory_calls():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = theory_on_data(ds, **kw, progress=False)
         st = input_stats(ds.X, ds.y, n_classes=3)
+        sub = input_stats(ds.X, ds.y, n_classes=3, per_class=4, seed=3)
         ref = {
             "isotropic": frobenius_limits("linear-ce", 3, 12 / 60),
             "gaussian": conditional_frobenius("linear-ce", 3, st.pooled(), 60, **kw),
             "mixture-limit": frobenius_limits("linear-ce", 3, 12 / 60, inputs=st),
             "mixture": conditional_frobenius("linear-ce", 3, st, 60, **kw),
             "mixture+norms": conditional_frobenius("linear-ce", 3, st, 60, **kw, self_term="data"),
+            "clusters": conditional_frobenius("linear-ce", 3, sub, 60, **kw),
         }
     assert tuple(res.levels) == LEVELS
     for level, lim in ref.items():
@@ -161,9 +163,9 @@ SMALL = ["curvature", "--data", "digits", "--n", "60", "--layers", "0", "--theor
 def test_cli_json_matches_the_python_api(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert main([*SMALL, "--networks", "2", "--json"]) == 0
+        assert main([*SMALL, "--networks", "2", "--per-class", "2", "--json"]) == 0
         rec = json.loads(capsys.readouterr().out)
-        res = theory_on_data(digits().subset(60, seed=0), networks=2, progress=False)
+        res = theory_on_data(digits().subset(60, seed=0), networks=2, per_class=2, progress=False)
     rows = rec.pop("levels")
     assert [r["level"] for r in rows] == ["measured", *LEVELS]
     for key, v in res.to_dict().items():
@@ -201,6 +203,7 @@ def test_cli_table_and_out(tmp_path, capsys):
         (["--layers", "0", "--train-steps", "3"], "--train-steps"),
         (["--layers", "0", "--kind", "ggn"], "--kind"),
         (["--layers", "0", "--networks", "1"], "networks"),
+        (["--layers", "0", "--per-class", "0"], "per-class"),
     ],
 )
 def test_cli_theory_refusals(args, match, capsys, monkeypatch):
@@ -252,7 +255,7 @@ def test_hidden_measured_equals_explicit_blocks(small, hidden_run):
             hidden_run.per_network["measured"][t], _hidden_oracle(X, W, V), rtol=1e-9
         )
     assert hidden_run.case == "hidden-ce" and hidden_run.m == 6
-    assert tuple(hidden_run.levels) == ("isotropic", "gaussian", "mixture")
+    assert tuple(hidden_run.levels) == ("isotropic", "gaussian", "mixture", "clusters")
 
 
 def test_hidden_exact_levels_run_on_the_measured_networks(small, hidden_run):
@@ -272,12 +275,13 @@ def test_hidden_exact_levels_run_on_the_measured_networks(small, hidden_run):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         stats = input_stats(small.X, small.y, n_classes=10)
-    for level in ("gaussian", "mixture"):
+        sub = input_stats(small.X, small.y, n_classes=10, per_class=4, seed=0)
+    for level in ("gaussian", "mixture", "clusters"):
         per = hidden_per_network(
             "hidden-ce",
             10,
             6,
-            stats,
+            sub if level == "clusters" else stats,
             small.n,
             resolve_init("lecun"),
             NETS,
@@ -313,4 +317,5 @@ def test_cli_hidden_theory(capsys):
         assert main([*args, "--theory", "--networks", "2", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["case"] == "hidden-ce" and rec["m"] == 6
-    assert [r["level"] for r in rec["levels"]] == ["measured", "isotropic", "gaussian", "mixture"]
+    levels = ["measured", "isotropic", "gaussian", "mixture", "clusters"]
+    assert [r["level"] for r in rec["levels"]] == levels

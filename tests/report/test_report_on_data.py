@@ -59,9 +59,12 @@ def test_section_checks(small):
     res, _, _ = small
     cs = sec_mod.checks(res)
     close = [c for c in cs if c.kind == "close"]
-    # raw: 3 quantities over C = 3, 10; standardised: C = 3 only (C = 10 >= gap_C); clustered
-    assert len(close) == 9
-    assert len(_by_name(close, "raw pixels")) == len(_by_name(close, "standardised")) == 3
+    # raw: 3 quantities over C = 3, 10; standardised: the class mixture at C = 3 only (C = 10
+    # >= gap_C) and the k-means sub-clusters at C = 10; clustered
+    assert len(close) == 12
+    assert len(_by_name(close, "raw pixels")) == 3
+    assert len(_by_name(close, "standardised: class mixture")) == 3
+    assert len(_by_name(close, "standardised: k-means sub-clusters")) == 3
     assert [c.verdict for c in cs if c.kind == "upper"] == ["PASS"]
     na = [c for c in cs if c.kind == "na"]
     assert len(_by_name(na, "standardised digits C=10")) == 1  # the known gap
@@ -79,7 +82,15 @@ def test_table_numbers(small):
     df = res.table
     assert list(dict.fromkeys(df["data"])) == list(sec_mod.DATA)
     assert list(df.loc[df["data"] == "raw", "C"].unique()) == [3, 10]
-    levels = ["measured", "isotropic", "gaussian", "mixture-limit", "mixture", "mixture+norms"]
+    levels = [
+        "measured",
+        "isotropic",
+        "gaussian",
+        "mixture-limit",
+        "mixture",
+        "clusters",
+        "mixture+norms",
+    ]
     for _, g in df.groupby(["data", "C"]):
         assert list(g["level"]) == levels
         m = g.iloc[0]
@@ -126,11 +137,13 @@ def _wrong(res, data, level, **scale):
         ("raw", "F_off", "raw pixels: class mixture vs measured F_off"),
         ("standardised", "ratio", "standardised: class mixture vs measured ratio"),
         ("clustered", "F_off", "clustered (synthetic): class mixture vs measured F_off"),
+        ("standardised", "F_off", "standardised: k-means sub-clusters vs measured F_off"),
     ],
 )
 def test_each_closeness_check_fails_on_a_wrong_value(small, data, q, text):
     res, _, _ = small
-    bad = sec_mod.checks(_wrong(res, data, "mixture", **{q: 1.5}))
+    level = "clusters" if "sub-clusters" in text else "mixture"
+    bad = sec_mod.checks(_wrong(res, data, level, **{q: 1.5}))
     assert not _by_name(bad, text)[0].passed
 
 
@@ -215,11 +228,11 @@ def test_hidden_rows_checks_and_figure(hidden):
     assert list(dict.fromkeys(hid["data"])) == ["raw", "standardised"]
     assert sorted(hid["C"].unique()) == [3, 5]
     for _, g in hid.groupby(["data", "C"]):
-        assert list(g["level"]) == ["measured", "isotropic", "gaussian", "mixture"]
-        paired = g[g["level"].isin(["gaussian", "mixture"])]
+        assert list(g["level"]) == ["measured", "isotropic", "gaussian", "mixture", "clusters"]
+        paired = g[g["level"].isin(["gaussian", "mixture", "clusters"])]
         assert (paired[["err_F_diag_se", "err_F_off_se", "err_ratio_se"]] > 0).all().all()
     cs = [c for c in sec_mod.checks(res) if c.name.startswith("hidden layer")]
-    assert sorted(c.kind for c in cs) == ["close"] * 4 + ["na"] * 2 + ["upper"]
+    assert sorted(c.kind for c in cs) == ["close"] * 6 + ["na"] * 2 + ["upper"]
     assert all(c.passed for c in cs), [(c.name, c.measured, c.detail) for c in cs]
     names = {p.name for p in (out / "figures").iterdir()}
     assert names == {"theory_on_data.png", "theory_on_data_hidden.png"}
@@ -236,3 +249,7 @@ def test_hidden_closeness_fails_on_a_wrong_value(hidden):
         sec_mod.checks(bad), "hidden layer, digits, raw pixels: class mixture / measured F_off"
     )[0]
     assert not check.passed
+    rows = (t["model"] == "hidden m=6") & (t["data"] == "standardised") & (t["level"] == "clusters")
+    t.loc[rows, "err_ratio"] = 0.5
+    text = "hidden layer, digits, standardised: k-means sub-clusters / measured ratio"
+    assert not _by_name(sec_mod.checks(bad), text)[0].passed
