@@ -188,6 +188,12 @@ OVERRIDES = {
         "samples": 20,
         "inner": 8,
     },
+    "rmthess.theory.depth_frobenius": lambda: {
+        "loss": "ce",
+        "widths": (4, 4),
+        "samples": 20,
+        "inner": 8,
+    },
     "rmthess.simulate.sample_instance": lambda: {"model": "hidden", "m": 4},
     "rmthess.landscape.hessian_bound_audit": _relu_fixtures,
     "rmthess.landscape.per_sample_curvature": _relu_fixtures,

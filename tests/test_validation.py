@@ -36,6 +36,7 @@ def test_one_script_per_claim():
         "separable_gmp.py",
         "activation_hidden.py",
         "fanout_first_layer.py",
+        "depth_layers.py",
     }
 
 
@@ -91,3 +92,20 @@ def test_bad_device_is_usage_error():
     )
     assert res.returncode == 2
     assert "device" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_wrong_depth_theory_makes_depth_layers_fail(monkeypatch, capsys):
+    """Scale every layer's predicted r by 1.3: the depth script must exit 1."""
+    import rmthess.theory
+
+    mod = _load("depth_layers")
+    real = rmthess.theory.depth_frobenius
+
+    def wrong(*a, **kw):
+        res = real(*a, **kw)
+        res.ratio = 1.3 * res.ratio
+        return res
+
+    monkeypatch.setattr(rmthess.theory, "depth_frobenius", wrong)
+    assert mod.main(["--quick", "--device", "cpu"]) == 1
+    assert "FAIL" in capsys.readouterr().out

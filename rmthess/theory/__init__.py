@@ -47,6 +47,8 @@ _EXPORTS = {
     "conditional_frobenius": "rmthess.theory.aniso_linear",
     "activation_frobenius": "rmthess.theory.activation_hidden",
     "deep_frobenius": "rmthess.theory.deep_hidden",
+    "depth_frobenius": "rmthess.theory.depth",
+    "DepthLimits": "rmthess.theory.depth",
     "offset_frobenius": "rmthess.theory.offset_limits",
     "input_stats": "rmthess.theory.inputs",
     "GMPLaw": "rmthess.theory.law",

@@ -25,6 +25,7 @@ examples:
   rmthess theory --case hidden-ce --layer-spectrum --C 5 --gamma 0.5 --m 4 --n-atoms 256
   rmthess theory --case hidden-ce --C 10,100 --gamma 0.5 --m 8 --samples 400 --json
   rmthess theory --case output-ce --C 10 --gamma 0.5 --m 8 --asymptotic
+  rmthess theory --case hidden-ce --C 10 --gamma 0.5 --widths 32,32,32 --activation tanh
 """
 
 from __future__ import annotations
@@ -118,6 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "labels; rmthess.theory.activation_frobenius)",
     )
     parser.add_argument(
+        "--widths",
+        default=None,
+        type=int_list_arg(name="widths", minimum=2),
+        help="hidden-* only: the hidden widths m1,m2,... of a deeper MLP; prints the block map "
+        "of every layer (rmthess.theory.depth_frobenius; replaces --m)",
+    )
+    parser.add_argument(
         "--asymptotic",
         action="store_true",
         help="also print the large-C constants A_diag, p_diag, A_off, p_off",
@@ -182,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     ):
         if val is not None:
             raise ValueError(f"{flag} applies only with --layer-spectrum")
+    if getattr(args, "widths", None) is not None:
+        from rmthess.theory.cli_depth import run_depth
+
+        return run_depth(args, case.name)
     m = case.check_m(args.m)
     activation = getattr(args, "activation", "relu")
     if activation != "relu":

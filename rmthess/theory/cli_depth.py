@@ -1,0 +1,60 @@
+"""``rmthess theory --widths m1,m2,...``: the block map of every layer of a deeper MLP at init
+(:func:`rmthess.theory.depth_frobenius`), one table per C."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run_depth(args: argparse.Namespace, case: str) -> int:
+    """Per C and layer: ``F_diag``, ``F_off``, ``ratio`` with their SEs; ``--json`` a list of
+    per-layer records. The loss is the case's (``hidden-ce`` or ``hidden-mse``)."""
+    import json
+
+    from rmthess._stats import format_estimate
+    from rmthess.theory.depth import depth_frobenius
+
+    if case not in ("hidden-mse", "hidden-ce"):
+        raise ValueError(f"--widths is for hidden-mse and hidden-ce (the loss), not {case}")
+    for flag, val in (
+        ("--m", args.m),
+        ("--asymptotic", args.asymptotic or None),
+        ("--method", getattr(args, "method", None)),
+        ("--tol", getattr(args, "tol", None)),
+    ):
+        if val is not None:
+            raise ValueError(f"{flag} does not apply with --widths (the widths give m)")
+    loss = case.split("-")[1]
+    kw: dict = dict(init=args.init, seed=args.seed)
+    if args.samples is not None:
+        kw["samples"] = args.samples
+    if args.inner is not None:
+        kw["inner"] = args.inner
+    act = getattr(args, "activation", "relu")
+    results = [depth_frobenius(loss, C, args.gamma, tuple(args.widths), act, **kw) for C in args.C]
+    if args.json:
+        recs = [rec for r in results for rec in r.to_frame().to_dict(orient="records")]
+        print(json.dumps(recs, indent=2))
+        return 0
+    w = "x".join(str(m) for m in args.widths)
+    print(f"rmthess theory: loss={loss} gamma={args.gamma:g} widths={w} init={args.init} "
+          f"activation={act}")  # fmt: skip
+    for r in results:
+        print(f"C={r.C}")
+        cols = ["layer", "rows", "F_diag", "F_off", "ratio"]
+        cells = [
+            [name, str(rows)]
+            + [format_estimate(getattr(r, q)[i], getattr(r, f"{q}_se")[i]) for q in cols[2:]]
+            for i, (name, rows) in enumerate(zip(r.layers, r.rows, strict=True))
+        ]
+        table = [cols, *cells]
+        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+        for row in table:
+            print("  " + "  ".join(s.rjust(n) for s, n in zip(row, widths, strict=True)))
+    r0 = results[0]
+    print(
+        f"(Monte Carlo: {r0.samples} networks x {r0.inner} draws each, seed {r0.seed}; first "
+        "layer (1/d)||H_jl||^2 in the d, N -> inf limit, later layers and the output ||H_jl||^2 "
+        "at N -> inf; x +- se)"
+    )
+    return 0
