@@ -133,6 +133,36 @@ def _cross_check(seed) -> float:
     return worst
 
 
+def _cost(seed) -> tuple[float, int]:
+    """Seconds for the block map of every layer of a depth-4 MLP (P ~ 100k) with the theory
+    next to it: rmthess.curvature.layer_block_maps (exact) + depth_frobenius (issue 20's
+    target: under 2 minutes on 2 cores)."""
+    import torch
+
+    from rmthess.curvature import layer_block_maps, mlp
+    from rmthess.theory import depth_frobenius
+
+    d, N, C, ws = 400, 800, 10, (128, 128, 128, 128)
+    t0 = time.perf_counter()
+    net = mlp(d, C, ws, bias=False, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, d, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, C, (N,), generator=gen)
+    maps = layer_block_maps(net, "ce", (X, y), progress=False)
+    t1 = time.perf_counter()
+    th = depth_frobenius("ce", C, d / N, ws, N=N, samples=200, seed=seed)
+    t2 = time.perf_counter()
+    P = sum(p.numel() for p in net.parameters())
+    print(f"\ncost: depth 4, widths {ws}, d={d}, N={N}, P={P}: block maps of every layer "
+          f"{t1 - t0:.1f} s, theory (200 networks) {t2 - t1:.1f} s")  # fmt: skip
+    for k, (name, bm) in enumerate(maps.items()):
+        F = bm.sq_norm
+        off = ~np.eye(F.shape[0], dtype=bool)
+        r = float(np.sqrt(F[off].mean() / np.diag(F).mean()))
+        print(f"  {name:8s} r measured (one network) {r:.4f}, theory {th.ratio[k]:.4f}")
+    return t2 - t0, P
+
+
 def _fit(rows) -> None:
     """log r_1 on log C and log m_2 (depth-2 ReLU cells with m_1 = 16), OLS with 95 % CIs."""
     sel = [r for r in rows if r["depth"] == 2 and r["layer"] == "hidden1" and r["act"] == "relu"]
@@ -164,6 +194,12 @@ def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--networks", type=int, default=None, help="networks per cell (default 30)")
     p.add_argument("--out", default=None, help="write the table to this CSV file")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="only the cost check: every layer's block map of a depth-4 MLP (P ~ 100k) and "
+        "its theory, timed (issue 20 target: under 2 minutes)",
+    )
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     from rmthess.theory import depth_frobenius
@@ -174,8 +210,13 @@ def main(argv=None) -> int:
     checks = [
         check_upper(SECTION, "torch route = block_norms (max rel diff)", _cross_check(1), 1e-9)
     ]
+    if args.cost or not args.quick:
+        secs, P = _cost(args.seed)
+        checks.append(
+            check_upper(SECTION, f"seconds: every layer's map + theory, depth 4, P={P}", secs, 120)
+        )
     rows = []
-    for widths, C, act in _grid(args.quick):
+    for widths, C, act in [] if args.cost else _grid(args.quick):
         t1 = time.perf_counter()
         per = _measure(widths, C, act, d, N, nets, args.seed)
         t2 = time.perf_counter()

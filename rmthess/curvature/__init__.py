@@ -28,6 +28,7 @@ _WHERE = {
     "Outliers": "density",
     "plot_density": "density",
     "block_norms": "blocks",
+    "layer_block_maps": "layer_maps",
     "BlockMap": "blocks",
     "probe_variance": "blocks",
     "DISTRIBUTIONS": "blocks",
