@@ -172,4 +172,3 @@ def layer_block_maps(
             )
             bar.update(1)
     return out
-

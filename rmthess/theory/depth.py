@@ -186,7 +186,10 @@ def layer_weights(
         else:
             pJ = np.matmul(p[:, None, :], J)  # (n, 1, m)
             AJ = p[:, :, None] * J - p[:, :, None] * pJ
-        a = np.einsum("ncb,ncb->nb", J[:, :, rows], AJ[:, :, cols])
+        if d1.shape[1] <= ALL_BLOCKS_MAX:  # every pair: one batched product J^T A J
+            a = np.matmul(np.swapaxes(J, 1, 2), AJ)[:, rows, cols]
+        else:  # sampled pairs only
+            a = np.einsum("ncb,ncb->nb", J[:, :, rows], AJ[:, :, cols])
         if not act.homogeneous:
             if R is None:
                 R = np.zeros((g1.shape[0], d1.shape[1], d1.shape[1]))
@@ -309,7 +312,7 @@ def _per_network(loss, C, gamma, ws, act, sigma, N, samples, inner, seed) -> np.
             else:
                 x = hs[k - 1]  # the layer's input h_k (1-based: h_{k}), fixed width
                 K = (x[:h] @ x[h:].T) ** 2  # (h, h)
-                F = np.einsum("ib,ij,jb->b", ak[:h], K, ak[h:]) / (h * h)
+                F = np.sum(ak[:h] * (K @ ak[h:]), axis=0) / (h * h)
                 if N is not None:
                     q = np.sum(x * x, axis=1) ** 2
                     F = F + (np.mean(ak * ak * q[:, None], axis=0) - F) / N
