@@ -119,6 +119,9 @@ FACTORIES = {
     ).curvature.theory_on_data(
         __import__("rmthess.data").data.gaussian(3, 4, 12, seed=0), networks=2, draws=16
     ),
+    "rmthess.theory.depth.DepthLimits": lambda tmp: __import__(
+        "rmthess.theory"
+    ).theory.depth_frobenius("ce", 3, 0.5, (4, 3), samples=20, inner=8),
     "rmthess.curvature.trace.TraceEstimate": lambda tmp: __import__(
         "rmthess.curvature"
     ).curvature.hessian_trace(_A, seed=0),

@@ -127,7 +127,7 @@ class DepthLimits:
             k: getattr(self, k)
             for k in ("loss", "C", "gamma", "activation", "init", "N", "samples", "inner", "seed")
         }
-        d["widths"] = list(self.widths)
+        d["widths"] = "x".join(str(w) for w in self.widths)
         for i, name in enumerate(self.layers):
             for q in QUANTITIES:
                 d[f"{q}_{name}"] = float(getattr(self, q)[i])

@@ -222,7 +222,9 @@ class InputStats:
         stats = _build(
             _spectrum(lam[::-1]), U[:, ::-1].T @ mu, n=0, centred=False, source="mixture"
         )
-        return _attach_classes(stats, w, mus, covs)
+        from rmthess.theory.input_clusters import attach_classes
+
+        return attach_classes(stats, w, mus, covs)
 
     def pooled(self) -> InputStats:
         """The same statistics without the class covariances: one Gaussian with the pooled
@@ -380,7 +382,9 @@ def input_stats(
     stats = replace(stats, n_constant=n_constant, sq_norms=q)
     if labels is None:
         return stats
-    stats = _with_classes(stats, Xa, labels, mu if centred else None, keep)
+    from rmthess.theory.input_clusters import with_classes
+
+    stats = with_classes(stats, Xa, labels, mu if centred else None, keep)
     return stats if owner is None else replace(stats, component_class=owner)
 
 
@@ -475,51 +479,4 @@ def _build(lam: np.ndarray, coords: np.ndarray, *, n: int, centred: bool, source
         source=source,
         eigenvalues=lam,
         mean_coords=coords,
-    )
-
-
-def _with_classes(stats: InputStats, X: np.ndarray, labels, shift, keep: bool):
-    y, K = labels
-    d = X.shape[1]
-    w = np.bincount(y, minlength=K) / y.size
-    means = np.full((K, d), np.nan)
-    covs = np.full((K, d, d) if keep else (0, d, d), np.nan)
-    tau = np.full((K, 4), np.nan)
-    for k in range(K):
-        Xk = X[y == k]
-        if Xk.shape[0] == 0:
-            continue
-        means[k] = Xk.mean(axis=0)
-        Z = Xk - means[k]
-        cov = Z.T @ Z / Xk.shape[0]
-        tau[k] = _taus(np.maximum(np.linalg.eigvalsh(cov), 0.0))[:4]
-        if keep:
-            covs[k] = cov
-    if shift is not None:
-        means -= shift
-    return _attach_classes(stats, w, means, covs if keep else None, tau)
-
-
-def _attach_classes(stats: InputStats, w, means, covs, tau=None) -> InputStats:
-    K = w.size
-    if tau is None:
-        tau = np.full((K, 4), np.nan)
-        for k in range(K):
-            if w[k] > 0:
-                tau[k] = _taus(np.maximum(np.linalg.eigvalsh(covs[k]), 0.0))[:4]
-    with np.errstate(divide="ignore", invalid="ignore"):  # as _taus: 0 where tau_2 = 0
-        d_eff = np.where(tau[:, 1] == 0, 0.0, stats.d * tau[:, 0] ** 2 / tau[:, 1])
-    w, means = (np.array(a, dtype=np.float64) for a in (w, means))
-    if covs is not None:
-        covs = np.array(covs, dtype=np.float64)
-        covs.flags.writeable = False
-    for a in (w, means, tau, d_eff):
-        a.flags.writeable = False
-    return replace(
-        stats,
-        class_weights=w,
-        class_means=means,
-        class_tau=tau,
-        class_d_eff=d_eff,
-        class_covariances=covs,
     )

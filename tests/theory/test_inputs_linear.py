@@ -274,9 +274,14 @@ def test_conditional_approaches_limit():
 
 def test_argument_errors():
     s = InputStats.from_spectrum(np.ones(100))
-    with pytest.raises(ValueError, match="inputs"):  # hidden-*: centred inputs only
+    with pytest.raises(ValueError, match="method"):  # hidden-* with a mean: Monte Carlo only
         frobenius_limits(
-            "hidden-mse", 3, 0.5, m=4, inputs=InputStats.from_spectrum(np.ones(100), np.ones(100))
+            "hidden-mse",
+            3,
+            0.5,
+            m=4,
+            inputs=InputStats.from_spectrum(np.ones(100), np.ones(100)),
+            method="quadrature",
         )
     with pytest.raises(TypeError, match="inputs"):
         frobenius_limits("linear-ce", 3, 0.5, inputs=np.ones(3))
