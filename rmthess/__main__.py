@@ -1,8 +1,6 @@
 """``python -m rmthess``: the ``rmthess`` command line."""
 
-import sys
-
-from rmthess.cli import main
+from rmthess.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -119,5 +119,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``rmthess`` executable (and ``python -m rmthess``): :func:`main`, then exit with its
+    status. An interrupted run (130) leaves by ``os._exit(130)`` once the streams are flushed
+    (``main`` has already removed what the run staged): a run stopped by SIGINT otherwise
+    exited now and then with -2 instead of 130 in CI, the interpreter re-raising SIGINT on
+    its way out after ``main`` had handled the interrupt."""
+    import os
+    import signal
+
+    try:
+        code = main()
+    except KeyboardInterrupt:  # pragma: no cover - a signal after main's own handler
+        code = 130
+    if code == 130:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -440,3 +440,32 @@ def test_real_signal_leaves_no_index(tmp_path, sig):
     assert proc.returncode == 130, (stdout[-2000:], err[-2000:])
     assert "interrupted" in err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_entry_leaves_an_interrupted_run_by_os_exit(monkeypatch):
+    """rmthess.cli.entry: status 130 ends the process by os._exit(130) (signals ignored, streams
+    flushed), so nothing at interpreter exit can turn it into a death by SIGINT; other statuses
+    go through sys.exit."""
+    import os
+    import signal
+
+    import rmthess.cli as cli
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    ignored = []
+    monkeypatch.setattr(signal, "signal", lambda sig, h: ignored.append((sig, h)))
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(cli, "main", lambda: 130)
+    with pytest.raises(Exited) as info:
+        cli.entry()
+    assert info.value.args == (130,)
+    assert {s for s, h in ignored if h == signal.SIG_IGN} == {signal.SIGINT, signal.SIGTERM}
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    with pytest.raises(SystemExit) as ok:
+        cli.entry()
+    assert ok.value.code == 0
