@@ -98,8 +98,8 @@ def layer_block_maps(
     -------
     ``{layer name: BlockMap}`` in forward order; block ``j`` of layer ``"hidden2"`` is named
     ``"hidden2[j]"``, its size the fan-in (+1 with a bias); ``sq_norm`` exact (``exact`` all
-    True, ``sq_norm_se`` 0). Same numbers as ``block_norms(model, loss_fn, data,
-    blocks={f"{name}[{j}]": ...}, exact=True)``.
+    True, ``sq_norm_se`` 0). Same numbers as :func:`rmthess.curvature.block_norms` with one
+    block per row and ``exact=True``.
 
     Memory: ``N^2 + 2 N m^2`` numbers per layer (checked first).
     """

@@ -108,7 +108,7 @@ def _simulate_output(comps, m, C, N, nets, loss, gen):
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce"])
-@pytest.mark.parametrize("kind", ["mean", "classes"])
+@pytest.mark.parametrize("kind", ["mean", pytest.param("classes", marks=pytest.mark.slow)])
 def test_output_limit_matches_simulation(loss, kind):
     """Output blocks with a mean (|mu|^2/d = 0.5) and with two classes of opposite means and
     different covariances: the limit against simulated networks within 4 SE + 3 %
