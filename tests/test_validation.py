@@ -37,13 +37,14 @@ def test_one_script_per_claim():
         "activation_hidden.py",
         "fanout_first_layer.py",
         "depth_layers.py",
+        "offset_constants.py",
     }
 
 
-SLOW_SCRIPTS = {"fanout_first_layer.py", "theory_on_data_hidden.py"}
-"""Quick runs of 15-20 s each, in the slow tier to keep CI under its 20 minutes; their
-theory is covered by unit tests (test_depth, test_inputs_hidden, test_theory_on_data) and
-their full runs are recorded in benchmarks/."""
+SLOW_SCRIPTS = {"fanout_first_layer.py", "theory_on_data_hidden.py", "offset_constants.py"}
+"""Quick runs of 7-20 s each, in the slow tier to keep CI under its 20 minutes; their
+theory is covered by unit tests (test_depth, test_inputs_hidden, test_theory_on_data,
+test_offset_asymptotics) and their full runs are recorded in benchmarks/."""
 
 
 @pytest.mark.parametrize(

@@ -140,16 +140,15 @@ def layer_block_maps(
     out: dict[str, BlockMap] = {}
     predicted = len(linears) * (2e-9 * N * N * widest * widest + 1e-5 * N * widest)
     with torch.no_grad():
-        inputs, h = [], X
+        inputs, pre, h = [], [], X  # each Linear's input and output (one forward pass)
         for _, mod in parts:
+            x, h = h, mod(h)
             if isinstance(mod, torch.nn.Linear):
-                inputs.append(h)
-            h = mod(h)
+                inputs.append(x)
+                pre.append(h)
     with progress_bar(want_progress(progress, predicted), total=len(linears), desc="layers") as bar:
-        for (i, name, mod), x in zip(linears, inputs, strict=True):
+        for (i, name, mod), x, g in zip(linears, inputs, pre, strict=True):
             t0 = time.perf_counter()
-            with torch.no_grad():
-                g = mod(x)
             H = vmap(hessian(above(i)))(g.detach(), y)  # (N, m, m)
             m = H.shape[1]
             xt = torch.cat([x, torch.ones_like(x[:, :1])], 1) if mod.bias is not None else x

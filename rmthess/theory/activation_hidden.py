@@ -145,14 +145,28 @@ def check_mc_args(case, C, gamma, activation, init, samples, inner, seed) -> tup
     C = check_int("C", C, 2, 10**5)
     gamma = check_positive_float("gamma", gamma)
     act = get_activation(activation)
+    ini = check_normal_init(init)
+    samples, inner = check_draws(samples, inner)
+    return case, C, gamma, act, ini, samples, inner, check_seed(seed)
+
+
+def check_normal_init(init) -> Init:
+    """The resolved ``init``; ``ValueError`` unless normal (the Monte-Carlo routes draw normal
+    weights and tilt them)."""
     ini = resolve_init(init)
     if ini.dist != "normal":
         raise ValueError(f"init must be a normal init (lecun or a float sigma), got {ini.name!r}")
+    return ini
+
+
+def check_draws(samples, inner) -> tuple[int, int]:
+    """``samples`` in [20, 1e7] outer draws (networks: the SE is over them) and an even
+    ``inner`` in [4, 1e7] (two independent halves for every product of means)."""
     samples = check_int("samples", samples, 20, 10**7)
     inner = check_int("inner", inner, 4, 10**7)
     if inner % 2:
         raise ValueError(f"inner must be even (two independent halves), got {inner}")
-    return case, C, gamma, act, ini, samples, inner, check_seed(seed)
+    return samples, inner
 
 
 def mc_block_limits(

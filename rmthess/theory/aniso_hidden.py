@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rmthess._random import rng
+from rmthess.theory.block_pairs import ALL_BLOCKS_MAX
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 HIDDEN_CASES = ("hidden-mse", "hidden-ce")
-ALL_BLOCKS_MAX_M = 32
+ALL_BLOCKS_MAX_M = ALL_BLOCKS_MAX
 """Every block of the ``m x m`` map up to this width; above it, per network, 32 random
 diagonal and 32 random off-diagonal blocks (as the linear route above ``C = 11``)."""
 

@@ -27,7 +27,8 @@ common factor. The large-C constants scale the same way (the exponents do not ch
 Only centred single-Gaussian inputs (``input_stats(X, centred=True)``, level
 ``"anisotropic"``): a mean gives each network an offset ``W mu`` of its pre-activations that
 the isotropic limits do not average over, and classes do likewise per class; for those,
-:func:`rmthess.theory.offset_frobenius` averages over the offsets (and
+:func:`rmthess.theory.offset_frobenius` averages over the offsets (large C:
+:mod:`rmthess.theory.offset_asymptotics`; and
 :func:`rmthess.theory.conditional_frobenius` is exact at finite ``d`` for hidden-*). Neglected:
 terms of relative order ``m / d_eff``.
 """
@@ -65,8 +66,8 @@ def check_scaled_inputs(
             f"centred=True), level 'anisotropic') for the rescaled limit, got level "
             f"{stats.level!r}: a mean or classes shift each network's pre-activations; "
             f"rmthess.theory.offset_frobenius (fixed C; frobenius_limits(inputs=) routes "
-            f"there) averages over those offsets, large-C constants with offsets are not "
-            f"derived"
+            f"there) and rmthess.theory.offset_asymptotics (large C) average over those "
+            f"offsets"
         )
     if ini.dist != "normal":
         raise ValueError(

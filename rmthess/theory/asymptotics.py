@@ -282,7 +282,10 @@ def asymptotic_constants(
     inputs : InputStats, optional
         Gaussian inputs ``N(mu, Sigma)`` with these statistics. hidden-*, output-*: centred
         single-Gaussian inputs, the isotropic constants at a rescaled gamma and init times a
-        factor (:mod:`rmthess.theory.aniso_scaled`). Linear cases:
+        factor (:mod:`rmthess.theory.aniso_scaled`); with a mean or classes (levels
+        ``"mean-aware"``, ``"mixture"``) the constants averaged over each network's
+        pre-activation offsets (:mod:`rmthess.theory.offset_asymptotics`; ``m`` up to 10**6
+        and above ``2 sigma^4`` times the largest pre-activation scale). Linear cases:
         ``A_diag = P e^{sigma^2 |mu|^2/d} + gamma Q e^{sigma^2 (tau_1 + |mu|^2/d)}``,
         ``A_off = P e^{2 sigma^2 |mu|^2/d} + gamma Q e^{2 sigma^2 (tau_1 + |mu|^2/d)}``
         with ``P = tau_2 + 2 mu^T Sigma mu/d + |mu|^4/d``, ``Q = (tau_1 + |mu|^2/d)^2``
@@ -330,13 +333,20 @@ def asymptotic_constants(
     if inputs is not None and not case.startswith("linear"):
         from rmthess.theory.aniso_linear import check_inputs
         from rmthess.theory.aniso_scaled import SCALED_CASES, check_scaled_inputs, scaled_setting
+        from rmthess.theory.offset_limits import OFFSET_LEVELS
 
         stats = check_inputs(inputs, case, SCALED_CASES)
         assert m is not None
-        check_scaled_inputs(stats, case, m, ini)
-        factor, gamma2, ini2 = scaled_setting(case, gamma, stats, ini)
-        A_d, p_d, A_o, p_o = theory.asymptotic(gamma2, m, ini2)
-        vals = (factor * A_d, p_d, factor * A_o, p_o)
+        offsets = stats.level in OFFSET_LEVELS
+        check_scaled_inputs(stats, case, m, ini, offsets=offsets)
+        if offsets:
+            from rmthess.theory.offset_asymptotics import offset_constants
+
+            vals = offset_constants(case, gamma, m, stats, ini.sigma)
+        else:
+            factor, gamma2, ini2 = scaled_setting(case, gamma, stats, ini)
+            A_d, p_d, A_o, p_o = theory.asymptotic(gamma2, m, ini2)
+            vals = (factor * A_d, p_d, factor * A_o, p_o)
         level = stats.level
     elif inputs is not None:
         from rmthess.theory.aniso_linear import aniso_linear_asymptotic, check_inputs

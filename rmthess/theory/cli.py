@@ -335,11 +335,11 @@ def _mc_progress(case: str, args: argparse.Namespace, m: int | None) -> bool:
     return want_progress(args.progress, secs)
 
 
-def _print_table(cols: list[str], cells: list[list[str]]) -> None:
+def _print_table(cols: list[str], cells: list[list[str]], indent: str = "") -> None:
     table = [cols] + cells
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
-        print("  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
+        print(indent + "  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
 
 
 def _fmt(v: str | float | None, digits: int = 10) -> str:

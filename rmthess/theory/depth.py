@@ -55,7 +55,8 @@ from rmthess._checks import check_int, check_positive_float
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe, summarize_pairs
 from rmthess.activations import get_activation
-from rmthess.inits import resolve_init
+from rmthess.theory.activation_hidden import check_draws, check_normal_init
+from rmthess.theory.block_pairs import ALL_BLOCKS_MAX, probability_weights
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DepthLimits", "depth_frobenius", "layer_weights"]
 
-ALL_BLOCKS_MAX = 32
 MAX_DEPTH = 8
 QUANTITIES = ("F_diag", "F_off", "ratio")
 
@@ -169,7 +169,7 @@ def layer_weights(
     if p is None:
         a_out = np.broadcast_to((rows == cols).astype(float), (g1.shape[0], rows.size))
     else:
-        a_out = (rows == cols)[None, :] * p[:, rows] - p[:, rows] * p[:, cols]
+        a_out = probability_weights(p, rows, cols)
     out: list[np.ndarray] = [np.empty(0)] * L
     b = r @ V  # dl/dh_L
     J = V[None, :, :] * act.dphi(g[-1])[:, None, :]  # (n, C, m_L) = dz/dg_L
@@ -253,15 +253,10 @@ def depth_frobenius(
         )
     ws = tuple(check_int("widths", w, 2, 4096) for w in widths)
     act = get_activation(activation)
-    ini = resolve_init(init)
-    if ini.dist != "normal":
-        raise ValueError(f"init must be a normal init (lecun or a float sigma), got {ini.name!r}")
+    ini = check_normal_init(init)
     if N is not None:
         N = check_int("N", N, 2, 10**9)
-    samples = check_int("samples", samples, 20, 10**7)
-    inner = check_int("inner", inner, 4, 10**7)
-    if inner % 2:
-        raise ValueError(f"inner must be even (two independent halves), got {inner}")
+    samples, inner = check_draws(samples, inner)
     seed = check_seed(seed)
     big = max(ws + (C,))
     need = 8.0 * inner * (4 * C * big + 3 * C * C + 8 * big + 4 * 64)
@@ -279,17 +274,10 @@ def depth_frobenius(
     )  # fmt: skip
 
 
-def _pairs(size: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if size > ALL_BLOCKS_MAX:
-        from rmthess.theory.block_pairs import sampled_pairs
-
-        return sampled_pairs(size, gen)
-    rows, cols = np.triu_indices(size)
-    return rows, cols
-
-
 def _per_network(loss, C, gamma, ws, act, sigma, N, samples, inner, seed) -> np.ndarray:
     """``(samples, layers, 2)``: per network and layer ``(F_diag, F_off)``."""
+    from rmthess.theory.block_pairs import choose_pairs, diag_off_means
+
     gen = rng(seed, "depth-frobenius", loss, act.name, *ws)
     L = len(ws)
     sizes = (*ws, C)
@@ -301,7 +289,7 @@ def _per_network(loss, C, gamma, ws, act, sigma, N, samples, inner, seed) -> np.
             for k in range(L - 1)
         ]
         V = gen.standard_normal((C, ws[-1])) * (sigma / math.sqrt(ws[-1]))
-        pairs = [_pairs(n, gen) for n in sizes]
+        pairs = [choose_pairs(n, gen) for n in sizes]
         g1 = gen.standard_normal((inner, ws[0])) * sigma
         y = gen.integers(0, C, inner)
         a, hs = layer_weights(g1, y, Ws, V, loss, act, pairs)
@@ -316,11 +304,5 @@ def _per_network(loss, C, gamma, ws, act, sigma, N, samples, inner, seed) -> np.
                 if N is not None:
                     q = np.sum(x * x, axis=1) ** 2
                     F = F + (np.mean(ak * ak * q[:, None], axis=0) - F) / N
-            if sizes[k] > ALL_BLOCKS_MAX:
-                from rmthess.theory.block_pairs import SAMPLED_BLOCKS
-
-                per[s, k] = F[:SAMPLED_BLOCKS].mean(), F[SAMPLED_BLOCKS:].mean()
-            else:
-                diag = rows == cols
-                per[s, k] = F[diag].mean(), F[~diag].mean()
+            per[s, k] = diag_off_means(F, rows, cols)
     return per

@@ -51,7 +51,8 @@ import numpy as np
 from rmthess._checks import check_int, check_positive_float
 from rmthess._random import check_seed, rng
 from rmthess.activations import get_activation
-from rmthess.inits import resolve_init
+from rmthess.theory.activation_hidden import check_draws, check_normal_init
+from rmthess.theory.block_pairs import ALL_BLOCKS_MAX, SAMPLED_BLOCKS
 
 if TYPE_CHECKING:
     from rmthess.activations import Activation
@@ -67,9 +68,6 @@ OFFSET_LEVELS = ("mean-aware", "mixture")
 isotropic limits, :mod:`rmthess.theory.aniso_scaled`)."""
 DEFAULT_SAMPLES = 1000
 DEFAULT_INNER = 256
-ALL_BLOCKS_MAX = 32
-"""Every block of the map up to this size (``m`` hidden, ``C`` output); above it, per
-network, :data:`rmthess.theory.block_pairs.SAMPLED_BLOCKS` random blocks of each kind."""
 
 
 def offset_frobenius(
@@ -125,11 +123,8 @@ def offset_frobenius(
     gamma = check_positive_float("gamma", gamma)
     m = check_int("m", m, 2 if case.startswith("hidden") else 1, 4096)
     act = get_activation(activation)
-    ini = resolve_init(init)
-    samples = check_int("samples", samples, 20, 10**7)
-    inner = check_int("inner", inner, 4, 10**7)
-    if inner % 2:
-        raise ValueError(f"inner must be even (two independent halves), got {inner}")
+    ini = check_normal_init(init)
+    samples, inner = check_draws(samples, inner)
     seed = check_seed(seed)
     check_scaled_inputs(stats, case, m, ini, offsets=True)
     comp = _components(stats)
@@ -141,7 +136,7 @@ def offset_frobenius(
         )
     from rmthess._checks import check_memory
 
-    nb = 2 * 32 if max(m, C) > ALL_BLOCKS_MAX else max(m, C) * (max(m, C) + 1) // 2
+    nb = 2 * SAMPLED_BLOCKS if max(m, C) > ALL_BLOCKS_MAX else max(m, C) * (max(m, C) + 1) // 2
     check_memory(
         8.0 * inner * (4 * nb + 6 * m + 3 * C) + 8.0 * K * nb * m * m,
         f"offset_frobenius(inner={inner})",
@@ -182,7 +177,7 @@ def _offset_factor(G: np.ndarray) -> np.ndarray:
 
 def _per_network(case, C, gamma, m, comp, act, sigma, samples, inner, seed) -> np.ndarray:
     """Per network ``(F_diag, F_off)`` rows (``samples x 2``)."""
-    from rmthess.theory.block_pairs import SAMPLED_BLOCKS, sampled_pairs
+    from rmthess.theory.block_pairs import choose_pairs, diag_off_means
 
     w, tau1, G, R, label = comp
     K = w.size
@@ -197,11 +192,7 @@ def _per_network(case, C, gamma, m, comp, act, sigma, samples, inner, seed) -> n
     for s in range(samples):
         V = gen.standard_normal((C, m)) * (sigma / math.sqrt(m))
         B = L @ gen.standard_normal((K, m))  # (K, m): the offsets b_k
-        if size > ALL_BLOCKS_MAX:
-            rows, cols = sampled_pairs(size, gen)
-        else:
-            rows, cols = np.triu_indices(size)
-        diag = rows == cols
+        rows, cols = choose_pairs(size, gen)
         if layer == "hidden":
             halves = np.empty((2, K, rows.size))  # e_k from each half of the draws
             self_term = np.zeros(rows.size)
@@ -220,10 +211,7 @@ def _per_network(case, C, gamma, m, comp, act, sigma, samples, inner, seed) -> n
             F = self_term + np.einsum("kb,kl,lb->b", halves[0], pair, halves[1])
         else:
             F = np.einsum("bij,bij->b", blocks[0], blocks[1])
-        if size > ALL_BLOCKS_MAX:
-            per[s] = F[:SAMPLED_BLOCKS].mean(), F[SAMPLED_BLOCKS:].mean()
-        else:
-            per[s] = F[diag].mean(), (F[~diag].mean() if np.any(~diag) else 0.0)
+        per[s] = diag_off_means(F, rows, cols)
     return per
 
 

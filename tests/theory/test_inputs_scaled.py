@@ -11,12 +11,14 @@ import warnings
 import numpy as np
 import pytest
 
+from rmthess.inits import resolve_init
 from rmthess.theory import (
     InputStats,
     asymptotic_constants,
     conditional_frobenius,
     frobenius_limits,
 )
+from rmthess.theory.aniso_scaled import check_scaled_inputs
 
 TWO_LEVEL = np.r_[np.full(300, 6.0), np.full(900, 0.8)]  # d = 1200, tau_1 = 2.1, d_eff = 558
 
@@ -134,12 +136,11 @@ def test_constants_are_the_large_C_behaviour_of_the_limits(case):
 
 def test_refusals_name_the_argument_and_the_route():
     mean = InputStats.from_spectrum(np.ones(50), mean=np.full(50, 0.3))
-    # a mean goes to offset_frobenius (tests/theory/test_offset_limits.py); the constants
-    # with offsets are not derived
+    # a mean goes to offset_frobenius and offset_asymptotics (tests/theory/test_offset_*.py)
     st = InputStats.from_spectrum(np.linspace(0.5, 2, 50))
     with pytest.raises(ValueError, match="init"):
         _quiet(frobenius_limits, "hidden-mse", 3, 0.5, 4, inputs=st, init="torch-default")
     with pytest.raises(ValueError, match="inputs.*offset_frobenius"):
-        asymptotic_constants("output-mse", 0.5, 4, inputs=mean)
+        check_scaled_inputs(mean, "output-mse", 4, resolve_init("lecun"))
     with pytest.warns(RuntimeWarning, match="m / d_eff"):
         frobenius_limits("hidden-mse", 3, 0.5, 8, inputs=st)

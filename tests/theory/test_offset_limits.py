@@ -145,8 +145,7 @@ def test_frobenius_limits_routes_offsets_here():
         frobenius_limits("hidden-ce", 4, 0.5, 4, inputs=st, method="quadrature")
     with pytest.raises(ValueError, match="tol"):
         frobenius_limits("output-ce", 4, 0.5, 4, inputs=st, tol=1e-6)
-    with pytest.raises(ValueError, match="offset_frobenius"):
-        asymptotic_constants("output-mse", 0.5, 4, inputs=st)
+    assert asymptotic_constants("output-mse", 0.5, 4, inputs=st).inputs == "mean-aware"
 
 
 def test_refusals():
