@@ -22,7 +22,13 @@ from typing import Any
 
 from rmthess._checks import check_choice
 from rmthess.cases import CASES
-from rmthess.report.config_data import ClusterConfig, OnDataConfig, RealConfig, SpectrumConfig
+from rmthess.report.config_data import (
+    ClusterConfig,
+    DepthConfig,
+    OnDataConfig,
+    RealConfig,
+    SpectrumConfig,
+)
 
 MODES = ("tiny", "quick", "default", "full")
 
@@ -180,6 +186,7 @@ SECTIONS: dict[str, Any] = {
     "spectrum": SpectrumConfig,
     "cluster": ClusterConfig,
     "ondata": OnDataConfig,
+    "depth": DepthConfig,
     "landscape": LandscapeConfig,
     "layer": LayerConfig,
 }
@@ -226,6 +233,8 @@ class ReportConfig:
         ``Cs``, ``counts``, ``d``, ``m``, ``per_class`` of the clustered-data ablation.
     ondata : OnDataConfig
         Digits class counts, networks, draws and the clustered set of ``theory-on-data``.
+    depth : DepthConfig
+        The MLP cells, data sizes, networks and tolerance of ``depth``.
     landscape : LandscapeConfig
         ``hidden``, ``layers``, ``orders``, ``epochs``, ``audit_samples`` of the
         loss-landscape experiment.
@@ -270,6 +279,7 @@ class ReportConfig:
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     ondata: OnDataConfig = field(default_factory=OnDataConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
     layer: LayerConfig = field(default_factory=LayerConfig)
     k_se: float = 4.0
@@ -328,6 +338,9 @@ _CONFIGS = {
             hidden_Cs=(3,),
             hidden_networks=2,
         ),
+        depth=DepthConfig(
+            cells=(((6, 6), 3, "relu"),), d=24, N=48, networks=3, samples=40, tol=0.5
+        ),
         landscape=LandscapeConfig(hidden=(4,), layers=(1,), orders=10, epochs=1, audit_samples=5),
         layer=LayerConfig(
             d=(30, 30, 20),
@@ -371,6 +384,13 @@ _CONFIGS = {
             cluster_per_class=40,
             hidden_Cs=(5,),
             hidden_networks=6,
+        ),
+        depth=DepthConfig(
+            cells=(((16, 16), 10, "relu"), ((16, 16, 16), 5, "relu"), ((16, 16), 5, "tanh")),
+            d=96,
+            N=192,
+            networks=8,
+            samples=200,
         ),
         landscape=LandscapeConfig(hidden=(4, 16, 64), layers=(1, 3), epochs=3, audit_samples=50),
         layer=LayerConfig(

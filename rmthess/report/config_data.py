@@ -141,3 +141,38 @@ class OnDataConfig:
             raise ValueError(f"ondata.hidden_Cs must be distinct, got {hCs}")
         object.__setattr__(self, "hidden_Cs", tuple(sorted(hCs)))
         check_int("ondata.hidden_networks", self.hidden_networks, 2, 10**6)
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """Settings of the section ``depth``: every layer's block map of MLPs at init against
+    :func:`rmthess.theory.depth_frobenius` (issue 20).
+
+    Attributes
+    ----------
+    cells : tuple of (widths, C, activation)
+        The networks: hidden widths (a tuple), classes and activation.
+    d, N : int
+        Gaussian inputs ``x ~ N(0, I_d)``, ``N`` samples, uniform labels.
+    networks : int
+        Measured networks per cell (the SE is over them).
+    samples : int
+        Monte-Carlo networks of the theory per cell.
+    tol : float
+        Relative allowance of the ratio check (the issue's 10 %), on top of 3 combined SEs.
+    """
+
+    cells: tuple = (
+        ((32,), 10, "relu"),
+        ((32, 32), 2, "relu"),
+        ((32, 32), 10, "relu"),
+        ((32, 32, 32), 10, "relu"),
+        ((16, 4), 10, "relu"),
+        ((16, 64), 10, "relu"),
+        ((32, 32), 10, "tanh"),
+    )
+    d: int = 128
+    N: int = 256
+    networks: int = 12
+    samples: int = 300
+    tol: float = 0.10

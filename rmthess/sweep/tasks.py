@@ -33,6 +33,12 @@ Built-in tasks
     masses). Keys: case (linear-*, hidden-*), C, gamma (required), m (hidden-*), init,
     n_atoms, threads.
 
+``depth``
+    ``rmthess.theory.depth_frobenius(loss, C, gamma, widths, activation, init=, N=, samples=,
+    inner=, seed=seed)``: per layer ``F_diag_<layer>``, ``F_off_<layer>``, ``ratio_<layer>``
+    and their ``*_se``. Keys: loss, C, gamma, widths (required; ``"32x32"``), activation,
+    init, N, samples, inner, threads.
+
 (The test suite registers its own tasks, ``_echo`` and ``_fail_if``, from
 ``tests/sweep/_sweep_tasks.py``; they are not part of the package.)
 
@@ -248,6 +254,40 @@ def validate_simulate(config, *, from_grid=True):
     return cfg
 
 
+def validate_depth(config, *, from_grid=True):
+    """Keys: loss, C, gamma, widths (required; ``"32x32"``, an int or a list), activation,
+    init, N, samples, inner, threads; ends with :func:`rmthess.theory.depth.check_depth_args`
+    (what ``depth_frobenius`` refuses before its work)."""
+    from rmthess._checks import check_int
+    from rmthess.theory.depth import check_depth_args
+
+    allowed = ("loss", "C", "gamma", "widths", "activation", "init", "N", "samples", "inner")
+    cfg = dict(config)
+    _check_keys(cfg, (*allowed, "threads"), ("loss", "C", "gamma", "widths"))
+    w = cfg["widths"]
+    if isinstance(w, str):
+        try:
+            w = [int(x) for x in w.lower().split("x")]
+        except ValueError:
+            raise ValueError(f"widths must look like '32x32' (hidden widths), got {w!r}") from None
+    elif isinstance(w, int) and not isinstance(w, bool):
+        w = [w]
+    if not isinstance(w, (list, tuple)):
+        raise TypeError(f"widths must be a string like '32x32', an int or a list, got {w!r}")
+    if "threads" in cfg:
+        cfg["threads"] = check_int("threads", cfg["threads"], 1)
+    _init_key(cfg)
+    args = check_depth_args(
+        cfg["loss"], cfg["C"], cfg["gamma"], tuple(w), cfg.get("activation", "relu"),
+        cfg.get("init", "lecun"), cfg.get("N"), cfg.get("samples", 400), cfg.get("inner", 256),
+        0,
+    )  # fmt: skip
+    cfg.update(loss=args[0], C=args[1], gamma=args[2], widths="x".join(map(str, args[3])))
+    if "activation" in cfg:
+        cfg["activation"] = args[4].name
+    return cfg
+
+
 # ---------------------------------------------------------------------------- tasks
 def flat_record(d: dict) -> dict:
     """Keep the scalar fields of a ``to_dict()``: drop ``*_trials`` and other arrays, split
@@ -307,7 +347,18 @@ def layer_gap_task(config: dict, *, seed: int) -> dict:
     return flat_record(res.to_dict())
 
 
+def depth_task(config: dict, *, seed: int) -> dict:
+    from rmthess.theory.depth import depth_frobenius
+
+    config = validate_depth(config, from_grid=False)
+    extra = {k: config[k] for k in ("activation", "init", "N", "samples", "inner") if k in config}
+    widths = tuple(int(x) for x in config["widths"].split("x"))
+    res = depth_frobenius(config["loss"], config["C"], config["gamma"], widths, seed=seed, **extra)
+    return flat_record(res.to_dict())
+
+
 register_task("theory", theory_task, validate=validate_theory)
+register_task("depth", depth_task, validate=validate_depth)
 register_task("simulate", simulate_task, validate=validate_simulate)
 register_task("layer_gap", layer_gap_task, validate=validate_layer_gap)
 

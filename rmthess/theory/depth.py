@@ -242,6 +242,24 @@ def depth_frobenius(
     >>> r.layers, round(float(r.F_off[1]), 12)   # output-mse: off-diagonal blocks are 0
     (('hidden1', 'output'), 0.0)
     """
+    loss, C, gamma, ws, act, ini, N, samples, inner, seed = check_depth_args(
+        loss, C, gamma, widths, activation, init, N, samples, inner, seed
+    )
+    per = _per_network(loss, C, gamma, ws, act, ini.sigma, N, samples, inner, seed)
+    layers = tuple(f"hidden{k + 1}" for k in range(len(ws))) + ("output",)
+    est = [summarize_pairs(per[:, i]) for i in range(len(layers))]
+    arr = {k: np.array([e[k] for e in est]) for k in est[0]}
+    return DepthLimits(
+        loss, C, gamma, ws, act.name, ini.name, N, layers, (*ws, C),
+        arr["F_diag"], arr["F_off"], arr["ratio"], arr["F_diag_se"], arr["F_off_se"],
+        arr["ratio_se"], samples, inner, seed, per,
+    )  # fmt: skip
+
+
+def check_depth_args(loss, C, gamma, widths, activation, init, N, samples, inner, seed) -> tuple:
+    """The arguments of :func:`depth_frobenius`, checked and normalised (one
+    ``ValueError``/``TypeError`` each, memory included) before any work; also the sweep task
+    ``depth``'s validator."""
     from rmthess._checks import check_choice, check_memory
 
     loss = check_choice("loss", loss, ("ce", "mse"))
@@ -263,15 +281,7 @@ def depth_frobenius(
     if not act.homogeneous:
         need += 8.0 * inner * 3 * max(ws) ** 2
     check_memory(need, f"depth_frobenius(widths={ws}, inner={inner})", "lower inner")
-    per = _per_network(loss, C, gamma, ws, act, ini.sigma, N, samples, inner, seed)
-    layers = tuple(f"hidden{k + 1}" for k in range(len(ws))) + ("output",)
-    est = [summarize_pairs(per[:, i]) for i in range(len(layers))]
-    arr = {k: np.array([e[k] for e in est]) for k in est[0]}
-    return DepthLimits(
-        loss, C, gamma, ws, act.name, ini.name, N, layers, (*ws, C),
-        arr["F_diag"], arr["F_off"], arr["ratio"], arr["F_diag_se"], arr["F_off_se"],
-        arr["ratio_se"], samples, inner, seed, per,
-    )  # fmt: skip
+    return loss, C, gamma, ws, act, ini, N, samples, inner, seed
 
 
 def _per_network(loss, C, gamma, ws, act, sigma, N, samples, inner, seed) -> np.ndarray:

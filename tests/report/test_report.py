@@ -36,6 +36,7 @@ FIGURES = {
     "real_hessian.png",
     "real_slq.png",
     "clusters.png",
+    "depth.png",
     "theory_on_data.png",
     "theory_on_data_hidden.png",
     "landscape_delta.png",
@@ -70,6 +71,7 @@ def test_tiny_report_writes_everything(tiny_report):
         "real_top_eigs.csv",
         "real_track.csv",
         "clusters.csv",
+        "depth.csv",
         "theory_on_data.csv",
         "landscape_fits.csv",
         "landscape_audit.csv",
@@ -98,7 +100,7 @@ def test_tiny_report_every_section_ran(tiny_report):
         "dynamics",
         "real-data",
     } <= sections
-    assert {"clusters", "theory-on-data", "landscape"} <= sections
+    assert {"clusters", "theory-on-data", "depth", "landscape"} <= sections
     # the MSE cases are exactly block diagonal whatever the size
     zero = [c for c in tiny_report.checks if "exactly block diagonal" in c.name]
     assert len(zero) == 2 and all(c.passed and c.measured == 0.0 for c in zero)
@@ -269,7 +271,7 @@ def test_plan_sections_adds_what_a_section_needs():
     assert names(plan) == ["theory", "frobenius", "decay"] and added == ["frobenius", "theory"]
     plan, added = runner.plan_sections(["spectra", "theory"])
     assert names(plan) == ["theory", "spectra"] and added == []
-    assert len(runner.plan_sections(None)[0]) == 11
+    assert len(runner.plan_sections(None)[0]) == 12
     with pytest.raises(ValueError, match="unknown report section"):
         runner.plan_sections(["decay", "nope"])
 

@@ -285,10 +285,10 @@ OLD_FLAT = {
 # fmt: on
 
 
-NEW_SECTIONS = ("ondata",)
-"""Settings blocks added after the refactor (section ``theory-on-data``): not in
-:data:`OLD_FLAT`, left out of the equivalence check (their own tests:
-tests/report/test_report_on_data.py)."""
+NEW_SECTIONS = ("ondata", "depth")
+"""Settings blocks added after the refactor (sections ``theory-on-data`` and ``depth``): not
+in :data:`OLD_FLAT`, left out of the equivalence check (their own tests:
+tests/report/test_report_on_data.py, tests/report/test_report_depth.py)."""
 
 
 def _flatten(cfg: ReportConfig) -> dict:

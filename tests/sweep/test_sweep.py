@@ -135,6 +135,28 @@ def test_layer_gap_task_and_init_key(tmp_path):
         assert dt.loc[init, "ratio"] == frobenius_limits("linear-ce", 5, 0.5, init=init).ratio
 
 
+def test_depth_task_records_every_layer(tmp_path):
+    """The store's records equal direct depth_frobenius calls at the recorded seeds."""
+    from rmthess.theory import depth_frobenius
+
+    spec = {
+        "task": "depth",
+        "grid": {"loss": "ce", "C": [3, 5], "gamma": 0.5, "widths": ["6x4", "6"]},
+        "configs": [{"loss": "mse", "C": 3, "gamma": 0.5, "widths": "6X4", "samples": 20}],
+    }
+    spec["grid"]["samples"] = 20
+    run_sweep(spec, tmp_path / "d", progress=False)
+    df = load(tmp_path / "d")
+    assert len(df) == 5 and set(df["widths"]) == {"6x4", "6"}
+    for row in df.itertuples():
+        ws = tuple(int(w) for w in row.widths.split("x"))
+        ref = depth_frobenius(row.loss, row.C, 0.5, ws, samples=20, seed=row.seed)
+        assert row.ratio_output == ref.ratio[-1] and row.F_diag_hidden1 == ref.F_diag[0]
+    with pytest.raises(ValueError, match="widths"):
+        run_sweep({"task": "depth", "grid": {"loss": "ce", "C": 3, "gamma": 1, "widths": "ax"}},
+                  tmp_path / "e")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- engines
 def test_serial_processes_dask_identical(tmp_path):
     spec = echo_spec(8)
@@ -315,3 +337,12 @@ def test_sweep_grid_toml_without_run_subcommand(tmp_path, capsys):
     assert main(["sweep", str(toml), "--store", str(store), "--no-progress", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 2
     assert len(load(store)) == 2
+
+
+@pytest.mark.parametrize("name", ["sweep_theory.toml", "sweep_simulate.toml", "sweep_depth.toml"])
+def test_example_specs_load(name):
+    """The shipped examples are valid specs (every configuration passes its validator)."""
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).parents[2] / "examples" / name)
+    assert len(spec.configs) > 0

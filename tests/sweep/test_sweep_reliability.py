@@ -259,7 +259,9 @@ def test_test_tasks_are_not_registered_in_production():
     code = "from rmthess.sweep.tasks import TASKS; print(sorted(TASKS))"
     env = dict(ENV, PYTHONPATH=_sweep_tasks.ROOT)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["['layer_gap',", "'simulate',", "'theory']"], out.stderr
+    assert out.stdout.split() == ["['depth',", "'layer_gap',", "'simulate',", "'theory']"], (
+        out.stderr
+    )
 
 
 # ---------------------------------------------------------------------------- 17.2 validation
@@ -278,6 +280,10 @@ def _cuda():
          "block_diagonal_gap('linear-ce', 1000, 0.5)"),
         ("layer_gap", {"case": "linear-ce", "C": 3, "gamma": 1e-20},
          "block_diagonal_gap('linear-ce', 3, 1e-20)"),
+        ("depth", {"loss": "ce", "C": 3, "gamma": 0.5, "widths": "8x1"},
+         "depth_frobenius('ce', 3, 0.5, (8, 1))"),
+        ("depth", {"loss": "ce", "C": 3, "gamma": 0.5, "widths": "8", "inner": 7},
+         "depth_frobenius('ce', 3, 0.5, (8,), inner=7)"),
         ("simulate", {"case": "linear-ce", "C": 3, "d": 8, "N": 8, "device": "cuda"},
          "block_frobenius('linear-ce', 3, 8, 8, device='cuda')"),
     ],
@@ -285,7 +291,7 @@ def _cuda():
 def test_spec_refuses_what_the_task_refuses(task, cfg, direct, tmp_path):
     """Old code: accepted, then every configuration failed three times after the work."""
     from rmthess.simulate import block_frobenius  # noqa: F401 (used by `direct`)
-    from rmthess.theory import block_diagonal_gap, frobenius_limits  # noqa: F401
+    from rmthess.theory import block_diagonal_gap, depth_frobenius, frobenius_limits  # noqa: F401
 
     if cfg.get("device") == "cuda" and _cuda():
         pytest.skip("CUDA is available here")
@@ -296,7 +302,7 @@ def test_spec_refuses_what_the_task_refuses(task, cfg, direct, tmp_path):
     assert not (tmp_path / "s").exists()
     head = str(lib.value).split(":")[0].split(" (")[0]  # its parameter and allowed range
     assert head.split()[0] in str(sw.value), (str(lib.value), str(sw.value))
-    if task == "layer_gap":  # the very same check: the same message
+    if task in ("layer_gap", "depth"):  # the very same check: the same message
         assert str(lib.value) in str(sw.value)
 
 

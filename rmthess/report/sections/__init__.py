@@ -18,6 +18,7 @@ Every section module defines
 from rmthess.report.sections import (
     clusters,
     decay,
+    depth,
     dynamics,
     frobenius,
     heatmaps,
@@ -40,6 +41,7 @@ SECTIONS = (
     real_data,
     clusters,
     theory_on_data,
+    depth,
     landscape,
 )
 """Section modules in data order (a section's needs come before it)."""
@@ -51,6 +53,7 @@ __all__ = [
     "SECTIONS",
     "clusters",
     "decay",
+    "depth",
     "dynamics",
     "frobenius",
     "heatmaps",
