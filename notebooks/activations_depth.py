@@ -120,8 +120,8 @@ import torch  # noqa: E402
 from rmthess.curvature import layer_block_maps, mlp  # noqa: E402
 from rmthess.theory import depth_frobenius  # noqa: E402
 
-widths, C = ((16, 16, 16), 10) if SMALL else ((32, 32, 32), 10)
-d, N, nets = (48, 96, 3) if SMALL else (128, 256, 12)
+widths, C = ((8, 8, 8), 10) if SMALL else ((32, 32, 32), 10)
+d, N, nets = (24, 48, 2) if SMALL else (128, 256, 12)
 per = np.empty((nets, len(widths) + 1, 2))
 gen = torch.Generator().manual_seed(0)
 for t in range(nets):
