@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="mode",
         action="store_const",
         const="quick",
-        help="small sizes for a first look (measured 78 s on 2 idle CPU cores; longer on a "
+        help="small sizes for a first look (measured 94 s on 2 idle CPU cores; longer on a "
         "loaded machine)",
     )
     mode.add_argument(
