@@ -87,9 +87,7 @@ def _run(head, X, y, m, seed, steps):
             loss(net(X), target).backward()
             opt.step()
             step += 1
-        bm = layer_block_maps(net, loss, (X, target), progress=False)["0"]
-        sq = bm.sq_norm
-        out.append(math.sqrt(np.mean(sq[~np.eye(m, dtype=bool)]) / np.mean(np.diag(sq))))
+        out.append(layer_block_maps(net, loss, (X, target), progress=False)["0"].ratio)
     with torch.no_grad():
         z = net(X)
         pred = (z[:, 0] > 0).long() if head == "sigmoid" else z.argmax(1)

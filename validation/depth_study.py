@@ -37,7 +37,9 @@ import warnings
 import numpy as np
 from _common import entry, finish, parser
 
+from rmthess._stats import summarize_pairs
 from rmthess.report.checks import check_close
+from rmthess.report.sections.depth import measure_layers
 from rmthess.theory import depth_frobenius
 
 SECTION = "depth-study"
@@ -64,24 +66,6 @@ def _fit(rows, names):
     s2 = max(float(resid @ resid) / max(len(y) - X.shape[1], 1), 1.0)
     half = 1.96 * np.sqrt(np.diag(s2 * np.linalg.inv(Xw.T @ Xw)))
     return beta, half, s2
-
-
-def _measure(widths, C, act, d, N, nets, seed):
-    import torch
-
-    from rmthess._stats import summarize_pairs
-    from rmthess.curvature import layer_block_maps, mlp
-
-    gen = torch.Generator().manual_seed(seed)
-    per = np.empty((nets, len(widths) + 1, 2))
-    for t in range(nets):
-        net = mlp(d, C, widths, activation=act, bias=False, seed=seed + 1 + t).double()
-        X = torch.randn(N, d, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, C, (N,), generator=gen)
-        for k, bm in enumerate(layer_block_maps(net, "ce", (X, y), progress=False).values()):
-            sq = bm.sq_norm / (d if k == 0 else 1.0)
-            per[t, k] = np.mean(np.diag(sq)), np.mean(sq[~np.eye(len(sq), dtype=bool)])
-    return [summarize_pairs(per[:, k]) for k in range(len(widths) + 1)]
 
 
 def _cells(quick):
@@ -144,7 +128,8 @@ def main(argv=None) -> int:
     d, N, nets = (64, 128, 4) if args.quick else (128, 256, 8)
     for widths, C, act in MEASURED_QUICK if args.quick else MEASURED:
         t = time.perf_counter()
-        meas = _measure(widths, C, act, d, N, nets, args.seed + 7)
+        per = measure_layers(widths, C, act, d, N, nets, args.seed + 7)
+        meas = [summarize_pairs(per[:, k]) for k in range(len(widths) + 1)]
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

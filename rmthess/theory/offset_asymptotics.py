@@ -134,8 +134,8 @@ def offset_constants(
     w, tau1, G, R, _ = _components(stats)
     v = tau1 + np.diag(G)
     s2 = sigma * sigma
-    a = s2 * v[:, None] + 0.0 * G
-    b = s2 * v[None, :] + 0.0 * G
+    a = np.broadcast_to(s2 * v[:, None], G.shape)  # variance of sample k's pre-activation
+    b = a.T  # ... of sample l's
     c = s2 * G
     ww = w[:, None] * w[None, :]
     t = s2 / m
@@ -145,10 +145,12 @@ def offset_constants(
             f"m must be <= {OFFSET_M_MAX} for large-C constants with offsets (quadrature "
             f"accuracy ~1e-13 m), got m={m}"
         )
-    need = 2.0 * s2 * s2 * (float(np.max(v)) if loss == "ce" and layer == "hidden" else 0.0)
-    if layer == "output" and loss == "ce":
+    need = 0.0  # m must exceed it: where the exponential tilt of a row of V diverges
+    if case == "hidden-ce":
+        need = 2.0 * s2 * s2 * float(np.max(v))
+    elif case == "output-ce":
         need = 2.0 * s2 * float(np.max(np.sqrt(a * b) + c))
-    if need and m <= need:
+    if m <= need:
         raise ValueError(
             f"m must be > {need:.6g} for the large-C constants of {case!r} with these inputs "
             f"(2 sigma^4 times the largest pre-activation scale v_k = tau_1k + |mu_k|^2/d, "

@@ -42,7 +42,7 @@ def test_measurement_matches_an_independent_dense_hessian():
 
     cfg = get_config("tiny")
     d, N, C = cfg.depth.d, cfg.depth.N, 3
-    per = sec._measure((4, 3), C, "relu", dataclasses.replace(cfg, depth=cfg.depth), 7)
+    per = sec.measure_layers((4, 3), C, "relu", d, N, cfg.depth.networks, 7)
     gen = torch.Generator().manual_seed(7)
     net = mlp(d, C, (4, 3), activation="relu", bias=False, seed=8).double()
     X = torch.randn(N, d, generator=gen, dtype=torch.float64)

@@ -39,24 +39,25 @@ def units(cfg: ReportConfig) -> int:
     return len(cfg.depth.cells)
 
 
-def _measure(widths, C, act, cfg, seed) -> np.ndarray:
-    """``(networks, layers, 2)`` per-network ``(F_diag, F_off)`` of every layer."""
+def measure_layers(widths, C, act, d, N, networks, seed) -> np.ndarray:
+    """``(networks, layers, 2)`` per-network ``(F_diag, F_off)`` of every layer of
+    ``mlp(d, C, widths, act, bias=False)`` (float64, LeCun) on ``N`` Gaussian inputs with uniform
+    labels, CE, by :func:`rmthess.curvature.layer_block_maps`; the first layer's norms divided
+    by ``d``. Also used by validation/depth_study.py."""
     import torch
 
     from rmthess.curvature import layer_block_maps, mlp
 
-    dc = cfg.depth
     gen = torch.Generator().manual_seed(seed)
-    out = np.empty((dc.networks, len(widths) + 1, 2))
-    for t in range(dc.networks):
-        net = mlp(dc.d, C, widths, activation=act, bias=False, seed=seed + 1 + t)
-        X = torch.randn(dc.N, dc.d, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, C, (dc.N,), generator=gen)
+    out = np.empty((networks, len(widths) + 1, 2))
+    for t in range(networks):
+        net = mlp(d, C, widths, activation=act, bias=False, seed=seed + 1 + t)
+        X = torch.randn(N, d, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, C, (N,), generator=gen)
         maps = layer_block_maps(net.double(), "ce", (X, y), progress=False)
         for k, bm in enumerate(maps.values()):
-            sq = bm.sq_norm / (dc.d if k == 0 else 1.0)
-            off = ~np.eye(sq.shape[0], dtype=bool)
-            out[t, k] = np.mean(np.diag(sq)), np.mean(sq[off])
+            scale = d if k == 0 else 1.0
+            out[t, k] = bm.F_diag / scale, bm.F_off / scale
     return out
 
 
@@ -71,7 +72,7 @@ def compute(cfg: ReportConfig, *, device=None, step=lambda label: None) -> Depth
         tag = f"{act} {'x'.join(map(str, widths))} C={C}"
         step(f"depth {tag}")
         seed = section_seed(cfg, "depth", act, C, *widths)
-        per = _measure(tuple(widths), C, act, cfg, seed)
+        per = measure_layers(tuple(widths), C, act, dc.d, dc.N, dc.networks, seed)
         with warnings.catch_warnings():  # m / d: the finite-size warning of small cells
             warnings.simplefilter("ignore", RuntimeWarning)
             th = depth_frobenius(
