@@ -36,6 +36,7 @@ __all__ = [
     "first_paragraph",
     "init_arg",
     "plain_text",
+    "print_table",
 ]
 
 INIT_HELP = (
@@ -122,3 +123,11 @@ def first_paragraph(doc: str | None, default: str = "") -> str:
     cut mid-sentence)."""
     para = (doc or "").strip().split("\n\n")[0]
     return plain_text(" ".join(para.split())) or default
+
+
+def print_table(cols: list[str], cells: list[list[str]], indent: str = "") -> None:
+    """Print a right-aligned text table: the header ``cols`` then the rows ``cells``."""
+    table = [cols] + cells
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print(indent + "  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))

@@ -34,7 +34,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from rmthess._cli import add_init, add_json, add_progress
+from rmthess._cli import add_init, add_json, add_progress, print_table
 
 if TYPE_CHECKING:
     from rmthess.theory.layer_gap import LayerSpectrum
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cols = ["C", "F_diag", "F_off", "ratio", "ratio_se", "method"]
         cells = [[_fmt(r.to_dict()[c]) for c in cols] for r in rows]
-    _print_table(cols, cells)
+    print_table(cols, cells)
     if used == "quadrature" and case.mc_route:
         print(
             f"(Gram quadrature to relative tol {rows[0].tol:g}; *_se: error estimates, the "
@@ -313,7 +313,7 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
         + [str(r.n_samples), r.method]
         for r in rows
     ]
-    _print_table(cols, cells)
+    print_table(cols, cells)
     print(
         f"(Monte Carlo: n_samples V draws x {rows[0].n_inner} (g, y) draws each, labels "
         f"uniform and independent of x, seed {rows[0].seed}; x +- se: estimate and standard "
@@ -333,13 +333,6 @@ def _mc_progress(case: str, args: argparse.Namespace, m: int | None) -> bool:
         n_V, n_g = hi.default_sizes(case, C, m, args.samples, args.inner)
         secs += hi.estimated_cost(case, C, m, n_V, n_g)[0]
     return want_progress(args.progress, secs)
-
-
-def _print_table(cols: list[str], cells: list[list[str]], indent: str = "") -> None:
-    table = [cols] + cells
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print(indent + "  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
 
 
 def _fmt(v: str | float | None, digits: int = 10) -> str:
@@ -422,7 +415,7 @@ def run_layer_spectrum(args: argparse.Namespace) -> int:
         ]
         for r in recs
     ]
-    _print_table(cols, cells)
+    print_table(cols, cells)
     for sp in spectra:
         sup = ", ".join(f"[{a:.6g}, {b:.6g}]" for a, b in sp.support)
         print(f"support C={sp.gap.C}: {sup}")

@@ -11,8 +11,8 @@ def run_depth(args: argparse.Namespace, case: str) -> int:
     per-layer records. The loss is the case's (``hidden-ce`` or ``hidden-mse``)."""
     import json
 
+    from rmthess._cli import print_table
     from rmthess._stats import format_estimate
-    from rmthess.theory.cli import _print_table
     from rmthess.theory.depth import depth_frobenius
 
     if case not in ("hidden-mse", "hidden-ce"):
@@ -48,7 +48,7 @@ def run_depth(args: argparse.Namespace, case: str) -> int:
             + [format_estimate(getattr(r, q)[i], getattr(r, f"{q}_se")[i]) for q in cols[2:]]
             for i, (name, rows) in enumerate(zip(r.layers, r.rows, strict=True))
         ]
-        _print_table(cols, cells, indent="  ")
+        print_table(cols, cells, indent="  ")
     r0 = results[0]
     print(
         f"(Monte Carlo: {r0.samples} networks x {r0.inner} draws each, seed {r0.seed}; first "
