@@ -67,6 +67,22 @@ def add_init(parser: argparse.ArgumentParser, default: str = "lecun") -> None:
     parser.add_argument("--init", default=default, type=init_arg, help=INIT_HELP)
 
 
+ACTIVATION_NAMES = "relu, leaky-relu, linear, tanh, sigmoid, softplus, gelu"
+"""The names of :data:`rmthess.activations.ACTIVATIONS` for help texts (no numpy import on
+``--help``; tests/test_cli.py checks that they are the table's)."""
+
+
+def add_activation(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--activation``: a name of :data:`rmthess.activations.ACTIVATIONS` (checked where
+    it is used, one ``ValueError`` naming the choices); ``what`` says what it applies to."""
+    parser.add_argument(
+        "--activation",
+        default="relu",
+        metavar="PHI",
+        help=f"hidden activation of {what}: {ACTIVATION_NAMES} (default relu, the paper's)",
+    )
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "the results") -> None:
     """``--json``: print ``what`` as JSON (records from ``to_dict()``) instead of a table."""
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")

@@ -17,6 +17,8 @@ name                    model     layer    loss    K       p            zero F_o
 ======================  ========  =======  ======  ======  ===========  ============  ======
 
 (``rate``: large-C decay of ``r(C) = sqrt(F_off / F_diag)``; docs/theory.md section 5.)
+The hidden-* and output-* cases take any activation of :data:`rmthess.activations.ACTIVATIONS`
+(ReLU is the paper's; :attr:`Case.activation_method` says how their limits are computed).
 
 This module imports nothing heavy (no numpy, torch, numba): it is safe everywhere.
 
@@ -76,6 +78,12 @@ class Case:
         Human label (figures, tables).
     theorem : str
         Where the paper states the limit ("" for the exact block-diagonal cases).
+    activation_method : str
+        How the fixed-C limits are computed for a hidden activation other than ReLU
+        (``activation=`` of :func:`rmthess.theory.frobenius_limits`, the block laws and
+        :mod:`rmthess.simulate`; :data:`rmthess.activations.ACTIVATIONS`):
+        ``"monte-carlo"`` (hidden-*, output-ce), ``"closed-form"`` (output-mse, from the
+        Gaussian moments of ``phi``), ``""`` (the linear model has no activation).
     """
 
     name: str
@@ -92,8 +100,15 @@ class Case:
     title: str
     theorem: str = ""
     mc_route: bool = False
+    activation_method: str = ""
 
     # ------------------------------------------------------------------ derived facts
+    @property
+    def has_activation(self) -> bool:
+        """The model has a hidden activation ``phi`` (any of
+        :data:`rmthess.activations.ACTIVATIONS`; ReLU is the paper's)."""
+        return bool(self.activation_method)
+
     @property
     def needs_m(self) -> bool:
         """The case has a hidden width ``m`` (the one-hidden-layer net)."""
@@ -172,11 +187,29 @@ class Case:
             )
         return m
 
+    def check_activation(self, activation: object) -> str:
+        """Validate a hidden activation for this case; return its name.
+
+        A name of :data:`rmthess.activations.ACTIVATIONS` (or an ``Activation``) for the
+        cases with a hidden layer; the linear model takes only the default ``"relu"`` (it
+        has no activation: another value is refused rather than ignored).
+        """
+        from rmthess.activations import get_activation  # lazily: numpy
+
+        name = get_activation(activation).name
+        if not self.has_activation and name != "relu":
+            raise ValueError(
+                f"activation does not apply to case {self.name!r} (the linear model has no "
+                f"hidden layer); leave it out, got activation={name!r}"
+            )
+        return name
+
     def to_dict(self) -> dict:
         """All fields and derived facts as a flat dict."""
         out = asdict(self)
         out.update(
             needs_m=self.needs_m,
+            has_activation=self.has_activation,
             has_gmp_limit=self.has_gmp_limit,
             decays=self.decays,
             normalization=self.normalization,
@@ -229,6 +262,7 @@ REGISTRY: dict[str, Case] = {
             m_min=2,
             asymptotic_m_min=2,
             title="hidden layer, MSE (Thm 2)",
+            activation_method="monte-carlo",
             theorem="Theorem 2",
         ),
         Case(
@@ -244,6 +278,7 @@ REGISTRY: dict[str, Case] = {
             m_min=2,
             asymptotic_m_min=3,
             title="hidden layer, CE (Thm 2)",
+            activation_method="monte-carlo",
             theorem="Theorem 2",
             mc_route=True,
         ),
@@ -260,6 +295,7 @@ REGISTRY: dict[str, Case] = {
             m_min=1,
             asymptotic_m_min=1,
             title="output layer, MSE",
+            activation_method="closed-form",
         ),
         Case(
             "output-ce",
@@ -274,6 +310,7 @@ REGISTRY: dict[str, Case] = {
             m_min=1,
             asymptotic_m_min=3,
             title="output layer, CE (Thm 2)",
+            activation_method="monte-carlo",
             theorem="Theorem 2",
             mc_route=True,
         ),

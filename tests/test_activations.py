@@ -100,3 +100,12 @@ def test_bad_input():
     with pytest.raises(ValueError, match="k"):
         relu.gaussian_moment("phi", -1)
     assert get_activation(relu) is relu
+
+
+def test_cli_help_names_are_the_table():
+    """``--activation``'s help (rmthess._cli.ACTIVATION_NAMES, no numpy on --help) lists
+    exactly the activations of the table."""
+    from rmthess._cli import ACTIVATION_NAMES
+    from rmthess.activations import ACTIVATIONS
+
+    assert ACTIVATION_NAMES.split(", ") == list(ACTIVATIONS)

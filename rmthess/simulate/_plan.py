@@ -81,6 +81,7 @@ class Plan:
     blocks_seed: int
     peak_bytes: int
     init: Init = resolve_init("lecun")
+    activation: str = "relu"
 
 
 def _memory(c: Case, v: dict, item: int, method: str, auto_batch: bool):
@@ -158,6 +159,7 @@ def plan(
     unbiased=False,
     init="lecun",
     caller="block_frobenius",
+    activation="relu",
 ) -> Plan:
     """Validate the arguments of :func:`rmthess.simulate.block_frobenius`; see there."""
     c = get_case(case)
@@ -174,6 +176,7 @@ def plan(
     max_pairs = check_size("max_pairs", max_pairs, 1)
     check_unbiased(c, N, unbiased)
     ini = resolve_init(init)
+    activation = c.check_activation(activation)
     user = set()
     if trial_batch is not None:
         trial_batch = min(check_size("trial_batch", trial_batch, 1, MAX_TRIALS), trials)
@@ -200,4 +203,5 @@ def plan(
         unbiased=unbiased, K=K, p=c.block_size(d, m),
         P=min(K, max_diag) + min(K * (K - 1) // 2, max_pairs),
         blocks_seed=trial_seeds(seed, 1, key=(C, 1))[0], peak_bytes=total, init=ini,
+        activation=activation,
     )  # fmt: skip

@@ -28,7 +28,7 @@ from rmthess import CASES
 
 def add_arguments(parser) -> None:
     from rmthess._checks import int_arg, int_list_arg
-    from rmthess._cli import add_init, add_json, add_progress
+    from rmthess._cli import add_activation, add_init, add_json, add_progress
 
     parser.add_argument("--case", required=True, help=f"one of: {', '.join(CASES)}")
     parser.add_argument(
@@ -62,6 +62,7 @@ def add_arguments(parser) -> None:
         help="output-* only: drop the i = j terms (no O(1/N) bias vs the N -> inf limit)",
     )
     add_init(parser)
+    add_activation(parser, "hidden-* and output-* (labels uniform where phi'' != 0)")
     add_json(parser, "a list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     add_progress(parser, "when it is a terminal and several C are simulated")
@@ -101,6 +102,7 @@ def run(args) -> int:
     results = sweep_results(
         case, Cs, d, N, m, trials=trials, seed=seed, device=args.device, dtype=args.dtype,
         max_pairs=max_pairs, unbiased=args.unbiased, progress=progress, init=args.init,
+        activation=args.activation,
     )  # fmt: skip
     records = [r.to_dict() for r in results]
     if csv_path is not None:
@@ -114,6 +116,7 @@ def run(args) -> int:
     print(
         f"case {case}  d={d} N={N} gamma={d / N:.4g}  m={m}  trials={trials}  seed={seed}  "
         f"device={r0.device}  dtype={r0.dtype}  route={r0.method}  init={r0.init}"
+        + ("" if r0.activation == "relu" else f"  activation={r0.activation}")
     )
     norm = "(1/d)||H||_F^2" if c.normalization == "1/d" else "||H||_F^2"
     if args.unbiased:

@@ -135,6 +135,7 @@ class BlockFrobenius:
     flops: float = float("nan")
     unbiased: bool = False
     init: str = "lecun"
+    activation: str = "relu"
 
     @property
     def gamma(self) -> float:
@@ -186,7 +187,7 @@ class BlockFrobenius:
     def to_dict(self) -> dict:
         """Every scalar field, flat and JSON-safe (non-finite floats -> None): case, C, d,
         N, m, gamma, trials, seed, F_diag, F_diag_se, F_off, F_off_se, ratio, ratio_se,
-        n_diag, n_off, method, unbiased, init, device, dtype, seconds, flops."""
+        n_diag, n_off, method, unbiased, init, activation, device, dtype, seconds, flops."""
         rec = {
             "case": self.case,
             "C": self.C,
@@ -207,6 +208,7 @@ class BlockFrobenius:
             "method": self.method,
             "unbiased": self.unbiased,
             "init": self.init,
+            "activation": self.activation,
             "device": self.device,
             "dtype": self.dtype,
             "seconds": float(self.seconds),
@@ -238,6 +240,7 @@ class BlockFrobenius:
                 "method": self.method,
                 "unbiased": self.unbiased,
                 "init": self.init,
+                "activation": self.activation,
             }
         )
 
@@ -255,7 +258,10 @@ def _run(pl: Plan) -> BlockFrobenius:
     for start in range(0, pl.trials, pl.trial_batch):
         nt = min(pl.trial_batch, pl.trials - start)
         seeds = trial_seeds(pl.seed, nt, key=(pl.C, 0), start=start)
-        inst = sample_trials(c.model, pl.C, pl.d, pl.N, pl.m, seeds, pl.dev, pl.dt, init=pl.init)
+        inst = sample_trials(
+            c.model, pl.C, pl.d, pl.N, pl.m, seeds, pl.dev, pl.dt, init=pl.init,
+            activation=pl.activation,
+        )  # fmt: skip
         sq, used = instance_sq_norms(c, inst, rows, cols, pl.method, pl.max_bytes, pl.unbiased)
         sq = sq.double().cpu().numpy()
         fd[start : start + nt] = sq[:, :n_diag].mean(axis=1)
@@ -288,6 +294,7 @@ def _run(pl: Plan) -> BlockFrobenius:
         flops=flops,
         unbiased=pl.unbiased,
         init=pl.init.name,
+        activation=pl.activation,
     )
 
 
@@ -309,6 +316,7 @@ def block_frobenius(
     max_bytes: int | None = None,
     unbiased: bool = False,
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> BlockFrobenius:
     """Simulate the block Frobenius norms of one case, ``trials`` independent draws.
 
@@ -344,6 +352,11 @@ def block_frobenius(
         bias of the m x m blocks (see :func:`instance_sq_norms`). Default False.
     init : weight initialisation, ``"lecun"`` (default), ``"torch-default"`` or a float
         ``sigma`` (:func:`rmthess.inits.resolve_init`; sampling: :mod:`.sampling`).
+    activation : hidden activation of hidden-*/output-* (a name of
+        :data:`rmthess.activations.ACTIVATIONS`; ``"relu"``, the paper's, by default and the
+        only value the linear cases take): the blocks of ``V phi(W x)``, with uniform labels
+        where ``phi'' != 0`` (:mod:`rmthess.simulate.weights`). Theory:
+        ``frobenius_limits(..., activation=)``.
 
     Memory: before anything is allocated the peak memory of one trial batch is estimated
     (:func:`rmthess.simulate.gram.peak_bytes`: data ``T d N``, weights, softmax ``2 T N C``,
@@ -361,6 +374,7 @@ def block_frobenius(
             case, C, d, N, m, trials=trials, seed=seed, device=device, dtype=dtype,
             method=method, max_diag=max_diag, max_pairs=max_pairs, trial_batch=trial_batch,
             max_bytes=max_bytes, unbiased=unbiased, init=init, caller="block_frobenius",
+            activation=activation,
         )
     )  # fmt: skip
 

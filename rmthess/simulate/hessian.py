@@ -10,7 +10,10 @@ Parameter order of the full Hessian: the rows of W flattened row-major
 (index ``j*d + a`` for ``W[j, a]``), then (hidden model) the rows of V
 (index ``m*d + k*m + b`` for ``V[k, b]``); i.e. ``torch.cat([W.flatten(), V.flatten()])``.
 
-Blocks (all exact; ReLU'' = 0 a.e., so the within-layer blocks carry no residual term):
+Blocks (all exact; ReLU'' = 0 a.e., so the within-layer blocks carry no residual term;
+another activation ``phi`` of the instance replaces ``M`` by ``phi'(g)`` and ``relu`` by
+``phi``, and adds ``delta_jl (1/N) sum_i phi''(g_ij) (v_j^T r_i) x_i x_i^T`` to the hidden
+blocks, :mod:`rmthess.simulate.weights`):
 
 - ``H_{W_j W_l} = (1/N) sum_i M_ij M_il (v_j^T A_i v_l) x_i x_i^T``           (d x d)
 - ``H_{V_k V_l} = (1/N) sum_i A_i[k,l] h_i h_i^T``                             (m x m)
@@ -37,6 +40,7 @@ from rmthess._checks import check_case, check_choice, check_int
 from rmthess.cases import case_for
 from rmthess.simulate import models
 from rmthess.simulate.sampling import Instance, make_generator
+from rmthess.simulate.torch_activations import torch_activation
 from rmthess.simulate.weights import all_pairs, block_vectors, block_weights, n_blocks
 
 __all__ = [
@@ -55,8 +59,7 @@ def trial_instance(inst: Instance, trial: int = 0) -> Instance:
     if not isinstance(inst, Instance):
         raise TypeError(f"inst must be an rmthess.simulate.sampling.Instance, got {type(inst)}")
     trial = check_int("trial", trial, 0, inst.trials - 1)
-    sl = slice(trial, trial + 1)
-    return Instance(X=inst.X[sl], W=inst.W[sl], V=None if inst.V is None else inst.V[sl])
+    return inst.trial(trial)
 
 
 def random_labels(C: int, N: int, seed: int = 0, device="cpu") -> torch.Tensor:
@@ -72,7 +75,8 @@ def hessian_blocks(case: str, inst: Instance, trial: int = 0) -> torch.Tensor:
 
     ``H[k, l] = (1/N) sum_i a_i^{kl} u_i u_i^T`` with the weights of
     :func:`rmthess.simulate.weights.block_weights` (K = C or m, p = d or m). Materialized:
-    memory O(K^2 p^2), small sizes only. Labels do not enter (no residual term).
+    memory O(K^2 p^2), small sizes only. Labels enter only through the ``phi''`` term of an
+    activation other than the piecewise-linear ones (``inst.Y``).
     """
     case = check_case(case)
     one = trial_instance(inst, trial)
@@ -88,6 +92,24 @@ def hessian_blocks(case: str, inst: Instance, trial: int = 0) -> torch.Tensor:
         a = block_weights(case, one, r[s : s + chunk], c[s : s + chunk])[0]  # (N, q)
         out[s : s + chunk] = (U.unsqueeze(0) * a.T.unsqueeze(1)) @ U.T / N
     return out.reshape(K, K, p, p)
+
+
+def _instance_labels(Y, one: Instance, act, loss_name, C, N, seed, device):
+    """The labels of a hidden model's Hessian: an activation with ``phi'' != 0`` uses the
+    instance's own (its within-layer blocks depend on them); a given ``Y`` is refused there."""
+    if act.homogeneous:
+        return _labels_or_default(loss_name, Y, C, N, seed, device)
+    if Y is not None:
+        raise ValueError(
+            f"Y does not apply to an instance with activation {one.activation!r}: its "
+            "hidden blocks use the instance's own labels (inst.Y); leave Y out"
+        )
+    if one.Y is None:
+        raise ValueError(
+            f"the instance has no labels Y, which its {one.activation!r} blocks need; sample "
+            "it with sample_instance(..., activation=...)"
+        )
+    return one.Y[0]
 
 
 def _labels_or_default(loss_name, Y, C, N, seed, device):
@@ -125,14 +147,17 @@ class HessianParts:
 def hessian_parts(
     loss: str, inst: Instance, Y: torch.Tensor | None = None, trial: int = 0, seed: int = 0
 ) -> HessianParts:
-    """Closed-form hidden, output and cross-layer Hessian blocks of ``V relu(W X)``.
+    """Closed-form hidden, output and cross-layer Hessian blocks of ``V phi(W X)``
+    (``phi = inst.activation``; ReLU's masks become ``phi'(g)``, and the hidden blocks gain
+    the ``phi''`` term of :mod:`rmthess.simulate.weights`, with the instance's labels).
 
     Parameters
     ----------
     loss : "mse" or "ce".
     inst : one-hidden-layer :class:`Instance`.
     Y : labels (N,) (CE; MSE one-hot encodes them) or MSE targets (C, N); ``None`` draws
-        random labels with :func:`random_labels` (``seed``).
+        random labels with :func:`random_labels` (``seed``). Refused for an activation
+        with ``phi'' != 0``, whose instance carries its labels (``inst.Y``).
     trial : which trial of ``inst``.
 
     Cost O(N m d (d m + C m)) + O(N C^2 m^2); memory O((m d + C m)^2 + N C m).
@@ -145,11 +170,12 @@ def hessian_parts(
     d, N = X.shape
     m, C = W.shape[0], V.shape[0]
     dt, dev = X.dtype, X.device
+    act = torch_activation(one.activation)
     G = W @ X  # (m, N)
-    Mk = (G > 0).to(dt)  # (m, N)
-    Hh = torch.relu(G)  # (m, N)
+    Mk = act.dphi(G)  # (m, N): phi'(g), the ReLU masks
+    Hh = act.phi(G)  # (m, N)
     Z = V @ Hh  # (C, N)
-    Y = _labels_or_default(loss, Y, C, N, seed, dev)
+    Y = _instance_labels(Y, one, act, loss, C, N, seed, dev)
     Yt = models.targets(loss, Y, C, dt)
     if loss == "ce":
         P = torch.softmax(Z.T, dim=-1)  # (N, C)
@@ -258,11 +284,14 @@ def autograd_hessian(
         shapes = [W.shape, V.shape]
         theta = torch.cat([W.reshape(-1), V.reshape(-1)])
         C = V.shape[0]
-    Y = _labels_or_default(loss, Y, C, N, seed, X.device)
+    if model == "linear":
+        Y = _labels_or_default(loss, Y, C, N, seed, X.device)
+    else:
+        Y = _instance_labels(Y, one, torch_activation(one.activation), loss, C, N, seed, X.device)
     sizes = [s[0] * s[1] for s in shapes]
 
     def f(th):
         params = [t.reshape(s) for t, s in zip(torch.split(th, sizes), shapes, strict=True)]
-        return models.loss(loss, params, X, Y)
+        return models.loss(loss, params, X, Y, one.activation)
 
     return torch.func.hessian(f)(theta)

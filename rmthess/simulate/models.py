@@ -3,8 +3,9 @@
 Models (no biases), for data ``X`` of shape (..., d, N) (columns are samples):
 
 - linear: logits ``Z = W X``, ``W`` (C, d); ``params = (W,)``.
-- hidden: one-hidden-layer ReLU net ``Z = V relu(W X)``, ``W`` (m, d), ``V`` (C, m);
-  ``params = (W, V)``.
+- hidden: one-hidden-layer net ``Z = V phi(W X)``, ``W`` (m, d), ``V`` (C, m);
+  ``params = (W, V)``; ``phi`` ReLU (the paper's) or any activation of
+  :data:`rmthess.activations.ACTIVATIONS` (``activation=``; ``torch.nn``'s modules).
 
 Losses (mean over the N samples):
 
@@ -26,8 +27,9 @@ MODELS = ("linear", "hidden")
 LOSSES = ("mse", "ce")
 
 
-def forward(model: str, params, X: torch.Tensor) -> torch.Tensor:
-    """Logits (..., C, N) of ``model`` ("linear" or "hidden") with ``params`` on ``X``."""
+def forward(model: str, params, X: torch.Tensor, activation: str = "relu") -> torch.Tensor:
+    """Logits (..., C, N) of ``model`` ("linear" or "hidden") with ``params`` on ``X``;
+    ``activation``: the hidden model's (a name of :data:`rmthess.activations.ACTIVATIONS`)."""
     model = check_choice("model", model, MODELS)
     params = tuple(params)
     if model == "linear":
@@ -37,7 +39,26 @@ def forward(model: str, params, X: torch.Tensor) -> torch.Tensor:
     if len(params) != 2:
         raise ValueError(f"hidden model takes params=(W, V), got {len(params)} tensors")
     W, V = params
-    return V @ torch.relu(W @ X)
+    if activation == "relu":
+        return V @ torch.relu(W @ X)
+    return V @ _module(activation)(W @ X)
+
+
+def _module(activation: str) -> torch.nn.Module:
+    """``torch.nn``'s own module of an activation: an implementation independent of
+    :mod:`rmthess.simulate.torch_activations` (which the closed forms use)."""
+    from rmthess.activations import LEAKY_SLOPE, get_activation
+
+    name = get_activation(activation).name
+    return {
+        "relu": torch.nn.ReLU(),
+        "leaky-relu": torch.nn.LeakyReLU(LEAKY_SLOPE),
+        "linear": torch.nn.Identity(),
+        "tanh": torch.nn.Tanh(),
+        "sigmoid": torch.nn.Sigmoid(),
+        "softplus": torch.nn.Softplus(beta=1.0, threshold=1e30),
+        "gelu": torch.nn.GELU(approximate="none"),
+    }[name]
 
 
 def targets(loss_name: str, Y: torch.Tensor, C: int, dtype=None) -> torch.Tensor:
@@ -69,12 +90,14 @@ def loss_from_logits(loss_name: str, Z: torch.Tensor, Y: torch.Tensor) -> torch.
     return 0.5 * ((Z - Yt) ** 2).sum() / N
 
 
-def loss(case: str, params, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def loss(
+    case: str, params, X: torch.Tensor, Y: torch.Tensor, activation: str = "relu"
+) -> torch.Tensor:
     """Mean loss of the model given by ``case`` on one data set ``X`` (d, N).
 
     ``case`` is a loss name ("mse", "ce") with the model taken from ``len(params)``
     (1: linear, 2: hidden), or a full case name (e.g. "hidden-ce", "output-mse",
-    "linear-ce"), whose model must match ``params``.
+    "linear-ce"), whose model must match ``params``. ``activation``: as in :func:`forward`.
     """
     if not isinstance(case, str):
         raise TypeError(f"case must be a string, got {case!r}")
@@ -90,4 +113,4 @@ def loss(case: str, params, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         if len(params) != want:
             raise ValueError(f"case {case!r} needs {want} parameter tensor(s), got {len(params)}")
     model = "linear" if len(params) == 1 else "hidden"
-    return loss_from_logits(loss_name, forward(model, params, X), Y)
+    return loss_from_logits(loss_name, forward(model, params, X, activation), Y)

@@ -32,6 +32,7 @@ import torch
 
 from rmthess._checks import check_int, check_memory
 from rmthess._random import seed_int
+from rmthess.cases import case_for
 from rmthess.inits import Init, resolve_init
 from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 
@@ -99,11 +100,24 @@ class Instance:
 
     X: (trials, d, N) data. W: (trials, C, d) for linear models, (trials, m, d) for the
     hidden layer. V: (trials, C, m) output weights, or None for linear models.
+    activation: the hidden activation (a name of :data:`rmthess.activations.ACTIVATIONS`;
+    ``"relu"``, the paper's, for linear models too). Y: (trials, N) integer labels, uniform
+    and independent of X (the at-init label model), drawn only where the blocks depend on
+    them (an activation with ``phi'' != 0``); None otherwise.
     """
 
     X: torch.Tensor
     W: torch.Tensor
     V: torch.Tensor | None
+    activation: str = "relu"
+    Y: torch.Tensor | None = None
+
+    def trial(self, t: int) -> Instance:
+        """Trial ``t`` alone (leading dimension kept, size 1); ``t`` already validated."""
+        sl = slice(t, t + 1)
+        V = None if self.V is None else self.V[sl]
+        Y = None if self.Y is None else self.Y[sl]
+        return Instance(self.X[sl], self.W[sl], V, self.activation, Y)
 
     @property
     def trials(self) -> int:
@@ -121,26 +135,36 @@ def sample_trials(
     dtype,
     *,
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> Instance:
     """Sample one trial per entry of ``seeds`` (already validated sizes; no checks).
 
     Trial ``t`` fills ``X[t]`` (d x N, N(0, 1)), then ``W[t]`` (variance ``sigma^2/d``),
     then ``V[t]`` (variance ``sigma^2/m``, hidden model only), weights from the law of
-    ``init`` (:func:`init_weights`), all from a generator seeded with ``seeds[t]``.
+    ``init`` (:func:`init_weights`), then, for an activation with ``phi'' != 0``, the labels
+    ``Y[t]`` (uniform on the C classes), all from a generator seeded with ``seeds[t]`` (ReLU
+    draws no labels: its numbers are those from before the ``activation`` keyword).
     """
+    from rmthess.activations import get_activation
+
     ini = resolve_init(init)
+    act = get_activation(activation)
     T = len(seeds)
     K_W = C if model == "linear" else m
     X = torch.empty(T, d, N, device=device, dtype=dtype)
     W = torch.empty(T, K_W, d, device=device, dtype=dtype)
     V = None if model == "linear" else torch.empty(T, C, m, device=device, dtype=dtype)
+    labels = model == "hidden" and not act.homogeneous
+    Y = torch.empty(T, N, device=device, dtype=torch.long) if labels else None
     for t, s in enumerate(seeds):
         gen = make_generator(s, device)
         X[t] = gaussian((d, N), gen, device, dtype)
         W[t] = init_weights((K_W, d), d, ini, gen, device, dtype)
         if V is not None:
             V[t] = init_weights((C, m), m, ini, gen, device, dtype)
-    return Instance(X=X, W=W, V=V)
+        if Y is not None:
+            Y[t] = torch.randint(0, C, (N,), generator=gen, device=device)
+    return Instance(X=X, W=W, V=V, activation=act.name, Y=Y)
 
 
 def sample_instance(
@@ -155,12 +179,16 @@ def sample_instance(
     device: Device = "auto",
     dtype: DType = "float64",
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> Instance:
     """Sample data and initialized weights for ``trials`` independent trials.
 
-    ``model`` is ``"linear"`` (W: C x d) or ``"hidden"`` (one-hidden-layer ReLU net,
-    W: m x d, V: C x m). ``X`` has i.i.d. N(0, 1) entries; ``W`` and ``V`` have i.i.d.
-    entries of the ``init`` law (``"lecun"``: N(0, 1/fan_in); ``"torch-default"``:
+    ``model`` is ``"linear"`` (W: C x d) or ``"hidden"`` (one-hidden-layer net ``V phi(W
+    x)``, W: m x d, V: C x m, ``phi`` = ``activation``, a name of
+    :data:`rmthess.activations.ACTIVATIONS`, ReLU by default; the linear model takes only
+    ``"relu"``; labels ``Y`` are drawn where ``phi'' != 0``, :func:`sample_trials`).
+    ``X`` has i.i.d. N(0, 1) entries; ``W`` and ``V`` have i.i.d. entries of the ``init``
+    law (``"lecun"``: N(0, 1/fan_in); ``"torch-default"``:
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``; a float ``sigma``: N(0, sigma^2/fan_in);
     see :mod:`rmthess.inits`), all independent. Trial ``t`` uses the stream
     ``trial_seeds(seed, trials)[t]`` (module docstring): the first ``k`` trials of
@@ -175,6 +203,7 @@ def sample_instance(
     trials = check_int("trials", trials, 1)
     seed = check_int("seed", seed, 0)
     ini = resolve_init(init)
+    activation = case_for(model, "mse").check_activation(activation)
     if model == "hidden":
         if m is None:
             raise ValueError("m (hidden width) is required for the one-hidden-layer model")
@@ -188,4 +217,6 @@ def sample_instance(
         f"sample_instance (trials={trials}, C={C}, d={d}, N={N}, m={m})",
         "lower C, d, N, m or trials",
     )
-    return sample_trials(model, C, d, N, m, trial_seeds(seed, trials), dev, dt, init=ini)
+    return sample_trials(
+        model, C, d, N, m, trial_seeds(seed, trials), dev, dt, init=ini, activation=activation
+    )

@@ -53,6 +53,7 @@ def block_eigenvalues(
     dtype: DType = "float64",
     trials: int = 1,
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> np.ndarray:
     """Eigenvalues of one diagonal (``block="diag"``: H_00) or off-diagonal
     (``block="off"``: H_01) block of a freshly sampled instance.
@@ -68,6 +69,9 @@ def block_eigenvalues(
         (pooled histogram).
     init : weight initialisation (``"lecun"``, ``"torch-default"`` or a float sigma;
         :func:`rmthess.inits.resolve_init`).
+    activation : hidden activation of hidden-*/output-* (a name of
+        :data:`rmthess.activations.ACTIVATIONS`, ReLU by default; theory:
+        ``limiting_law(..., activation=)``).
 
     Memory: ``trials (d N + K_W d + C m + 2 m N + 3 N C + 2 p N + 3 p^2)`` elements (data,
     weights, activations, softmax, ``U diag a``, the block and its eigen-workspace) must
@@ -86,6 +90,7 @@ def block_eigenvalues(
     trials = check_size("trials", trials, 1, MAX_TRIALS)
     seed = check_int("seed", seed, 0)
     ini = resolve_init(init)
+    activation = c.check_activation(activation)
     m = c.check_m(m)
     if m is not None:
         m = check_size("m", m, 1)
@@ -108,8 +113,9 @@ def block_eigenvalues(
             f"{avail / 1e9:.3g} GB; reduce trials, d, N or C"
         )
     inst = sample_instance(
-        c.model, C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt, init=ini
-    )
+        c.model, C, d, N, m, trials=trials, seed=seed, device=dev, dtype=dt, init=ini,
+        activation=activation,
+    )  # fmt: skip
     k, l_ = (0, 0) if block == "diag" else (0, 1)
     U = block_vectors(case, inst)  # (T, p, N)
     a = block_weights(case, inst, [k], [l_])[:, :, 0]  # (T, N)

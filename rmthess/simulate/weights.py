@@ -17,7 +17,11 @@ output-mse  delta_kl
 output-ce   delta_kl p_ik - p_ik p_il,             p_i = softmax(V h_i)
 =========== ================================================================
 
-``v_k`` is the k-th COLUMN of ``V`` (the output weights leaving hidden neuron k). The
+``v_k`` is the k-th COLUMN of ``V`` (the output weights leaving hidden neuron k). With
+another activation ``phi`` than ReLU (``inst.activation``; :mod:`.torch_activations`),
+``h_i = phi(g_i)``, the indicators become ``phi'(g_ik) phi'(g_il)`` and the diagonal hidden
+blocks gain the residual term ``phi''(g_ik) v_k^T r_i`` (``r_i = p_i - e_{y_i}`` for CE,
+``V h_i - e_{y_i}`` for MSE, labels ``inst.Y``; docs/theory.md section 9.5). The
 weights are exact (no approximation): the closed-form blocks built from them equal
 ``torch.func.hessian`` of the real model and loss to round-off (tests/simulate/test_hessian.py).
 
@@ -35,6 +39,7 @@ import torch
 from rmthess._checks import check_int
 from rmthess.cases import get_case
 from rmthess.simulate.sampling import Instance
+from rmthess.simulate.torch_activations import TorchActivation, torch_activation
 
 BlockIndex = torch.Tensor | Sequence[int] | int
 """Block indices of :func:`block_weights` and ``instance_sq_norms``: a 1-D integer tensor,
@@ -83,12 +88,16 @@ def hidden_preactivations(inst: Instance) -> torch.Tensor:
     return inst.W @ inst.X
 
 
+def _act(inst: Instance) -> TorchActivation:
+    return torch_activation(inst.activation)
+
+
 def logits(inst: Instance) -> torch.Tensor:
-    """Logits ``Z`` of shape (T, C, N): ``W X`` (linear) or ``V relu(W X)`` (hidden)."""
+    """Logits ``Z`` of shape (T, C, N): ``W X`` (linear) or ``V phi(W X)`` (hidden)."""
     G = inst.W @ inst.X
     if inst.V is None:
         return G
-    return inst.V @ torch.relu(G)
+    return inst.V @ _act(inst).phi(G)
 
 
 def probabilities(inst: Instance) -> torch.Tensor:
@@ -97,14 +106,14 @@ def probabilities(inst: Instance) -> torch.Tensor:
 
 
 def block_vectors(case: str, inst: Instance) -> torch.Tensor:
-    """Vectors ``u_i`` of form (*): ``X`` (T, d, N) for linear-*/hidden-*, else ``relu(W X)``.
+    """Vectors ``u_i`` of form (*): ``X`` (T, d, N) for linear-*/hidden-*, else ``phi(W X)``.
 
-    For output-* cases the result is ``H = relu(W X)`` of shape (T, m, N).
+    For output-* cases the result is ``H = phi(W X)`` of shape (T, m, N).
     """
     c = get_case(case)
     _check_instance(c, inst)
     if c.block_dim == "m":  # m x m blocks of the output layer: u_i = h_i
-        return torch.relu(inst.W @ inst.X)
+        return _act(inst).phi(inst.W @ inst.X)
     return inst.X
 
 
@@ -167,16 +176,36 @@ def block_weights(case: str, inst: Instance, rows: BlockIndex, cols: BlockIndex)
         P = probabilities(inst)  # (T, N, C)
         pr, pc = P[..., r], P[..., c]
         return delta * pr - pr * pc
-    # hidden-*: masks (T, N, m)
+    # hidden-*: masks phi'(g_r) phi'(g_c), (T, N, P)
+    act = _act(inst)
     G = (inst.W @ inst.X).transpose(1, 2)
-    M = (G > 0).to(dt)
+    M = act.dphi(G)
     mask = M[..., r] * M[..., c]  # (T, N, P)
     V = inst.V  # (T, C, m)
     if c_.loss == "mse":
         vv = (V[:, :, r] * V[:, :, c]).sum(dim=1)  # (T, P): v_r . v_c
-        return vv.unsqueeze(1) * mask
-    # hidden-ce: v_r^T diag(p) v_c - (p.v_r)(p.v_c)
-    P = torch.softmax((V @ torch.relu(G.transpose(1, 2))).transpose(1, 2), dim=-1)  # (T,N,C)
-    first = P @ (V[:, :, r] * V[:, :, c])  # (T, N, P)
-    PV = P @ V  # (T, N, m)
-    return (first - PV[..., r] * PV[..., c]) * mask
+        a = vv.unsqueeze(1) * mask
+    else:  # hidden-ce: v_r^T diag(p) v_c - (p.v_r)(p.v_c)
+        Z = V @ act.phi(G.transpose(1, 2))
+        P = torch.softmax(Z.transpose(1, 2), dim=-1)  # (T, N, C)
+        first = P @ (V[:, :, r] * V[:, :, c])  # (T, N, P)
+        PV = P @ V  # (T, N, m)
+        a = (first - PV[..., r] * PV[..., c]) * mask
+    if act.homogeneous or not bool((r == c).any()):
+        return a
+    return a + delta * _residual(c_.loss, inst, act, G, r)
+
+
+def _residual(loss: str, inst: Instance, act: TorchActivation, G, r) -> torch.Tensor:
+    """``phi''(g_ir) v_r^T r_i``, (T, N, P): the label term of the diagonal hidden blocks."""
+    if inst.Y is None:
+        raise ValueError(
+            f"the instance has no labels Y, which the {inst.activation!r} blocks need "
+            "(phi'' != 0); sample it with sample_instance(..., activation=...)"
+        )
+    V = inst.V
+    Z = (V @ act.phi(G.transpose(1, 2))).transpose(1, 2)  # (T, N, C)
+    R = torch.softmax(Z, dim=-1) if loss == "ce" else Z
+    R = R - torch.nn.functional.one_hot(inst.Y, V.shape[1]).to(R.dtype)
+    RV = R @ V  # (T, N, m): v_j . r_i
+    return act.d2phi(G)[..., r] * RV[..., r]

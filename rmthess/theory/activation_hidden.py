@@ -99,15 +99,23 @@ def activation_frobenius(
     inner: int = DEFAULT_INNER,
     seed: int = 0,
 ) -> FrobeniusLimits:
-    """Fixed-C limits ``F_diag``, ``F_off``, ``ratio`` of the hidden layer's blocks for any
-    activation (module docstring), by Monte Carlo with standard errors over ``V``.
+    """Fixed-C limits ``F_diag``, ``F_off``, ``ratio`` of the hidden layer's or the output
+    layer's blocks for any activation (module docstring), by Monte Carlo with standard errors
+    over ``V`` (output-mse: exact).
+
+    Output layer (``output-*``, blocks ``E[a h h^T | V]`` with ``h = phi(g)``, ``m x m``, no
+    ``1/d``): the Hessian of ``V phi(W x)`` in ``V`` has no residual term, whatever ``phi``.
+    output-mse (``a = delta_cc'``) is exact, ``F_diag = m M_2^2 + m (m - 1) M_1^4`` with
+    ``M_k = E[phi(sigma g)^k]`` (:meth:`rmthess.activations.Activation.gaussian_moment`),
+    ``F_off = 0``; output-ce is the output layer of :func:`rmthess.theory.depth_frobenius` at
+    ``widths=(m,)`` (its Monte Carlo, same ``samples``, ``inner``, ``seed``).
 
     Parameters
     ----------
-    case : ``"hidden-mse"`` or ``"hidden-ce"``.
+    case : ``"hidden-mse"``, ``"hidden-ce"``, ``"output-mse"`` or ``"output-ce"``.
     C : int in [2, 10**5], classes.
-    gamma : float > 0, ``d / N``.
-    m : int in [2, 4096], hidden width.
+    gamma : float > 0, ``d / N`` (unused by output-*, whose blocks have fixed size m).
+    m : int in [2, 4096] (hidden-*) or [1, 4096] (output-*), hidden width.
     activation : a name of :data:`rmthess.activations.ACTIVATIONS` or an ``Activation``.
     init : a normal init (``"lecun"`` or a float sigma): ``W`` and ``V`` entries
         ``N(0, sigma^2 / fan_in)``.
@@ -122,9 +130,11 @@ def activation_frobenius(
     FrobeniusLimits with ``method="monte-carlo"`` and ``activation`` the name.
     """
     case, C, gamma, act, ini, samples, inner, seed = check_mc_args(
-        case, C, gamma, activation, init, samples, inner, seed
+        case, C, gamma, activation, init, samples, inner, seed, ACTIVATION_CASES
     )
-    m = check_int("m", m, 2, 4096)
+    m = check_int("m", m, 1 if case.startswith("output") else 2, 4096)
+    if case.startswith("output"):
+        return _output_limits(case, C, gamma, m, act, ini, samples, inner, seed)
 
     def draw(gen: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         V = gen.standard_normal((C, m)) * (ini.sigma / math.sqrt(m))
@@ -138,10 +148,42 @@ def activation_frobenius(
     )
 
 
-def check_mc_args(case, C, gamma, activation, init, samples, inner, seed) -> tuple:
+def _output_limits(case, C, gamma, m, act, ini, samples, inner, seed) -> FrobeniusLimits:
+    """output-* of :func:`activation_frobenius` (its docstring)."""
+    from rmthess.theory.aniso_linear import conditional_result
+    from rmthess.theory.frobenius import FrobeniusLimits
+
+    if case == "output-mse":
+        M1 = act.gaussian_moment("phi", 1, ini.sigma)
+        M2 = act.gaussian_moment("phi", 2, ini.sigma)
+        Fd = m * M2 * M2 + m * (m - 1) * M1**4
+        return FrobeniusLimits(
+            case, C, gamma, m, Fd, 0.0, 0.0, 0.0, method="closed-form", init=ini.name,
+            activation=act.name,
+        )  # fmt: skip
+    from dataclasses import replace
+
+    from rmthess.theory.depth import depth_frobenius
+
+    lim = depth_frobenius("ce", C, gamma, (m,), act, init=ini, samples=samples, inner=inner,
+                          seed=seed)  # fmt: skip
+    res = conditional_result(case, C, gamma, m, lim.per_network[:, 1], inner, seed, ini.name,
+                             "isotropic")  # fmt: skip
+    return replace(res, method="monte-carlo", activation=act.name)
+
+
+HIDDEN_CASES = ("hidden-mse", "hidden-ce")
+ACTIVATION_CASES = (*HIDDEN_CASES, "output-mse", "output-ce")
+"""The cases of :func:`activation_frobenius` (both layers of the one-hidden-layer net)."""
+
+
+def check_mc_args(
+    case, C, gamma, activation, init, samples, inner, seed, cases=HIDDEN_CASES
+) -> tuple:
     """The arguments shared by :func:`activation_frobenius` and
-    :func:`rmthess.theory.deep_frobenius`, checked (one ``ValueError``/``TypeError`` each)."""
-    case = check_choice("case", case, ("hidden-mse", "hidden-ce"))
+    :func:`rmthess.theory.deep_frobenius`, checked (one ``ValueError``/``TypeError`` each);
+    ``case`` one of ``cases``."""
+    case = check_choice("case", case, cases)
     C = check_int("C", C, 2, 10**5)
     gamma = check_positive_float("gamma", gamma)
     act = get_activation(activation)

@@ -51,6 +51,7 @@ from rmthess.theory.hidden_integrals import check_memory
 from rmthess.theory.law import GMPLaw
 
 if TYPE_CHECKING:
+    from rmthess.activations import Activation
     from rmthess.theory.inputs import InputStats
 
 __all__ = [
@@ -168,6 +169,7 @@ def block_weight_law(
     seed: int = 0,
     *,
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The law ``nu`` of the block weight ``a_i`` as ``(atoms, weights)``.
 
@@ -189,6 +191,12 @@ def block_weight_law(
         float sigma, :func:`rmthess.inits.resolve_init`): logits ``N(0, sigma^2 I_C)``,
         ``g ~ N(0, sigma^2 I_m)``, a sampled ``V`` from the init law (a given ``V`` is
         used as is).
+    activation : hidden activation of hidden-* (keyword-only; a name of
+        :data:`rmthess.activations.ACTIVATIONS`, default ``"relu"``, the paper's). Another
+        activation gives the law of ``a = phi'(g_0) phi'(g_l) v_0^T A v_l + delta_0l
+        phi''(g_0) v_0^T r`` (:mod:`rmthess.theory.activation_hidden`, labels uniform and
+        independent of ``x``) from ``n_atoms`` scrambled-Sobol draws of ``(g, y)``: signed
+        atoms where ``phi'' != 0``.
 
     Returns
     -------
@@ -197,7 +205,22 @@ def block_weight_law(
     """
     case, block, C, gamma, m, n_atoms, seed = _check_common(case, block, C, gamma, m, n_atoms, seed)
     ini = resolve_init(init)
-    return theory_for(case).weight_law(block, C, m, V, n_atoms, seed, ini)
+    act = _check_activation(case, activation, C, m, n_atoms, "n_atoms")
+    return theory_for(case).weight_law(block, C, m, V, n_atoms, seed, ini, act)
+
+
+def _check_activation(
+    case: str, activation: object, C: int, m: int | None, n: int, name: str
+) -> Activation | None:
+    """The :class:`~rmthess.activations.Activation` of ``activation`` (None for ReLU, the
+    paper's formulas); a ``ValueError`` for the linear cases or ``n`` draws past the memory
+    budget."""
+    from rmthess.activations import get_activation
+
+    if get_case(case).check_activation(activation) == "relu":
+        return None
+    _check_qmc_memory("hidden-ce", C, m, n, name)
+    return get_activation(activation)
 
 
 def limiting_law(
@@ -212,9 +235,11 @@ def limiting_law(
     *,
     init: InitLike = "lecun",
     inputs: InputStats | None = None,
+    activation: str = "relu",
 ) -> GMPLaw:
     """The limiting spectral law of the block as a :class:`GMPLaw` (``zero_mass``, ``pdf``,
-    ``cdf``, moments...). Arguments as in :func:`block_weight_law`; ``gamma = d/N > 0``.
+    ``cdf``, moments...). Arguments as in :func:`block_weight_law` (``activation`` too);
+    ``gamma = d/N > 0``.
 
     ``inputs`` (keyword-only): centred Gaussian inputs ``x = Sigma^{1/2} g`` with these
     statistics (:func:`rmthess.theory.input_stats` with ``centred=True``, or
@@ -245,7 +270,9 @@ def limiting_law(
         scale = resolve_init(init).sigma * math.sqrt(stats.tau1)
         atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed, init=scale)
         return SeparableGMPLaw(atoms, weights, gamma, stats.eigenvalues)
-    atoms, weights = block_weight_law(case, block, C, gamma, m, V, n_atoms, seed, init=init)
+    atoms, weights = block_weight_law(
+        case, block, C, gamma, m, V, n_atoms, seed, init=init, activation=activation
+    )
     return GMPLaw(atoms, weights, gamma)
 
 
@@ -262,14 +289,17 @@ def limiting_density(
     *,
     init: InitLike = "lecun",
     inputs: InputStats | None = None,
+    activation: str = "relu",
 ) -> np.ndarray:
     """Limiting eigenvalue density of the block: ``gmp_density(x, *block_weight_law(...))``.
 
     The absolutely continuous part only; the atom at 0 is
     ``limiting_law(...).zero_mass``. Arguments as in :func:`block_weight_law`; ``inputs``
-    as in :func:`limiting_law`.
+    and ``activation`` as in :func:`limiting_law`.
     """
-    law = limiting_law(case, block, C, gamma, m, V, n_atoms, seed, init=init, inputs=inputs)
+    law = limiting_law(
+        case, block, C, gamma, m, V, n_atoms, seed, init=init, inputs=inputs, activation=activation
+    )
     return law.pdf(x)
 
 
@@ -283,6 +313,7 @@ def output_block_limit(
     seed: int = 0,
     *,
     init: InitLike = "lecun",
+    activation: str = "relu",
 ) -> np.ndarray:
     """Limit of the ``m x m`` output-layer block ``(1/N) sum_i a_i h_i h_i^T`` given ``V``.
 
@@ -295,6 +326,9 @@ def output_block_limit(
     arrays exceed half the physical RAM are refused with a ``ValueError`` first.
     ``init`` (keyword-only): ``g ~ N(0, sigma^2 I_m)`` and a sampled ``V`` from the init
     law (:mod:`rmthess.inits`); output-mse diag is then ``sigma^2 (I/2 + (1 - I)/(2 pi))``.
+    ``activation`` (keyword-only, a name of :data:`rmthess.activations.ACTIVATIONS`): ``h =
+    phi(g)``; output-mse diag is then exact, ``M_2 I + M_1^2 (1 - I)`` with ``M_k =
+    E[phi(sigma g)^k]`` (the Hessian in ``V`` has no ``phi''`` term).
     """
     case = check_choice("case", case, cases_where(layer="output"))
     block = check_choice("block", block, BLOCKS)
@@ -306,4 +340,5 @@ def output_block_limit(
     theory = theory_for(case)
     if theory.uses_qmc:
         _check_qmc_memory(case, C, m, n_samples, "n_samples")
-    return theory.output_block(block, C, m, V, n_samples, seed, ini)
+    act = _check_activation(case, activation, C, m, n_samples, "n_samples")
+    return theory.output_block(block, C, m, V, n_samples, seed, ini, act)

@@ -45,10 +45,11 @@ class _CaseTheory:
         Fields of :class:`rmthess.theory.FrobeniusLimits` beyond ``case, C, gamma, m,
         method, init``.
     asymptotic(gamma, m, ini) -> (A_diag, p_diag, A_off, p_off)
-    weight_law(block, C, m, V, n_atoms, seed, ini) -> (atoms, weights)
-        The law of the block weight (first-layer cases only).
-    output_block(block, C, m, V, n_samples, seed, ini) -> array (m, m)
-        The limiting output-layer block (output-* only).
+    weight_law(block, C, m, V, n_atoms, seed, ini, act=None) -> (atoms, weights)
+        The law of the block weight (first-layer cases only); ``act`` an
+        :class:`rmthess.activations.Activation` other than ReLU (hidden-*), None for ReLU.
+    output_block(block, C, m, V, n_samples, seed, ini, act=None) -> array (m, m)
+        The limiting output-layer block (output-* only), ``act`` as above.
     qmc_bytes(C, n, m) -> float
         Peak bytes of ``n`` quasi-Monte-Carlo draws (cases with ``uses_qmc``).
     mc_cost(C, m, n_V, n_g, B) -> (seconds, elements); mc_flops_per_V(C, m, n_g) -> float
@@ -79,10 +80,10 @@ class _CaseTheory:
     def asymptotic(self, gamma, m, ini) -> tuple[float, float, float, float]:
         raise NotImplementedError
 
-    def weight_law(self, block, C, m, V, n_atoms, seed, ini):
+    def weight_law(self, block, C, m, V, n_atoms, seed, ini, act=None):
         raise ValueError(f"case {self.case.name!r} has no GMP weight law")
 
-    def output_block(self, block, C, m, V, n_samples, seed, ini):
+    def output_block(self, block, C, m, V, n_samples, seed, ini, act=None):
         raise ValueError(f"case {self.case.name!r} has no output-layer block limit")
 
     def qmc_bytes(self, C: int, n: int, m: int | None = None) -> float:
@@ -121,6 +122,25 @@ def _V(V, C, m, seed, ini):
     return sample_V(C, m, seed, init=ini) if V is None else _check_V(V, C, m)
 
 
+def _activation_law(loss, block, C, m, V, n_atoms, seed, ini, act):
+    """Weight law of a hidden block for an activation other than ReLU: ``n_atoms``
+    scrambled-Sobol draws of ``(g, y)`` (dimension ``m + 1``: ``g ~ N(0, sigma^2 I_m)`` and a
+    uniform label from the last coordinate) through
+    :func:`rmthess.theory.activation_hidden.activation_weights` (signed atoms: the
+    ``phi''`` term of the diagonal blocks)."""
+    from scipy.special import ndtr
+
+    from rmthess.theory.activation_hidden import activation_weights
+    from rmthess.theory.block_laws import _gaussian_qmc
+
+    z = _gaussian_qmc(n_atoms, m + 1, seed)
+    g = z[:, :m] * ini.sigma
+    y = np.minimum((ndtr(z[:, m]) * C).astype(np.int64), C - 1)
+    cols = np.array([0 if block == "diag" else 1])
+    a = activation_weights(g, y, V, loss, act, np.array([0]), cols)[:, 0]
+    return a, np.full(n_atoms, 1.0 / n_atoms)
+
+
 def _qmc_hidden_bytes(C, n, m) -> float:
     """Draws of ``g`` (n x m) and the softmax over ``V h`` (n x C)."""
     return 8.0 * (6.0 * n * m + 3.0 * n * C + 6.0 * n)
@@ -136,7 +156,7 @@ class _LinearMSE(_CaseTheory):
     def asymptotic(self, gamma, m, ini):
         return (1.0 + gamma, 0.0, 0.0, _INF)
 
-    def weight_law(self, block, C, m, V, n_atoms, seed, ini):
+    def weight_law(self, block, C, m, V, n_atoms, seed, ini, act=None):
         return np.array([1.0 if block == "diag" else 0.0]), np.array([1.0])
 
 
@@ -161,7 +181,7 @@ class _LinearCE(_CaseTheory):
         ex = math.inf if ini.sigma2 > 354 else math.exp(ini.sigma2)  # math.e for LeCun
         return (1.0 + ex * gamma, 2.0, 1.0 + ex * ex * gamma, 4.0)
 
-    def weight_law(self, block, C, m, V, n_atoms, seed, ini):
+    def weight_law(self, block, C, m, V, n_atoms, seed, ini, act=None):
         from rmthess.theory.block_laws import _ce_weight, _gaussian_qmc, _scaled
 
         a = _ce_weight(softmax(_scaled(_gaussian_qmc(n_atoms, C, seed), ini), axis=-1), block)
@@ -203,8 +223,10 @@ class _HiddenMSE(_CaseTheory):
         s4, fm = ini.sigma2**2, float(m)
         return (s4 * (gamma / 2 + 0.25) / fm / fm, -2.0, s4 * (gamma / 4 + 1 / 16) / fm / fm, -1.0)
 
-    def weight_law(self, block, C, m, V, n_atoms, seed, ini):
+    def weight_law(self, block, C, m, V, n_atoms, seed, ini, act=None):
         V = _V(V, C, m, seed, ini)
+        if act is not None:
+            return _activation_law(self.case.loss, block, C, m, V, n_atoms, seed, ini, act)
         l = 0 if block == "diag" else 1
         c = float(V[:, 0] @ V[:, l])
         q = 0.5 if block == "diag" else 0.25
@@ -309,10 +331,12 @@ class _HiddenCE(_MonteCarlo):
             warnings.warn(str(w.message), w.category, stacklevel=4)
         return _quadrature_record(q["F_diag"], q["F_off"], q["F_diag_err"], q["F_off_err"])
 
-    def weight_law(self, block, C, m, V, n_atoms, seed, ini):
+    def weight_law(self, block, C, m, V, n_atoms, seed, ini, act=None):
         from rmthess.theory.block_laws import _gaussian_qmc, _scaled
 
         V = _V(V, C, m, seed, ini)
+        if act is not None:
+            return _activation_law(self.case.loss, block, C, m, V, n_atoms, seed, ini, act)
         l = 0 if block == "diag" else 1
         g = _scaled(_gaussian_qmc(n_atoms, m, seed), ini)
         h = np.maximum(g, 0.0)
@@ -341,9 +365,13 @@ class _OutputMSE(_CaseTheory):
         s4, fm = ini.sigma2**2, float(m)
         return (s4 * (fm / 4 + fm * (fm - 1) / (4 * math.pi**2)), 0.0, 0.0, _INF)
 
-    def output_block(self, block, C, m, V, n_samples, seed, ini):
+    def output_block(self, block, C, m, V, n_samples, seed, ini, act=None):
         if block == "off":
             return np.zeros((m, m))
+        if act is not None:  # E[phi(g) phi(g)^T]: M_2 on the diagonal, M_1^2 off it
+            M1 = act.gaussian_moment("phi", 1, ini.sigma)
+            M2 = act.gaussian_moment("phi", 2, ini.sigma)
+            return np.full((m, m), M1 * M1) + (M2 - M1 * M1) * np.eye(m)
         M = np.full((m, m), 1.0 / (2.0 * np.pi)) + (0.5 - 1.0 / (2.0 * np.pi)) * np.eye(m)
         return M if ini.sigma == 1.0 else ini.sigma2 * M
 
@@ -383,11 +411,12 @@ class _OutputCE(_MonteCarlo):
         K3, K4 = output_ce_K(m, ini.sigma)
         return (K3, 2.0, K4, 4.0)
 
-    def output_block(self, block, C, m, V, n_samples, seed, ini):
+    def output_block(self, block, C, m, V, n_samples, seed, ini, act=None):
         from rmthess.theory.block_laws import _ce_weight, _gaussian_qmc, _scaled
 
         V = _V(V, C, m, seed, ini)
-        h = np.maximum(_scaled(_gaussian_qmc(n_samples, m, seed), ini), 0.0)
+        phi = (lambda x: np.maximum(x, 0.0)) if act is None else act.phi
+        h = phi(_scaled(_gaussian_qmc(n_samples, m, seed), ini))
         a = _ce_weight(softmax(h @ V.T, axis=-1), block)
         return (h * a[:, None]).T @ h / n_samples
 

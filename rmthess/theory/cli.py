@@ -34,7 +34,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from rmthess._cli import add_init, add_json, add_progress, print_table
+from rmthess._cli import add_activation, add_init, add_json, add_progress, print_table
 
 if TYPE_CHECKING:
     from rmthess.theory.layer_gap import LayerSpectrum
@@ -110,13 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_progress(parser, "when it is a terminal and the whole run is predicted to take over 5 s")
     add_init(parser)
-    parser.add_argument(
-        "--activation",
-        default="relu",
-        metavar="PHI",
-        help="hidden activation of hidden-* (relu, the paper's, default; leaky-relu, linear, "
-        "tanh, sigmoid, softplus, gelu: Monte Carlo with the phi'' residual term, random "
-        "labels; rmthess.theory.activation_frobenius)",
+    add_activation(
+        parser,
+        "hidden-* and output-* (another than relu: rmthess.theory.activation_frobenius, Monte "
+        "Carlo with the phi'' term and random labels; output-mse exact)",
     )
     parser.add_argument(
         "--widths",
@@ -275,15 +272,15 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
     from rmthess._checks import check_choice
     from rmthess._stats import format_estimate
     from rmthess.activations import ACTIVATIONS
-    from rmthess.theory.activation_hidden import (
-        DEFAULT_INNER,
-        DEFAULT_SAMPLES,
-        activation_frobenius,
-    )
+    from rmthess.cases import get_case
+    from rmthess.theory.activation_hidden import DEFAULT_INNER, DEFAULT_SAMPLES
+    from rmthess.theory.frobenius import frobenius_limits
 
     check_choice("--activation", activation, tuple(ACTIVATIONS))
-    if case not in ("hidden-mse", "hidden-ce"):
-        raise ValueError(f"--activation {activation} is for hidden-mse and hidden-ce, not {case}")
+    if not get_case(case).has_activation:
+        raise ValueError(
+            f"--activation {activation} is for the hidden-* and output-* cases, not {case}"
+        )
     for flag, val in (
         ("--asymptotic", args.asymptotic or None),
         ("--method", getattr(args, "method", None)),
@@ -298,7 +295,7 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
         inner=args.inner or DEFAULT_INNER,
         seed=args.seed,
     )
-    rows = [activation_frobenius(case, C, args.gamma, m, activation, **kw) for C in args.C]
+    rows = [frobenius_limits(case, C, args.gamma, m, activation=activation, **kw) for C in args.C]
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
@@ -310,10 +307,13 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
     cells = [
         [str(r.C)]
         + [format_estimate(getattr(r, k), getattr(r, k + "_se")) for k in cols[1:4]]
-        + [str(r.n_samples), r.method]
+        + [str(r.n_samples or ""), r.method]
         for r in rows
     ]
     print_table(cols, cells)
+    if rows[0].method == "closed-form":
+        print("(exact: F_diag = m M_2^2 + m (m - 1) M_1^4, M_k = E[phi(sigma g)^k])")
+        return 0
     print(
         f"(Monte Carlo: n_samples V draws x {rows[0].n_inner} (g, y) draws each, labels "
         f"uniform and independent of x, seed {rows[0].seed}; x +- se: estimate and standard "

@@ -182,6 +182,7 @@ def frobenius_limits(
     method: str | None = None,
     tol: float | None = None,
     inputs: InputStats | None = None,
+    activation: str = "relu",
 ) -> FrobeniusLimits:
     """Limits ``F_diag``, ``F_off`` and ``ratio = sqrt(F_off/F_diag)`` at fixed C.
 
@@ -258,6 +259,15 @@ def frobenius_limits(
         E_kl[a a']`` (:mod:`rmthess.theory.mixture_linear`; ``d_eff`` the smallest
         within-class one).
 
+    activation : str
+        Hidden activation of hidden-* and output-* (a name of
+        :data:`rmthess.activations.ACTIVATIONS`; ``"relu"``, the paper's, is the default and
+        the only value the linear cases take). Another activation routes to
+        :func:`rmthess.theory.activation_frobenius` (:attr:`rmthess.cases.Case.activation_method`:
+        Monte Carlo for hidden-* and output-ce with ``samples`` (default 2000), ``inner``
+        (default 256) and ``seed``, the closed form of the Gaussian moments for
+        output-mse); ``method``, ``tol`` and ``inputs`` are then refused.
+
     Returns
     -------
     FrobeniusLimits
@@ -283,6 +293,10 @@ def frobenius_limits(
     seed = check_int("seed", seed, 0)
     progress = check_progress(progress)
     ini = resolve_init(init)
+    activation = c.check_activation(activation)
+    if activation != "relu":
+        return _activation(c, C, gamma, m, ini, activation, samples, inner, seed, method, tol,
+                           inputs)  # fmt: skip
     if inputs is not None and c.layer != "linear" and _has_offsets(inputs):
         return _offsets(case, C, gamma, m, ini, inputs, samples, inner, seed, method, tol)
     method, tol = _resolve_method(c, method, samples, inner, ini, tol, m)
@@ -312,6 +326,26 @@ def frobenius_limits(
     )
     name = "monte-carlo" if c.mc_route else c.theory_method
     return FrobeniusLimits(case, C, gamma, m, method=name, init=ini.name, **out)
+
+
+def _activation(c, C, gamma, m, ini, activation, samples, inner, seed, method, tol, inputs):
+    """Another activation than ReLU: :func:`rmthess.theory.activation_frobenius`."""
+    from rmthess.theory.activation_hidden import (
+        DEFAULT_INNER,
+        DEFAULT_SAMPLES,
+        activation_frobenius,
+    )
+
+    for name, value in (("method", method), ("tol", tol), ("inputs", inputs)):
+        if value is not None:
+            raise ValueError(
+                f"{name} does not apply with activation={activation!r} (its limits are "
+                f"{c.activation_method}, isotropic inputs); leave it out, got {name}={value!r}"
+            )
+    samples = DEFAULT_SAMPLES if samples is None else samples
+    inner = DEFAULT_INNER if inner is None else inner
+    return activation_frobenius(c.name, C, gamma, m, activation, init=ini, samples=samples,
+                                inner=inner, seed=seed)  # fmt: skip
 
 
 def _scaled(case, C, gamma, m, ini, inputs, samples, inner, seed, progress, method, tol):

@@ -136,8 +136,8 @@ def test_result_object_and_reproducibility():
     rec = a.to_dict()
     assert list(rec) == [
         "case", "C", "d", "N", "m", "gamma", "trials", "seed", "F_diag", "F_diag_se", "F_off",
-        "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "init", "device",
-        "dtype", "seconds", "flops",
+        "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "init",
+        "activation", "device", "dtype", "seconds", "flops",
     ]  # fmt: skip
     assert rec["F_diag"] == a.F_diag and rec["ratio_se"] == a.ratio_se and rec["seed"] == 11
     assert rec["gamma"] == 16 / 24 and rec["method"] == "gram" and rec["unbiased"] is False

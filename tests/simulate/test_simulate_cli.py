@@ -9,8 +9,8 @@ from rmthess.simulate.frobenius import block_frobenius
 
 KEYS = [
     "case", "C", "d", "N", "m", "gamma", "trials", "seed", "F_diag", "F_diag_se", "F_off",
-    "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "init", "device",
-    "dtype", "seconds", "flops",
+    "F_off_se", "ratio", "ratio_se", "n_diag", "n_off", "method", "unbiased", "init",
+    "activation", "device", "dtype", "seconds", "flops",
 ]  # fmt: skip
 
 

@@ -104,7 +104,7 @@ def test_arguments():
     with pytest.raises(ValueError, match="activation"):
         activation_frobenius("hidden-ce", 3, 0.5, 4, "swish")
     with pytest.raises(ValueError, match="case"):
-        activation_frobenius("output-ce", 3, 0.5, 4)
+        activation_frobenius("linear-ce", 3, 0.5, 4)
     with pytest.raises(ValueError, match="inner"):
         activation_frobenius("hidden-ce", 3, 0.5, 4, inner=7)
     with pytest.raises(ValueError, match="init"):
@@ -123,9 +123,13 @@ def test_cli_matches_the_python_api(capsys):
     assert rec == pytest.approx(want) and rec["activation"] == "gelu"
     assert main([*args, "--activation", "gelu", "--asymptotic"]) == 2
     assert "--asymptotic" in capsys.readouterr().err
-    out_case = ["theory", "--case", "output-ce", "--C", "5", "--gamma", "0.5", "--m", "4"]
-    assert main([*out_case, "--activation", "tanh"]) == 2
-    assert "hidden-mse and hidden-ce" in capsys.readouterr().err
+    lin_case = ["theory", "--case", "linear-ce", "--C", "5", "--gamma", "0.5"]
+    assert main([*lin_case, "--activation", "tanh"]) == 2
+    assert "hidden-* and output-*" in capsys.readouterr().err
+    out_case = ["theory", "--case", "output-mse", "--C", "5", "--gamma", "0.5", "--m", "4"]
+    assert main([*out_case, "--activation", "tanh", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)[0]
+    assert rec["F_diag"] == frobenius_limits("output-mse", 5, 0.5, 4, activation="tanh").F_diag
 
 
 # ------------------------------------------------------------------ two hidden layers
