@@ -141,3 +141,55 @@ print(table.to_string(float_format=lambda x: f"{x:.4f}"))
 # seven such cells, the validation script `validation/depth_layers.py` 107 layer cells).
 # The later hidden layers decay in C like the first, but a narrow layer downstream caps
 # that decay: the fan-out is a cap, not the driver.
+
+# %% [markdown]
+# ## Block spectra with any activation, and of a deeper layer
+#
+# The same `activation=` keyword reaches the block laws and the simulation: one tanh hidden
+# block's eigenvalues (`rmthess.simulate`, rows of `W` normalised as in the `d -> inf` limit)
+# against `limiting_law(..., activation="tanh")` given that network's `V`. The `phi''` term
+# makes the weight law signed, so the diagonal block has negative eigenvalues, which ReLU's
+# never has. Next to it, the first-layer off-diagonal block of a two-hidden-layer ReLU MLP
+# (closed-form per-sample Hessians, `rmthess.simulate.deep`) against `depth_limiting_law`
+# given its deeper weights.
+
+# %%
+from rmthess.simulate.deep import pre_activation_hessians  # noqa: E402
+from rmthess.simulate.sampling import sample_instance  # noqa: E402
+from rmthess.simulate.spectra import block_matrix  # noqa: E402
+from rmthess.simulate.torch_activations import torch_activation  # noqa: E402
+from rmthess.theory import depth_limiting_law, limiting_law, sample_network  # noqa: E402
+
+C, m = 10, 16
+d, N = (150, 300) if SMALL else (800, 1600)
+inst = sample_instance("hidden", C, d, N, m, seed=2, device="cpu", activation="tanh")
+inst.W /= inst.W.norm(dim=2, keepdim=True)
+ev1 = torch.linalg.eigvalsh(block_matrix("hidden-ce", inst, 0, 0)).numpy()
+law1 = limiting_law("hidden-ce", "diag", C, d / N, m, V=inst.V[0].numpy(), activation="tanh")
+
+Ws, V = sample_network(C, (m, m), seed=3)
+law2 = depth_limiting_law("ce", "off", C, d / N, (m, m), "relu", net=(Ws, V))
+Q, _ = torch.linalg.qr(torch.randn(d, m, generator=gen, dtype=torch.float64))
+X = torch.randn(N, d, generator=gen, dtype=torch.float64)
+y = torch.randint(0, C, (N,), generator=gen)
+H, _, _ = pre_activation_hessians(X @ Q, y, [torch.tensor(Ws[0])], torch.tensor(V), "ce",
+                                  torch_activation("relu"))  # fmt: skip
+B = (X.T * H[0][:, 0, 1]) @ X / N
+ev2 = torch.linalg.eigvalsh(0.5 * (B + B.T)).numpy()
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+for ax, ev, law, title in (
+    (axes[0], ev1, law1, "tanh, hidden-ce diagonal block"),
+    (axes[1], ev2, law2, "ReLU (16, 16) MLP, first layer, off-diagonal block"),
+):
+    ax.hist(ev, bins=40, density=True, alpha=0.5, label=f"simulated, d = {d}")
+    lo, hi = law.support()[0][0], law.support()[-1][1]
+    x = np.linspace(lo, hi, 400)
+    ax.plot(x, law.pdf(x), "k", lw=1.5, label="limiting law")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("eigenvalue")
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+print(f"tanh block: {np.mean(ev1 < 0):.2f} of the eigenvalues are negative "
+      f"(law: {float(law1.cdf(0.0)):.2f})")  # fmt: skip

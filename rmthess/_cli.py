@@ -147,3 +147,21 @@ def print_table(cols: list[str], cells: list[list[str]], indent: str = "") -> No
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
         print(indent + "  ".join(s.rjust(w) for s, w in zip(row, widths, strict=True)))
+
+
+def print_layer_maps(results: list, what: str) -> None:
+    """One table per result of per-layer block maps (:class:`rmthess.theory.DepthLimits` or
+    :class:`rmthess.simulate.deep.DepthBlockNorms`: ``layers``, ``rows`` and ``F_diag``,
+    ``F_off``, ``ratio`` with ``*_se``), headed ``C=...``; ``what`` is the footnote."""
+    from rmthess._stats import format_estimate
+
+    cols = ["layer", "rows", "F_diag", "F_off", "ratio"]
+    for r in results:
+        print(f"C={r.C}")
+        cells = [
+            [name, str(rows)]
+            + [format_estimate(getattr(r, q)[i], getattr(r, f"{q}_se")[i]) for q in cols[2:]]
+            for i, (name, rows) in enumerate(zip(r.layers, r.rows, strict=True))
+        ]
+        print_table(cols, cells, indent="  ")
+    print(what)

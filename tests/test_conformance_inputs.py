@@ -209,6 +209,13 @@ OVERRIDES = {
     },
     "rmthess.theory.sample_network": lambda: {"widths": (4, 3)},
     "rmthess.simulate.sample_instance": lambda: {"model": "hidden", "m": 4},
+    "rmthess.simulate.depth_block_frobenius": lambda: {
+        "loss": "ce",
+        "d": 8,
+        "N": 16,
+        "widths": (4, 3),
+        "trials": 2,
+    },
     "rmthess.landscape.hessian_bound_audit": _relu_fixtures,
     "rmthess.landscape.per_sample_curvature": _relu_fixtures,
     "rmthess.landscape.per_sample_hessian_norms": _relu_fixtures,

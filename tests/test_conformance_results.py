@@ -122,6 +122,9 @@ FACTORIES = {
     "rmthess.theory.depth.DepthLimits": lambda tmp: __import__(
         "rmthess.theory"
     ).theory.depth_frobenius("ce", 3, 0.5, (4, 3), samples=20, inner=8),
+    "rmthess.simulate.deep.DepthBlockNorms": lambda tmp: __import__(
+        "rmthess.simulate"
+    ).simulate.depth_block_frobenius("ce", 3, 8, 16, (4, 3), trials=2, device="cpu"),
     "rmthess.curvature.trace.TraceEstimate": lambda tmp: __import__(
         "rmthess.curvature"
     ).curvature.hessian_trace(_A, seed=0),

@@ -4,6 +4,8 @@
   route (never materializing the Hessian, :mod:`rmthess.simulate.gram`), with standard
   errors; sizes that cannot fit in memory are refused up front (:func:`peak_bytes`).
 - :func:`block_eigenvalues`: eigenvalues of one diagonal / off-diagonal block.
+- :func:`depth_block_frobenius`: the block maps of every layer of a deeper MLP (closed-form
+  pre-activation Hessians, Gram route), any activation.
 - :func:`fit_decay`: power-law fit of r(C) = sqrt(F_off / F_diag) with a bootstrap CI.
 - :func:`sample_instance`, :func:`block_vectors`, :func:`block_weights`,
   :func:`hessian_blocks`, :func:`autograd_hessian`: sampling, the form (*) of every block,
@@ -18,6 +20,8 @@ from __future__ import annotations
 from rmthess._lazy import lazy_exports
 
 _EXPORTS = {
+    "DepthBlockNorms": "rmthess.simulate.deep",
+    "depth_block_frobenius": "rmthess.simulate.deep",
     "LayerSpectrum": "rmthess.simulate.layer",
     "layer_eigenvalues": "rmthess.simulate.layer",
     "layer_matrix": "rmthess.simulate.layer",

@@ -13,6 +13,10 @@ PATH`` also writes the same records as a CSV table. Row C is
 ``block_frobenius(case, C, d, N, m, seed=seed, ...)``: its random stream is derived from
 ``(seed, C)``.
 
+``--widths m1,m2,...`` (hidden-ce / hidden-mse: the loss) simulates every layer of a deeper
+MLP instead (:func:`rmthess.simulate.deep.depth_block_frobenius`), one table per C; theory:
+``rmthess theory --widths``.
+
 Every argument, the memory each C needs and the ``--csv`` path (its directory must exist
 and be writable) are checked before anything is simulated; the CSV is written to a
 temporary file in the same directory and renamed, so no half-written file is left behind.
@@ -63,6 +67,13 @@ def add_arguments(parser) -> None:
     )
     add_init(parser)
     add_activation(parser, "hidden-* and output-* (labels uniform where phi'' != 0)")
+    parser.add_argument(
+        "--widths",
+        default=None,
+        type=int_list_arg(name="widths", minimum=2),
+        help="hidden-* only: the hidden widths m1,m2,... of a deeper MLP; simulates the block "
+        "map of every layer (rmthess.simulate.depth_block_frobenius)",
+    )
     add_json(parser, "a list of records")
     parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     add_progress(parser, "when it is a terminal and several C are simulated")
@@ -90,6 +101,8 @@ def run(args) -> int:
 
     c = get_case(args.case)
     case = c.name
+    if args.widths is not None:
+        return _run_depth(args, case)
     Cs, d, N, trials, seed = args.C, args.d, args.N, args.trials, args.seed
     max_pairs = args.max_pairs
     m = c.check_m(args.m)
@@ -129,4 +142,53 @@ def run(args) -> int:
             f"{r.C:>6d} {r.F_diag:>12.5g} {r.F_diag_se:>10.2g} {r.F_off:>12.5g} "
             f"{r.F_off_se:>10.2g} {r.ratio:>10.4g} {r.seconds:>7.2f}"
         )
+    return 0
+
+
+def _run_depth(args, case: str) -> int:
+    """``--widths``: :func:`rmthess.simulate.deep.depth_block_frobenius` for every C."""
+    from rmthess._cli import print_layer_maps
+    from rmthess.simulate.deep import depth_block_frobenius
+
+    if case not in ("hidden-mse", "hidden-ce"):
+        raise ValueError(f"--widths is for hidden-mse and hidden-ce (the loss), not {case}")
+    for flag, val in (("--m", args.m), ("--unbiased", args.unbiased or None)):
+        if val is not None:
+            raise ValueError(f"{flag} does not apply with --widths")
+    csv_path = None if args.csv is None else check_writable("--csv", args.csv)
+    loss = case.split("-")[1]
+    results = [
+        depth_block_frobenius(
+            loss,
+            C,
+            args.d,
+            args.N,
+            tuple(args.widths),
+            args.activation,
+            trials=args.trials,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            init=args.init,
+        )  # fmt: skip
+        for C in args.C
+    ]
+    if csv_path is not None:
+        import pandas as pd
+
+        frame = pd.concat([r.to_frame() for r in results], ignore_index=True)
+        write_atomic(csv_path, frame.to_csv(index=False))
+    if args.json:
+        recs = [rec for r in results for rec in r.to_frame().to_dict(orient="records")]
+        print(json.dumps(recs, indent=1))
+        return 0
+    r0 = results[0]
+    w = "x".join(str(m) for m in args.widths)
+    print(f"rmthess simulate: loss={loss} d={args.d} N={args.N} widths={w} init={r0.init} "
+          f"activation={r0.activation} trials={r0.trials} device={r0.device}")  # fmt: skip
+    print_layer_maps(
+        results,
+        "(first layer (1/d)||H_jl||^2, later layers and the output ||H_jl||^2, i = j terms "
+        "included; x +- se over trials; theory: rmthess theory --widths ... with N)",
+    )
     return 0

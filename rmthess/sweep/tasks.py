@@ -21,12 +21,14 @@ Built-in tasks
 ``theory``
     ``rmthess.theory.frobenius_limits(case, C, gamma, m, samples=, inner=, seed=seed)``.
     Keys: case, C, gamma (required), m (hidden-*/output-*), samples, inner (Monte-Carlo
-    cases only), threads.
+    cases and other activations only), init, method, tol, activation (hidden-*/output-*; not
+    relu: the Monte-Carlo activation route), threads.
 ``simulate``
     ``rmthess.simulate.block_frobenius(case, C, d, N, m, trials=, seed=seed, device=,
     dtype=, max_pairs=, unbiased=)`` minus per-trial arrays and its own timing. Keys: case,
     C, d, N (required), m, trials (default 8), device (default "cpu"; "cuda" asks Dask for
-    a ``GPU`` resource), dtype (default "float64"), max_pairs, unbiased, threads.
+    a ``GPU`` resource), dtype (default "float64"), max_pairs, unbiased, init, activation,
+    threads.
 ``layer_gap``
     ``rmthess.theory.block_diagonal_gap(case, C, gamma, m, init=, n_atoms=, seed=seed)``:
     whole-layer law vs its block-diagonal part (W1, KS, top edges and quantiles, zero
@@ -136,11 +138,13 @@ def validate_theory(config, *, from_grid=True):
     from rmthess.theory.frobenius import MIN_SAMPLES
 
     allowed = ("case", "C", "gamma", "m", "samples", "inner", "init", "threads", "method", "tol")
-    cfg, c = _common(config, from_grid, allowed, ("case", "C", "gamma"))
+    cfg, c = _common(config, from_grid, (*allowed, "activation"), ("case", "C", "gamma"))
     cfg["gamma"] = check_positive_float("gamma", cfg["gamma"])
+    _activation_key(cfg, c)
+    smooth = cfg.get("activation", "relu") != "relu"
     for k, lo in (("samples", MIN_SAMPLES), ("inner", 2)):
         if k in cfg:
-            if not c.mc_route:
+            if not (c.mc_route or smooth):
                 raise ValueError(f"{k} applies to the Monte-Carlo cases only, not {c.name!r}")
             cfg[k] = check_int(k, cfg[k], lo)
     _init_key(cfg)
@@ -155,6 +159,18 @@ def _theory_preflight(cfg, c) -> None:
     from rmthess.theory.frobenius import QUADRATURE_MAX_C, _resolve_method
 
     args = (c.name, cfg["C"], cfg["gamma"], cfg.get("m"))
+    if cfg.get("activation", "relu") != "relu":  # the activation route's own checks
+        from rmthess._checks import check_int
+        from rmthess.theory import activation_hidden as ah
+
+        for k in ("method", "tol"):
+            if k in cfg:
+                raise ValueError(f"{k} does not apply with activation={cfg['activation']!r}")
+        ah.check_mc_args(c.name, cfg["C"], cfg["gamma"], cfg["activation"],
+                         cfg.get("init", "lecun"), cfg.get("samples", ah.DEFAULT_SAMPLES),
+                         cfg.get("inner", ah.DEFAULT_INNER), 0, ah.ACTIVATION_CASES)  # fmt: skip
+        check_int("m", cfg["m"], 1 if c.layer == "output" else 2, 4096)
+        return
     extra = {k: cfg[k] for k in ("samples", "inner", "init", "method", "tol") if k in cfg}
     ini = resolve_init(cfg.get("init", "lecun"))
     used, _ = _resolve_method(
@@ -187,6 +203,13 @@ def _theory_preflight(cfg, c) -> None:
         {"C": 2, "m": c.m_min, "samples": MIN_SAMPLES, "inner": 2},
         f"the Monte-Carlo case {c.name!r}",
     )
+
+
+def _activation_key(cfg, c) -> None:
+    """Normalise an ``activation`` key to its name; the linear cases refuse another than
+    relu (:meth:`rmthess.cases.Case.check_activation`)."""
+    if "activation" in cfg:
+        cfg["activation"] = c.check_activation(cfg["activation"])
 
 
 def _init_key(cfg):
@@ -224,9 +247,10 @@ def validate_simulate(config, *, from_grid=True):
     from rmthess._checks import check_bool, check_choice, check_int
 
     allowed = ("case", "C", "d", "N", "m", "trials", "device", "dtype", "max_pairs")
-    allowed += ("unbiased", "init", "threads")
+    allowed += ("unbiased", "init", "threads", "activation")
     cfg, c = _common(config, from_grid, allowed, ("case", "C", "d", "N"))
     _init_key(cfg)
+    _activation_key(cfg, c)
     for k in ("d", "N"):
         cfg[k] = check_int(k, cfg[k], 1)
     cfg["trials"] = check_int("trials", cfg.get("trials", 8), 1)
@@ -248,7 +272,7 @@ def validate_simulate(config, *, from_grid=True):
     device = cfg["device"]
     if device == "cuda" and not torch.cuda.is_available():
         device = "cpu"
-    extra = {k: cfg[k] for k in ("max_pairs", "unbiased", "init") if k in cfg}
+    extra = {k: cfg[k] for k in ("max_pairs", "unbiased", "init", "activation") if k in cfg}
     plan(c.name, cfg["C"], cfg["d"], cfg["N"], cfg.get("m"), trials=cfg["trials"], seed=0,
          device=device, dtype=cfg["dtype"], **extra)  # fmt: skip
     return cfg
@@ -311,7 +335,8 @@ def theory_task(config: dict, *, seed: int) -> dict:
     from rmthess.theory import frobenius_limits
 
     config = validate_theory(config, from_grid=False)
-    extra = {k: config[k] for k in ("samples", "inner", "init", "method", "tol") if k in config}
+    keys = ("samples", "inner", "init", "method", "tol", "activation")
+    extra = {k: config[k] for k in keys if k in config}
     res = frobenius_limits(
         config["case"], config["C"], config["gamma"], config.get("m"), seed=seed, **extra
     )
@@ -325,7 +350,7 @@ def simulate_task(config: dict, *, seed: int) -> dict:
 
     config = validate_simulate(config, from_grid=False)
     torch.set_num_threads(int(config.get("threads", 1)))
-    extra = {k: config[k] for k in ("max_pairs", "unbiased", "init") if k in config}
+    extra = {k: config[k] for k in ("max_pairs", "unbiased", "init", "activation") if k in config}
     res = block_frobenius(
         config["case"], config["C"], config["d"], config["N"], config.get("m"),
         trials=config["trials"], seed=seed, device=config["device"], dtype=config["dtype"],

@@ -107,8 +107,9 @@ def activation_frobenius(
     ``1/d``): the Hessian of ``V phi(W x)`` in ``V`` has no residual term, whatever ``phi``.
     output-mse (``a = delta_cc'``) is exact, ``F_diag = m M_2^2 + m (m - 1) M_1^4`` with
     ``M_k = E[phi(sigma g)^k]`` (:meth:`rmthess.activations.Activation.gaussian_moment`),
-    ``F_off = 0``; output-ce is the output layer of :func:`rmthess.theory.depth_frobenius` at
-    ``widths=(m,)`` (its Monte Carlo, same ``samples``, ``inner``, ``seed``).
+    ``F_off = 0``; output-ce is the nested Monte Carlo of ReLU's
+    :func:`rmthess.theory.hidden_integrals.output_ce_mc` with ``h = phi(g)`` (U-statistics,
+    ``O(samples inner^2 C)``, SEs over ``V``).
 
     Parameters
     ----------
@@ -150,6 +151,8 @@ def activation_frobenius(
 
 def _output_limits(case, C, gamma, m, act, ini, samples, inner, seed) -> FrobeniusLimits:
     """output-* of :func:`activation_frobenius` (its docstring)."""
+    from dataclasses import replace
+
     from rmthess.theory.aniso_linear import conditional_result
     from rmthess.theory.frobenius import FrobeniusLimits
 
@@ -161,14 +164,18 @@ def _output_limits(case, C, gamma, m, act, ini, samples, inner, seed) -> Frobeni
             case, C, gamma, m, Fd, 0.0, 0.0, 0.0, method="closed-form", init=ini.name,
             activation=act.name,
         )  # fmt: skip
-    from dataclasses import replace
+    from threadpoolctl import threadpool_limits
 
-    from rmthess.theory.depth import depth_frobenius
+    from rmthess._checks import check_memory
+    from rmthess.theory.hidden_integrals import output_ce_mc
 
-    lim = depth_frobenius("ce", C, gamma, (m,), act, init=ini, samples=samples, inner=inner,
-                          seed=seed)  # fmt: skip
-    res = conditional_result(case, C, gamma, m, lim.per_network[:, 1], inner, seed, ini.name,
-                             "isotropic")  # fmt: skip
+    need = 8.0 * (6 * inner * inner + 6 * inner * C + 2 * inner * m + C * m)
+    check_memory(need, f"activation_frobenius('output-ce', C={C}, inner={inner})", "lower inner")
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        est = output_ce_mc(C, m, samples, inner, seed, init=ini, phi=act.phi)
+    per = np.stack([est.diag_mean2, est.off_mean2], axis=1)
+    res = conditional_result(case, C, gamma, m, per, inner, seed, ini.name, "isotropic")
     return replace(res, method="monte-carlo", activation=act.name)
 
 

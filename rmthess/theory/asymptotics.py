@@ -39,7 +39,7 @@ constants depend on more than the variance (the tilted variance of an entry is n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -103,6 +103,7 @@ class AsymptoticConstants:
 
     ``A_off = 0.0, p_off = inf`` means the off-diagonal block is exactly zero. ``m`` is
     None for the linear cases. For output-* the constants do not depend on ``gamma``.
+    ``activation``: the hidden activation they are for (``"relu"``, the paper's).
     """
 
     case: str
@@ -114,6 +115,7 @@ class AsymptoticConstants:
     p_off: float
     init: str = "lecun"
     inputs: str = "isotropic"
+    activation: str = "relu"
 
     def F_diag_at(self, C: float | np.ndarray) -> float | np.ndarray:
         """The asymptote ``A_diag * C**(-p_diag)``."""
@@ -259,6 +261,7 @@ def asymptotic_constants(
     *,
     init: InitLike = "lecun",
     inputs: InputStats | None = None,
+    activation: str = "relu",
 ) -> AsymptoticConstants:
     """Large-C constants ``A_diag, p_diag, A_off, p_off`` of one case.
 
@@ -292,6 +295,13 @@ def asymptotic_constants(
         (:func:`rmthess.theory.aniso_linear.aniso_linear_asymptotic`); with class
         covariances (``inputs.level == "mixture"``) the Gaussian mixture of the classes
         (:func:`rmthess.theory.mixture_linear.mixture_linear_asymptotic`).
+    activation : str
+        Hidden activation of hidden-* and output-* (a name of
+        :data:`rmthess.activations.ACTIVATIONS`; ``"relu"``, the paper's, by default and the
+        only value the linear cases take). Another activation: the constants of
+        :mod:`rmthess.theory.activation_asymptotics` (normal init, isotropic inputs; the
+        ``phi''`` term sets hidden-ce's ``A_diag`` and ``p_diag = 0`` stays; linear-growth
+        activations need ``m > 2 sigma^4`` for the CE cases).
 
     Returns
     -------
@@ -319,7 +329,11 @@ def asymptotic_constants(
     case = get_case(case).name
     gamma = check_positive_float("gamma", gamma)
     ini = resolve_init(init)
-    m = _check_asymptotic_m(case, m)
+    activation = get_case(case).check_activation(activation)
+    if activation != "relu":  # bounded activations have constants down to the case's m_min
+        m = get_case(case).check_m(m)
+    else:
+        m = _check_asymptotic_m(case, m)
     theory = theory_for(case)
     if theory.asymptotic_normal_only and ini.dist != "normal":
         raise ValueError(
@@ -330,6 +344,20 @@ def asymptotic_constants(
             "frobenius_limits(..., init=...) at fixed C"
         )
     level = "isotropic"
+    if activation != "relu":
+        from rmthess.theory.activation_asymptotics import activation_constants
+        from rmthess.theory.activation_hidden import check_normal_init
+
+        if inputs is not None:
+            raise ValueError(
+                f"inputs does not apply with activation={activation!r} (its large-C constants "
+                "are for isotropic inputs); leave it out"
+            )
+        check_normal_init(ini)
+        assert m is not None
+        vals = activation_constants(case, gamma, m, activation, ini.sigma)
+        res = AsymptoticConstants(case, gamma, m, *vals, init=ini.name, inputs=level)
+        return replace(res, activation=activation)
     if inputs is not None and not case.startswith("linear"):
         from rmthess.theory.aniso_linear import check_inputs
         from rmthess.theory.aniso_scaled import SCALED_CASES, check_scaled_inputs, scaled_setting

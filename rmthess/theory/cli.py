@@ -49,7 +49,7 @@ def _layer_cases() -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rmthess._checks import int_list_arg, number_arg
+    from rmthess._checks import int_arg, int_list_arg, number_arg
     from rmthess.cases import CASES, REGISTRY
 
     mc = [n for n, c in REGISTRY.items() if c.mc_route]
@@ -123,6 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of every layer (rmthess.theory.depth_frobenius; replaces --m)",
     )
     parser.add_argument(
+        "--N",
+        default=None,
+        type=int_arg("N", 2),
+        help="with --widths: add the later layers' finite-N term, to compare with a "
+        "measurement on N samples (rmthess simulate --widths)",
+    )
+    parser.add_argument(
         "--asymptotic",
         action="store_true",
         help="also print the large-C constants A_diag, p_diag, A_off, p_off",
@@ -191,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         from rmthess.theory.cli_depth import run_depth
 
         return run_depth(args, case.name)
+    if getattr(args, "N", None) is not None:
+        raise ValueError("--N applies only with --widths (the later layers' finite-N term)")
     m = case.check_m(args.m)
     activation = getattr(args, "activation", "relu")
     if activation != "relu":
@@ -282,7 +291,6 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
             f"--activation {activation} is for the hidden-* and output-* cases, not {case}"
         )
     for flag, val in (
-        ("--asymptotic", args.asymptotic or None),
         ("--method", getattr(args, "method", None)),
         ("--tol", getattr(args, "tol", None)),
     ):
@@ -295,9 +303,18 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
         inner=args.inner or DEFAULT_INNER,
         seed=args.seed,
     )
+    asym = None
+    if args.asymptotic:  # refuse an m without large-C constants before any work
+        from rmthess.theory.asymptotics import asymptotic_constants
+
+        asym = asymptotic_constants(case, args.gamma, m, init=args.init, activation=activation)
     rows = [frobenius_limits(case, C, args.gamma, m, activation=activation, **kw) for C in args.C]
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        records = [r.to_dict() for r in rows]
+        if asym is not None:
+            extra = {k: v for k, v in asym.to_dict().items() if k.startswith(("A_", "p_"))}
+            records = [{**rec, **extra} for rec in records]
+        print(json.dumps(records, indent=2))
         return 0
     print(
         f"rmthess theory: case={case} gamma={args.gamma:g} m={m} init={args.init} "
@@ -311,6 +328,13 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
         for r in rows
     ]
     print_table(cols, cells)
+    if asym is not None:
+        print(
+            "large C: "
+            + format_power_law("F_diag", asym.A_diag, asym.p_diag)
+            + "; "
+            + format_power_law("F_off", asym.A_off, asym.p_off)
+        )
     if rows[0].method == "closed-form":
         print("(exact: F_diag = m M_2^2 + m (m - 1) M_1^4, M_k = E[phi(sigma g)^k])")
         return 0

@@ -11,8 +11,7 @@ def run_depth(args: argparse.Namespace, case: str) -> int:
     per-layer records. The loss is the case's (``hidden-ce`` or ``hidden-mse``)."""
     import json
 
-    from rmthess._cli import print_table
-    from rmthess._stats import format_estimate
+    from rmthess._cli import print_layer_maps
     from rmthess.theory.depth import depth_frobenius
 
     if case not in ("hidden-mse", "hidden-ce"):
@@ -26,7 +25,7 @@ def run_depth(args: argparse.Namespace, case: str) -> int:
         if val is not None:
             raise ValueError(f"{flag} does not apply with --widths (the widths give m)")
     loss = case.split("-")[1]
-    kw: dict = dict(init=args.init, seed=args.seed)
+    kw: dict = dict(init=args.init, seed=args.seed, N=getattr(args, "N", None))
     if args.samples is not None:
         kw["samples"] = args.samples
     if args.inner is not None:
@@ -40,19 +39,11 @@ def run_depth(args: argparse.Namespace, case: str) -> int:
     w = "x".join(str(m) for m in args.widths)
     print(f"rmthess theory: loss={loss} gamma={args.gamma:g} widths={w} init={args.init} "
           f"activation={act}")  # fmt: skip
-    for r in results:
-        print(f"C={r.C}")
-        cols = ["layer", "rows", "F_diag", "F_off", "ratio"]
-        cells = [
-            [name, str(rows)]
-            + [format_estimate(getattr(r, q)[i], getattr(r, f"{q}_se")[i]) for q in cols[2:]]
-            for i, (name, rows) in enumerate(zip(r.layers, r.rows, strict=True))
-        ]
-        print_table(cols, cells, indent="  ")
     r0 = results[0]
-    print(
+    print_layer_maps(
+        results,
         f"(Monte Carlo: {r0.samples} networks x {r0.inner} draws each, seed {r0.seed}; first "
         "layer (1/d)||H_jl||^2 in the d, N -> inf limit, later layers and the output ||H_jl||^2 "
-        "at N -> inf; x +- se)"
+        f"{'at N -> inf' if r0.N is None else f'at N = {r0.N}'}; x +- se)",
     )
     return 0

@@ -49,6 +49,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import softmax
@@ -261,11 +262,12 @@ def hidden_ce_one_V(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return _hidden_ce_batch(V[None], g[None])[:, 0]
 
 
-def _output_ce_batch(V: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Per-draw estimates for a batch: ``V`` (B, C, m), ``g`` (B, n, m) -> (4, B)."""
+def _output_ce_batch(V: np.ndarray, g: np.ndarray, phi: Callable | None = None) -> np.ndarray:
+    """Per-draw estimates for a batch: ``V`` (B, C, m), ``g`` (B, n, m) -> (4, B); ``phi``
+    the activation (None: ReLU)."""
     B, C, m = V.shape
     n = g.shape[1]
-    h = np.maximum(g, 0.0)
+    h = np.maximum(g, 0.0) if phi is None else phi(g)
     P = softmax(h @ V.transpose(0, 2, 1), axis=-1)  # (B, n, C)
     A = P * (1.0 - P)
     P2 = P * P
@@ -357,13 +359,16 @@ def output_ce_mc(
     *,
     progress: bool = False,
     init: InitLike = "lecun",
+    phi: Callable | None = None,
 ) -> MCEstimate:
     """Nested Monte Carlo for output-ce at fixed C (see module docstring).
 
     Cost ``O(n_V n_g^2 C)``. Deterministic given ``seed`` (and the sizes).
-    ``progress``: a tqdm bar on stderr. ``init``: as in :func:`hidden_ce_mc`.
+    ``progress``: a tqdm bar on stderr. ``init``: as in :func:`hidden_ce_mc`. ``phi``: the
+    hidden activation, ``h = phi(g)`` (None: ReLU; the output layer has no ``phi''`` term).
     """
-    return _run(_output_ce_batch, C, m, n_V, n_g, seed, progress, f"output-ce C={C}", init)
+    fn = _output_ce_batch if phi is None else partial(_output_ce_batch, phi=phi)
+    return _run(fn, C, m, n_V, n_g, seed, progress, f"output-ce C={C}", init)
 
 
 def estimated_cost(case: str, C: int, m: int, n_V: int, n_g: int) -> tuple[float, float]:

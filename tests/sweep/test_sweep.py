@@ -84,6 +84,41 @@ def test_hash_is_sha256_of_canonical_json_and_stable_across_processes():
             "init",
         ),
         ({"task": "layer_gap", "grid": {"case": "output-ce", "C": 2, "gamma": 1, "m": 4}}, "layer"),
+        (
+            {
+                "task": "theory",
+                "grid": {"case": "linear-ce", "C": 2, "gamma": 1, "activation": "tanh"},
+            },
+            "activation does not apply",
+        ),  # fmt: skip
+        (
+            {
+                "task": "theory",
+                "grid": {
+                    "case": "hidden-ce",
+                    "C": 2,
+                    "gamma": 1,
+                    "m": 4,
+                    "activation": "tanh",
+                    "tol": 1e-5,
+                },
+            },
+            "tol does not apply",
+        ),  # fmt: skip
+        (
+            {
+                "task": "simulate",
+                "grid": {
+                    "case": "hidden-ce",
+                    "C": 2,
+                    "d": 4,
+                    "N": 4,
+                    "m": 2,
+                    "activation": "swish",
+                },
+            },
+            "activation",
+        ),  # fmt: skip
     ],
 )
 def test_spec_validation_errors(spec, match, tmp_path):
@@ -346,3 +381,20 @@ def test_example_specs_load(name):
 
     spec = load_spec(Path(__file__).parents[2] / "examples" / name)
     assert len(spec.configs) > 0
+
+
+def test_theory_and_simulate_tasks_take_an_activation():
+    """The ``activation`` key reaches frobenius_limits / block_frobenius (same numbers as the
+    direct calls; the name normalised)."""
+    from rmthess.simulate import block_frobenius
+    from rmthess.sweep.tasks import simulate_task, theory_task
+    from rmthess.theory import frobenius_limits
+
+    rec = theory_task({"case": "output-mse", "C": 3, "gamma": 0.5, "m": 4,
+                       "activation": "tanh"}, seed=0)  # fmt: skip
+    assert rec["F_diag"] == frobenius_limits("output-mse", 3, 0.5, 4, activation="tanh").F_diag
+    rec = simulate_task({"case": "hidden-ce", "C": 3, "d": 10, "N": 20, "m": 3, "trials": 2,
+                         "activation": "gelu"}, seed=5)  # fmt: skip
+    ref = block_frobenius("hidden-ce", 3, 10, 20, 3, trials=2, seed=5, device="cpu",
+                          activation="gelu")  # fmt: skip
+    assert rec["activation"] == "gelu" and rec["F_diag"] == ref.F_diag

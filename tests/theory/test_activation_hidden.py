@@ -121,8 +121,12 @@ def test_cli_matches_the_python_api(capsys):
     rec = json.loads(capsys.readouterr().out)[0]
     want = activation_frobenius("hidden-ce", 5, 0.5, 4, "gelu", samples=50).to_dict()
     assert rec == pytest.approx(want) and rec["activation"] == "gelu"
-    assert main([*args, "--activation", "gelu", "--asymptotic"]) == 2
-    assert "--asymptotic" in capsys.readouterr().err
+    assert main([*args, "--activation", "gelu", "--samples", "50", "--asymptotic", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)[0]
+    from rmthess.theory import asymptotic_constants
+
+    asym = asymptotic_constants("hidden-ce", 0.5, 4, activation="gelu")
+    assert rec["A_off"] == asym.A_off and rec["p_diag"] == 0.0
     lin_case = ["theory", "--case", "linear-ce", "--C", "5", "--gamma", "0.5"]
     assert main([*lin_case, "--activation", "tanh"]) == 2
     assert "hidden-* and output-*" in capsys.readouterr().err
