@@ -42,6 +42,7 @@ def test_one_script_per_claim():
         "binary_training.py",
         "simulate_activations.py",
         "activation_constants.py",
+        "curvature_peers.py",
     }
 
 
@@ -53,13 +54,15 @@ SLOW_SCRIPTS = {
     "binary_training.py",
     "theorem2_hidden.py",
     "simulate_activations.py",
+    "curvature_peers.py",
 }
 """Quick runs of 7-35 s each, in the slow tier to keep CI under its 20 minutes (theorem2_hidden:
 its simulation-vs-theory claim is also checked by tests/simulate/test_sim_vs_theory.py and the
 tiny report's frobenius section, its quadrature by tests/theory/test_hidden_quadrature.py); their
 theory is covered by unit tests (test_depth, test_inputs_hidden, test_theory_on_data,
 test_offset_asymptotics, test_report_depth; simulate_activations: test_activation_sim,
-test_deep_sim, test_depth_laws) and their full runs are recorded in benchmarks/."""
+test_deep_sim, test_depth_laws; curvature_peers: test_graph_hvp) and their full runs are
+recorded in benchmarks/."""
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,8 @@ import numpy as np
 from rmthess._checks import check_int, check_memory, check_positive_float, progress_bar
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
-from rmthess.curvature.eigen import _as_operator, _record, top_eigenvalues
+from rmthess.curvature._operand import _as_operator, _record
+from rmthess.curvature.eigen import top_eigenvalues
 from rmthess.curvature.trace import _probes
 
 if TYPE_CHECKING:

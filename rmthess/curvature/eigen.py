@@ -10,8 +10,9 @@ array input). A dense input must be symmetric to ``1e-6`` (float64) or ``1e-3``
 (lower precision) relative to its largest entry; its symmetric part is used. A
 LinearOperator is assumed symmetric (not checked: that would cost matrix-vector products).
 
-- :func:`top_eigenvalues`: ``k`` extreme eigenvalues by implicitly restarted Lanczos
-  (ARPACK, :func:`scipy.sparse.linalg.eigsh`), with measured residuals.
+- :func:`top_eigenvalues`: ``k`` extreme eigenvalues by Lanczos stopped at a residual
+  tolerance (:mod:`rmthess.curvature.lanczos`) or implicitly restarted Lanczos (ARPACK,
+  :func:`scipy.sparse.linalg.eigsh`) at machine precision, with their residuals.
 - :func:`condition_number`: ``lambda_max / lambda_min`` of a PSD operator restricted to
   its numerical range (dense).
 """
@@ -19,9 +20,8 @@ LinearOperator is assumed symmetric (not checked: that would cost matrix-vector 
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from rmthess._checks import (
 )
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
+from rmthess.curvature._operand import _as_operator, _Op, _record  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,140 +55,8 @@ RTOL_FLOOR = 10
 """:func:`condition_number` needs ``rtol >= RTOL_FLOOR * P * eps``: :func:`numpy.linalg.eigvalsh`
 places each eigenvalue within about ``P eps lambda_max`` (backward stable), so a smaller
 threshold cannot tell a null-space eigenvalue from a small range one."""
-_CHUNK = 256  # columns per product when a LinearOperator is materialised
-
-
-# ----------------------------------------------------------------------------- operators
-class _Op:
-    """``A`` seen through ``matmat``; ``n_matvecs`` counts columns (matrix-vector products)."""
-
-    def __init__(self, A, dense: np.ndarray | None, itemsize: int = 8):
-        self._A, self._dense, self._itemsize = A, dense, itemsize
-        self.shape = A.shape
-        self.n_matvecs = 0
-        self.bar: Any = None  # a tqdm bar counting products, while a caller sets one
-
-    @property
-    def P(self) -> int:
-        return self.shape[0]
-
-    def matmat(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X[:, None]
-        self.n_matvecs += X.shape[1]
-        if self._dense is not None:
-            return self._dense @ X
-        Y = np.asarray(self._A.matmat(X), dtype=np.float64).reshape(self.P, X.shape[1])
-        if not np.isfinite(Y).all():
-            raise ValueError("A: the operator returned NaN or inf")
-        if self.bar is not None:
-            self.bar.update(X.shape[1])
-        return Y
-
-    def linear_operator(self):
-        """A float64 scipy LinearOperator that counts through :meth:`matmat`."""
-        from scipy.sparse.linalg import LinearOperator
-
-        return LinearOperator(
-            self.shape,
-            matvec=lambda x: self.matmat(x)[:, 0],
-            matmat=self.matmat,
-            rmatvec=lambda x: self.matmat(x)[:, 0],
-            dtype=np.float64,
-        )
-
-    def dense(self, name: str = "A") -> np.ndarray:
-        """``A`` as a symmetric float64 array (``P`` products for an operator, none for an
-        array); an operator whose materialisation is not symmetric is refused (tolerance by
-        the operator's ``dtype``: a float32 operator is allowed float32 round-off)."""
-        if self._dense is not None:
-            return self._dense
-        M = np.empty(self.shape)
-        for j in range(0, self.P, _CHUNK):
-            E = np.zeros((self.P, min(_CHUNK, self.P - j)))
-            E[np.arange(j, j + E.shape[1]), np.arange(E.shape[1])] = 1.0
-            M[:, j : j + E.shape[1]] = self.matmat(E)
-        return _symmetric(M, name, self._itemsize)
-
-
-def _itemsize(dtype) -> int:
-    """Bytes per number of a numpy or torch dtype (8 when unknown)."""
-    try:
-        return np.dtype(dtype).itemsize
-    except TypeError:
-        return int(getattr(dtype, "itemsize", 8))
-
-
-def _is_complex(dtype) -> bool:
-    try:
-        return bool(np.issubdtype(np.dtype(dtype), np.complexfloating))
-    except TypeError:
-        return bool(getattr(dtype, "is_complex", False))
-
-
-def _symmetric(M: np.ndarray, name: str, itemsize: int) -> np.ndarray:
-    """Symmetric part of ``M``; refused when ``max|M - M^T| > tol max|M|`` with tol 1e-6
-    for float64 sources and 1e-3 for lower precision (round-off of e.g. float32 products)."""
-    tol = 1e-6 if itemsize >= 8 else 1e-3
-    scale = float(np.abs(M).max()) if M.size else 0.0
-    asym = float(np.abs(M - M.T).max()) if M.size else 0.0
-    if asym > tol * scale:
-        raise ValueError(
-            f"{name} must be symmetric: max |{name} - {name}^T| = {asym:.3g} exceeds "
-            f"{tol:g} x max |{name}| = {tol * scale:.3g}"
-        )
-    return 0.5 * (M + M.T)
-
-
-def _as_operator(A, name: str = "A") -> _Op:
-    """Check that ``A`` is a square real operator and wrap it (see the module docstring)."""
-    if isinstance(A, _Op):
-        return A
-    torch = sys.modules.get("torch")
-    src_dtype = None
-    if torch is not None and isinstance(A, torch.Tensor):
-        if A.is_complex():
-            raise TypeError(f"{name} must be real, got a complex tensor")
-        src_dtype = A.dtype
-        A = A.detach().cpu().double().numpy()
-    from scipy import sparse
-    from scipy.sparse.linalg import LinearOperator, aslinearoperator
-
-    if sparse.issparse(A):
-        A = aslinearoperator(A)
-    if isinstance(A, LinearOperator):
-        if len(A.shape) != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
-            raise ValueError(f"{name} must be a square operator, got shape {A.shape}")
-        dt = np.float64 if A.dtype is None else A.dtype
-        if _is_complex(dt):
-            raise TypeError(f"{name} must be real, got dtype {A.dtype}")
-        return _Op(A, None, _itemsize(dt))
-    if not isinstance(A, np.ndarray):
-        raise TypeError(
-            f"{name} must be a scipy LinearOperator, a numpy array or a torch tensor, "
-            f"got {type(A).__name__}"
-        )
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
-        raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
-    if not (np.issubdtype(A.dtype, np.floating) or np.issubdtype(A.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real matrix, got dtype {A.dtype}")
-    M = np.asarray(A, dtype=np.float64)
-    if not np.isfinite(M).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return _Op(M, _symmetric(M, name, _itemsize(A.dtype if src_dtype is None else src_dtype)))
-
-
-def _record(obj, skip=()) -> dict:
-    """The scalar fields of a result as a JSON-safe record (numpy scalars -> Python numbers,
-    non-finite floats -> None). Array fields stay attributes (and go to ``to_frame()``);
-    they, and the fields named in ``skip``, are left out."""
-    rec = {
-        k: v
-        for k, v in obj.__dict__.items()
-        if k not in skip and (v is None or isinstance(v, (str, bool, int, float, np.generic)))
-    }
-    return json_safe(rec)
+DEFAULT_TOL = 1e-8
+"""Default relative residual of :func:`top_eigenvalues` (``tol=0``: machine precision)."""
 
 
 # ----------------------------------------------------------------------------- top eigenvalues
@@ -200,11 +69,13 @@ class TopEigen:
     eigenvalues : (k,) descending for ``which="LA"``, ascending for ``"SA"``, by decreasing
         ``|lambda|`` for ``"LM"``.
     residuals : (k,) ``||A v - lambda v|| / max(|lambda|, P eps max|lambda|)`` of the
-        returned unit vectors, measured with one extra product ``A V`` (``k`` matvecs).
+        returned unit vectors: read from the Lanczos recurrence (``method="lanczos"``, no
+        products) or measured with one extra product ``A V`` (``k`` matvecs; ARPACK, dense).
         Near 1e-16 means converged to round-off; the floor keeps a zero eigenvalue's
         residual from dividing by zero.
     n_matvecs : products with ``A`` (materialisation, Lanczos, residual check).
-    which, method : ``"arpack"`` (Lanczos) or ``"dense"`` (:func:`numpy.linalg.eigh`).
+    which, method : ``"lanczos"`` (stopped at ``tol``), ``"arpack"`` (implicitly restarted
+        Lanczos) or ``"dense"`` (:func:`numpy.linalg.eigh`).
     vectors : (P, k) unit eigenvectors (``return_vectors=True``) or None.
     """
 
@@ -258,19 +129,25 @@ def top_eigenvalues(
     k: int = 10,
     *,
     which: str = "LA",
-    tol: float = 0,
+    tol: float = DEFAULT_TOL,
     maxiter: int | None = None,
     seed: int = 0,
     return_vectors: bool = False,
     progress: bool | None = None,
+    method: str = "auto",
 ) -> TopEigen:
     """The ``k`` extreme eigenvalues of a symmetric operator ``A`` (P x P).
 
-    Implicitly restarted Lanczos (ARPACK via :func:`scipy.sparse.linalg.eigsh`) with the
-    start vector ``v0 ~ N(0, I_P)`` drawn from ``numpy.random.default_rng(seed)`` (ARPACK's
-    own default start is random and unseeded), so results are reproducible by seed. For
-    ``k >= P - 1`` (beyond ARPACK's ``k < P``) or ``P <= DENSE_BELOW`` the operator is
-    materialised and :func:`numpy.linalg.eigh` is used (``method="dense"``).
+    ``method="lanczos"`` (the default for ``tol > 0``): Lanczos with full
+    reorthogonalisation that stops as soon as every wanted Ritz pair has a relative residual
+    ``<= tol``, the residuals read from the recurrence (no extra products;
+    :mod:`rmthess.curvature.lanczos`); where ``max_steps`` (``min(P, max(20 k, 100))``) is
+    reached first it falls back to ARPACK. ``method="arpack"`` (the default for ``tol = 0``,
+    machine precision): implicitly restarted Lanczos (:func:`scipy.sparse.linalg.eigsh`),
+    its residuals measured with ``k`` more products. Both start from ``v0 ~ N(0, I_P)`` of
+    ``numpy.random.default_rng(seed)``, so results are reproducible by seed. For ``k >= P -
+    1`` or ``P <= DENSE_BELOW`` the operator is materialised and :func:`numpy.linalg.eigh`
+    is used (``method="dense"``).
 
     Parameters
     ----------
@@ -278,8 +155,11 @@ def top_eigenvalues(
     k : number of eigenvalues, ``1 <= k <= P``.
     which : ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest
         magnitude (Hessians are indefinite: ``"SA"`` finds the negative curvature).
-    tol : ARPACK relative accuracy (``0``: machine precision), >= 0.
+    tol : relative residual at which to stop, >= 0 (default ``DEFAULT_TOL`` = 1e-8: the
+        eigenvalues are then accurate to about ``tol^2 ||A|| / gap``; ``0``: machine
+        precision, by ARPACK).
     maxiter : ARPACK restarts (None: ARPACK's default ``10 P``).
+    method : ``"auto"`` (above), ``"lanczos"``, ``"arpack"`` or ``"dense"``.
     seed : start vector seed, an integer in ``[0, 2**128)`` (``rmthess._random.rng(seed)``:
         for an int the stream of ``numpy.random.default_rng(seed)``).
     return_vectors : also return the (P, k) eigenvectors.
@@ -294,6 +174,7 @@ def top_eigenvalues(
     """
     which = check_choice("which", which, WHICH)
     tol = check_float("tol", tol, 0, None)
+    method = check_choice("method", method, ("auto", "lanczos", "arpack", "dense"))
     if maxiter is not None:
         maxiter = check_int("maxiter", maxiter, 1)
     seed = check_seed(seed)
@@ -301,8 +182,13 @@ def top_eigenvalues(
     progress = check_progress(progress)
     op = _as_operator(A)
     k = check_int("k", k, 1, op.P)
-    dense = k >= op.P - 1 or op.P <= DENSE_BELOW
+    dense = method == "dense" or k >= op.P - 1 or op.P <= DENSE_BELOW
+    if method == "auto":
+        method = "lanczos" if tol > 0 else "arpack"
+    steps = min(op.P, max(20 * k, 100))
     ncv = op.P if dense else min(op.P, max(2 * k + 1, 20))  # eigsh's default ncv
+    if method == "lanczos":
+        ncv = max(ncv, steps + 1)
     check_memory(
         8.0 * op.P * (ncv + 2 * k + (op.P if dense else 0)),
         f"top_eigenvalues(k={k}) of a {op.P} x {op.P} operator",
@@ -310,21 +196,32 @@ def top_eigenvalues(
     )
     op.bar = progress_bar(progress, desc="top eigenvalues", unit="HVP")
     try:
+        res = None
         if dense:
             method = "dense"
             ev, V = np.linalg.eigh(op.dense())
             idx = _order(ev, which)[:k]
         else:
-            method = "arpack"
-            ev, V = _arpack(op, k, which, tol, maxiter, seed)
+            if method == "lanczos":
+                from rmthess.curvature.lanczos import lanczos_extreme
+
+                ev, V, res, ok = lanczos_extreme(op.matmat, op.P, k, which, tol, steps, seed)
+                if not ok:  # not converged within max_steps: ARPACK restarts
+                    method, res = "arpack", None
+            if method == "arpack":
+                ev, V = _arpack(op, k, which, tol, maxiter, seed)
             idx = _order(ev, which)
         ev, V = ev[idx], V[:, idx]
-        R = op.matmat(V) - V * ev
+        if res is None:
+            R = op.matmat(V) - V * ev
+        else:
+            res = res[idx]
     finally:
         op.bar.close()
         op.bar = None
-    floor = op.P * np.finfo(float).eps * float(np.abs(ev).max())
-    res = np.linalg.norm(R, axis=0) / np.maximum(np.abs(ev), max(floor, np.finfo(float).tiny))
+    if res is None:
+        floor = op.P * np.finfo(float).eps * float(np.abs(ev).max())
+        res = np.linalg.norm(R, axis=0) / np.maximum(np.abs(ev), max(floor, np.finfo(float).tiny))
     return TopEigen(
         eigenvalues=ev,
         residuals=res,

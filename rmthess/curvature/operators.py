@@ -13,8 +13,10 @@ data-set loss is :math:`L(\theta) = c \sum_n \ell(f_\theta(x_n), y_n)` with :mat
 :math:`\ell`) and ``"residual"`` is :math:`R = H - G` (it vanishes with the residuals
 :math:`r_n`, or for a model linear in :math:`\theta`).
 
-:func:`curvature_operator` multiplies through ``curvlinops`` (Hessian- and GGN-vector
-products by forward-over-reverse autodiff, batched over columns with ``vmap``);
+:func:`curvature_operator` multiplies Hessian-vector products by reverse-over-reverse
+autodiff on a kept gradient graph (:mod:`rmthess.curvature.graph_hvp`, the default) or
+through ``curvlinops`` (forward-over-reverse, batched over columns with ``vmap``; the GGN
+always);
 :func:`dense_hessian` forms the matrix by an independent route (``torch.func``:
 reverse-over-reverse for :math:`H`, explicit :math:`J^\top A J` for :math:`G`), the reference
 of the tests.
@@ -131,11 +133,21 @@ class CurvatureOperator(LinearOperator):
         return (M + M.T) / 2
 
 
-def _curvlinops_op(problem: Problem, kind: str):
+ROUTES = ("graph", "curvlinops")
+"""How Hessian products are computed: ``"graph"`` (reverse-over-reverse on a kept gradient
+graph, :mod:`rmthess.curvature.graph_hvp`) or ``"curvlinops"`` (forward-over-reverse)."""
+
+
+def _curvlinops_op(problem: Problem, kind: str, route: str = "curvlinops"):
     from curvlinops import GGNLinearOperator, HessianLinearOperator
 
     args = (problem.model, problem.batch_loss_fn, list(problem.params), list(problem.batches))
     kw = dict(check_deterministic=False, num_data=problem.n_data)
+    if route == "graph" and kind != "ggn":
+        from rmthess.curvature.graph_hvp import GraphHessian
+
+        H = GraphHessian(problem)
+        return H if kind == "hessian" else H - GGNLinearOperator(*args, **kw)
     if kind == "hessian":
         return HessianLinearOperator(*args, **kw)
     if kind == "ggn":
@@ -151,6 +163,7 @@ def curvature_operator(
     *,
     batch_size: int | None = None,
     max_columns: int = 32,
+    route: str = "graph",
 ) -> CurvatureOperator:
     """Hessian, GGN or residual ``H - G`` of the data-set loss as a :class:`CurvatureOperator`.
 
@@ -169,14 +182,22 @@ def curvature_operator(
     batch_size : samples per batch when ``data`` is one ``(X, y)`` pair (default: all, up to
         4096)
     max_columns : columns multiplied at once (memory: activations times this)
+    route : ``"graph"`` (default) or ``"curvlinops"``: how Hessian products (``kind``
+        "hessian" and the H of "residual") are computed, :data:`ROUTES`. ``"graph"`` keeps
+        each batch's gradient graph and differentiates it again per product (about 1.5
+        gradients a product; rebuilt per product where the graphs would not fit in memory,
+        and after any in-place change of the parameters); ``"curvlinops"`` is
+        forward-over-reverse (about 3-4 gradients). The GGN always uses curvlinops.
 
-    Cost: one product is one pass over the data with a forward-over-reverse derivative,
-    about 2-4 gradients (the residual costs a Hessian and a GGN product).
+    Cost: one product is one pass over the data with a second-order derivative, about 1.5
+    gradients (``route="graph"``, kept graphs) to 4 (the residual costs a Hessian and a GGN
+    product).
     """
     kind = check_choice("kind", kind, KINDS)
+    route = check_choice("route", route, ROUTES)
     max_columns = check_int("max_columns", max_columns, 1)
     problem = check_problem(model, loss_fn, data, batch_size=batch_size)
-    return CurvatureOperator(problem, kind, _curvlinops_op(problem, kind), max_columns)
+    return CurvatureOperator(problem, kind, _curvlinops_op(problem, kind, route), max_columns)
 
 
 # --- dense reference -------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import numpy as np
 from rmthess._checks import check_choice, check_float, check_int, check_memory, progress_bar
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
-from rmthess.curvature.eigen import _as_operator, _record
+from rmthess.curvature._operand import _as_operator, _record
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -42,13 +42,13 @@ if TYPE_CHECKING:
 __all__ = ["depth_block_limit", "depth_limiting_law", "sample_network"]
 
 Network = tuple[list[np.ndarray], np.ndarray]
-"""``(Ws, V)``: the weights above the first layer, ``Ws = [W_2 .. W_L]``, ``V`` (C x m_L)."""
+"""``(Ws, V)``: the weights above the first layer, ``Ws = [W_2, ..., W_L]``, ``V`` (C x m_L)."""
 
 
 def sample_network(
     C: int, widths: tuple[int, ...], seed: int = 0, *, init: InitLike = "lecun"
 ) -> Network:
-    """The weights above the first layer of an MLP at init: ``Ws = [W_2 .. W_L]`` (``W_k``
+    """The weights above the first layer of an MLP at init: ``Ws = [W_2, ..., W_L]`` (``W_k``
     of shape ``m_k x m_{k-1}``) and ``V`` (``C x m_L``), entries ``N(0, sigma^2/fan_in)``,
     from ``numpy.random.default_rng`` of ``seed`` (:func:`rmthess._random.rng`) in that order.
 
@@ -181,7 +181,7 @@ def depth_block_limit(
     seed: int = 0,
 ) -> np.ndarray:
     """The deterministic limit ``E[a h_{k-1} h_{k-1}^T | net]`` (``m_{k-1} x m_{k-1}``) of a
-    block of layer ``k = layer`` in ``2 .. L + 1`` (``L + 1``: the output rows), rows 0, 0
+    block of layer ``k = layer``, from 2 to ``L + 1`` (``L + 1``: the output rows), rows 0, 0
     (``"diag"``) or 0, 1 (``"off"``), as ``d, N -> inf`` (module docstring). Arguments as in
     :func:`depth_limiting_law`; ``n_samples`` scrambled-Sobol draws (error ~ 1/n_samples for
     these smooth integrands). ``layer = 1`` (``d x d`` blocks: a GMP law) is refused."""
