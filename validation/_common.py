@@ -178,3 +178,21 @@ def gram_means(X, a, diag) -> tuple[float, float]:
     N, d = X.shape
     vals = np.sum(a * (((X @ X.T) ** 2) @ a), 0) / (d * N * N)
     return float(vals[diag].mean()), float(vals[~diag].mean())
+
+
+def check_out_csv(path) -> None:
+    """``--out FILE.csv`` checked before any work (nothing to do when ``path`` is None)."""
+    if path:
+        from rmthess._outputs import check_out_file
+
+        check_out_file(path, suffix=".csv")
+
+
+def write_rows_csv(path, rows: list[dict]) -> None:
+    """The records ``rows`` as a CSV table at ``path``, written atomically (None: nothing)."""
+    if path:
+        import pandas as pd
+
+        from rmthess._outputs import write_file_atomic
+
+        write_file_atomic(path, pd.DataFrame(rows).to_csv(index=False))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 
-from _common import entry, finish, parser
+from _common import check_out_csv, entry, finish, parser, write_rows_csv
 
 from rmthess.report.checks import check_close
 
@@ -29,10 +29,7 @@ def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--out", default=None, help="write the table to this CSV file")
     args = p.parse_args(argv)
-    if args.out:
-        from rmthess._outputs import check_out_file
-
-        check_out_file(args.out, suffix=".csv")
+    check_out_csv(args.out)
     from rmthess.theory import asymptotic_constants, frobenius_limits
 
     t0 = time.perf_counter()
@@ -60,12 +57,7 @@ def main(argv=None) -> int:
                             SECTION, f"{act} {case} {qty}: F C^p / A at C={C}", val, 1.0, se,
                             k=3.0, rel_allowance=0.05, detail=f"A={A:.6g}, p={pw:g}",
                         ))  # fmt: skip
-    if args.out:
-        import pandas as pd
-
-        from rmthess._outputs import write_file_atomic
-
-        write_file_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+    write_rows_csv(args.out, rows)
     return finish(checks, t0)
 
 

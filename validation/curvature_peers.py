@@ -39,7 +39,7 @@ import sys
 import time
 
 import numpy as np
-from _common import entry, finish, parser
+from _common import check_out_csv, entry, finish, parser, write_rows_csv
 
 from rmthess.report.checks import check_upper
 
@@ -303,10 +303,7 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3, help="repeats (minimum time; default 3)")
     p.add_argument("--out", default=None, help="write the table to this CSV file")
     args = p.parse_args(argv)
-    if args.out:
-        from rmthess._outputs import check_out_file
-
-        check_out_file(args.out, suffix=".csv")
+    check_out_csv(args.out)
     import torch
 
     torch.set_num_threads(1)
@@ -327,12 +324,7 @@ def main(argv=None) -> int:
             f"{r['size']:<16} {r['task']:<12} {r['tool']:<22} {r['seconds']:9.4f} s  "
             f"error {r['error']:.1e}{se}"
         )
-    if args.out:
-        import pandas as pd
-
-        from rmthess._outputs import write_file_atomic
-
-        write_file_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+    write_rows_csv(args.out, rows)
     return finish(checks, t0)
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 
 import numpy as np
-from _common import entry, finish, parser
+from _common import check_out_csv, entry, finish, parser, write_rows_csv
 
 from rmthess.report.checks import check_abs, check_close
 
@@ -116,10 +116,7 @@ def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--out", default=None, help="write the table to this CSV file")
     args = p.parse_args(argv)
-    if args.out:
-        from rmthess._outputs import check_out_file
-
-        check_out_file(args.out, suffix=".csv")
+    check_out_csv(args.out)
     t0 = time.perf_counter()
     q = args.quick
     d, N = (200, 400) if q else (500, 1000)
@@ -136,12 +133,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['name']:<45} sim {r['sim']:.5g} +- {r['sim_se']:.2g}  theory "
               f"{r['theory']:.5g} +- {r['theory_se']:.2g}  ({100 * r['rel']:+.1f} %)")  # fmt: skip
-    if args.out:
-        import pandas as pd
-
-        from rmthess._outputs import write_file_atomic
-
-        write_file_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+    write_rows_csv(args.out, rows)
     return finish(checks, t0)
 
 

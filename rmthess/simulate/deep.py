@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from rmthess._checks import check_int, check_memory
-from rmthess._stats import json_safe, summarize_pairs
+from rmthess._stats import summarize_pairs
 from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.sampling import gaussian, init_weights, make_generator, trial_seeds
 from rmthess.simulate.torch_activations import TorchActivation, torch_activation
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from rmthess.inits import InitLike
 
 __all__ = ["DepthBlockNorms", "depth_block_frobenius", "pre_activation_hessians"]
-
-QUANTITIES = ("F_diag", "F_off", "ratio")
 
 
 @dataclass
@@ -91,30 +89,18 @@ class DepthBlockNorms:
     def to_frame(self) -> pd.DataFrame:
         """One row per layer: ``layer, rows, F_diag, F_diag_se, F_off, F_off_se, ratio,
         ratio_se`` and the setting."""
-        import pandas as pd
+        from rmthess.theory.depth import layers_frame
 
-        cols: dict[str, Any] = {"layer": list(self.layers), "rows": list(self.rows)}
-        for q in QUANTITIES:
-            cols[q] = getattr(self, q)
-            cols[f"{q}_se"] = getattr(self, f"{q}_se")
-        frame = pd.DataFrame(cols)
-        for k in ("loss", "C", "d", "N", "activation", "init", "trials"):
-            frame[k] = getattr(self, k)
-        frame["widths"] = "x".join(str(w) for w in self.widths)
-        return frame
+        return layers_frame(self, ("loss", "C", "d", "N", "activation", "init", "trials"))
 
     def to_dict(self) -> dict:
-        """JSON-safe: the setting and, per layer, ``<quantity>_<layer>`` and its ``*_se``."""
-        keys = ("loss", "C", "d", "N", "activation", "init", "trials", "seed", "device",
-                "dtype", "seconds")  # fmt: skip
-        out: dict = {k: getattr(self, k) for k in keys}
-        out["gamma"] = self.gamma
-        out["widths"] = "x".join(str(w) for w in self.widths)
-        for i, name in enumerate(self.layers):
-            for q in QUANTITIES:
-                out[f"{q}_{name}"] = float(getattr(self, q)[i])
-                out[f"{q}_se_{name}"] = float(getattr(self, f"{q}_se")[i])
-        return json_safe(out)
+        """JSON-safe: the setting, ``gamma`` and, per layer, ``<quantity>_<layer>`` and its
+        ``*_se``."""
+        from rmthess.theory.depth import layers_dict
+
+        keys = ("loss", "C", "d", "N", "gamma", "activation", "init", "trials", "seed",
+                "device", "dtype", "seconds")  # fmt: skip
+        return layers_dict(self, keys)
 
 
 def pre_activation_hessians(

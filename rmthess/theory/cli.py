@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from rmthess._cli import add_activation, add_init, add_json, add_progress, print_table
 
 if TYPE_CHECKING:
+    from rmthess.theory.asymptotics import AsymptoticConstants
     from rmthess.theory.layer_gap import LayerSpectrum
     from rmthess.theory.layer_laws import _Spec
 
@@ -156,6 +157,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _print_asymptote(asym: AsymptoticConstants | None) -> None:
+    """The ``--asymptotic`` line (nothing when ``asym`` is None)."""
+    if asym is not None:
+        print(
+            "large C: "
+            + format_power_law("F_diag", asym.A_diag, asym.p_diag)
+            + "; "
+            + format_power_law("F_off", asym.A_off, asym.p_off)
+        )
+
+
 def format_power_law(name: str, A: float, p: float) -> str:
     """Human form of ``name ~ A C^-p``: a constant, a growth, a decay or an exact zero.
 
@@ -264,13 +276,7 @@ def run(args: argparse.Namespace) -> int:
             f"(Monte Carlo: n_samples V draws x {r0.n_inner} g draws each, seed {r0.seed}; "
             "x +- se: estimate and standard error)"
         )
-    if asym is not None:
-        print(
-            "large C: "
-            + format_power_law("F_diag", asym.A_diag, asym.p_diag)
-            + "; "
-            + format_power_law("F_off", asym.A_off, asym.p_off)
-        )
+    _print_asymptote(asym)
     return 0
 
 
@@ -328,13 +334,7 @@ def _run_activation(args: argparse.Namespace, case: str, m: int | None, activati
         for r in rows
     ]
     print_table(cols, cells)
-    if asym is not None:
-        print(
-            "large C: "
-            + format_power_law("F_diag", asym.A_diag, asym.p_diag)
-            + "; "
-            + format_power_law("F_off", asym.A_off, asym.p_off)
-        )
+    _print_asymptote(asym)
     if rows[0].method == "closed-form":
         print("(exact: F_diag = m M_2^2 + m (m - 1) M_1^4, M_k = E[phi(sigma g)^k])")
         return 0

@@ -109,30 +109,41 @@ class DepthLimits:
     def to_frame(self) -> pd.DataFrame:
         """One row per layer: ``layer, rows, F_diag, F_diag_se, F_off, F_off_se, ratio,
         ratio_se`` and the setting."""
-        import pandas as pd
-
-        cols: dict[str, Any] = {"layer": list(self.layers), "rows": list(self.rows)}
-        for q in QUANTITIES:
-            cols[q] = getattr(self, q)
-            cols[f"{q}_se"] = getattr(self, f"{q}_se")
-        frame = pd.DataFrame(cols)
-        for k in ("loss", "C", "gamma", "activation", "init", "N"):
-            frame[k] = getattr(self, k)
-        frame["widths"] = "x".join(str(w) for w in self.widths)
-        return frame
+        return layers_frame(self, ("loss", "C", "gamma", "activation", "init", "N"))
 
     def to_dict(self) -> dict:
         """JSON-safe: the setting and, per layer, ``<quantity>_<layer>`` and its ``*_se``."""
-        d: dict = {
-            k: getattr(self, k)
-            for k in ("loss", "C", "gamma", "activation", "init", "N", "samples", "inner", "seed")
-        }
-        d["widths"] = "x".join(str(w) for w in self.widths)
-        for i, name in enumerate(self.layers):
-            for q in QUANTITIES:
-                d[f"{q}_{name}"] = float(getattr(self, q)[i])
-                d[f"{q}_se_{name}"] = float(getattr(self, f"{q}_se")[i])
-        return json_safe(d)
+        keys = ("loss", "C", "gamma", "activation", "init", "N", "samples", "inner", "seed")
+        return layers_dict(self, keys)
+
+
+def layers_frame(res: Any, keys: tuple[str, ...]) -> pd.DataFrame:
+    """The tidy frame of a per-layer result (``layers``, ``rows``, :data:`QUANTITIES` and
+    their ``*_se`` arrays, ``widths``): one row per layer, the setting ``keys`` as columns;
+    shared by :class:`DepthLimits` and :class:`rmthess.simulate.deep.DepthBlockNorms`."""
+    import pandas as pd
+
+    cols: dict[str, Any] = {"layer": list(res.layers), "rows": list(res.rows)}
+    for q in QUANTITIES:
+        cols[q] = getattr(res, q)
+        cols[f"{q}_se"] = getattr(res, f"{q}_se")
+    frame = pd.DataFrame(cols)
+    for k in keys:
+        frame[k] = getattr(res, k)
+    frame["widths"] = "x".join(str(w) for w in res.widths)
+    return frame
+
+
+def layers_dict(res: Any, keys: tuple[str, ...]) -> dict:
+    """The JSON-safe record of a per-layer result: the setting ``keys``, ``widths`` and, per
+    layer, ``<quantity>_<layer>`` and ``<quantity>_se_<layer>``."""
+    d: dict = {k: getattr(res, k) for k in keys}
+    d["widths"] = "x".join(str(w) for w in res.widths)
+    for i, name in enumerate(res.layers):
+        for q in QUANTITIES:
+            d[f"{q}_{name}"] = float(getattr(res, q)[i])
+            d[f"{q}_se_{name}"] = float(getattr(res, f"{q}_se")[i])
+    return json_safe(d)
 
 
 def layer_weights(
