@@ -15,8 +15,10 @@ Kept graphs hold about three times the forward activations of every batch. Where
 estimate (forward hooks on the first batch, times the number of batches) exceeds
 ``max_bytes`` the graph is rebuilt for each product and batch instead (a plain double
 backward, still no slower than forward-over-reverse). The graph is tied to the parameter
-values it was built at: a product after an in-place change of any parameter (an optimizer
-step) rebuilds it (``torch`` version counters), so a kept graph is never stale.
+values it was built at: each product first compares the parameters with a copy taken then
+(``O(P)``, negligible against the product) and rebuilds the graph after any change, an
+optimizer step or an assignment through ``.data`` (which torch's version counters do not
+see), so a kept graph is never stale.
 
 Exact: the same matrix as :func:`rmthess.curvature.dense_hessian` and curvlinops (the
 operator tests run over both routes: loss options, class weights, several batches, float32).
@@ -80,7 +82,7 @@ class GraphHessian:
             keep = _GRAPH_FACTOR * _activation_bytes(problem) <= limit
         self.keep = bool(keep)
         self._graphs: list[tuple[torch.Tensor | None, ...]] | None = None
-        self._versions: tuple[int, ...] = ()
+        self._snapshot: list[torch.Tensor] = []
 
     def _grad_graph(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         p = self.problem
@@ -91,10 +93,13 @@ class GraphHessian:
         return tuple(t if t is not None and t.requires_grad else None for t in g)
 
     def _graphs_now(self):
-        versions = tuple(t._version for t in self.problem.params)
-        if self._graphs is None or versions != self._versions:
+        params = self.problem.params
+        stale = self._graphs is None or not all(
+            torch.equal(p.detach(), s) for p, s in zip(params, self._snapshot, strict=True)
+        )
+        if stale:
             self._graphs = [self._grad_graph(X, y) for X, y in self.problem.batches]
-            self._versions = versions
+            self._snapshot = [p.detach().clone() for p in params]
         return self._graphs
 
     def _hvp(self, g, parts) -> list[torch.Tensor | None]:
