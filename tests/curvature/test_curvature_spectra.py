@@ -286,7 +286,7 @@ def test_trace_rtol_mode():
         (dict(method="xtrace"), "method"),
         (dict(distribution="gauss"), "distribution"),
         (dict(max_matvecs=300), "max_matvecs"),
-        (dict(rtol=0.1, max_matvecs=50), "max_matvecs"),
+        (dict(rtol=0.1, max_matvecs=20), "max_matvecs"),  # below the first batch (30)
         (dict(rtol=-0.1), "rtol"),
     ],
 )
@@ -448,3 +448,15 @@ def test_plot_density():
     plt.close("all")
     with pytest.raises(TypeError, match="SpectralDensity"):
         plot_density(A)
+
+
+def test_adaptive_trace_starts_from_a_small_first_batch():
+    """``rtol`` without ``matvecs``: a first batch of 30 products (not 99), the budget 990;
+    a loose target stops at the minimum number of probes (50 products for Hutch++)."""
+    from rmthess.curvature.trace import ADAPTIVE_FIRST, DEFAULT_MATVECS
+
+    A = np.diag(np.linspace(1.0, 2.0, 400))  # flat spectrum: relative SE ~1 % per 30 probes
+    t = hessian_trace(A, rtol=0.2, seed=0)
+    assert t.target_reached and t.n_matvecs == 50 and t.max_matvecs == 10 * DEFAULT_MATVECS
+    assert hessian_trace(A, seed=0).n_matvecs == DEFAULT_MATVECS and ADAPTIVE_FIRST == 30
+    assert abs(t.trace - 600.0) <= 4 * t.trace_se
