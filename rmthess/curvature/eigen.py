@@ -37,7 +37,7 @@ from rmthess._checks import (
 )
 from rmthess._random import check_seed, rng
 from rmthess._stats import json_safe
-from rmthess.curvature._operand import _as_operator, _Op, _record  # noqa: F401 (re-exported)
+from rmthess.curvature._operand import _as_operator, _record
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,9 +16,10 @@ independent of ``X``; ``f(x) = V phi(W_L ... phi(W_1 x))``. With ``g_k`` the pre
     b_L = V^T r,  b_k = W_{k+1}^T (phi'(g_{k+1}) * b_{k+1})
 
 (:func:`pre_activation_hessians`; equal to ``torch.func.hessian`` in the pre-activations,
-tests/simulate/test_deep_sim.py). Block norms by the Gram route,
-``||block||_F^2 = (1/N^2) sum_{i,i'} a_i a_i' (u_i . u_i')^2``, the first layer's divided by
-``d`` (section 2); every pair of rows up to 32 rows, else 32 random diagonal and 32 random
+tests/simulate/test_deep_sim.py). Block norms by the Gram route
+(:func:`rmthess.simulate.gram.gram_sq_norms`),
+``||block||_F^2 = (1/N^2) sum_{i,i'} a_i a_i' (u_i . u_i')^2``, the first layer's divided
+by ``d`` (section 2); every pair of rows up to 32 rows, else 32 random diagonal and 32 random
 off-diagonal blocks per trial (:func:`rmthess.theory.block_pairs.choose_pairs`). The values
 include the ``i = i'`` terms: compare with ``depth_frobenius(..., N=N)``.
 """
@@ -33,7 +34,6 @@ import numpy as np
 import torch
 
 from rmthess._checks import check_int, check_memory
-from rmthess._stats import summarize_pairs
 from rmthess.simulate.device import Device, DType, resolve_device, resolve_dtype
 from rmthess.simulate.sampling import gaussian, init_weights, make_generator, trial_seeds
 from rmthess.simulate.torch_activations import TorchActivation, torch_activation
@@ -154,13 +154,6 @@ def pre_activation_hessians(
     return H, A, hs
 
 
-def _gram_norms(a: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-    """``(1/N^2) sum_{i,i'} a_i a_i' (u_i . u_i')^2`` per column of ``a`` (N, P); ``U`` (N, p)."""
-    N = a.shape[0]
-    K = (U @ U.T) ** 2
-    return (a * (K @ a)).sum(dim=0) / (N * N)
-
-
 def _check(loss, C, d, N, widths, activation, init, trials, seed):
     from rmthess.simulate._plan import check_size
     from rmthess.theory.depth import check_depth_args
@@ -211,7 +204,9 @@ def depth_block_frobenius(
     -------
     DepthBlockNorms (one entry per layer, the output layer last).
     """
+    from rmthess.simulate.gram import gram_sq_norms
     from rmthess.theory.block_pairs import choose_pairs, diag_off_means
+    from rmthess.theory.depth import layer_estimates
 
     loss, C, d, N, ws, act_, ini, trials = _check(
         loss, C, d, N, widths, activation, init, trials, seed
@@ -236,11 +231,11 @@ def depth_block_frobenius(
             M = H[k] if k < L else A
             a = M[:, torch.as_tensor(rows, device=dev), torch.as_tensor(cols, device=dev)]
             U = X if k == 0 else hs[k - 1]
-            F = _gram_norms(a, U).double().cpu().numpy() / (d if k == 0 else 1)
+            F = gram_sq_norms(U.T[None], a[None])[0].double().cpu().numpy()
+            F /= d if k == 0 else 1
             per[t, k] = diag_off_means(F, rows, cols)
     seconds = time.perf_counter() - t0
-    est = [summarize_pairs(per[:, i]) for i in range(L + 1)]
-    arr = {k: np.array([e[k] for e in est]) for k in est[0]}
+    arr = layer_estimates(per)
     layers = tuple(f"hidden{k + 1}" for k in range(L)) + ("output",)
     return DepthBlockNorms(
         loss, C, d, N, ws, act.name, ini.name, layers, sizes, arr["F_diag"], arr["F_off"],

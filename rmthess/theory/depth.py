@@ -117,6 +117,15 @@ class DepthLimits:
         return layers_dict(self, keys)
 
 
+def layer_estimates(per: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-layer means, SEs and ratios (:func:`rmthess._stats.summarize_pairs`) of independent
+    per-draw ``(F_diag, F_off)`` rows ``per`` of shape (draws, layers, 2): one array per
+    field, one entry per layer; shared by :func:`depth_frobenius` and
+    :func:`rmthess.simulate.deep.depth_block_frobenius`."""
+    est = [summarize_pairs(per[:, i]) for i in range(per.shape[1])]
+    return {k: np.array([e[k] for e in est]) for k in est[0]}
+
+
 def layers_frame(res: Any, keys: tuple[str, ...]) -> pd.DataFrame:
     """The tidy frame of a per-layer result (``layers``, ``rows``, :data:`QUANTITIES` and
     their ``*_se`` arrays, ``widths``): one row per layer, the setting ``keys`` as columns;
@@ -258,8 +267,7 @@ def depth_frobenius(
     )
     per = _per_network(loss, C, gamma, ws, act, ini.sigma, N, samples, inner, seed)
     layers = tuple(f"hidden{k + 1}" for k in range(len(ws))) + ("output",)
-    est = [summarize_pairs(per[:, i]) for i in range(len(layers))]
-    arr = {k: np.array([e[k] for e in est]) for k in est[0]}
+    arr = layer_estimates(per)
     return DepthLimits(
         loss, C, gamma, ws, act.name, ini.name, N, layers, (*ws, C),
         arr["F_diag"], arr["F_off"], arr["ratio"], arr["F_diag_se"], arr["F_off_se"],
